@@ -1,0 +1,64 @@
+//! An API key as stored: everything but the secret, which is never stored.
+
+use crate::ids::{KeyId, UserId};
+use crate::key_hash::KeyHash;
+use crate::key_name::KeyName;
+use crate::key_preview::KeyPreview;
+use crate::key_state::KeyState;
+use crate::timestamp::Timestamp;
+
+/// A stored key record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: KeyId,
+    pub user_id: UserId,
+    pub name: KeyName,
+    pub preview: KeyPreview,
+    pub hash: KeyHash,
+    pub state: KeyState,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+    pub usage_count: u64,
+}
+
+/// What a store needs to insert a new key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiKey {
+    pub id: KeyId,
+    pub user_id: UserId,
+    pub name: KeyName,
+    pub preview: KeyPreview,
+    pub hash: KeyHash,
+    pub created_at: Timestamp,
+}
+
+impl NewApiKey {
+    /// The record as stored right after insertion.
+    #[must_use]
+    pub fn into_key(self) -> ApiKey {
+        ApiKey {
+            id: self.id,
+            user_id: self.user_id,
+            name: self.name,
+            preview: self.preview,
+            hash: self.hash,
+            state: KeyState::Active,
+            created_at: self.created_at,
+            last_used_at: None,
+            usage_count: 0,
+        }
+    }
+}
+
+/// Limits on a user's keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyLimits {
+    /// Most non-revoked keys one user may hold.
+    pub max_live_keys: u32,
+}
+
+impl Default for KeyLimits {
+    fn default() -> Self {
+        Self { max_live_keys: 25 }
+    }
+}

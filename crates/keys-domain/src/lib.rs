@@ -1,0 +1,35 @@
+//! The pure domain of the JobTactics key service.
+//!
+//! Everything here is plain Rust: no runtime, no database, no network. Adapters implement the
+//! traits in [`ports`]; the use cases in [`use_cases`] drive those ports. See
+//! `docs/architecture.md` for the hexagon.
+
+pub mod alert_email;
+pub mod api_key;
+pub mod base62;
+pub mod credits;
+pub mod email;
+pub mod ids;
+pub mod key_hash;
+pub mod key_name;
+pub mod key_preview;
+pub mod key_secret;
+pub mod key_state;
+pub mod ports;
+pub mod random;
+pub mod rate_limit;
+pub mod template;
+pub mod timestamp;
+pub mod usage;
+pub mod use_cases;
+
+pub use api_key::{ApiKey, NewApiKey};
+pub use credits::{Credits, LedgerEntry};
+pub use email::Email;
+pub use ids::{AlertId, DocumentId, KeyId, TemplateId, UserId};
+pub use key_hash::KeyHash;
+pub use key_name::KeyName;
+pub use key_preview::KeyPreview;
+pub use key_secret::{ApiKeySecret, MalformedKey};
+pub use key_state::{KeyState, KeyStatus};
+pub use timestamp::Timestamp;

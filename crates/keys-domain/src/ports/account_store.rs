@@ -1,0 +1,79 @@
+use async_trait::async_trait;
+
+use super::StoreError;
+use crate::credits::{Credits, LedgerEntry};
+use crate::email::Email;
+use crate::ids::UserId;
+use crate::timestamp::Timestamp;
+
+/// A user account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub email: Email,
+    pub balance: Credits,
+    pub created_at: Timestamp,
+}
+
+/// How the CLI names a user: an id or an email address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserRef {
+    Id(UserId),
+    Email(Email),
+}
+
+/// Why a user could not be created.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("a user with this email already exists")]
+    EmailTaken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Users, balances and the credit ledger. Every balance change writes one ledger entry in the
+/// same transaction, so the balance always equals the sum of the user's ledger.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// Creates a user; a positive `initial_credits` is written as a `grant` ledger entry.
+    ///
+    /// # Errors
+    /// `EmailTaken`, `Store(Unavailable)`.
+    async fn create_user(
+        &self,
+        id: UserId,
+        email: Email,
+        initial_credits: Credits,
+        now: Timestamp,
+    ) -> Result<User, CreateUserError>;
+
+    /// The user named by id or email; `None` when there is none.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn find_user(&self, user: &UserRef) -> Result<Option<User>, StoreError>;
+
+    /// The user's balance; `None` for an unknown user.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn balance(&self, user: &UserId) -> Result<Option<Credits>, StoreError>;
+
+    /// Adds `amount` (> 0) with a `grant` ledger entry; the new balance, `None` for an unknown user.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn grant(
+        &self,
+        user: &UserId,
+        amount: Credits,
+        now: Timestamp,
+    ) -> Result<Option<Credits>, StoreError>;
+
+    /// The user's ledger, oldest first (audits and tests).
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn ledger(&self, user: &UserId) -> Result<Vec<LedgerEntry>, StoreError>;
+}

@@ -1,0 +1,122 @@
+use async_trait::async_trait;
+
+use super::StoreError;
+use crate::api_key::{ApiKey, KeyLimits, NewApiKey};
+use crate::ids::{KeyId, UserId};
+use crate::key_hash::KeyHash;
+use crate::key_state::KeyState;
+use crate::timestamp::Timestamp;
+use crate::usage::UsageDelta;
+
+/// Why a key could not be inserted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InsertKeyError {
+    /// The user already has a non-revoked key with this name.
+    #[error("a key with this name already exists")]
+    DuplicateName,
+    /// The user already has `max_live_keys` non-revoked keys.
+    #[error("too many keys")]
+    TooManyKeys,
+    /// No such user.
+    #[error("no such user")]
+    UnknownUser,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a rotation could not be stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RotateKeyStoreError {
+    /// The old key is not the user's (or does not exist).
+    #[error("no such key")]
+    NotFound,
+    /// The old key's stored state is no longer `expected` (a concurrent revoke or rotation).
+    #[error("the key changed meanwhile")]
+    StateChanged,
+    #[error(transparent)]
+    Insert(#[from] InsertKeyError),
+}
+
+/// A rotation as the store applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// The key being rotated.
+    pub old_id: KeyId,
+    /// Its state as the use case read it.
+    pub expected: KeyState,
+    /// Its state after the rotation (revoked, or expiring).
+    pub old_to: KeyState,
+    /// The replacement.
+    pub new_key: NewApiKey,
+    pub limits: KeyLimits,
+    pub now: Timestamp,
+}
+
+/// API keys. Only hashes and previews are ever given to it.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Inserts a new active key in one transaction that first settles the user's expired
+    /// `expiring` keys as revoked, then enforces name uniqueness among the user's non-revoked keys
+    /// and `limits.max_live_keys`. Concurrent inserts for one user must not exceed the limit.
+    ///
+    /// # Errors
+    /// `DuplicateName`, `TooManyKeys`, `UnknownUser`, or `Store(Unavailable)`.
+    async fn insert(
+        &self,
+        key: NewApiKey,
+        limits: KeyLimits,
+        now: Timestamp,
+    ) -> Result<ApiKey, InsertKeyError>;
+
+    /// The key with this hash, whoever owns it, in any state. The hot path of authentication.
+    ///
+    /// # Errors
+    /// `Unavailable` when the store cannot answer (never `Ok(None)` in that case).
+    async fn find_by_hash(&self, hash: &KeyHash) -> Result<Option<ApiKey>, StoreError>;
+
+    /// The user's key with this id; `None` for an unknown id or another user's key.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn find(&self, user: &UserId, id: &KeyId) -> Result<Option<ApiKey>, StoreError>;
+
+    /// All the user's keys, newest first (by `created_at`, then id).
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn list(&self, user: &UserId) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// Compare-and-set of a key's state: writes `to` only if the stored state is still exactly
+    /// `expected`. Returns the key as stored afterwards, or `None` when the key is not the user's.
+    /// When the state did not match, returns the key unchanged (the caller re-decides).
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn transition(
+        &self,
+        user: &UserId,
+        id: &KeyId,
+        expected: KeyState,
+        to: KeyState,
+    ) -> Result<Option<ApiKey>, StoreError>;
+
+    /// A rotation in one transaction: compare-and-set the old key (which must be `user`'s) from
+    /// `expected` to `old_to`, then insert `new_key` as in [`KeyStore::insert`] (the old key's
+    /// new state counts for the name and limit checks). Returns the new key.
+    ///
+    /// # Errors
+    /// `NotFound`, `StateChanged`, `Insert(DuplicateName | TooManyKeys | Store(..))`.
+    async fn rotate(
+        &self,
+        user: &UserId,
+        rotation: Rotation,
+    ) -> Result<ApiKey, RotateKeyStoreError>;
+
+    /// Adds a batch of usage: `usage_count += count` and `last_used_at = max(last_used_at, at)`
+    /// per key, in one transaction. Unknown key ids are ignored.
+    ///
+    /// # Errors
+    /// `Unavailable` (the caller keeps the batch and retries).
+    async fn record_usage(&self, batch: &[UsageDelta]) -> Result<(), StoreError>;
+}

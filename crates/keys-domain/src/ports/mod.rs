@@ -1,0 +1,32 @@
+//! The ports: what the domain needs from the outside world, one trait per concern.
+//!
+//! Every trait is `Send + Sync` and (where it does I/O) async via `async-trait`. With the `mocks`
+//! feature (and in this crate's tests) each has a mockall mock, `MockKeyStore` and so on.
+//!
+//! Errors: a store that cannot answer returns [`StoreError::Unavailable`], which the HTTP layer
+//! turns into 503 + `Retry-After`. It is never folded into "not found": a client must not be told
+//! its key is invalid because a database is down.
+
+mod account_store;
+mod alert_outbox;
+mod catalog_store;
+mod clock;
+mod key_store;
+mod mailer;
+mod rate_limiter;
+mod revocation;
+mod settings_store;
+mod store_error;
+mod usage_window;
+
+pub use account_store::*;
+pub use alert_outbox::*;
+pub use catalog_store::*;
+pub use clock::*;
+pub use key_store::*;
+pub use mailer::*;
+pub use rate_limiter::*;
+pub use revocation::*;
+pub use settings_store::*;
+pub use store_error::*;
+pub use usage_window::*;

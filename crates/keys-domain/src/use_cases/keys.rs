@@ -1,0 +1,202 @@
+//! Issue, list, get, revoke and rotate keys on behalf of their owner.
+
+use std::sync::Arc;
+
+use crate::api_key::{ApiKey, KeyLimits, NewApiKey};
+use crate::ids::{KeyId, UserId};
+use crate::key_name::KeyName;
+use crate::key_secret::ApiKeySecret;
+use crate::key_state::GracePeriod;
+use crate::ports::{
+    Clock, InsertKeyError, KeyStore, RevocationNotifier, RotateKeyStoreError, Rotation, StoreError,
+};
+use crate::random::RandomSource;
+
+/// A key just created: the record plus the secret, shown exactly once.
+#[derive(Debug, Clone)]
+pub struct IssuedKey {
+    pub key: ApiKey,
+    pub secret: ApiKeySecret,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IssueKeyError {
+    #[error("you already have a key named like this")]
+    DuplicateName,
+    #[error("you already have the maximum of {0} active keys; revoke one first")]
+    TooManyKeys(u32),
+    #[error("no such user")]
+    UnknownUser,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyLookupError {
+    #[error("no such key")]
+    NotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RotateKeyError {
+    #[error("no such key")]
+    NotFound,
+    #[error("the key is revoked and cannot be rotated")]
+    AlreadyRevoked,
+    #[error("you already have a key named like this")]
+    DuplicateName,
+    #[error("you already have the maximum of {0} active keys; revoke one first")]
+    TooManyKeys(u32),
+    #[error("the key was changed by another request; try again")]
+    Conflict,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Key management for dashboard users.
+#[derive(Clone)]
+pub struct KeyService {
+    pub store: Arc<dyn KeyStore>,
+    pub notifier: Arc<dyn RevocationNotifier>,
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn RandomSource>,
+    pub limits: KeyLimits,
+}
+
+impl KeyService {
+    fn new_key(&self, user: &UserId, name: KeyName) -> (NewApiKey, ApiKeySecret) {
+        let secret = ApiKeySecret::generate(self.random.as_ref());
+        let new = NewApiKey {
+            id: KeyId::generate(self.random.as_ref()),
+            user_id: user.clone(),
+            name,
+            preview: secret.preview(),
+            hash: secret.hash(),
+            created_at: self.clock.now(),
+        };
+        (new, secret)
+    }
+
+    /// Creates a key for `user`.
+    ///
+    /// # Errors
+    /// `DuplicateName`, `TooManyKeys`, `UnknownUser`, `Store`.
+    pub async fn issue(&self, user: &UserId, name: KeyName) -> Result<IssuedKey, IssueKeyError> {
+        let (new, secret) = self.new_key(user, name);
+        let now = new.created_at;
+        match self.store.insert(new, self.limits, now).await {
+            Ok(key) => Ok(IssuedKey { key, secret }),
+            Err(InsertKeyError::DuplicateName) => Err(IssueKeyError::DuplicateName),
+            Err(InsertKeyError::TooManyKeys) => {
+                Err(IssueKeyError::TooManyKeys(self.limits.max_live_keys))
+            }
+            Err(InsertKeyError::UnknownUser) => Err(IssueKeyError::UnknownUser),
+            Err(InsertKeyError::Store(e)) => Err(IssueKeyError::Store(e)),
+        }
+    }
+
+    /// The user's keys, newest first.
+    ///
+    /// # Errors
+    /// `Store`.
+    pub async fn list(&self, user: &UserId) -> Result<Vec<ApiKey>, StoreError> {
+        self.store.list(user).await
+    }
+
+    /// One of the user's keys.
+    ///
+    /// # Errors
+    /// `NotFound` (also for another user's key), `Store`.
+    pub async fn get(&self, user: &UserId, id: &KeyId) -> Result<ApiKey, KeyLookupError> {
+        self.store
+            .find(user, id)
+            .await?
+            .ok_or(KeyLookupError::NotFound)
+    }
+
+    /// Revokes one of the user's keys. Idempotent: a revoked key is returned unchanged.
+    ///
+    /// # Errors
+    /// `NotFound`, `Store`.
+    pub async fn revoke(&self, user: &UserId, id: &KeyId) -> Result<ApiKey, KeyLookupError> {
+        // A concurrent rotation can change the state between read and write; the compare-and-set
+        // then fails and we decide again from the fresh state. Two rounds always suffice because
+        // states only move forward, but we allow a few.
+        for _ in 0..4 {
+            let key = self.get(user, id).await?;
+            let now = self.clock.now();
+            let to = key.state.revoke(now);
+            if to == key.state {
+                return Ok(key);
+            }
+            let stored = self
+                .store
+                .transition(user, id, key.state, to)
+                .await?
+                .ok_or(KeyLookupError::NotFound)?;
+            if stored.state == to {
+                self.notifier.key_changed(&stored.hash).await;
+                return Ok(stored);
+            }
+        }
+        Err(KeyLookupError::Store(StoreError::Internal(
+            "revocation kept racing".into(),
+        )))
+    }
+
+    /// Rotates one of the user's keys: a new key named `name`, and the old one revoked at once
+    /// (zero grace) or expiring after `grace`.
+    ///
+    /// # Errors
+    /// `NotFound`, `AlreadyRevoked`, `DuplicateName`, `TooManyKeys`, `Conflict`, `Store`.
+    pub async fn rotate(
+        &self,
+        user: &UserId,
+        id: &KeyId,
+        name: KeyName,
+        grace: GracePeriod,
+    ) -> Result<IssuedKey, RotateKeyError> {
+        let old = self
+            .store
+            .find(user, id)
+            .await?
+            .ok_or(RotateKeyError::NotFound)?;
+        let (new, secret) = self.new_key(user, name);
+        let now = new.created_at;
+        let old_to = old
+            .state
+            .rotate(now, grace)
+            .map_err(|_| RotateKeyError::AlreadyRevoked)?;
+        let rotation = Rotation {
+            old_id: id.clone(),
+            expected: old.state,
+            old_to,
+            new_key: new,
+            limits: self.limits,
+            now,
+        };
+        let result = self.store.rotate(user, rotation).await;
+        match result {
+            Ok(key) => {
+                self.notifier.key_changed(&old.hash).await;
+                Ok(IssuedKey { key, secret })
+            }
+            Err(
+                RotateKeyStoreError::NotFound
+                | RotateKeyStoreError::Insert(InsertKeyError::UnknownUser),
+            ) => Err(RotateKeyError::NotFound),
+            Err(RotateKeyStoreError::StateChanged) => Err(RotateKeyError::Conflict),
+            Err(RotateKeyStoreError::Insert(InsertKeyError::DuplicateName)) => {
+                Err(RotateKeyError::DuplicateName)
+            }
+            Err(RotateKeyStoreError::Insert(InsertKeyError::TooManyKeys)) => {
+                Err(RotateKeyError::TooManyKeys(self.limits.max_live_keys))
+            }
+            Err(RotateKeyStoreError::Insert(InsertKeyError::Store(e))) => {
+                Err(RotateKeyError::Store(e))
+            }
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Use cases: each service holds the ports it drives (`Arc<dyn Port>`, so `main` can choose
+//! adapters from configuration at run time) and returns a `thiserror` enum per use case.
+
+mod alert_delivery;
+mod authenticate;
+mod credits;
+mod keys;
+mod usage;
+mod users;
+
+pub use alert_delivery::*;
+pub use authenticate::*;
+pub use credits::*;
+pub use keys::*;
+pub use usage::*;
+pub use users::*;

@@ -1,0 +1,90 @@
+//! Flush accumulated key usage: persist counts, feed the 24-hour window, raise alerts.
+
+use std::sync::Arc;
+
+use crate::alert_email::high_usage_alert;
+use crate::ids::AlertId;
+use crate::ports::{AccountStore, AlertOutbox, Clock, KeyStore, StoreError, UsageWindow, UserRef};
+use crate::random::RandomSource;
+use crate::usage::{HighUsageThreshold, UsageDelta};
+
+/// What one flush did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FlushReport {
+    /// Keys whose usage was written.
+    pub keys: usize,
+    /// Alerts newly put in the outbox.
+    pub alerts_enqueued: usize,
+    /// Crossings whose alert could not be enqueued (the store failed); the caller logs them.
+    pub alert_errors: usize,
+}
+
+/// Usage bookkeeping behind every authenticated request.
+#[derive(Clone)]
+pub struct UsageService {
+    pub keys: Arc<dyn KeyStore>,
+    pub accounts: Arc<dyn AccountStore>,
+    pub window: Arc<dyn UsageWindow>,
+    pub outbox: Arc<dyn AlertOutbox>,
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn RandomSource>,
+    pub threshold: HighUsageThreshold,
+}
+
+impl UsageService {
+    /// Writes `batch` to the key store, then adds it to each key's window and enqueues an alert
+    /// for every key whose window crossed the threshold.
+    ///
+    /// # Errors
+    /// `Store` when the counts could not be written: nothing else was done and the caller keeps
+    /// the batch to retry, so no request is counted twice in the window.
+    pub async fn flush(&self, batch: &[UsageDelta]) -> Result<FlushReport, StoreError> {
+        if batch.is_empty() {
+            return Ok(FlushReport::default());
+        }
+        self.keys.record_usage(batch).await?;
+        let mut report = FlushReport {
+            keys: batch.len(),
+            ..FlushReport::default()
+        };
+        for delta in batch {
+            let count = self
+                .window
+                .add(&delta.key_id, delta.count, delta.last_used_at)
+                .await;
+            if !self.threshold.crossed(count) {
+                continue;
+            }
+            match self.enqueue_alert(delta, count.after).await {
+                Ok(true) => report.alerts_enqueued += 1,
+                Ok(false) => {}
+                Err(_) => report.alert_errors += 1,
+            }
+        }
+        Ok(report)
+    }
+
+    async fn enqueue_alert(&self, delta: &UsageDelta, count: u64) -> Result<bool, StoreError> {
+        let Some(key) = self.keys.find(&delta.user_id, &delta.key_id).await? else {
+            return Ok(false);
+        };
+        let Some(user) = self
+            .accounts
+            .find_user(&UserRef::Id(delta.user_id.clone()))
+            .await?
+        else {
+            return Ok(false);
+        };
+        let email = high_usage_alert(
+            user.email,
+            &key.name,
+            &key.preview,
+            count,
+            self.threshold.get(),
+        );
+        let id = AlertId::generate(self.random.as_ref());
+        self.outbox
+            .enqueue(id, &key.id, email, self.clock.now())
+            .await
+    }
+}

@@ -1,0 +1,90 @@
+//! Operator actions from the CLI: create users, grant credits, resolve a user reference.
+
+use std::sync::Arc;
+
+use crate::credits::{Credits, InvalidGrant, grant_amount};
+use crate::email::{Email, InvalidEmail};
+use crate::ids::UserId;
+use crate::ports::{AccountStore, Clock, CreateUserError, StoreError, User, UserRef};
+use crate::random::RandomSource;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CreateUserUseCaseError {
+    #[error(transparent)]
+    InvalidEmail(#[from] InvalidEmail),
+    #[error("a user with email {0} already exists")]
+    EmailTaken(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GrantError {
+    #[error(transparent)]
+    InvalidAmount(#[from] InvalidGrant),
+    #[error("no user matches `{0}`")]
+    UnknownUser(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Account administration.
+#[derive(Clone)]
+pub struct UserService {
+    pub accounts: Arc<dyn AccountStore>,
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn RandomSource>,
+}
+
+/// Reads `ID_OR_EMAIL`: anything with an `@` is an email, anything else an id.
+#[must_use]
+pub fn parse_user_ref(s: &str) -> UserRef {
+    match Email::parse(s) {
+        Ok(email) if s.contains('@') => UserRef::Email(email),
+        _ => UserRef::Id(UserId::new(s.trim())),
+    }
+}
+
+impl UserService {
+    /// # Errors
+    /// `InvalidEmail`, `EmailTaken`, `Store`.
+    pub async fn create(
+        &self,
+        email: &str,
+        credits: Credits,
+    ) -> Result<User, CreateUserUseCaseError> {
+        let email = Email::parse(email)?;
+        let id = UserId::generate(self.random.as_ref());
+        self.accounts
+            .create_user(id, email.clone(), credits, self.clock.now())
+            .await
+            .map_err(|e| match e {
+                CreateUserError::EmailTaken => {
+                    CreateUserUseCaseError::EmailTaken(email.as_str().to_owned())
+                }
+                CreateUserError::Store(s) => CreateUserUseCaseError::Store(s),
+            })
+    }
+
+    /// The user named by `id_or_email`, if any.
+    ///
+    /// # Errors
+    /// `Store`.
+    pub async fn find(&self, id_or_email: &str) -> Result<Option<User>, StoreError> {
+        self.accounts.find_user(&parse_user_ref(id_or_email)).await
+    }
+
+    /// Grants `amount` (> 0) to the user; the new balance.
+    ///
+    /// # Errors
+    /// `InvalidAmount`, `UnknownUser`, `Store`.
+    pub async fn grant(&self, id_or_email: &str, amount: i64) -> Result<Credits, GrantError> {
+        let amount = grant_amount(amount)?;
+        let unknown = || GrantError::UnknownUser(id_or_email.to_owned());
+        let user = self.find(id_or_email).await?.ok_or_else(unknown)?;
+        self.accounts
+            .grant(&user.id, amount, self.clock.now())
+            .await?
+            .ok_or_else(unknown)
+    }
+}
