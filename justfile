@@ -1,0 +1,32 @@
+# JobTactics key service. `./scripts/just <recipe>` installs just when missing.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Serve on the embedded SQLite store (JT_BIND, DATABASE_URL… override).
+run *ARGS:
+    cargo run --release -p api-actix -- {{ARGS}}
+
+# Everything CI checks: formatting, clippy with warnings denied, then every test against the
+# real PostgreSQL, Redis and SMTP server (started or installed first when missing).
+test:
+    bash scripts/ensure-services.sh
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets --all-features -- -D warnings
+    cargo test --workspace --all-features --no-fail-fast
+
+# Only the pure domain: no services needed.
+test-domain:
+    cargo test -p keys-domain --all-features
+
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+fmt:
+    cargo fmt --all
+
+# Micro-benchmarks (criterion) and the HTTP load run; figures go to docs/performance.md.
+bench:
+    bash scripts/ensure-services.sh
+    cargo bench -p keys-domain
+    bash scripts/load-bench.sh

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Makes sure what the tests need is present: PostgreSQL on 127.0.0.1:5432, Redis on
+# 127.0.0.1:6379, and Debian's python3-aiosmtpd (the real SMTP server the mail tests start).
+# Starts a stopped service the way this machine kind starts it; never stops anything.
+set -uo pipefail
+
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  echo "PostgreSQL is not answering on 127.0.0.1:5432: starting it" >&2
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  echo "Redis is not answering on 127.0.0.1:6379: starting it" >&2
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no || true
+  for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
+fi
+if ! /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+  echo "installing python3-aiosmtpd (the SMTP server used by the mail tests)" >&2
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq python3-aiosmtpd >/dev/null
+  else
+    sudo apt-get update -qq && sudo apt-get install -y -qq python3-aiosmtpd >/dev/null
+  fi
+fi
+pg_isready -h 127.0.0.1 -p 5432 && redis-cli -h 127.0.0.1 -p 6379 ping && /usr/bin/python3 -c 'import aiosmtpd; print("aiosmtpd ok")'
