@@ -59,8 +59,12 @@ impl ApiKeySecret {
             return Err(MalformedKey::MissingPrefix);
         }
         if s.len() != KEY_LEN {
-            return Err(MalformedKey::WrongLength {
-                actual: s.chars().count(),
+            let actual = s.chars().count();
+            // 44 characters but more bytes: some are multi-byte, so outside the alphabet.
+            return Err(if actual == KEY_LEN {
+                MalformedKey::BadAlphabet
+            } else {
+                MalformedKey::WrongLength { actual }
             });
         }
         let body = &s.as_bytes()[PREFIX.len()..];

@@ -91,8 +91,15 @@ impl HourlyWindow {
         let slot = &mut self.slots[usize::try_from(bucket.rem_euclid(BUCKETS_I64)).unwrap_or(0)];
         if slot.0 == bucket {
             slot.1 = slot.1.saturating_add(n);
-        } else {
+        } else if slot.0 < bucket {
             *slot = (bucket, n);
+        } else {
+            // The slot holds a newer hour, so `now` is more than a day behind the requests already
+            // counted: outside every window still asked about. Dropping it keeps the newer count.
+            return WindowCount {
+                before,
+                after: before,
+            };
         }
         WindowCount {
             before,
