@@ -1,5 +1,9 @@
 //! Use-case tests against mockall mocks of the ports: one module per service.
 
+// A failed unwrap is a failed test. clippy.toml's allow-unwrap-in-tests does not reach the
+// helper functions (and proptest bodies) of an integration-test crate, hence the crate-wide allow.
+#![allow(clippy::unwrap_used)]
+
 mod alert_delivery;
 mod authenticator;
 mod catalog_service;
