@@ -1,0 +1,58 @@
+//! The background task that drains the alert outbox.
+
+use std::time::Duration;
+
+use keys_domain::use_cases::AlertDelivery;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Emails claimed per round. A full round is followed at once by another, so a backlog drains
+/// without waiting for the next tick.
+pub const DELIVERY_BATCH: u32 = 20;
+
+/// Longest pause after the outbox store failed; short enough to keep the 10 s delivery promise
+/// once the store is back, long enough not to flood the log while it is down.
+const MAX_STORE_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Every `poll` (≈1 s) runs [`AlertDelivery::run_once`]. Failed emails are rescheduled by the use
+/// case (exponential back-off with jitter); an unavailable outbox is logged and retried with a
+/// growing pause. Stops when `shutdown` is cancelled, after finishing the round in progress
+/// (so an email the server accepted is also marked sent).
+#[must_use = "the worker stops when its shutdown token is cancelled; await the handle to wait for it"]
+pub fn spawn_delivery_worker(
+    delivery: AlertDelivery,
+    poll: Duration,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut pause = Duration::ZERO;
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(pause) => {}
+            }
+            pause = match delivery.run_once(DELIVERY_BATCH).await {
+                Ok(report) => {
+                    if report.sent > 0 {
+                        tracing::info!(sent = report.sent, "alert emails delivered");
+                    }
+                    if report.failed > 0 {
+                        tracing::warn!(
+                            failed = report.failed,
+                            "alert emails not accepted by the mail server; rescheduled with back-off"
+                        );
+                    }
+                    let full = report.sent + report.failed >= DELIVERY_BATCH as usize;
+                    if full { Duration::ZERO } else { poll }
+                }
+                Err(e) => {
+                    let next = (pause * 2).clamp(poll, MAX_STORE_BACKOFF.max(poll));
+                    tracing::error!(error = %e, retry_in_ms = next.as_millis(), "alert outbox unavailable");
+                    next
+                }
+            };
+        }
+        tracing::debug!("alert delivery worker stopped");
+    })
+}
