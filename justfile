@@ -28,5 +28,5 @@ fmt:
 # Micro-benchmarks (criterion) and the HTTP load run; figures go to docs/performance.md.
 bench:
     bash scripts/ensure-services.sh
-    cargo bench -p keys-domain
+    cargo bench -p keys-domain --bench key_ops
     bash scripts/load-bench.sh
