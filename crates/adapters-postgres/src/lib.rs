@@ -1,1 +1,27 @@
-//! Placeholder until its issue lands.
+//! The diesel store behind every persistence port: one type, [`DbStore`], on PostgreSQL or on
+//! an embedded SQLite file, chosen by the database URL.
+//!
+//! One query code path serves both backends: [`connection::AnyConnection`] is a
+//! `#[derive(diesel::MultiConnection)]` enum and [`schema`] is a single set of `table!`s (ids are
+//! TEXT and timestamps BIGINT unix milliseconds in both). What differs is kept small and visible:
+//! the migrations directory, connection setup (SQLite pragmas) and URL parsing, all in
+//! [`connection`] and [`migrations`]. See `docs/storage.md`.
+//!
+//! Every port method runs its whole transaction in one `spawn_blocking` closure; a pool checkout
+//! or connection failure is `StoreError::Unavailable` (a fast 503), never "not found".
+
+mod account_store;
+mod alert_outbox;
+mod catalog_store;
+pub mod connection;
+mod failure;
+mod key_store;
+mod migrations;
+mod on_conflict;
+pub mod schema;
+mod settings_store;
+mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use store::DbStore;

@@ -1,0 +1,198 @@
+//! [`AccountStore`]: users, balances and the credit ledger.
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use keys_domain::credits::LedgerReason;
+use keys_domain::ports::{AccountStore, CreateUserError, StoreError, User, UserRef};
+use keys_domain::{Credits, Email, LedgerEntry, Timestamp, UserId};
+
+use crate::connection::AnyConnection;
+use crate::failure::{Failure, is_unique_violation};
+use crate::schema::{credit_ledger, users};
+use crate::store::DbStore;
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = users)]
+struct UserRow {
+    id: String,
+    email: String,
+    balance: i64,
+    created_at: i64,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        User {
+            id: UserId::new(r.id),
+            email: Email::from_stored(r.email),
+            balance: Credits::from_stored(r.balance),
+            created_at: Timestamp::from_millis(r.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = credit_ledger)]
+struct LedgerRow {
+    user_id: String,
+    delta: i64,
+    balance_after: i64,
+    reason: String,
+    created_at: i64,
+}
+
+/// The user's balance as this transaction sees it; `None` for an unknown user.
+pub(crate) fn read_balance(conn: &mut AnyConnection, user: &str) -> QueryResult<Option<i64>> {
+    users::table
+        .find(user)
+        .select(users::balance)
+        .first(conn)
+        .optional()
+}
+
+/// Appends a ledger entry. Called in the transaction that changed the balance to
+/// `balance_after`, so the ledger always sums to the balance.
+pub(crate) fn append_ledger(
+    conn: &mut AnyConnection,
+    user: &str,
+    delta: i64,
+    balance_after: i64,
+    reason: &LedgerReason,
+    now: Timestamp,
+) -> QueryResult<()> {
+    diesel::insert_into(credit_ledger::table)
+        .values((
+            credit_ledger::user_id.eq(user),
+            credit_ledger::delta.eq(delta),
+            credit_ledger::balance_after.eq(balance_after),
+            credit_ledger::reason.eq(reason.to_stored()),
+            credit_ledger::created_at.eq(now.as_millis()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+#[async_trait]
+impl AccountStore for DbStore {
+    async fn create_user(
+        &self,
+        id: UserId,
+        email: Email,
+        initial_credits: Credits,
+        now: Timestamp,
+    ) -> Result<User, CreateUserError> {
+        self.run(move |conn| {
+            conn.transaction(|conn| {
+                let balance = initial_credits.as_i64();
+                let inserted = diesel::insert_into(users::table)
+                    .values((
+                        users::id.eq(id.as_str()),
+                        users::email.eq(email.as_str()),
+                        users::balance.eq(balance),
+                        users::created_at.eq(now.as_millis()),
+                    ))
+                    .execute(conn);
+                match inserted {
+                    Ok(_) => {}
+                    Err(e) if is_unique_violation(&e) && e.to_string().contains("email") => {
+                        return Err(Failure::Port(CreateUserError::EmailTaken));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                if balance > 0 {
+                    append_ledger(
+                        conn,
+                        id.as_str(),
+                        balance,
+                        balance,
+                        &LedgerReason::Grant,
+                        now,
+                    )?;
+                }
+                Ok(User {
+                    id,
+                    email,
+                    balance: initial_credits,
+                    created_at: now,
+                })
+            })
+        })
+        .await
+    }
+
+    async fn find_user(&self, user: &UserRef) -> Result<Option<User>, StoreError> {
+        let user = user.clone();
+        self.run(move |conn| {
+            let query = users::table.select(UserRow::as_select());
+            let row = match &user {
+                UserRef::Id(id) => query.filter(users::id.eq(id.as_str())).first(conn),
+                UserRef::Email(email) => query.filter(users::email.eq(email.as_str())).first(conn),
+            }
+            .optional()?;
+            Ok(row.map(User::from))
+        })
+        .await
+    }
+
+    async fn balance(&self, user: &UserId) -> Result<Option<Credits>, StoreError> {
+        let user = user.clone();
+        self.run(move |conn| Ok(read_balance(conn, user.as_str())?.map(Credits::from_stored)))
+            .await
+    }
+
+    async fn grant(
+        &self,
+        user: &UserId,
+        amount: Credits,
+        now: Timestamp,
+    ) -> Result<Option<Credits>, StoreError> {
+        let user = user.clone();
+        self.run(move |conn| {
+            conn.transaction(|conn| {
+                let amount = amount.as_i64();
+                // The increment is the first statement: it locks the row (see `lock_user`).
+                let n = diesel::update(users::table.find(user.as_str()))
+                    .set(users::balance.eq(users::balance + amount))
+                    .execute(conn)?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                let Some(balance) = read_balance(conn, user.as_str())? else {
+                    return Ok(None);
+                };
+                append_ledger(
+                    conn,
+                    user.as_str(),
+                    amount,
+                    balance,
+                    &LedgerReason::Grant,
+                    now,
+                )?;
+                Ok(Some(Credits::from_stored(balance)))
+            })
+        })
+        .await
+    }
+
+    async fn ledger(&self, user: &UserId) -> Result<Vec<LedgerEntry>, StoreError> {
+        let user = user.clone();
+        self.run(move |conn| {
+            let rows = credit_ledger::table
+                .filter(credit_ledger::user_id.eq(user.as_str()))
+                .order(credit_ledger::seq.asc())
+                .select(LedgerRow::as_select())
+                .load(conn)?;
+            Ok(rows
+                .into_iter()
+                .map(|r| LedgerEntry {
+                    user_id: UserId::new(r.user_id),
+                    delta: r.delta,
+                    balance_after: Credits::from_stored(r.balance_after),
+                    reason: r.reason,
+                    created_at: Timestamp::from_millis(r.created_at),
+                })
+                .collect())
+        })
+        .await
+    }
+}

@@ -1,0 +1,172 @@
+//! [`AlertOutbox`]: the durable email outbox and the per-key alert cooldown.
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use keys_domain::alert_email::OutgoingEmail;
+use keys_domain::ports::{AlertOutbox, QueuedEmail, StoreError};
+use keys_domain::usage::ALERT_COOLDOWN;
+use keys_domain::{AlertId, Email, KeyId, Timestamp};
+
+use crate::on_conflict::OnConflictDoNothing;
+use crate::schema::{email_outbox, key_alerts};
+use crate::store::DbStore;
+
+/// Longest `last_error` kept; SMTP replies can be long and this is for operators only.
+const MAX_ERROR_CHARS: usize = 1000;
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = email_outbox)]
+struct OutboxRow {
+    id: String,
+    key_id: String,
+    to_address: String,
+    subject: String,
+    body: String,
+    attempts: i32,
+}
+
+impl From<OutboxRow> for QueuedEmail {
+    fn from(r: OutboxRow) -> Self {
+        QueuedEmail {
+            id: AlertId::new(r.id),
+            key_id: KeyId::new(r.key_id),
+            email: OutgoingEmail {
+                to: Email::from_stored(r.to_address),
+                subject: r.subject,
+                body: r.body,
+            },
+            attempts: u32::try_from(r.attempts).unwrap_or(0),
+        }
+    }
+}
+
+#[async_trait]
+impl AlertOutbox for DbStore {
+    async fn enqueue(
+        &self,
+        id: AlertId,
+        key: &KeyId,
+        email: OutgoingEmail,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let key = key.clone();
+        self.run(move |conn| {
+            conn.transaction(|conn| {
+                let cutoff = now.minus(ALERT_COOLDOWN).as_millis();
+                // Claim the key's cooldown slot with conditional writes only: an UPDATE that
+                // matches just when the last alert is old enough, else an insert that is a no-op
+                // when any row exists. Concurrent callers serialise on the row (PostgreSQL
+                // re-checks the UPDATE's condition after waiting; SQLite has one writer), so
+                // exactly one of them stores the email.
+                let renewed = diesel::update(
+                    key_alerts::table
+                        .filter(key_alerts::key_id.eq(key.as_str()))
+                        .filter(key_alerts::last_alert_at.le(cutoff)),
+                )
+                .set(key_alerts::last_alert_at.eq(now.as_millis()))
+                .execute(conn)?;
+                let claimed = renewed == 1
+                    || OnConflictDoNothing(diesel::insert_into(key_alerts::table).values((
+                        key_alerts::key_id.eq(key.as_str()),
+                        key_alerts::last_alert_at.eq(now.as_millis()),
+                    )))
+                    .execute(conn)?
+                        == 1;
+                if !claimed {
+                    return Ok(false);
+                }
+                diesel::insert_into(email_outbox::table)
+                    .values((
+                        email_outbox::id.eq(id.as_str()),
+                        email_outbox::key_id.eq(key.as_str()),
+                        email_outbox::to_address.eq(email.to.as_str()),
+                        email_outbox::subject.eq(email.subject.as_str()),
+                        email_outbox::body.eq(email.body.as_str()),
+                        email_outbox::attempts.eq(0),
+                        email_outbox::next_attempt_at.eq(now.as_millis()),
+                        email_outbox::created_at.eq(now.as_millis()),
+                    ))
+                    .execute(conn)?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<QueuedEmail>, StoreError> {
+        let (now, lease_until) = (now.as_millis(), lease_until.as_millis());
+        self.run(move |conn| {
+            let claimable = email_outbox::sent_at.is_null().and(
+                email_outbox::locked_until
+                    .is_null()
+                    .or(email_outbox::locked_until.lt(now)),
+            );
+            let candidates = email_outbox::table
+                .filter(claimable)
+                .filter(email_outbox::next_attempt_at.le(now))
+                .order((email_outbox::next_attempt_at.asc(), email_outbox::id.asc()))
+                .limit(i64::from(limit))
+                .select(OutboxRow::as_select())
+                .load(conn)?;
+            // Each row is claimed by its own conditional update (no transaction around them):
+            // when two workers race for a row, the condition fails for the second.
+            let mut claimed = Vec::with_capacity(candidates.len());
+            for row in candidates {
+                let n = diesel::update(
+                    email_outbox::table
+                        .filter(email_outbox::id.eq(row.id.as_str()))
+                        .filter(claimable),
+                )
+                .set(email_outbox::locked_until.eq(lease_until))
+                .execute(conn)?;
+                if n == 1 {
+                    claimed.push(QueuedEmail::from(row));
+                }
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn mark_sent(&self, id: &AlertId, now: Timestamp) -> Result<(), StoreError> {
+        let id = id.clone();
+        self.run(move |conn| {
+            diesel::update(email_outbox::table.find(id.as_str()))
+                .set((
+                    email_outbox::sent_at.eq(now.as_millis()),
+                    email_outbox::locked_until.eq(None::<i64>),
+                ))
+                .execute(conn)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn mark_failed(
+        &self,
+        id: &AlertId,
+        attempts: u32,
+        retry_at: Timestamp,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let id = id.clone();
+        let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
+        self.run(move |conn| {
+            diesel::update(email_outbox::table.find(id.as_str()))
+                .set((
+                    email_outbox::attempts.eq(i32::try_from(attempts).unwrap_or(i32::MAX)),
+                    email_outbox::next_attempt_at.eq(retry_at.as_millis()),
+                    email_outbox::locked_until.eq(None::<i64>),
+                    email_outbox::last_error.eq(error),
+                ))
+                .execute(conn)?;
+            Ok(())
+        })
+        .await
+    }
+}

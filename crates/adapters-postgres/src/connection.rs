@@ -1,0 +1,161 @@
+//! Connections: the one enum over both backends, the pool's connection manager, and the few
+//! per-backend setup steps. Everything that differs between PostgreSQL and SQLite at run time
+//! lives in this file.
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::R2D2Connection;
+use diesel::{Connection, PgConnection, SqliteConnection};
+
+/// A connection to either backend. Query code is written once against this type.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Which backend a database URL names, and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A libpq connection URL.
+    Postgres(String),
+    /// A file path.
+    Sqlite(String),
+}
+
+/// How long a PostgreSQL connection attempt may take, so an unreachable server fails fast.
+const PG_CONNECT_TIMEOUT_SECONDS: u32 = 2;
+/// How long a SQLite writer waits for another writer's lock before giving up.
+pub(crate) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Target {
+    /// Parses `postgres://…`, `postgresql://…`, `sqlite://PATH` or `sqlite:PATH`.
+    ///
+    /// # Errors
+    /// Any other scheme, or an empty SQLite path.
+    pub fn parse(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(with_connect_timeout(url)));
+        }
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            let path = path.split('?').next().unwrap_or(path);
+            anyhow::ensure!(!path.is_empty(), "the SQLite URL `{url}` names no file");
+            return Ok(Self::Sqlite(path.to_owned()));
+        }
+        anyhow::bail!(
+            "unsupported DATABASE_URL scheme: expected postgres://, postgresql:// or sqlite://PATH"
+        )
+    }
+
+    /// "postgres" or "sqlite".
+    #[must_use]
+    pub const fn backend_name(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => "postgres",
+            Self::Sqlite(_) => "sqlite",
+        }
+    }
+}
+
+/// Adds libpq's `connect_timeout` unless the URL sets one (libpq's default is to wait forever).
+fn with_connect_timeout(url: &str) -> String {
+    if url.contains("connect_timeout=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&connect_timeout={PG_CONNECT_TIMEOUT_SECONDS}")
+    } else {
+        format!("{url}?connect_timeout={PG_CONNECT_TIMEOUT_SECONDS}")
+    }
+}
+
+/// The r2d2 manager: opens the backend the URL named (diesel's generic manager would try every
+/// backend in turn and could create a SQLite file named like a PostgreSQL URL).
+#[derive(Debug)]
+pub struct Manager {
+    target: Target,
+}
+
+impl Manager {
+    #[must_use]
+    pub const fn new(target: Target) -> Self {
+        Self { target }
+    }
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, Self::Error> {
+        match &self.target {
+            Target::Postgres(url) => PgConnection::establish(url).map(AnyConnection::Postgres),
+            Target::Sqlite(path) => SqliteConnection::establish(path).map(AnyConnection::Sqlite),
+        }
+        .map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+/// Per-connection SQLite settings (they are not stored in the file, except WAL).
+///
+/// - `busy_timeout` first, so the other pragmas and every later lock wait instead of failing.
+/// - WAL: readers never block the writer or each other.
+/// - `synchronous = NORMAL` is the WAL setting SQLite recommends: a commit is atomic and
+///   consistent; only the last commits before a power loss (not a process crash) can be lost.
+/// - `foreign_keys` is off by default in SQLite.
+#[derive(Debug, Clone, Copy)]
+pub struct SqliteSetup;
+
+impl r2d2::CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqliteSetup {
+    fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), diesel::r2d2::Error> {
+        if let AnyConnection::Sqlite(conn) = conn {
+            conn.batch_execute(&format!(
+                "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                SQLITE_BUSY_TIMEOUT.as_millis()
+            ))
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_both_schemes() {
+        assert_eq!(
+            Target::parse("sqlite://jobtactics.db").unwrap(),
+            Target::Sqlite("jobtactics.db".into())
+        );
+        assert_eq!(
+            Target::parse("sqlite:///tmp/x/test.db").unwrap(),
+            Target::Sqlite("/tmp/x/test.db".into())
+        );
+        assert_eq!(
+            Target::parse("sqlite:data.db").unwrap(),
+            Target::Sqlite("data.db".into())
+        );
+        assert_eq!(
+            Target::parse("postgres://u@h:5432/db").unwrap(),
+            Target::Postgres("postgres://u@h:5432/db?connect_timeout=2".into())
+        );
+        assert_eq!(
+            Target::parse("postgresql://u@h/db?sslmode=disable").unwrap(),
+            Target::Postgres("postgresql://u@h/db?sslmode=disable&connect_timeout=2".into())
+        );
+        assert!(Target::parse("mysql://x").is_err());
+        assert!(Target::parse("sqlite://").is_err());
+    }
+}

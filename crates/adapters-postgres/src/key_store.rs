@@ -1,0 +1,340 @@
+//! [`KeyStore`] on the shared schema.
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use keys_domain::api_key::{ApiKey, KeyLimits, NewApiKey};
+use keys_domain::ports::{InsertKeyError, KeyStore, RotateKeyStoreError, Rotation, StoreError};
+use keys_domain::usage::UsageDelta;
+use keys_domain::{KeyHash, KeyId, KeyName, KeyPreview, KeyState, KeyStatus, Timestamp, UserId};
+
+use crate::connection::AnyConnection;
+use crate::failure::{Failure, is_unique_violation};
+use crate::schema::{api_keys, users};
+use crate::store::DbStore;
+
+/// A stored key row.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = api_keys)]
+struct KeyRow {
+    id: String,
+    user_id: String,
+    name: String,
+    preview: String,
+    key_hash: Vec<u8>,
+    status: String,
+    revoked_at: Option<i64>,
+    revokes_at: Option<i64>,
+    created_at: i64,
+    last_used_at: Option<i64>,
+    usage_count: i64,
+}
+
+impl KeyRow {
+    fn state(&self) -> Result<KeyState, StoreError> {
+        let corrupt = || StoreError::Internal(format!("key {} has an invalid state", self.id));
+        match (self.status.as_str(), self.revoked_at, self.revokes_at) {
+            ("active", None, None) => Ok(KeyState::Active),
+            ("expiring", None, Some(at)) => Ok(KeyState::Expiring {
+                revokes_at: Timestamp::from_millis(at),
+            }),
+            ("revoked", Some(at), None) => Ok(KeyState::Revoked {
+                revoked_at: Timestamp::from_millis(at),
+            }),
+            _ => Err(corrupt()),
+        }
+    }
+
+    fn into_key(self) -> Result<ApiKey, StoreError> {
+        let state = self.state()?;
+        let hash = KeyHash::from_slice(&self.key_hash)
+            .ok_or_else(|| StoreError::Internal(format!("key {} has a corrupt hash", self.id)))?;
+        Ok(ApiKey {
+            id: KeyId::new(self.id),
+            user_id: UserId::new(self.user_id),
+            name: KeyName::from_stored(self.name),
+            preview: KeyPreview::from_stored(self.preview),
+            hash,
+            state,
+            created_at: Timestamp::from_millis(self.created_at),
+            last_used_at: self.last_used_at.map(Timestamp::from_millis),
+            usage_count: u64::try_from(self.usage_count).unwrap_or(0),
+        })
+    }
+}
+
+/// The canonical columns of a state: (status, revoked_at, revokes_at).
+fn state_columns(state: KeyState) -> (&'static str, Option<i64>, Option<i64>) {
+    match state {
+        KeyState::Active => (KeyStatus::Active.as_str(), None, None),
+        KeyState::Expiring { revokes_at } => (
+            KeyStatus::Expiring.as_str(),
+            None,
+            Some(revokes_at.as_millis()),
+        ),
+        KeyState::Revoked { revoked_at } => (
+            KeyStatus::Revoked.as_str(),
+            Some(revoked_at.as_millis()),
+            None,
+        ),
+    }
+}
+
+const REVOKED: &str = "revoked";
+const EXPIRING: &str = "expiring";
+
+/// Locks the user's row for the rest of the transaction; `false` when there is no such user.
+///
+/// Every write transaction on a user's keys or balance starts here. On PostgreSQL the row lock
+/// serialises them per user (so the key limit holds under concurrent inserts); on SQLite a
+/// write as the first statement takes the write lock at once, so the transaction never has to
+/// upgrade a read lock (which fails with SQLITE_BUSY instead of waiting).
+pub(crate) fn lock_user(conn: &mut AnyConnection, user: &str) -> QueryResult<bool> {
+    let n = diesel::update(users::table.find(user))
+        .set(users::balance.eq(users::balance))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Locks one key row (the user's) and reads it; `None` when it is not the user's.
+fn lock_key(
+    conn: &mut AnyConnection,
+    user: &str,
+    id: &str,
+) -> Result<Option<KeyRow>, diesel::result::Error> {
+    let mine = api_keys::table
+        .filter(api_keys::id.eq(id))
+        .filter(api_keys::user_id.eq(user));
+    let n = diesel::update(mine)
+        .set(api_keys::status.eq(api_keys::status))
+        .execute(conn)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    mine.select(KeyRow::as_select()).first(conn).optional()
+}
+
+/// Writes `to` over the key's state columns.
+fn write_state(conn: &mut AnyConnection, id: &str, to: KeyState) -> QueryResult<()> {
+    let (status, revoked_at, revokes_at) = state_columns(to);
+    diesel::update(api_keys::table.find(id))
+        .set((
+            api_keys::status.eq(status),
+            api_keys::revoked_at.eq(revoked_at),
+            api_keys::revokes_at.eq(revokes_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The body of [`KeyStore::insert`], inside a transaction whose user row is already locked:
+/// settle expired `expiring` keys, check name and limit, insert.
+fn insert_locked(
+    conn: &mut AnyConnection,
+    key: NewApiKey,
+    limits: KeyLimits,
+    now: Timestamp,
+) -> Result<ApiKey, Failure<InsertKeyError>> {
+    let user = key.user_id.as_str();
+    // An expiring key past its revokes_at is revoked; make the rows say so before counting.
+    diesel::update(
+        api_keys::table
+            .filter(api_keys::user_id.eq(user))
+            .filter(api_keys::status.eq(EXPIRING))
+            .filter(api_keys::revokes_at.le(now.as_millis())),
+    )
+    .set((
+        api_keys::status.eq(REVOKED),
+        api_keys::revoked_at.eq(api_keys::revokes_at),
+        api_keys::revokes_at.eq(None::<i64>),
+    ))
+    .execute(conn)?;
+
+    let live = api_keys::table
+        .filter(api_keys::user_id.eq(user))
+        .filter(api_keys::status.ne(REVOKED));
+    let same_name: i64 = live
+        .filter(api_keys::name.eq(key.name.as_str()))
+        .count()
+        .get_result(conn)?;
+    if same_name > 0 {
+        return Err(Failure::Port(InsertKeyError::DuplicateName));
+    }
+    let live_count: i64 = live.count().get_result(conn)?;
+    if live_count >= i64::from(limits.max_live_keys) {
+        return Err(Failure::Port(InsertKeyError::TooManyKeys));
+    }
+
+    let (status, revoked_at, revokes_at) = state_columns(KeyState::Active);
+    let inserted = diesel::insert_into(api_keys::table)
+        .values((
+            api_keys::id.eq(key.id.as_str()),
+            api_keys::user_id.eq(user),
+            api_keys::name.eq(key.name.as_str()),
+            api_keys::preview.eq(key.preview.as_str()),
+            api_keys::key_hash.eq(key.hash.as_bytes().as_slice()),
+            api_keys::status.eq(status),
+            api_keys::revoked_at.eq(revoked_at),
+            api_keys::revokes_at.eq(revokes_at),
+            api_keys::created_at.eq(key.created_at.as_millis()),
+            api_keys::usage_count.eq(0_i64),
+        ))
+        .execute(conn);
+    match inserted {
+        Ok(_) => Ok(key.into_key()),
+        // The partial unique index backs the check above.
+        Err(e) if is_unique_violation(&e) && e.to_string().contains("name") => {
+            Err(Failure::Port(InsertKeyError::DuplicateName))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn rows_into_keys(rows: Vec<KeyRow>) -> Result<Vec<ApiKey>, StoreError> {
+    rows.into_iter().map(KeyRow::into_key).collect()
+}
+
+#[async_trait]
+impl KeyStore for DbStore {
+    async fn insert(
+        &self,
+        key: NewApiKey,
+        limits: KeyLimits,
+        now: Timestamp,
+    ) -> Result<ApiKey, InsertKeyError> {
+        self.run(move |conn| {
+            conn.transaction(|conn| {
+                if !lock_user(conn, key.user_id.as_str())? {
+                    return Err(Failure::Port(InsertKeyError::UnknownUser));
+                }
+                insert_locked(conn, key, limits, now)
+            })
+        })
+        .await
+    }
+
+    async fn find_by_hash(&self, hash: &KeyHash) -> Result<Option<ApiKey>, StoreError> {
+        let hash = *hash;
+        self.run(move |conn| {
+            let row = api_keys::table
+                .filter(api_keys::key_hash.eq(hash.as_bytes().as_slice()))
+                .select(KeyRow::as_select())
+                .first(conn)
+                .optional()?;
+            Ok(row.map(KeyRow::into_key).transpose()?)
+        })
+        .await
+    }
+
+    async fn find(&self, user: &UserId, id: &KeyId) -> Result<Option<ApiKey>, StoreError> {
+        let (user, id) = (user.clone(), id.clone());
+        self.run(move |conn| {
+            let row = api_keys::table
+                .filter(api_keys::id.eq(id.as_str()))
+                .filter(api_keys::user_id.eq(user.as_str()))
+                .select(KeyRow::as_select())
+                .first(conn)
+                .optional()?;
+            Ok(row.map(KeyRow::into_key).transpose()?)
+        })
+        .await
+    }
+
+    async fn list(&self, user: &UserId) -> Result<Vec<ApiKey>, StoreError> {
+        let user = user.clone();
+        self.run(move |conn| {
+            let rows = api_keys::table
+                .filter(api_keys::user_id.eq(user.as_str()))
+                .order((api_keys::created_at.desc(), api_keys::id.desc()))
+                .select(KeyRow::as_select())
+                .load(conn)?;
+            Ok(rows_into_keys(rows)?)
+        })
+        .await
+    }
+
+    async fn transition(
+        &self,
+        user: &UserId,
+        id: &KeyId,
+        expected: KeyState,
+        to: KeyState,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let (user, id) = (user.clone(), id.clone());
+        self.run(move |conn| {
+            conn.transaction(|conn| {
+                // Lock, compare, write: the row lock makes the compare-and-set atomic.
+                let Some(row) = lock_key(conn, user.as_str(), id.as_str())? else {
+                    return Ok(None);
+                };
+                let mut key = row.into_key()?;
+                if key.state == expected {
+                    write_state(conn, id.as_str(), to)?;
+                    key.state = to;
+                }
+                Ok(Some(key))
+            })
+        })
+        .await
+    }
+
+    async fn rotate(
+        &self,
+        user: &UserId,
+        rotation: Rotation,
+    ) -> Result<ApiKey, RotateKeyStoreError> {
+        let user = user.clone();
+        self.run(move |conn| {
+            conn.transaction(|conn| {
+                // User first, then key: the same order as insert, so no lock cycle.
+                if !lock_user(conn, user.as_str())? {
+                    return Err(Failure::Port(RotateKeyStoreError::NotFound));
+                }
+                let Some(old) = lock_key(conn, user.as_str(), rotation.old_id.as_str())? else {
+                    return Err(Failure::Port(RotateKeyStoreError::NotFound));
+                };
+                if old.state()? != rotation.expected {
+                    return Err(Failure::Port(RotateKeyStoreError::StateChanged));
+                }
+                write_state(conn, rotation.old_id.as_str(), rotation.old_to)?;
+                let mut new_key = rotation.new_key;
+                new_key.user_id = user;
+                insert_locked(conn, new_key, rotation.limits, rotation.now).map_err(|f| match f {
+                    Failure::Port(e) => Failure::Port(RotateKeyStoreError::Insert(e)),
+                    Failure::Db(e) => Failure::Db(e),
+                    Failure::Store(e) => Failure::Store(e),
+                })
+            })
+        })
+        .await
+    }
+
+    async fn record_usage(&self, batch: &[UsageDelta]) -> Result<(), StoreError> {
+        let mut batch = batch.to_vec();
+        // One lock order for every batch, so two instances' flushes cannot deadlock.
+        batch.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+        self.run(move |conn| {
+            conn.transaction(|conn| {
+                for delta in &batch {
+                    let count = i64::try_from(delta.count).unwrap_or(i64::MAX);
+                    let at = delta.last_used_at.as_millis();
+                    let key = api_keys::table.filter(api_keys::id.eq(delta.key_id.as_str()));
+                    diesel::update(key)
+                        .set(api_keys::usage_count.eq(api_keys::usage_count + count))
+                        .execute(conn)?;
+                    // last_used_at = max(last_used_at, at), spelled portably.
+                    diesel::update(
+                        key.filter(
+                            api_keys::last_used_at
+                                .is_null()
+                                .or(api_keys::last_used_at.lt(at)),
+                        ),
+                    )
+                    .set(api_keys::last_used_at.eq(at))
+                    .execute(conn)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+}

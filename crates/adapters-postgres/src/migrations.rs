@@ -1,0 +1,84 @@
+//! The embedded schema migrations, one directory per backend (`migrations/postgres`,
+//! `migrations/sqlite` at the workspace root).
+
+use diesel::connection::SimpleConnection;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::connection::AnyConnection;
+
+const POSTGRES: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+const SQLITE: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+
+/// Serialises migrations of instances starting together against one PostgreSQL database.
+const PG_MIGRATION_LOCK: &str = "SELECT pg_advisory_lock(7265636174)";
+const PG_MIGRATION_UNLOCK: &str = "SELECT pg_advisory_unlock(7265636174)";
+
+/// Applies the pending migrations of the connection's backend; how many ran.
+pub fn run_pending(conn: &mut AnyConnection) -> anyhow::Result<usize> {
+    let applied = match conn {
+        AnyConnection::Postgres(c) => {
+            c.batch_execute(PG_MIGRATION_LOCK)?;
+            let applied = c.run_pending_migrations(POSTGRES).map(|v| v.len());
+            c.batch_execute(PG_MIGRATION_UNLOCK)?;
+            applied
+        }
+        AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE).map(|v| v.len()),
+    };
+    applied.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
+}
+
+/// Reverts every applied migration; how many were reverted.
+#[cfg(all(test, feature = "testing"))]
+fn revert_all(conn: &mut AnyConnection) -> anyhow::Result<usize> {
+    match conn {
+        AnyConnection::Postgres(c) => c.revert_all_migrations(POSTGRES).map(|v| v.len()),
+        AnyConnection::Sqlite(c) => c.revert_all_migrations(SQLITE).map(|v| v.len()),
+    }
+    .map_err(|e| anyhow::anyhow!("revert failed: {e}"))
+}
+
+#[cfg(test)]
+#[cfg(feature = "testing")]
+mod tests {
+    use diesel::r2d2::ManageConnection;
+
+    use super::*;
+    use crate::connection::{Manager, SqliteSetup, Target};
+
+    fn up_down_up(url: &str) {
+        let manager = Manager::new(Target::parse(url).unwrap());
+        let mut conn = manager.connect().unwrap();
+        r2d2::CustomizeConnection::on_acquire(&SqliteSetup, &mut conn).unwrap();
+        let total = std::fs::read_dir(match conn {
+            AnyConnection::Postgres(_) => "../../migrations/postgres",
+            AnyConnection::Sqlite(_) => "../../migrations/sqlite",
+        })
+        .unwrap()
+        .count();
+        assert!(total >= 5);
+        assert_eq!(run_pending(&mut conn).unwrap(), total, "all up");
+        assert_eq!(run_pending(&mut conn).unwrap(), 0, "nothing pending");
+        assert_eq!(revert_all(&mut conn).unwrap(), total, "all down");
+        assert_eq!(run_pending(&mut conn).unwrap(), total, "all up again");
+        // The seeded catalogue is back after the round trip.
+        let seeded: i64 = diesel::RunQueryDsl::get_result(
+            diesel::QueryDsl::count(crate::schema::templates::table),
+            &mut conn,
+        )
+        .unwrap();
+        assert_eq!(seeded, 2);
+    }
+
+    #[test]
+    fn every_migration_goes_up_down_and_up_again_on_sqlite() {
+        let (_dir, url) = crate::testing::fresh_sqlite_url();
+        up_down_up(&url);
+    }
+
+    #[test]
+    fn every_migration_goes_up_down_and_up_again_on_postgres() {
+        let url = crate::testing::fresh_postgres_url();
+        up_down_up(&url);
+        crate::testing::drop_postgres_database(&url);
+    }
+}

@@ -1,0 +1,113 @@
+//! The one diesel schema both backends share (see `migrations/postgres` and `migrations/sqlite`).
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        email -> Text,
+        balance -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    credit_ledger (seq) {
+        seq -> BigInt,
+        user_id -> Text,
+        delta -> BigInt,
+        balance_after -> BigInt,
+        reason -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        preview -> Text,
+        key_hash -> Binary,
+        status -> Text,
+        revoked_at -> Nullable<BigInt>,
+        revokes_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+        usage_count -> BigInt,
+    }
+}
+
+diesel::table! {
+    templates (id) {
+        id -> Text,
+        name -> Text,
+        premium -> Bool,
+        price -> BigInt,
+        body -> Text,
+        sort_order -> Integer,
+    }
+}
+
+diesel::table! {
+    template_ownership (user_id, template_id) {
+        user_id -> Text,
+        template_id -> Text,
+        acquired_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    documents (id) {
+        id -> Text,
+        user_id -> Text,
+        template_id -> Text,
+        content -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    key_alerts (key_id) {
+        key_id -> Text,
+        last_alert_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    email_outbox (id) {
+        id -> Text,
+        key_id -> Text,
+        to_address -> Text,
+        subject -> Text,
+        body -> Text,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        locked_until -> Nullable<BigInt>,
+        sent_at -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    settings (name) {
+        name -> Text,
+        value -> Text,
+    }
+}
+
+diesel::joinable!(credit_ledger -> users (user_id));
+diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(documents -> users (user_id));
+diesel::joinable!(template_ownership -> templates (template_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    credit_ledger,
+    api_keys,
+    templates,
+    template_ownership,
+    documents,
+    key_alerts,
+    email_outbox,
+    settings,
+);

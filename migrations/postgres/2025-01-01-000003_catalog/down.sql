@@ -1,0 +1,3 @@
+DROP TABLE documents;
+DROP TABLE template_ownership;
+DROP TABLE templates;
