@@ -1,0 +1,85 @@
+//! The port contract suite (tests/contract) run against PostgreSQL and SQLite.
+//!
+//! PostgreSQL: a fresh database per test on the server in `DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432`); the test fails, naming how to start it, when it is down.
+//! SQLite: a temp file per test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod contract;
+mod support;
+
+use adapters_postgres::DbStore;
+use support::TestDb;
+
+macro_rules! contract_cases {
+    ($($case:ident),* $(,)?) => {
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let db = TestDb::postgres();
+                    contract::$case(db.store().clone()).await;
+                }
+            )*
+        }
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let db = TestDb::sqlite();
+                    contract::$case(db.store().clone()).await;
+                }
+            )*
+        }
+    };
+}
+
+contract_cases!(
+    keys_round_trip_and_list_newest_first,
+    key_names_are_unique_among_live_keys,
+    at_most_25_live_keys,
+    key_limit_holds_under_concurrent_inserts,
+    expired_expiring_keys_are_settled_on_insert,
+    transition_is_a_compare_and_set,
+    rotate_swaps_keys_in_one_transaction,
+    rotate_counts_the_old_keys_new_state_for_the_limit,
+    record_usage_adds_counts_and_keeps_the_latest_use,
+    accounts_users_balances_and_grants,
+    catalogue_lists_templates_with_ownership,
+    purchase_charges_once,
+    purchase_without_enough_credits_debits_and_records_nothing,
+    concurrent_purchases_charge_once,
+    documents_are_charged_stored_and_private,
+    concurrent_charges_never_overspend,
+    alerts_are_enqueued_at_most_once_per_key_per_24h,
+    outbox_claims_lease_and_retry,
+    concurrent_workers_never_claim_the_same_email,
+    settings_keep_the_first_value,
+);
+
+/// Nothing listens on port 1: every call is `Unavailable`, not an error at connect time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_unreachable_store_is_unavailable() {
+    let store = DbStore::connect("postgres://postgres@127.0.0.1:1/x").unwrap();
+    assert_eq!(store.backend_name(), "postgres");
+    assert!(store.run_migrations().is_err());
+    contract::an_unreachable_store_is_unavailable(store).await;
+}
+
+/// A SQLite file in a directory that does not exist cannot be opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_unreachable_store_is_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/missing/dir/test.db", dir.path().display());
+    let store = DbStore::connect(&url).unwrap();
+    assert_eq!(store.backend_name(), "sqlite");
+    contract::an_unreachable_store_is_unavailable(store).await;
+}
+
+#[test]
+fn unsupported_urls_are_refused_at_connect() {
+    assert!(DbStore::connect("mysql://localhost/x").is_err());
+    assert!(DbStore::connect("").is_err());
+}

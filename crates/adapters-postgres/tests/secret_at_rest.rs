@@ -1,0 +1,151 @@
+//! Only the SHA-256 and the preview of a key are stored: after a key's whole life (create, use,
+//! rotate, alert), no stored byte of any table contains the full key.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use adapters_postgres::DbStore;
+use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
+use keys_domain::alert_email::high_usage_alert;
+use keys_domain::api_key::{KeyLimits, NewApiKey};
+use keys_domain::ports::{AccountStore, AlertOutbox, KeyStore, Rotation, SettingsStore};
+use keys_domain::random::OsRandom;
+use keys_domain::usage::UsageDelta;
+use keys_domain::{
+    AlertId, ApiKeySecret, Credits, Email, KeyId, KeyName, KeyState, Timestamp, UserId,
+};
+use support::TestDb;
+
+const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+
+fn new_key(user: &UserId, name: &str) -> (NewApiKey, ApiKeySecret) {
+    let secret = ApiKeySecret::generate(&OsRandom);
+    let key = NewApiKey {
+        id: KeyId::generate(&OsRandom),
+        user_id: user.clone(),
+        name: KeyName::parse(name).unwrap(),
+        preview: secret.preview(),
+        hash: secret.hash(),
+        created_at: T0,
+    };
+    (key, secret)
+}
+
+/// Runs a key through everything that stores something about it; returns its secrets.
+async fn live_a_keys_life(store: &DbStore) -> Vec<ApiKeySecret> {
+    let user = UserId::generate(&OsRandom);
+    let email = Email::parse("ada@example.com").unwrap();
+    store
+        .create_user(user.clone(), email.clone(), Credits::new(10), T0)
+        .await
+        .unwrap();
+    let (first, first_secret) = new_key(&user, "ci-bot");
+    let key = store.insert(first, KeyLimits::default(), T0).await.unwrap();
+    store
+        .record_usage(&[UsageDelta {
+            key_id: key.id.clone(),
+            user_id: user.clone(),
+            count: 10_001,
+            last_used_at: T0,
+        }])
+        .await
+        .unwrap();
+    let alert = high_usage_alert(email, &key.name, &key.preview, 10_001, 10_000);
+    assert!(
+        store
+            .enqueue(AlertId::generate(&OsRandom), &key.id, alert, T0)
+            .await
+            .unwrap()
+    );
+    let (second, second_secret) = new_key(&user, "ci-bot-2");
+    store
+        .rotate(
+            &user,
+            Rotation {
+                old_id: key.id.clone(),
+                expected: KeyState::Active,
+                old_to: KeyState::Revoked { revoked_at: T0 },
+                new_key: second,
+                limits: KeyLimits::default(),
+                now: T0,
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .get_or_insert("jwt_secret", "not-a-key")
+        .await
+        .unwrap();
+    vec![first_secret, second_secret]
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn assert_no_secret(haystack: &[u8], secrets: &[ApiKeySecret], what: &str) {
+    let text = String::from_utf8_lossy(haystack);
+    for secret in secrets {
+        // The scan sees the data: the preview is stored...
+        assert!(
+            text.contains(secret.preview().as_str()),
+            "{what}: the scan did not find the preview, so it proves nothing"
+        );
+        // ...and the key is not, neither as text nor hex-encoded.
+        assert!(
+            !text.contains(secret.expose()),
+            "{what} contains a full key"
+        );
+        let as_hex = hex(secret.expose().as_bytes());
+        assert!(
+            !text.contains(&as_hex),
+            "{what} contains a hex-encoded full key"
+        );
+    }
+}
+
+#[derive(QueryableByName)]
+struct TextRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    text: String,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stores_no_full_key() {
+    let db = TestDb::postgres();
+    let secrets = live_a_keys_life(db.store()).await;
+    let mut conn = PgConnection::establish(db.url()).unwrap();
+    let tables: Vec<TextRow> = diesel::sql_query(
+        "SELECT table_name::text AS text FROM information_schema.tables \
+         WHERE table_schema = 'public'",
+    )
+    .load(&mut conn)
+    .unwrap();
+    assert!(tables.len() >= 9, "tables: {}", tables.len());
+    let mut everything = String::new();
+    for TextRow { text: table } in tables {
+        // Each whole row as text: every column of every table.
+        let rows: Vec<TextRow> =
+            diesel::sql_query(format!("SELECT t::text AS text FROM \"{table}\" t"))
+                .load(&mut conn)
+                .unwrap();
+        for row in rows {
+            everything.push_str(&row.text);
+            everything.push('\n');
+        }
+    }
+    assert_no_secret(everything.as_bytes(), &secrets, "a PostgreSQL row");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_stores_no_full_key() {
+    let db = TestDb::sqlite();
+    let secrets = live_a_keys_life(db.store()).await;
+    // Every byte of the database file and its write-ahead log, free pages included.
+    let path = db.url().strip_prefix("sqlite://").unwrap().to_owned();
+    let mut bytes = std::fs::read(&path).unwrap();
+    if let Ok(wal) = std::fs::read(format!("{path}-wal")) {
+        bytes.extend_from_slice(&wal);
+    }
+    assert_no_secret(&bytes, &secrets, "the SQLite file");
+}
