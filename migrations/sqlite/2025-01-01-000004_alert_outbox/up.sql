@@ -21,4 +21,4 @@ CREATE TABLE email_outbox (
     created_at      BIGINT NOT NULL
 );
 -- The worker's poll: unsent rows by due time.
-CREATE INDEX email_outbox_due ON email_outbox (next_attempt_at) WHERE sent_at IS NULL;
+CREATE INDEX email_outbox_due ON email_outbox (next_attempt_at, id) WHERE sent_at IS NULL;
