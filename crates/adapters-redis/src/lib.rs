@@ -1,1 +1,17 @@
-//! Placeholder until its issue lands.
+//! Shared state across instances through Redis (`REDIS_URL` set): per-key rate limits served
+//! from leased token batches, the trailing 24-hour usage window, and revocation pub/sub.
+//!
+//! Every adapter here is infallible towards its caller: when Redis is unreachable the rate
+//! limiter and the window fall back to the in-process adapters (`adapters-inprocess`), and
+//! return to shared mode once Redis answers again. See `docs/scale-out.md`.
+
+mod key_lease;
+mod redis_rate_limiter;
+mod redis_revocation_bus;
+mod redis_shared;
+mod redis_usage_window;
+
+pub use redis_rate_limiter::RedisRateLimiter;
+pub use redis_revocation_bus::{REVOCATION_CHANNEL, RedisRevocationBus};
+pub use redis_shared::RedisShared;
+pub use redis_usage_window::RedisUsageWindow;

@@ -1,0 +1,144 @@
+//! Per-key rate limits shared by all instances: a token bucket per key in Redis, from which each
+//! instance leases small batches of tokens that it serves locally.
+//!
+//! Every token served was first taken from the shared bucket by one atomic script, and unused
+//! leased tokens lapse rather than return, so all instances together never exceed the bucket.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use adapters_inprocess::LocalRateLimiter;
+use async_trait::async_trait;
+use keys_domain::KeyId;
+use keys_domain::ports::RateLimiter;
+use keys_domain::rate_limit::{RateDecision, RateLimitPolicy};
+use redis::Script;
+use tokio::sync::Mutex as AsyncMutex;
+
+use crate::key_lease::{Grant, KeyLease, LeaseConfig};
+use crate::redis_shared::RedisShared;
+
+/// Checks between two sweeps of idle lease entries.
+const SWEEP_EVERY: u64 = 4096;
+
+/// The shared limiter; falls back to a [`LocalRateLimiter`] while Redis is down.
+pub struct RedisRateLimiter {
+    shared: RedisShared,
+    policy: RateLimitPolicy,
+    config: LeaseConfig,
+    script: Script,
+    /// One entry per recently active key; its async mutex makes one Redis call at a time per key.
+    leases: Mutex<HashMap<KeyId, Arc<AsyncMutex<KeyLease>>>>,
+    local: LocalRateLimiter,
+    calls: AtomicU64,
+}
+
+impl RedisRateLimiter {
+    #[must_use]
+    pub fn new(shared: RedisShared, policy: RateLimitPolicy) -> Self {
+        Self {
+            shared,
+            policy,
+            config: LeaseConfig::for_policy(policy),
+            script: Script::new(include_str!("lease.lua")),
+            leases: Mutex::new(HashMap::new()),
+            local: LocalRateLimiter::new(policy),
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    /// Overrides how long leased tokens live (default 250 ms). Shorter means fewer stranded
+    /// tokens and more round trips.
+    #[must_use]
+    pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.config.ttl = ttl;
+        self
+    }
+
+    /// Overrides the largest lease (default a quarter of the burst, at least 1).
+    #[must_use]
+    pub fn with_max_lease(mut self, max: u32) -> Self {
+        self.config.max_size = max.max(1);
+        self
+    }
+
+    /// The policy this limiter enforces.
+    #[must_use]
+    pub const fn policy(&self) -> RateLimitPolicy {
+        self.policy
+    }
+
+    fn entry(&self, key: &KeyId) -> Arc<AsyncMutex<KeyLease>> {
+        let mut leases = self
+            .leases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.calls.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            let now = Instant::now();
+            // An entry in use (cloned or locked) stays; the rest only if it still matters.
+            leases.retain(|_, lease| {
+                Arc::strong_count(lease) > 1
+                    || lease
+                        .try_lock()
+                        .map_or(true, |lease| !lease.is_idle(now, self.config))
+            });
+        }
+        if let Some(lease) = leases.get(key) {
+            return lease.clone();
+        }
+        leases.entry(key.clone()).or_default().clone()
+    }
+
+    /// One atomic take of up to `want` tokens from `key`'s shared bucket.
+    async fn take(&self, key: &KeyId, want: u32) -> Option<Grant> {
+        let bucket = format!("jt:rl:{{{key}}}");
+        let (per_second, burst) = (self.policy.per_second.max(1), self.policy.burst.max(1));
+        let script = &self.script;
+        let reply: (i64, i64, i64, i64) = self
+            .shared
+            .run("rate-limit lease", |mut conn| async move {
+                script
+                    .key(bucket)
+                    .arg(per_second)
+                    .arg(burst)
+                    .arg(want)
+                    .invoke_async(&mut conn)
+                    .await
+            })
+            .await?;
+        let (granted, bucket_micro, full_us, wait_us) = reply;
+        Some(Grant {
+            granted: u32::try_from(granted).unwrap_or(0).min(want),
+            bucket_micro: u64::try_from(bucket_micro).unwrap_or(0),
+            full_after: Duration::from_micros(u64::try_from(full_us).unwrap_or(0)),
+            wait: Duration::from_micros(u64::try_from(wait_us).unwrap_or(0)),
+        })
+    }
+}
+
+#[async_trait]
+impl RateLimiter for RedisRateLimiter {
+    async fn check(&self, key: &KeyId) -> RateDecision {
+        if !self.shared.is_up() {
+            return self.local.check_now(key);
+        }
+        let entry = self.entry(key);
+        let mut lease = entry.lock().await;
+        // Redis may have gone down while this request queued behind another one for the key.
+        if !self.shared.is_up() {
+            return self.local.check_now(key);
+        }
+        let asked_at = Instant::now();
+        let want = match lease.try_local(asked_at, self.policy, self.config) {
+            Ok(decision) => return decision,
+            Err(want) => want,
+        };
+        match self.take(key, want).await {
+            // Dated from before the call, so a lease never outlives its TTL from the take.
+            Some(grant) => lease.apply(asked_at, grant, self.policy),
+            None => self.local.check_now(key),
+        }
+    }
+}

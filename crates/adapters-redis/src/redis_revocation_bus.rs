@@ -1,0 +1,153 @@
+//! Revocation pub/sub: an instance that changes a key publishes its hash; every instance's
+//! listener evicts it from its key cache.
+//!
+//! Pub/sub is fire-and-forget, so messages sent while a listener is disconnected are lost. The
+//! listener therefore calls `on_resync` after every (re)subscription, and the caller clears its
+//! whole cache.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt as _;
+use keys_domain::KeyHash;
+use keys_domain::ports::RevocationNotifier;
+use tokio::task::JoinHandle;
+
+use crate::redis_shared::{OP_TIMEOUT, RedisShared};
+
+/// The channel that carries the hex SHA-256 of each changed key.
+pub const REVOCATION_CHANNEL: &str = "jt:revocations";
+
+/// Connecting and subscribing must answer within this.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often a quiet subscription is pinged, to notice a connection that died silently.
+const PING_EVERY: Duration = Duration::from_secs(1);
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Publishes key changes and listens for other instances' ones.
+#[derive(Clone, Debug)]
+pub struct RedisRevocationBus {
+    shared: RedisShared,
+    channel: String,
+}
+
+impl RedisRevocationBus {
+    #[must_use]
+    pub fn new(shared: RedisShared) -> Self {
+        Self {
+            shared,
+            channel: REVOCATION_CHANNEL.to_owned(),
+        }
+    }
+
+    /// The same bus on another channel (tests keep their messages apart with it).
+    #[must_use]
+    pub fn with_channel(mut self, channel: impl Into<String>) -> Self {
+        self.channel = channel.into();
+        self
+    }
+
+    /// Spawns a task that subscribes (and re-subscribes after any disconnect, with back-off) and
+    /// calls `on_revoked(hash)` per message, and `on_resync()` after every (re)subscription, since
+    /// messages may have been lost meanwhile. The task runs until aborted.
+    pub fn spawn_listener(
+        &self,
+        on_revoked: Arc<dyn Fn(KeyHash) + Send + Sync>,
+        on_resync: Arc<dyn Fn() + Send + Sync>,
+    ) -> JoinHandle<()> {
+        let client = self.shared.client().clone();
+        let channel = self.channel.clone();
+        tokio::spawn(async move {
+            let mut backoff = MIN_BACKOFF;
+            let mut announced_loss = false;
+            loop {
+                match listen(&client, &channel, on_revoked.as_ref(), on_resync.as_ref()).await {
+                    Ok(()) => {
+                        // Subscribed for a while: the next failure starts the back-off afresh.
+                        backoff = MIN_BACKOFF;
+                        announced_loss = false;
+                        tracing::warn!("redis: revocation subscription lost; re-subscribing");
+                    }
+                    Err(error) => {
+                        if !announced_loss {
+                            tracing::warn!(
+                                "redis: cannot subscribe to revocations ({error}); retrying with back-off"
+                            );
+                            announced_loss = true;
+                        }
+                    }
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        })
+    }
+}
+
+/// One subscription's life: `Ok` when it was established and later ended, `Err` when it could
+/// not be established.
+async fn listen(
+    client: &redis::Client,
+    channel: &str,
+    on_revoked: &(dyn Fn(KeyHash) + Send + Sync),
+    on_resync: &(dyn Fn() + Send + Sync),
+) -> Result<(), String> {
+    let pubsub = tokio::time::timeout(SUBSCRIBE_TIMEOUT, client.get_async_pubsub())
+        .await
+        .map_err(|_| "connect timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let (mut sink, mut stream) = pubsub.split();
+    tokio::time::timeout(SUBSCRIBE_TIMEOUT, sink.subscribe(channel))
+        .await
+        .map_err(|_| "subscribe timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
+    tracing::info!("redis: subscribed to revocations");
+    on_resync();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            message = stream.next() => {
+                let Some(message) = message else { return Ok(()) };
+                match message.get_payload::<String>().ok().and_then(|hex| KeyHash::from_hex(&hex)) {
+                    Some(hash) => on_revoked(hash),
+                    None => tracing::warn!("redis: ignored a malformed revocation message"),
+                }
+            }
+            _ = ping.tick() => {
+                let pong = tokio::time::timeout(OP_TIMEOUT * 4, sink.ping::<redis::Value>()).await;
+                if !matches!(pong, Ok(Ok(_))) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl RevocationNotifier for RedisRevocationBus {
+    /// Publishes `hash` to every instance (this one's listener included). Tried even while
+    /// Redis is marked down (within a short timeout); when it cannot be sent, the listeners'
+    /// resync on reconnection and the caches' TTL cover the loss.
+    async fn key_changed(&self, hash: &KeyHash) {
+        let channel = self.channel.as_str();
+        let hex = hash.to_hex();
+        let published = self
+            .shared
+            .attempt("revocation publish", |mut conn| async move {
+                redis::cmd("PUBLISH")
+                    .arg(channel)
+                    .arg(hex)
+                    .query_async::<i64>(&mut conn)
+                    .await
+            })
+            .await;
+        if published.is_none() {
+            tracing::warn!(
+                "redis: revocation of {hash:?} not published (redis down); other instances resync on reconnection"
+            );
+        }
+    }
+}
