@@ -1,1 +1,49 @@
-fn main() {}
+//! `api-actix`: serves the API (default, or `serve`) or runs an operator command.
+
+use std::process::ExitCode;
+
+use api_actix::cli::{Cli, Command};
+use api_actix::startup::Application;
+use api_actix::telemetry;
+use clap::Parser;
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = cli.settings.into_config();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            telemetry::init("info");
+            tracing::info!(?config, "starting");
+            let served = match Application::build(&config).await {
+                Ok(app) => app.run_until_stopped().await,
+                Err(e) => Err(e),
+            };
+            match served {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "the service failed");
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        command => {
+            // Operator commands print their result on stdout; only warnings go to stderr.
+            telemetry::init("warn");
+            match api_actix::cli::run_operator_command(&config, command).await {
+                Ok(line) => {
+                    #[allow(clippy::print_stdout)]
+                    {
+                        println!("{line}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Seeds a store for the `just bench` load run: USERS users with KEYS keys each, through the
+//! same use cases the API uses, and writes the full keys (one per line) to OUT.
+//!
+//! `cargo run --release -p api-actix --example bench_seed -- DATABASE_URL USERS KEYS OUT`
+//!
+//! The keys file is a bench artefact in a temp dir: it holds live credentials of a throwaway
+//! database and is deleted by the bench script.
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use adapters_postgres::DbStore;
+use anyhow::Context as _;
+use async_trait::async_trait;
+use keys_domain::KeyName;
+use keys_domain::api_key::KeyLimits;
+use keys_domain::credits::Credits;
+use keys_domain::key_hash::KeyHash;
+use keys_domain::ports::{RevocationNotifier, SystemClock};
+use keys_domain::random::OsRandom;
+use keys_domain::use_cases::{KeyService, UserService};
+
+struct NoNotifier;
+
+#[async_trait]
+impl RevocationNotifier for NoNotifier {
+    async fn key_changed(&self, _hash: &KeyHash) {}
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, url, users, keys, out] = args.as_slice() else {
+        anyhow::bail!("usage: bench_seed DATABASE_URL USERS KEYS_PER_USER OUT");
+    };
+    let users: usize = users.parse().context("USERS")?;
+    let keys: usize = keys.parse().context("KEYS_PER_USER")?;
+    let store = Arc::new(DbStore::connect(url)?);
+    store.run_migrations()?;
+    let user_service = UserService {
+        accounts: store.clone(),
+        clock: Arc::new(SystemClock),
+        random: Arc::new(OsRandom),
+    };
+    let key_service = KeyService {
+        store: store.clone(),
+        notifier: Arc::new(NoNotifier),
+        clock: Arc::new(SystemClock),
+        random: Arc::new(OsRandom),
+        limits: KeyLimits::default(),
+    };
+    let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
+    let run = std::process::id();
+    for u in 0..users {
+        let user = user_service
+            .create(
+                &format!("bench-{run}-{u}@example.com"),
+                Credits::new(1_000_000),
+            )
+            .await?;
+        for k in 0..keys {
+            let issued = key_service
+                .issue(&user.id, KeyName::parse(&format!("bench-{k}"))?)
+                .await?;
+            writeln!(file, "{}", issued.secret.expose())?;
+        }
+    }
+    file.flush()?;
+    Ok(())
+}

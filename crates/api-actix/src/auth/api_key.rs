@@ -1,0 +1,105 @@
+//! The API-key extractor of public endpoints: credential → usage count → rate limit.
+//!
+//! Public routes sit behind [`require_api_key`], which authenticates before any other extractor
+//! (e.g. a JSON body) runs, so the order of checks is always credential → rate limit → the
+//! handler's ownership and credit checks. Handlers then take [`ApiKeyAuth`], which reads the
+//! result from the request. The middleware also writes the rate-limit headers on every response
+//! to an authenticated request, whatever its status.
+
+use std::future::{Ready, ready};
+use std::sync::Arc;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use keys_domain::ApiKey;
+use keys_domain::rate_limit::RateDecision;
+
+use super::bearer::{Credential, credential, looks_like_jwt};
+use crate::error::ApiError;
+use crate::rate_limit_headers::insert_rate_limit_headers;
+use crate::state::AppState;
+
+/// An authenticated, rate-limit-admitted API key.
+#[derive(Debug, Clone)]
+pub struct ApiKeyAuth {
+    pub key: Arc<ApiKey>,
+    pub rate: RateDecision,
+}
+
+impl ApiKeyAuth {
+    /// Runs the checks. A malformed key is refused before any I/O; a store outage is 503.
+    /// Every request that a key authenticates is counted, the rate-limited ones included.
+    ///
+    /// # Errors
+    /// The 401s of the contract, 429, 503.
+    pub async fn authenticate(req: &HttpRequest) -> Result<Self, ApiError> {
+        let state = req
+            .app_data::<web::Data<AppState>>()
+            .ok_or(ApiError::Internal)?;
+        let token = match credential(req) {
+            Credential::Missing => return Err(ApiError::MissingApiKey),
+            Credential::Other => return Err(ApiError::UnsupportedCredential),
+            Credential::MalformedBearer => {
+                return Err(ApiError::MalformedApiKey(
+                    "send exactly one token after `Bearer `".into(),
+                ));
+            }
+            Credential::Bearer(token) if looks_like_jwt(token) => {
+                return Err(ApiError::UnsupportedCredential);
+            }
+            Credential::Bearer(token) => token,
+        };
+        let key = state.authenticator.authenticate(token).await?;
+        state.usage.record(&key.id, &key.user_id, state.clock.now());
+        let span = tracing::Span::current();
+        span.record("key_id", key.id.as_str());
+        span.record("user_id", key.user_id.as_str());
+        let rate = state.rate_limiter.check(&key.id).await;
+        if !rate.allowed {
+            return Err(ApiError::RateLimited(rate));
+        }
+        Ok(Self {
+            key: Arc::new(key),
+            rate,
+        })
+    }
+}
+
+impl FromRequest for ApiKeyAuth {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Routes with this extractor are mounted behind `require_api_key`; without it there is
+        // nothing to read, which is a wiring bug rather than a client error.
+        ready(
+            req.extensions()
+                .get::<Self>()
+                .cloned()
+                .ok_or(ApiError::Internal),
+        )
+    }
+}
+
+/// Middleware of the public scope: authenticate first, then run the route, then add the
+/// key's rate-limit headers.
+///
+/// # Errors
+/// Only what the inner service returns as an error (handlers' errors are responses).
+pub async fn require_api_key(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
+    match ApiKeyAuth::authenticate(req.request()).await {
+        Ok(auth) => {
+            let rate = auth.rate;
+            req.extensions_mut().insert(auth);
+            let mut res = next.call(req).await?;
+            insert_rate_limit_headers(res.headers_mut(), &rate);
+            Ok(res.map_into_left_body())
+        }
+        Err(e) => Ok(req.error_response(e).map_into_right_body()),
+    }
+}

@@ -1,0 +1,6 @@
+//! The two credentials: API keys on public endpoints, dashboard JWTs on dashboard endpoints.
+//! Each extractor refuses the other's credential with its own error type.
+
+pub mod api_key;
+pub mod bearer;
+pub mod dashboard_jwt;

@@ -1,0 +1,220 @@
+//! The command line of §6: `serve` (default), `migrate`, `users create`, `tokens issue`,
+//! `credits grant`. Settings come from the environment variables of §6 (flags override them).
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use keys_domain::Credits;
+use keys_domain::ports::{Clock, SystemClock};
+use keys_domain::rate_limit::RateLimitPolicy;
+use serde_json::json;
+
+use crate::config::{Config, DEFAULT_BIND, DEFAULT_DATABASE_URL, DEFAULT_MAIL_FROM, Tuning};
+use crate::wiring;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "api-actix",
+    version,
+    about = "The JobTactics API key service and its operator commands"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// §6's environment variables.
+#[derive(Debug, Args)]
+pub struct Settings {
+    /// Listen address.
+    #[arg(long, env = "JT_BIND", default_value = DEFAULT_BIND, global = true)]
+    pub bind: String,
+    /// `postgres://…`, `postgresql://…` or `sqlite://PATH`.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true, global = true)]
+    pub database_url: String,
+    /// Shares rate limits, revocations and usage windows between instances.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
+    pub redis_url: Option<String>,
+    /// Where alert emails go; unset: they are written to the log.
+    #[arg(long, env = "SMTP_URL", hide_env_values = true, global = true)]
+    pub smtp_url: Option<String>,
+    /// Sender of alert emails.
+    #[arg(long, env = "MAIL_FROM", default_value = DEFAULT_MAIL_FROM, global = true)]
+    pub mail_from: String,
+    /// HS256 secret of dashboard tokens; unset: generated once and kept in the database.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<String>,
+    /// Sustained requests per second per key.
+    #[arg(long, env = "JT_RATE_LIMIT_PER_SECOND", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub rate_limit_per_second: u32,
+    /// Burst per key.
+    #[arg(long, env = "JT_RATE_LIMIT_BURST", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub rate_limit_burst: u32,
+    /// Requests per key per trailing 24 h that trigger the high-usage email.
+    #[arg(long, env = "JT_HIGH_USAGE_THRESHOLD", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub high_usage_threshold: u64,
+}
+
+impl Settings {
+    #[must_use]
+    pub fn into_config(self) -> Config {
+        Config {
+            bind: self.bind,
+            database_url: self.database_url,
+            redis_url: self.redis_url,
+            smtp_url: self.smtp_url,
+            mail_from: self.mail_from,
+            jwt_secret: self.jwt_secret,
+            rate_limit: RateLimitPolicy {
+                per_second: self.rate_limit_per_second,
+                burst: self.rate_limit_burst,
+            },
+            high_usage_threshold: self.high_usage_threshold,
+            tuning: Tuning::default(),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations, then serve on JT_BIND (the default command).
+    Serve,
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Manage users.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Issue dashboard tokens.
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
+    /// Manage credits.
+    Credits {
+        #[command(subcommand)]
+        command: CreditsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user; prints {"id", "email", "balance"}.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Initial credits (a grant in the ledger).
+        #[arg(long, default_value_t = 0)]
+        credits: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Print a dashboard JWT for a user (one line).
+    Issue {
+        /// The user's id or email.
+        #[arg(long)]
+        user: String,
+        /// Lifetime of the token.
+        #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+        ttl_seconds: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CreditsCommand {
+    /// Add credits (a ledger entry); prints {"balance"}.
+    Grant {
+        /// The user's id or email.
+        #[arg(long)]
+        user: String,
+        /// Credits to add, > 0.
+        #[arg(long, allow_negative_numbers = true)]
+        amount: i64,
+    },
+}
+
+/// Runs an operator command (everything but `serve`); the line to print on success. Pending
+/// migrations are applied first, so the commands work on a brand-new database.
+///
+/// # Errors
+/// A message for stderr: taken or invalid email, unknown user, bad amount, database down.
+pub async fn run_operator_command(config: &Config, command: Command) -> anyhow::Result<String> {
+    let store = wiring::open_store(&config.database_url)?;
+    let applied = wiring::migrate(&store).await?;
+    match command {
+        Command::Serve => anyhow::bail!("`serve` is not an operator command"),
+        Command::Migrate => Ok(json!({ "applied": applied }).to_string()),
+        Command::Users {
+            command: UsersCommand::Create { email, credits },
+        } => {
+            let user = wiring::user_service(&store)
+                .create(&email, Credits::new(credits))
+                .await?;
+            Ok(json!({
+                "id": user.id.as_str(),
+                "email": user.email.as_str(),
+                "balance": user.balance.get(),
+            })
+            .to_string())
+        }
+        Command::Tokens {
+            command: TokensCommand::Issue { user, ttl_seconds },
+        } => {
+            let found = wiring::user_service(&store)
+                .find(&user)
+                .await?
+                .with_context(|| format!("no user matches `{user}`"))?;
+            let keys = wiring::jwt_keys(config, store.as_ref()).await?;
+            let token = keys
+                .issue(
+                    &found.id,
+                    SystemClock.now(),
+                    Duration::from_secs(ttl_seconds),
+                )
+                .context("cannot sign the token")?;
+            Ok(token)
+        }
+        Command::Credits {
+            command: CreditsCommand::Grant { user, amount },
+        } => {
+            let balance = wiring::user_service(&store).grant(&user, amount).await?;
+            Ok(json!({ "balance": balance.get() }).to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["api-actix"]).unwrap();
+        assert!(cli.command.is_none());
+        let cli = Cli::try_parse_from([
+            "api-actix",
+            "credits",
+            "grant",
+            "--user",
+            "a@b.io",
+            "--amount",
+            "-5",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Credits {
+                command: CreditsCommand::Grant { amount: -5, .. }
+            })
+        ));
+    }
+}

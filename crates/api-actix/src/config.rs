@@ -1,0 +1,149 @@
+//! Run-time configuration: what the environment (§6 of the contract) sets, plus tuning knobs
+//! that only tests change.
+
+use std::fmt;
+use std::time::Duration;
+
+use keys_domain::rate_limit::RateLimitPolicy;
+
+/// Everything the server and the operator commands need.
+#[derive(Clone)]
+pub struct Config {
+    /// `JT_BIND`; port 0 picks a free port (tests).
+    pub bind: String,
+    /// `DATABASE_URL`.
+    pub database_url: String,
+    /// `REDIS_URL`; `None`: rate limits, revocations and usage windows stay in-process.
+    pub redis_url: Option<String>,
+    /// `SMTP_URL`; `None`: alert emails are written to the log.
+    pub smtp_url: Option<String>,
+    /// `MAIL_FROM`.
+    pub mail_from: String,
+    /// `JWT_SECRET`; `None`: generated once and kept in the database.
+    pub jwt_secret: Option<String>,
+    /// `JT_RATE_LIMIT_PER_SECOND` and `JT_RATE_LIMIT_BURST`.
+    pub rate_limit: RateLimitPolicy,
+    /// `JT_HIGH_USAGE_THRESHOLD` (positive; checked when the service is wired).
+    pub high_usage_threshold: u64,
+    pub tuning: Tuning,
+}
+
+/// Knobs with sensible defaults that are not part of the contract.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// actix workers; `None`: one per core.
+    pub workers: Option<usize>,
+    /// How often accumulated usage is written (the dashboard shows it within 2 s).
+    pub usage_flush_interval: Duration,
+    /// How long an accepted key's record is trusted without asking the store. Bounds how late a
+    /// revocation made on another instance is honoured when Redis is not there to announce it.
+    pub key_cache_ttl: Duration,
+    /// How long "no such key" is remembered (at most 1 s, so a new key works quickly everywhere).
+    pub unknown_key_ttl: Duration,
+    /// Most key records cached.
+    pub key_cache_capacity: u64,
+    /// How often the alert outbox is polled.
+    pub alert_poll_interval: Duration,
+    /// How long in-flight requests get to finish on shutdown.
+    pub shutdown_timeout: Duration,
+    /// Stop gracefully on SIGTERM / ctrl-c (off in tests, which stop through the handle).
+    pub handle_signals: bool,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            workers: None,
+            usage_flush_interval: Duration::from_millis(250),
+            key_cache_ttl: Duration::from_millis(500),
+            unknown_key_ttl: Duration::from_secs(1),
+            key_cache_capacity: 100_000,
+            alert_poll_interval: Duration::from_secs(1),
+            shutdown_timeout: Duration::from_secs(10),
+            handle_signals: true,
+        }
+    }
+}
+
+/// `MAIL_FROM`'s default.
+pub const DEFAULT_MAIL_FROM: &str = "JobTactics <alerts@jobtactics.io>";
+/// `JT_BIND`'s default.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// `DATABASE_URL`'s default.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://jobtactics.db";
+
+impl Config {
+    /// The defaults of §6 with `database_url`; what tests start from.
+    #[must_use]
+    pub fn for_database(database_url: impl Into<String>) -> Self {
+        Self {
+            bind: DEFAULT_BIND.to_owned(),
+            database_url: database_url.into(),
+            redis_url: None,
+            smtp_url: None,
+            mail_from: DEFAULT_MAIL_FROM.to_owned(),
+            jwt_secret: None,
+            rate_limit: RateLimitPolicy {
+                per_second: 20,
+                burst: 40,
+            },
+            high_usage_threshold: 10_000,
+            tuning: Tuning::default(),
+        }
+    }
+}
+
+/// Strips the password from a URL for logs: `scheme://user:***@host/...`.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+    let sep = if path.is_empty() && !rest.contains('/') {
+        ""
+    } else {
+        "/"
+    };
+    format!("{scheme}://{user}:***@{host}{sep}{path}")
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
+            .field("mail_from", &self.mail_from)
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
+            .field("rate_limit", &self.rate_limit)
+            .field("high_usage_threshold", &self.high_usage_threshold)
+            .field("tuning", &self.tuning)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_secrets_and_passwords() {
+        let mut c = Config::for_database("postgres://app:hunter2@db:5432/jt");
+        c.jwt_secret = Some("topsecret".into());
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("hunter2"));
+        assert!(!dbg.contains("topsecret"));
+        assert!(dbg.contains("postgres://app:***@db:5432/jt"));
+        assert_eq!(
+            redact_url("sqlite://jobtactics.db"),
+            "sqlite://jobtactics.db"
+        );
+        assert_eq!(redact_url("redis://:pw@h"), "redis://:***@h");
+    }
+}

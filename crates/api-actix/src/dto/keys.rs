@@ -1,0 +1,132 @@
+//! Key bodies: create and rotate requests, and the key object.
+
+use keys_domain::key_state::{GracePeriod, KeyStatus};
+use keys_domain::use_cases::IssuedKey;
+use keys_domain::{ApiKey, KeyName, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+
+/// `POST /api/v1/keys`.
+#[derive(Debug, Deserialize)]
+pub struct CreateKeyRequest {
+    name: Option<String>,
+}
+
+impl CreateKeyRequest {
+    /// # Errors
+    /// `invalid_request` naming `name`.
+    pub fn try_into_domain(self) -> Result<KeyName, ApiError> {
+        parse_name(self.name)
+    }
+}
+
+/// `POST /api/v1/keys/{id}/rotate`. `name` is required, as on creation: the new key is a new
+/// credential and the name is how its owner tells it apart in the dashboard.
+#[derive(Debug, Deserialize)]
+pub struct RotateKeyRequest {
+    name: Option<String>,
+    grace_period_seconds: Option<i64>,
+}
+
+impl RotateKeyRequest {
+    /// # Errors
+    /// `invalid_request` naming `name` or `grace_period_seconds`.
+    pub fn try_into_domain(self) -> Result<(KeyName, GracePeriod), ApiError> {
+        let name = parse_name(self.name)?;
+        let grace = GracePeriod::from_seconds(self.grace_period_seconds.unwrap_or(0))
+            .map_err(|e| ApiError::invalid_field("grace_period_seconds", e.to_string()))?;
+        Ok((name, grace))
+    }
+}
+
+fn parse_name(name: Option<String>) -> Result<KeyName, ApiError> {
+    let name = name.ok_or_else(|| ApiError::invalid_field("name", "name is required"))?;
+    KeyName::parse(&name).map_err(|e| ApiError::invalid_field("name", e.to_string()))
+}
+
+/// The key object of §4; `key` only in the response that creates the key.
+#[derive(Debug, Serialize)]
+pub struct KeyObject<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub preview: &'a str,
+    pub status: KeyStatus,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+    pub usage_count: u64,
+    pub revoked_at: Option<Timestamp>,
+    pub revokes_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<&'a str>,
+}
+
+impl<'a> KeyObject<'a> {
+    /// The key as of `now` (an expiring key past its `revokes_at` reads as revoked).
+    #[must_use]
+    pub fn of(key: &'a ApiKey, now: Timestamp) -> Self {
+        Self {
+            id: key.id.as_str(),
+            name: key.name.as_str(),
+            preview: key.preview.as_str(),
+            status: key.state.status(now),
+            created_at: key.created_at,
+            last_used_at: key.last_used_at,
+            usage_count: key.usage_count,
+            revoked_at: key.state.revoked_at(now),
+            revokes_at: key.state.revokes_at(now),
+            key: None,
+        }
+    }
+
+    /// A key just issued, with its secret: the one time it is shown.
+    #[must_use]
+    pub fn issued(issued: &'a IssuedKey, now: Timestamp) -> Self {
+        Self {
+            key: Some(issued.secret.expose()),
+            ..Self::of(&issued.key, now)
+        }
+    }
+}
+
+/// `{"data": [...]}`.
+#[derive(Debug, Serialize)]
+pub struct ListOf<T> {
+    pub data: Vec<T>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rotate(json: &str) -> Result<(KeyName, GracePeriod), ApiError> {
+        crate::json_body::parse::<RotateKeyRequest>(json.as_bytes())?.try_into_domain()
+    }
+
+    fn field(r: Result<(KeyName, GracePeriod), ApiError>) -> String {
+        match r {
+            Err(ApiError::InvalidRequest { field: Some(f), .. }) => f,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn rotation_requires_a_name_and_a_grace_within_a_week() {
+        assert!(rotate(r#"{"name": "ci-2"}"#).is_ok());
+        assert!(rotate(r#"{"name": "ci-2", "grace_period_seconds": 604800}"#).is_ok());
+        assert_eq!(field(rotate(r#"{"grace_period_seconds": 0}"#)), "name");
+        assert_eq!(field(rotate(r#"{"name": "  "}"#)), "name");
+        assert_eq!(
+            field(rotate(r#"{"name": "a", "grace_period_seconds": 604801}"#)),
+            "grace_period_seconds"
+        );
+        assert_eq!(
+            field(rotate(r#"{"name": "a", "grace_period_seconds": -1}"#)),
+            "grace_period_seconds"
+        );
+        assert_eq!(
+            field(rotate(r#"{"name": "a", "grace_period_seconds": "10"}"#)),
+            "grace_period_seconds"
+        );
+    }
+}

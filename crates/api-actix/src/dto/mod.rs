@@ -1,0 +1,5 @@
+//! Request bodies (validated into domain types by `try_into_domain`) and response bodies.
+
+pub mod documents;
+pub mod keys;
+pub mod templates;

@@ -1,0 +1,158 @@
+//! The JSON body extractor: size limit, content type, and errors that name the field at fault,
+//! all as the contract's JSON errors (never actix's plain-text ones).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::error::PayloadError;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{FromRequest, HttpRequest, web};
+use serde::de::DeserializeOwned;
+use serde_json::error::Category;
+
+use crate::error::ApiError;
+
+/// Largest accepted request body (64 KiB); larger is 413.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// A request body parsed as JSON into a DTO.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let content_type = check_content_type(req);
+        let body = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            content_type?;
+            let bytes = body.await.map_err(|e| payload_error(&e))?;
+            parse(&bytes).map(JsonBody)
+        })
+    }
+}
+
+/// A missing content type is read as JSON (curl users forget it); another one is refused.
+fn check_content_type(req: &HttpRequest) -> Result<(), ApiError> {
+    let Some(value) = req.headers().get(CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json" || essence.ends_with("+json") {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "the body must be JSON (`Content-Type: application/json`)",
+        ))
+    }
+}
+
+fn payload_error(e: &actix_web::Error) -> ApiError {
+    match e.as_error::<PayloadError>() {
+        Some(PayloadError::Overflow) => ApiError::PayloadTooLarge,
+        _ => ApiError::invalid("the request body could not be read"),
+    }
+}
+
+/// Parses `bytes`; the error names the field when one is at fault.
+///
+/// # Errors
+/// `invalid_request`.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid("a JSON body is required"));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            // serde reads a struct from an array too; the contract's bodies are objects.
+            Category::Data if path.starts_with('[') => {
+                ApiError::invalid("the body must be a JSON object")
+            }
+            Category::Data if path != "." => ApiError::invalid_field(
+                path.clone(),
+                format!("`{path}` is invalid: {}", scrub(&inner.to_string())),
+            ),
+            Category::Data => ApiError::invalid(format!(
+                "the body is invalid: {}",
+                scrub(&inner.to_string())
+            )),
+            Category::Syntax | Category::Eof | Category::Io => {
+                ApiError::invalid(format!("the body is not valid JSON: {inner}"))
+            }
+        }
+    })?;
+    de.end()
+        .map_err(|_| ApiError::invalid("the body has trailing characters after the JSON value"))?;
+    Ok(value)
+}
+
+/// serde quotes the offending value in its messages; a value that holds a key must not come back.
+fn scrub(message: &str) -> String {
+    if message.contains(keys_domain::key_secret::PREFIX) {
+        "wrong type or value".to_owned()
+    } else {
+        message.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Dto {
+        name: Option<String>,
+        fields: Option<BTreeMap<String, String>>,
+        n: Option<i64>,
+    }
+
+    fn field(r: Result<Dto, ApiError>) -> Option<String> {
+        match r {
+            Err(ApiError::InvalidRequest { field, .. }) => field,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_the_field_at_fault() {
+        assert_eq!(field(parse(br#"{"name": 5}"#)).as_deref(), Some("name"));
+        assert_eq!(
+            field(parse(br#"{"fields": {"a": 1}}"#)).as_deref(),
+            Some("fields.a")
+        );
+        assert_eq!(field(parse(br#"{"n": 1.5}"#)).as_deref(), Some("n"));
+        assert_eq!(field(parse(br#"{"name": "#)), None);
+        assert_eq!(field(parse(b"[1]")), None);
+        assert_eq!(field(parse(b"  ")), None);
+        assert_eq!(field(parse(br#"{} x"#)), None);
+        assert!(parse::<Dto>(br#"{"name": "ci", "other": 1}"#).is_ok());
+    }
+
+    #[test]
+    fn never_echoes_a_key() {
+        let key = keys_domain::ApiKeySecret::generate(&keys_domain::random::OsRandom);
+        let body = format!(r#"{{"n": "{}"}}"#, key.expose());
+        let Err(e) = parse::<Dto>(body.as_bytes()) else {
+            panic!()
+        };
+        assert!(!e.to_string().contains(key.expose()));
+    }
+}

@@ -1,0 +1,362 @@
+//! A bounded in-process cache of key records in front of the key store, so that an accepted key
+//! costs no database round trip.
+//!
+//! - An accepted key's record is trusted for `key_cache_ttl` (≈ 500 ms): a revocation made on
+//!   another instance is honoured here within that time even when no Redis announces it. The
+//!   record's state is still checked against the clock on every request, so an `expiring` key
+//!   stops at its `revokes_at` exactly.
+//! - "No such key" is remembered for `unknown_key_ttl` (≤ 1 s) to blunt floods of random keys.
+//! - Store errors are never cached.
+//! - A revocation through this instance, or announced by another, evicts at once. A lookup that
+//!   started before an eviction must not re-insert what it read: a generation counter, bumped by
+//!   every eviction, is compared after the insert, and the entry is dropped if it moved.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use keys_domain::api_key::KeyLimits;
+use keys_domain::ports::{
+    InsertKeyError, KeyStore, RevocationNotifier, RotateKeyStoreError, Rotation, StoreError,
+};
+use keys_domain::usage::UsageDelta;
+use keys_domain::{ApiKey, KeyHash, KeyId, KeyState, NewApiKey, Timestamp, UserId};
+use moka::Expiry;
+
+/// The cache itself; shared by the caching store, the revocation notifier and the bus listener.
+pub struct KeyCache {
+    entries: moka::sync::Cache<KeyHash, Option<ApiKey>>,
+    generation: AtomicU64,
+}
+
+struct TtlByOutcome {
+    known: Duration,
+    unknown: Duration,
+}
+
+impl Expiry<KeyHash, Option<ApiKey>> for TtlByOutcome {
+    fn expire_after_create(
+        &self,
+        _key: &KeyHash,
+        value: &Option<ApiKey>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(if value.is_some() {
+            self.known
+        } else {
+            self.unknown
+        })
+    }
+}
+
+impl KeyCache {
+    #[must_use]
+    pub fn new(known_ttl: Duration, unknown_ttl: Duration, capacity: u64) -> Self {
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(capacity)
+            .expire_after(TtlByOutcome {
+                known: known_ttl,
+                unknown: unknown_ttl,
+            })
+            .build();
+        Self {
+            entries,
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// Forgets one key now (revoked or rotated here or elsewhere).
+    pub fn evict(&self, hash: &KeyHash) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.entries.invalidate(hash);
+    }
+
+    /// Forgets every key (after missed announcements, e.g. a Redis reconnect).
+    pub fn evict_all(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.entries.invalidate_all();
+    }
+
+    fn get(&self, hash: &KeyHash) -> Option<Option<ApiKey>> {
+        self.entries.get(hash)
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Inserts what a lookup that began at `generation` read, unless an eviction happened since.
+    fn insert_if_current(&self, hash: KeyHash, value: Option<ApiKey>, generation: u64) {
+        if self.generation() != generation {
+            return;
+        }
+        self.entries.insert(hash, value);
+        // An eviction between the check above and the insert would otherwise be undone.
+        if self.generation() != generation {
+            self.entries.invalidate(&hash);
+        }
+    }
+}
+
+/// Evicts locally; the fan-out notifier pairs it with the Redis bus when there is one.
+#[async_trait]
+impl RevocationNotifier for KeyCache {
+    async fn key_changed(&self, hash: &KeyHash) {
+        self.evict(hash);
+    }
+}
+
+/// A [`KeyStore`] that answers `find_by_hash` from [`KeyCache`] and delegates everything else.
+pub struct CachedKeyStore {
+    inner: Arc<dyn KeyStore>,
+    cache: Arc<KeyCache>,
+}
+
+impl CachedKeyStore {
+    #[must_use]
+    pub fn new(inner: Arc<dyn KeyStore>, cache: Arc<KeyCache>) -> Self {
+        Self { inner, cache }
+    }
+}
+
+#[async_trait]
+impl KeyStore for CachedKeyStore {
+    async fn insert(
+        &self,
+        key: NewApiKey,
+        limits: KeyLimits,
+        now: Timestamp,
+    ) -> Result<ApiKey, InsertKeyError> {
+        let hash = key.hash;
+        let stored = self.inner.insert(key, limits, now).await?;
+        // A remembered "no such key" would refuse the new key for up to a second.
+        self.cache.evict(&hash);
+        Ok(stored)
+    }
+
+    async fn find_by_hash(&self, hash: &KeyHash) -> Result<Option<ApiKey>, StoreError> {
+        if let Some(hit) = self.cache.get(hash) {
+            return Ok(hit);
+        }
+        let generation = self.cache.generation();
+        let found = self.inner.find_by_hash(hash).await?;
+        self.cache
+            .insert_if_current(*hash, found.clone(), generation);
+        Ok(found)
+    }
+
+    async fn find(&self, user: &UserId, id: &KeyId) -> Result<Option<ApiKey>, StoreError> {
+        self.inner.find(user, id).await
+    }
+
+    async fn list(&self, user: &UserId) -> Result<Vec<ApiKey>, StoreError> {
+        self.inner.list(user).await
+    }
+
+    async fn transition(
+        &self,
+        user: &UserId,
+        id: &KeyId,
+        expected: KeyState,
+        to: KeyState,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let stored = self.inner.transition(user, id, expected, to).await?;
+        if let Some(key) = &stored {
+            self.cache.evict(&key.hash);
+        }
+        Ok(stored)
+    }
+
+    async fn rotate(
+        &self,
+        user: &UserId,
+        rotation: Rotation,
+    ) -> Result<ApiKey, RotateKeyStoreError> {
+        let new_hash = rotation.new_key.hash;
+        let stored = self.inner.rotate(user, rotation).await?;
+        self.cache.evict(&new_hash);
+        Ok(stored)
+    }
+
+    async fn record_usage(&self, batch: &[UsageDelta]) -> Result<(), StoreError> {
+        self.inner.record_usage(batch).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use keys_domain::ports::MockKeyStore;
+    use keys_domain::random::OsRandom;
+    use keys_domain::{ApiKeySecret, KeyName};
+    use tokio::sync::Notify;
+
+    use super::*;
+
+    fn key(state: KeyState) -> (ApiKey, KeyHash) {
+        let secret = ApiKeySecret::generate(&OsRandom);
+        let key = ApiKey {
+            id: KeyId::new("key_1"),
+            user_id: UserId::new("usr_1"),
+            name: KeyName::parse("ci").unwrap(),
+            preview: secret.preview(),
+            hash: secret.hash(),
+            state,
+            created_at: Timestamp::from_millis(0),
+            last_used_at: None,
+            usage_count: 0,
+        };
+        let hash = key.hash;
+        (key, hash)
+    }
+
+    fn cache() -> Arc<KeyCache> {
+        Arc::new(KeyCache::new(
+            Duration::from_millis(500),
+            Duration::from_secs(1),
+            1000,
+        ))
+    }
+
+    #[tokio::test]
+    async fn known_and_unknown_keys_are_served_from_cache_but_errors_are_not() {
+        let (k, hash) = key(KeyState::Active);
+        let other = KeyHash::of("other");
+        let failing = KeyHash::of("failing");
+        let mut inner = MockKeyStore::new();
+        let stored = k.clone();
+        inner
+            .expect_find_by_hash()
+            .withf(move |h| *h == hash)
+            .times(1)
+            .returning(move |_| Ok(Some(stored.clone())));
+        inner
+            .expect_find_by_hash()
+            .withf(move |h| *h == other)
+            .times(1)
+            .returning(|_| Ok(None));
+        inner
+            .expect_find_by_hash()
+            .withf(move |h| *h == failing)
+            .times(2)
+            .returning(|_| Err(StoreError::Unavailable("down".into())));
+        let store = CachedKeyStore::new(Arc::new(inner), cache());
+        for _ in 0..3 {
+            assert_eq!(store.find_by_hash(&hash).await.unwrap(), Some(k.clone()));
+            assert_eq!(store.find_by_hash(&other).await.unwrap(), None);
+        }
+        assert!(store.find_by_hash(&failing).await.is_err());
+        assert!(store.find_by_hash(&failing).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn an_accepted_key_is_looked_up_again_after_its_ttl() {
+        let (k, hash) = key(KeyState::Active);
+        let mut inner = MockKeyStore::new();
+        inner
+            .expect_find_by_hash()
+            .times(2)
+            .returning(move |_| Ok(Some(k.clone())));
+        let c = Arc::new(KeyCache::new(
+            Duration::from_millis(50),
+            Duration::from_millis(50),
+            10,
+        ));
+        let store = CachedKeyStore::new(Arc::new(inner), c);
+        store.find_by_hash(&hash).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        store.find_by_hash(&hash).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn eviction_forgets_at_once() {
+        let (k, hash) = key(KeyState::Active);
+        let mut inner = MockKeyStore::new();
+        inner
+            .expect_find_by_hash()
+            .times(2)
+            .returning(move |_| Ok(Some(k.clone())));
+        let c = cache();
+        let store = CachedKeyStore::new(Arc::new(inner), c.clone());
+        store.find_by_hash(&hash).await.unwrap();
+        c.key_changed(&hash).await;
+        store.find_by_hash(&hash).await.unwrap();
+    }
+
+    /// A store whose first lookup blocks until released, to interleave an eviction.
+    struct SlowStore {
+        key: ApiKey,
+        calls: AtomicUsize,
+        started: Notify,
+        release: Notify,
+    }
+
+    #[async_trait]
+    impl KeyStore for SlowStore {
+        async fn insert(
+            &self,
+            _: NewApiKey,
+            _: KeyLimits,
+            _: Timestamp,
+        ) -> Result<ApiKey, InsertKeyError> {
+            unimplemented!()
+        }
+        async fn find_by_hash(&self, _: &KeyHash) -> Result<Option<ApiKey>, StoreError> {
+            if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                self.started.notify_one();
+                self.release.notified().await;
+            }
+            Ok(Some(self.key.clone()))
+        }
+        async fn find(&self, _: &UserId, _: &KeyId) -> Result<Option<ApiKey>, StoreError> {
+            unimplemented!()
+        }
+        async fn list(&self, _: &UserId) -> Result<Vec<ApiKey>, StoreError> {
+            unimplemented!()
+        }
+        async fn transition(
+            &self,
+            _: &UserId,
+            _: &KeyId,
+            _: KeyState,
+            _: KeyState,
+        ) -> Result<Option<ApiKey>, StoreError> {
+            unimplemented!()
+        }
+        async fn rotate(&self, _: &UserId, _: Rotation) -> Result<ApiKey, RotateKeyStoreError> {
+            unimplemented!()
+        }
+        async fn record_usage(&self, _: &[UsageDelta]) -> Result<(), StoreError> {
+            unimplemented!()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lookup_in_flight_during_an_eviction_does_not_reinsert_stale_state() {
+        let (k, hash) = key(KeyState::Active);
+        let slow = Arc::new(SlowStore {
+            key: k,
+            calls: AtomicUsize::new(0),
+            started: Notify::new(),
+            release: Notify::new(),
+        });
+        let c = cache();
+        let store = Arc::new(CachedKeyStore::new(slow.clone(), c.clone()));
+        let lookup = tokio::spawn({
+            let store = store.clone();
+            async move { store.find_by_hash(&hash).await }
+        });
+        slow.started.notified().await;
+        c.evict(&hash); // the revocation lands while the stale read is in flight
+        slow.release.notify_one();
+        lookup.await.unwrap().unwrap();
+        store.find_by_hash(&hash).await.unwrap();
+        assert_eq!(
+            slow.calls.load(Ordering::SeqCst),
+            2,
+            "stale entry was cached"
+        );
+    }
+}

@@ -1,0 +1,47 @@
+//! `/healthz` (liveness) and `/readyz` (readiness: database, Redis, SMTP).
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::state::AppState;
+
+/// How long `/readyz` waits for the database before calling it down.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// 200 while the database answers (`degraded` when Redis is configured but down), else 503.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let r = &state.readiness;
+    let database_up = matches!(
+        tokio::time::timeout(PING_TIMEOUT, r.database.ping()).await,
+        Ok(Ok(()))
+    );
+    let redis = match &r.redis {
+        None => "not configured",
+        Some(probe) if probe.is_up().await => "up",
+        Some(_) => "down",
+    };
+    let status = match (database_up, redis) {
+        (false, _) => "unavailable",
+        (true, "down") => "degraded",
+        (true, _) => "ok",
+    };
+    let body = json!({
+        "status": status,
+        "database": if database_up { "up" } else { "down" },
+        "redis": redis,
+        "smtp": if r.smtp_configured { "configured" } else { "not configured" },
+    });
+    if database_up {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "1"))
+            .json(body)
+    }
+}

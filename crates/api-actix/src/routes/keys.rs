@@ -1,0 +1,74 @@
+//! Dashboard key management: create, list, get, revoke, rotate.
+
+use actix_web::{HttpResponse, web};
+use keys_domain::KeyId;
+
+use crate::auth::dashboard_jwt::DashboardUser;
+use crate::dto::keys::{CreateKeyRequest, KeyObject, ListOf, RotateKeyRequest};
+use crate::error::ApiError;
+use crate::json_body::JsonBody;
+use crate::state::AppState;
+
+/// `POST /api/v1/keys` → 201 with the key, shown this once.
+pub async fn create(
+    user: DashboardUser,
+    state: web::Data<AppState>,
+    body: JsonBody<CreateKeyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let name = body.0.try_into_domain()?;
+    let issued = state.keys.issue(&user.user_id, name).await?;
+    tracing::info!(key_id = %issued.key.id, preview = issued.key.preview.as_str(), "key created");
+    Ok(HttpResponse::Created().json(KeyObject::issued(&issued, state.clock.now())))
+}
+
+/// `GET /api/v1/keys`, newest first.
+pub async fn list(
+    user: DashboardUser,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let keys = state.keys.list(&user.user_id).await?;
+    let now = state.clock.now();
+    let data = keys.iter().map(|k| KeyObject::of(k, now)).collect();
+    Ok(HttpResponse::Ok().json(ListOf { data }))
+}
+
+/// `GET /api/v1/keys/{id}`.
+pub async fn get(
+    user: DashboardUser,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let key = state
+        .keys
+        .get(&user.user_id, &KeyId::new(id.into_inner()))
+        .await?;
+    Ok(HttpResponse::Ok().json(KeyObject::of(&key, state.clock.now())))
+}
+
+/// `POST /api/v1/keys/{id}/revoke`, idempotent.
+pub async fn revoke(
+    user: DashboardUser,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let key = state
+        .keys
+        .revoke(&user.user_id, &KeyId::new(id.into_inner()))
+        .await?;
+    tracing::info!(key_id = %key.id, preview = key.preview.as_str(), "key revoked");
+    Ok(HttpResponse::Ok().json(KeyObject::of(&key, state.clock.now())))
+}
+
+/// `POST /api/v1/keys/{id}/rotate` → 201 with the new key.
+pub async fn rotate(
+    user: DashboardUser,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: JsonBody<RotateKeyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, grace) = body.0.try_into_domain()?;
+    let old = KeyId::new(id.into_inner());
+    let issued = state.keys.rotate(&user.user_id, &old, name, grace).await?;
+    tracing::info!(old_key_id = %old, key_id = %issued.key.id, "key rotated");
+    Ok(HttpResponse::Created().json(KeyObject::issued(&issued, state.clock.now())))
+}

@@ -1,0 +1,146 @@
+//! Building and running the server, so that `main` and the tests start it the same way.
+
+use std::net::{SocketAddr, TcpListener};
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing_actix_web::TracingLogger;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::json_body::BODY_LIMIT;
+use crate::routes;
+use crate::telemetry::{RootSpan, request_id_header};
+use crate::wiring;
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    addr: SocketAddr,
+    server: Server,
+    shutdown: CancellationToken,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Application {
+    /// Wires the adapters (applying pending migrations), binds `config.bind` and starts the
+    /// background work.
+    ///
+    /// # Errors
+    /// Wiring failed or the address cannot be bound.
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let wired = wiring::wire(config).await?;
+        let listener = TcpListener::bind(&config.bind)
+            .with_context(|| format!("cannot listen on JT_BIND {}", config.bind))?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let background = wired.spawn_background(config, &shutdown);
+        let state = web::Data::new(wired.state);
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(request_id_header))
+                .wrap(TracingLogger::<RootSpan>::new())
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(BODY_LIMIT))
+                .app_data(web::PathConfig::default().error_handler(|e, _| {
+                    ApiError::invalid(format!("the path is invalid: {e}")).into()
+                }))
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    ApiError::invalid(format!("the query string is invalid: {e}")).into()
+                }))
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(BODY_LIMIT)
+                        .error_handler(|e, _| json_config_error(&e).into()),
+                )
+                .configure(routes::configure)
+                .default_service(web::to(crate::error::route_not_found))
+        })
+        .listen(listener)?
+        .shutdown_timeout(config.tuning.shutdown_timeout.as_secs().max(1));
+        if let Some(n) = config.tuning.workers {
+            server = server.workers(n);
+        }
+        if !config.tuning.handle_signals {
+            server = server.disable_signals();
+        }
+        tracing::info!(%addr, backend = wired.backend, "listening");
+        Ok(Self {
+            addr,
+            server: server.run(),
+            shutdown,
+            background,
+        })
+    }
+
+    #[must_use]
+    pub fn address(&self) -> SocketAddr {
+        self.addr
+    }
+
+    #[must_use]
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped (SIGTERM, ctrl-c, or [`ServerHandle::stop`]): in-flight requests
+    /// finish, then background work stops and pending usage is flushed.
+    ///
+    /// # Errors
+    /// The server failed.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let served = self.server.await;
+        tracing::info!("server stopped; flushing usage and stopping workers");
+        self.shutdown.cancel();
+        for task in self.background {
+            let _ = task.await;
+        }
+        served.context("the HTTP server failed")
+    }
+}
+
+/// actix's own JSON extractor is not used by the routes, but if it ever is, its errors still
+/// answer in the contract's shape.
+fn json_config_error(e: &actix_web::error::JsonPayloadError) -> ApiError {
+    use actix_web::error::JsonPayloadError as E;
+    match e {
+        E::Overflow { .. } | E::OverflowKnownLength { .. } => ApiError::PayloadTooLarge,
+        E::ContentType => {
+            ApiError::invalid("the body must be JSON (`Content-Type: application/json`)")
+        }
+        _ => ApiError::invalid("the body is not valid JSON"),
+    }
+}
+
+/// A server running in the background (tests, embedding).
+pub struct Running {
+    pub addr: SocketAddr,
+    pub handle: ServerHandle,
+    join: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Stops gracefully and waits until usage is flushed and workers are done.
+    ///
+    /// # Errors
+    /// The server failed.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.handle.stop(true).await;
+        self.join.await.context("the server task panicked")?
+    }
+}
+
+/// Builds and starts the application on a background task.
+///
+/// # Errors
+/// As [`Application::build`].
+pub async fn spawn(config: &Config) -> anyhow::Result<Running> {
+    let app = Application::build(config).await?;
+    let addr = app.address();
+    let handle = app.handle();
+    let join = tokio::spawn(app.run_until_stopped());
+    Ok(Running { addr, handle, join })
+}

@@ -1,0 +1,38 @@
+//! What every handler can reach: the use cases and the few ports read directly.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use keys_domain::ports::{AccountStore, Clock, RateLimiter, SettingsStore};
+use keys_domain::use_cases::{Authenticator, CatalogService, KeyService};
+
+use crate::auth::dashboard_jwt::JwtKeys;
+use crate::usage_flusher::UsageRecorder;
+
+/// Shared by all workers (behind `web::Data`, an `Arc`).
+pub struct AppState {
+    pub authenticator: Authenticator,
+    pub keys: KeyService,
+    pub catalog: CatalogService,
+    /// Balances are a plain read; no use case adds anything to it.
+    pub accounts: Arc<dyn AccountStore>,
+    pub rate_limiter: Arc<dyn RateLimiter>,
+    pub usage: Arc<UsageRecorder>,
+    pub jwt: Arc<JwtKeys>,
+    pub clock: Arc<dyn Clock>,
+    pub readiness: Readiness,
+}
+
+/// Whether an optional dependency answers now.
+#[async_trait]
+pub trait Probe: Send + Sync {
+    async fn is_up(&self) -> bool;
+}
+
+/// What `/readyz` inspects.
+pub struct Readiness {
+    pub database: Arc<dyn SettingsStore>,
+    /// `None` when `REDIS_URL` is not set.
+    pub redis: Option<Arc<dyn Probe>>,
+    pub smtp_configured: bool,
+}

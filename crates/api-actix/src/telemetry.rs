@@ -1,0 +1,64 @@
+//! Logs: `tracing` to stderr (stdout is for the CLI's JSON), one root span per request with its
+//! request id, and the key only ever as its id (never a header, never the key).
+
+use actix_web::HttpMessage;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use tracing::Span;
+use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder};
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber; `RUST_LOG` overrides `default_filter`.
+pub fn init(default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // A second call (tests) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The request's root span: tracing-actix-web's fields (method, route, status, request id, …;
+/// no headers) plus the key and user once authenticated.
+pub struct RootSpan;
+
+impl RootSpanBuilder for RootSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        tracing_actix_web::root_span!(
+            request,
+            key_id = tracing::field::Empty,
+            user_id = tracing::field::Empty
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(
+        span: Span,
+        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
+    ) {
+        if let Ok(res) = outcome {
+            tracing::debug!(parent: &span, status = res.status().as_u16(), "request done");
+        }
+        DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Returns the request id as `x-request-id`, so a client can quote it.
+///
+/// # Errors
+/// What the inner service returns.
+pub async fn request_id_header(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = req.extensions().get::<RequestId>().map(ToString::to_string);
+    let mut res = next.call(req).await?;
+    if let Some(v) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        res.headers_mut().insert(X_REQUEST_ID.clone(), v);
+    }
+    Ok(res)
+}

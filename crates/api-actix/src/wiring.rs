@@ -1,0 +1,234 @@
+//! The composition root: the one module that names adapter crates and chooses them from the
+//! configuration. `main.rs` (the binary) and the tests both build the service through it, so
+//! they run exactly the same wiring.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapters_inprocess::{LocalRateLimiter, LocalUsageWindow};
+use adapters_postgres::DbStore;
+use adapters_smtp::{LogMailer, SmtpMailer, spawn_delivery_worker};
+use anyhow::Context as _;
+use keys_domain::api_key::KeyLimits;
+use keys_domain::base62;
+use keys_domain::ports::{
+    Clock, KeyStore, Mailer, RateLimiter, RevocationNotifier, SettingsStore, SystemClock,
+    UsageWindow,
+};
+use keys_domain::random::{OsRandom, RandomSource};
+use keys_domain::usage::HighUsageThreshold;
+use keys_domain::use_cases::{
+    AlertDelivery, Authenticator, CatalogService, KeyService, UsageService, UserService,
+};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::dashboard_jwt::JwtKeys;
+use crate::config::{Config, redact_url};
+use crate::key_cache::{CachedKeyStore, KeyCache};
+use crate::revocation_fanout::FanOutNotifier;
+use crate::state::{AppState, Readiness};
+use crate::usage_flusher::{UsageRecorder, spawn_usage_flusher};
+
+/// The settings row holding the generated JWT secret.
+const JWT_SECRET_SETTING: &str = "jwt_secret";
+/// How often idle per-key limiter and window state is dropped.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Opens the database named by `DATABASE_URL` (lazily: an unreachable database is an error of
+/// each call, not of this one).
+///
+/// # Errors
+/// An unsupported URL.
+pub fn open_store(database_url: &str) -> anyhow::Result<Arc<DbStore>> {
+    let store = DbStore::connect(database_url)
+        .with_context(|| format!("cannot open DATABASE_URL {}", redact_url(database_url)))?;
+    Ok(Arc::new(store))
+}
+
+/// Applies pending migrations; how many.
+///
+/// # Errors
+/// The database is unreachable or a migration failed.
+pub async fn migrate(store: &Arc<DbStore>) -> anyhow::Result<usize> {
+    let store = store.clone();
+    let applied = tokio::task::spawn_blocking(move || store.run_migrations())
+        .await
+        .context("the migration task failed")??;
+    Ok(applied)
+}
+
+/// `JWT_SECRET`, or the one generated on first use and kept in the database, so that the CLI
+/// and every server instance agree without configuration.
+///
+/// # Errors
+/// The database is unavailable.
+pub async fn jwt_keys(config: &Config, settings: &dyn SettingsStore) -> anyhow::Result<JwtKeys> {
+    let secret = match &config.jwt_secret {
+        Some(secret) => secret.clone(),
+        None => {
+            let candidate = base62::random_chars(&OsRandom, 43);
+            settings
+                .get_or_insert(JWT_SECRET_SETTING, &candidate)
+                .await
+                .context("cannot read or store the generated JWT secret")?
+        }
+    };
+    Ok(JwtKeys::new(secret.as_bytes()))
+}
+
+/// The operator use cases over `store`.
+#[must_use]
+pub fn user_service(store: &Arc<DbStore>) -> UserService {
+    UserService {
+        accounts: store.clone(),
+        clock: Arc::new(SystemClock),
+        random: Arc::new(OsRandom),
+    }
+}
+
+/// Everything the server runs: the request state and the background work.
+pub struct Wired {
+    pub state: AppState,
+    pub backend: &'static str,
+    recorder: Arc<UsageRecorder>,
+    usage: UsageService,
+    delivery: AlertDelivery,
+    limiter: Option<Arc<LocalRateLimiter>>,
+    window: Option<Arc<LocalUsageWindow>>,
+}
+
+/// Connects the adapters the configuration names and builds the use cases. Applies pending
+/// migrations first.
+///
+/// # Errors
+/// A bad URL, an unreachable database at start-up, a bad `SMTP_URL` or `MAIL_FROM`.
+pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
+    let store = open_store(&config.database_url)?;
+    let applied = migrate(&store).await?;
+    tracing::info!(backend = store.backend_name(), applied, "database ready");
+
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let random: Arc<dyn RandomSource> = Arc::new(OsRandom);
+    let threshold = HighUsageThreshold::new(config.high_usage_threshold)
+        .context("JT_HIGH_USAGE_THRESHOLD must be a positive integer")?;
+    let jwt = Arc::new(jwt_keys(config, store.as_ref()).await?);
+
+    let t = &config.tuning;
+    let cache = Arc::new(KeyCache::new(
+        t.key_cache_ttl,
+        t.unknown_key_ttl,
+        t.key_cache_capacity,
+    ));
+    let keys: Arc<dyn KeyStore> = Arc::new(CachedKeyStore::new(store.clone(), cache.clone()));
+    let notifiers: Vec<Arc<dyn RevocationNotifier>> = vec![cache.clone()];
+
+    if config.redis_url.is_some() {
+        anyhow::bail!("REDIS_URL is not supported by this build yet");
+    }
+    let local_limiter = Arc::new(LocalRateLimiter::new(config.rate_limit));
+    let local_window = Arc::new(LocalUsageWindow::new());
+    let limiter: Arc<dyn RateLimiter> = local_limiter.clone();
+    let window: Arc<dyn UsageWindow> = local_window.clone();
+
+    let mailer: Arc<dyn Mailer> = match &config.smtp_url {
+        Some(url) => Arc::new(SmtpMailer::from_url(url, &config.mail_from)?),
+        None => Arc::new(LogMailer::new(&config.mail_from)),
+    };
+
+    let recorder = Arc::new(UsageRecorder::new());
+    let state = AppState {
+        authenticator: Authenticator {
+            store: keys.clone(),
+            clock: clock.clone(),
+        },
+        keys: KeyService {
+            store: keys.clone(),
+            notifier: Arc::new(FanOutNotifier::new(notifiers)),
+            clock: clock.clone(),
+            random: random.clone(),
+            limits: KeyLimits::default(),
+        },
+        catalog: CatalogService {
+            store: store.clone(),
+            clock: clock.clone(),
+            random: random.clone(),
+        },
+        accounts: store.clone(),
+        rate_limiter: limiter,
+        usage: recorder.clone(),
+        jwt,
+        clock: clock.clone(),
+        readiness: Readiness {
+            database: store.clone(),
+            redis: None,
+            smtp_configured: config.smtp_url.is_some(),
+        },
+    };
+    let usage = UsageService {
+        keys,
+        accounts: store.clone(),
+        window,
+        outbox: store.clone(),
+        clock: clock.clone(),
+        random: random.clone(),
+        threshold,
+    };
+    let delivery = AlertDelivery {
+        outbox: store.clone(),
+        mailer,
+        clock,
+        random,
+    };
+    Ok(Wired {
+        state,
+        backend: store.backend_name(),
+        recorder,
+        usage,
+        delivery,
+        limiter: Some(local_limiter),
+        window: Some(local_window),
+    })
+}
+
+impl Wired {
+    /// Starts the background work: usage flushing, alert delivery, state sweeping. Each stops
+    /// when `shutdown` is cancelled; the usage flusher flushes once more on its way out.
+    #[must_use]
+    pub fn spawn_background(
+        &self,
+        config: &Config,
+        shutdown: &CancellationToken,
+    ) -> Vec<JoinHandle<()>> {
+        let t = &config.tuning;
+        let mut tasks = vec![
+            spawn_usage_flusher(
+                self.recorder.clone(),
+                self.usage.clone(),
+                t.usage_flush_interval,
+                shutdown.clone(),
+            ),
+            spawn_delivery_worker(
+                self.delivery.clone(),
+                t.alert_poll_interval,
+                shutdown.clone(),
+            ),
+        ];
+        let (limiter, window) = (self.limiter.clone(), self.window.clone());
+        let clock = self.state.clock.clone();
+        let token = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+            loop {
+                tokio::select! {
+                    () = token.cancelled() => break,
+                    _ = tick.tick() => {
+                        if let Some(l) = &limiter { l.sweep(); }
+                        if let Some(w) = &window { w.sweep(clock.now()); }
+                    }
+                }
+            }
+        }));
+        tasks
+    }
+}
