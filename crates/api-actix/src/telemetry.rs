@@ -7,7 +7,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use tracing::Span;
-use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder};
+use tracing_actix_web::{RequestId, RootSpanBuilder};
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber; `RUST_LOG` overrides `default_filter`.
@@ -38,10 +38,19 @@ impl RootSpanBuilder for RootSpan {
         span: Span,
         outcome: &Result<ServiceResponse<B>, actix_web::Error>,
     ) {
-        if let Ok(res) = outcome {
-            tracing::debug!(parent: &span, status = res.status().as_u16(), "request done");
+        // Client errors are routine (401s, 429s under load): debug, not a warning per request.
+        // Server errors are logged with their cause.
+        let (status, error) = match outcome {
+            Ok(res) => (res.status(), res.response().error().map(ToString::to_string)),
+            Err(e) => (e.as_response_error().status_code(), Some(e.to_string())),
+        };
+        span.record("http.status_code", status.as_u16());
+        if status.is_server_error() {
+            span.record("otel.status_code", "ERROR");
+            tracing::error!(parent: &span, status = status.as_u16(), error = error.as_deref(), "request failed");
+        } else {
+            tracing::debug!(parent: &span, status = status.as_u16(), error = error.as_deref(), "request done");
         }
-        DefaultRootSpanBuilder::on_request_end(span, outcome);
     }
 }
 
