@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use adapters_inprocess::{LocalRateLimiter, LocalUsageWindow};
 use adapters_postgres::DbStore;
+use adapters_redis::{RedisRateLimiter, RedisRevocationBus, RedisShared, RedisUsageWindow};
 use adapters_smtp::{LogMailer, SmtpMailer, spawn_delivery_worker};
 use anyhow::Context as _;
 use keys_domain::api_key::KeyLimits;
@@ -27,7 +28,7 @@ use crate::auth::dashboard_jwt::JwtKeys;
 use crate::config::{Config, redact_url};
 use crate::key_cache::{CachedKeyStore, KeyCache};
 use crate::revocation_fanout::FanOutNotifier;
-use crate::state::{AppState, Readiness};
+use crate::state::{AppState, Probe, Readiness};
 use crate::usage_flusher::{UsageRecorder, spawn_usage_flusher};
 
 /// The settings row holding the generated JWT secret.
@@ -94,8 +95,21 @@ pub struct Wired {
     recorder: Arc<UsageRecorder>,
     usage: UsageService,
     delivery: AlertDelivery,
-    limiter: Option<Arc<LocalRateLimiter>>,
-    window: Option<Arc<LocalUsageWindow>>,
+    /// The in-process limiter and window when Redis is not used (swept of idle keys).
+    local: Option<(Arc<LocalRateLimiter>, Arc<LocalUsageWindow>)>,
+    /// The revocation bus when Redis is used.
+    bus: Option<RedisRevocationBus>,
+    cache: Arc<KeyCache>,
+}
+
+/// `/readyz`'s view of Redis.
+struct RedisProbe(RedisShared);
+
+#[async_trait::async_trait]
+impl Probe for RedisProbe {
+    async fn is_up(&self) -> bool {
+        self.0.is_up()
+    }
 }
 
 /// Connects the adapters the configuration names and builds the use cases. Applies pending
@@ -121,15 +135,35 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         t.key_cache_capacity,
     ));
     let keys: Arc<dyn KeyStore> = Arc::new(CachedKeyStore::new(store.clone(), cache.clone()));
-    let notifiers: Vec<Arc<dyn RevocationNotifier>> = vec![cache.clone()];
+    let mut notifiers: Vec<Arc<dyn RevocationNotifier>> = vec![cache.clone()];
 
-    if config.redis_url.is_some() {
-        anyhow::bail!("REDIS_URL is not supported by this build yet");
-    }
-    let local_limiter = Arc::new(LocalRateLimiter::new(config.rate_limit));
-    let local_window = Arc::new(LocalUsageWindow::new());
-    let limiter: Arc<dyn RateLimiter> = local_limiter.clone();
-    let window: Arc<dyn UsageWindow> = local_window.clone();
+    let shared = match &config.redis_url {
+        Some(url) => Some(RedisShared::connect(url).await?),
+        None => None,
+    };
+    let (limiter, window, local, bus): (Arc<dyn RateLimiter>, Arc<dyn UsageWindow>, _, _) =
+        match &shared {
+            Some(shared) => {
+                let bus = RedisRevocationBus::new(shared.clone());
+                notifiers.push(Arc::new(bus.clone()));
+                (
+                    Arc::new(RedisRateLimiter::new(shared.clone(), config.rate_limit)),
+                    Arc::new(RedisUsageWindow::new(shared.clone())),
+                    None,
+                    Some(bus),
+                )
+            }
+            None => {
+                let limiter = Arc::new(LocalRateLimiter::new(config.rate_limit));
+                let window = Arc::new(LocalUsageWindow::new());
+                (
+                    limiter.clone(),
+                    window.clone(),
+                    Some((limiter, window)),
+                    None,
+                )
+            }
+        };
 
     let mailer: Arc<dyn Mailer> = match &config.smtp_url {
         Some(url) => Arc::new(SmtpMailer::from_url(url, &config.mail_from)?),
@@ -161,7 +195,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         clock: clock.clone(),
         readiness: Readiness {
             database: store.clone(),
-            redis: None,
+            redis: shared.map(|s| Arc::new(RedisProbe(s)) as Arc<dyn Probe>),
             smtp_configured: config.smtp_url.is_some(),
         },
     };
@@ -186,8 +220,9 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         recorder,
         usage,
         delivery,
-        limiter: Some(local_limiter),
-        window: Some(local_window),
+        local,
+        bus,
+        cache,
     })
 }
 
@@ -214,21 +249,36 @@ impl Wired {
                 shutdown.clone(),
             ),
         ];
-        let (limiter, window) = (self.limiter.clone(), self.window.clone());
-        let clock = self.state.clock.clone();
-        let token = shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(SWEEP_INTERVAL);
-            loop {
-                tokio::select! {
-                    () = token.cancelled() => break,
-                    _ = tick.tick() => {
-                        if let Some(l) = &limiter { l.sweep(); }
-                        if let Some(w) = &window { w.sweep(clock.now()); }
+        if let Some((limiter, window)) = self.local.clone() {
+            let clock = self.state.clock.clone();
+            let token = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+                loop {
+                    tokio::select! {
+                        () = token.cancelled() => break,
+                        _ = tick.tick() => {
+                            limiter.sweep();
+                            window.sweep(clock.now());
+                        }
                     }
                 }
-            }
-        }));
+            }));
+        }
+        if let Some(bus) = &self.bus {
+            // Other instances' revocations evict here; after a reconnect everything is evicted,
+            // since announcements may have been missed meanwhile.
+            let (on_revoked, on_resync) = (self.cache.clone(), self.cache.clone());
+            let listener = bus.spawn_listener(
+                Arc::new(move |hash| on_revoked.evict(&hash)),
+                Arc::new(move || on_resync.evict_all()),
+            );
+            let token = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                token.cancelled().await;
+                listener.abort();
+            }));
+        }
         tasks
     }
 }

@@ -1,0 +1,317 @@
+//! Helpers for the end-to-end tests that run the real server (`startup::spawn`) over HTTP:
+//! instances, owners with dashboard JWTs, keys, a private Redis, polling with deadlines.
+
+// Test support: failing loudly is the point.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use api_actix::auth::dashboard_jwt::JwtKeys;
+use api_actix::config::Config;
+use api_actix::startup::{Running, spawn};
+use api_actix::wiring;
+use keys_domain::Credits;
+use keys_domain::ports::{Clock as _, SystemClock};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// The dashboard JWT secret every instance of a test shares.
+pub const JWT_SECRET: &str = "e2e-test-secret-not-for-production";
+/// The shared Redis of the development machine.
+pub const SHARED_REDIS_URL: &str = "redis://127.0.0.1:6379";
+const START_REDIS: &str =
+    "redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save \"\" --appendonly no";
+
+/// A name no other test run uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A test configuration: free port, shared JWT secret, no signal handling, two workers (the
+/// machine has two cores shared by several builds).
+pub fn config(database_url: &str) -> Config {
+    let mut c = Config::for_database(database_url);
+    c.bind = "127.0.0.1:0".into();
+    c.jwt_secret = Some(JWT_SECRET.into());
+    c.tuning.handle_signals = false;
+    c.tuning.workers = Some(2);
+    c.tuning.shutdown_timeout = Duration::from_secs(2);
+    c
+}
+
+/// One running server.
+pub struct Instance {
+    pub base: String,
+    running: Running,
+}
+
+impl Instance {
+    pub async fn start(config: &Config) -> Self {
+        let running = spawn(config).await.expect("the server starts");
+        Self {
+            base: format!("http://{}", running.addr),
+            running,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Graceful stop: in-flight requests finish and pending usage is flushed.
+    pub async fn stop(self) {
+        self.running.stop().await.expect("the server stops cleanly");
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// A user with a dashboard token.
+pub struct Owner {
+    pub id: String,
+    pub email: String,
+    pub jwt: String,
+}
+
+/// Creates a user directly in the database (as `api-actix users create` does) and signs a
+/// dashboard token with [`JWT_SECRET`]. Call after an instance has applied the migrations.
+pub async fn create_owner(database_url: &str, credits: u64) -> Owner {
+    let store = wiring::open_store(database_url).unwrap();
+    let email = format!("{}@example.com", unique("owner"));
+    let user = wiring::user_service(&store)
+        .create(&email, Credits::new(credits))
+        .await
+        .unwrap();
+    let jwt = JwtKeys::new(JWT_SECRET.as_bytes())
+        .issue(&user.id, SystemClock.now(), Duration::from_secs(3600))
+        .unwrap();
+    Owner {
+        id: user.id.as_str().to_owned(),
+        email,
+        jwt,
+    }
+}
+
+/// A key as created through the dashboard. No `Debug`: `secret` is a full key.
+pub struct CreatedKey {
+    pub id: String,
+    pub name: String,
+    pub preview: String,
+    pub secret: String,
+}
+
+/// `POST /api/v1/keys` on `instance`.
+pub async fn create_key(
+    http: &reqwest::Client,
+    instance: &Instance,
+    owner: &Owner,
+    name: &str,
+) -> CreatedKey {
+    let res = http
+        .post(instance.url("/api/v1/keys"))
+        .bearer_auth(&owner.jwt)
+        .json(&json!({ "name": name }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED, "creating a key");
+    key_from(&res.json::<Value>().await.unwrap())
+}
+
+/// The id, name, preview and full key of a 201 key object.
+pub fn key_from(body: &Value) -> CreatedKey {
+    let field = |f: &str| body[f].as_str().unwrap_or_else(|| panic!("key object without {f}"));
+    CreatedKey {
+        id: field("id").to_owned(),
+        name: field("name").to_owned(),
+        preview: field("preview").to_owned(),
+        secret: field("key").to_owned(),
+    }
+}
+
+/// `GET /api/v1/public/me` with `key`: the status and the JSON body.
+pub async fn me(http: &reqwest::Client, instance: &Instance, key: &CreatedKey) -> (u16, Value) {
+    let res = http
+        .get(instance.url("/api/v1/public/me"))
+        .bearer_auth(&key.secret)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// The `error.type` of an error body.
+pub fn error_type(body: &Value) -> &str {
+    body["error"]["type"].as_str().unwrap_or("")
+}
+
+/// `GET /api/v1/keys/{id}` on `instance`.
+pub async fn key_object(
+    http: &reqwest::Client,
+    instance: &Instance,
+    owner: &Owner,
+    id: &str,
+) -> Value {
+    let res = http
+        .get(instance.url(&format!("/api/v1/keys/{id}")))
+        .bearer_auth(&owner.jwt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "reading key {id}");
+    res.json().await.unwrap()
+}
+
+/// `GET /readyz`: the status and body.
+pub async fn readyz(http: &reqwest::Client, instance: &Instance) -> (u16, Value) {
+    let res = http.get(instance.url("/readyz")).send().await.unwrap();
+    (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
+}
+
+/// Polls `probe` every 20 ms until it returns `Some`, failing after `limit`.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Fails if `text` contains anything shaped like a full key (`jt_sk_` + 38 base62 chars).
+pub fn assert_no_full_key(what: &str, text: &str) {
+    for (at, _) in text.match_indices("jt_sk_") {
+        let tail = &text[at + 6..];
+        let run = tail.bytes().take_while(u8::is_ascii_alphanumeric).count();
+        assert!(
+            run < 38,
+            "{what} contains a full API key at byte {at} (not printed)"
+        );
+    }
+}
+
+/// The shared Redis answers PING, or a loud failure naming the start command.
+pub fn require_shared_redis() {
+    assert!(
+        redis_pings(6379),
+        "these tests need Redis on 127.0.0.1:6379; start it with `{START_REDIS}`"
+    );
+}
+
+/// Whether a Redis on `127.0.0.1:port` answers `PING` (a raw RESP exchange).
+pub fn redis_pings(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(2),
+    ) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 16];
+    matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+}
+
+/// A private redis-server on a free port, for tests that kill and restart it (the shared one
+/// on 6379 is never touched). Killed on drop.
+pub struct PrivateRedis {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    /// Reserves a free port and starts the server on it.
+    pub fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut r = Self { port, child: None };
+        r.restart();
+        r
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on the same port and waits until it answers PING.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "private redis-server already running");
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (apt-get install redis-server)");
+        self.child = Some(child);
+        let start = Instant::now();
+        while !redis_pings(self.port) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "private redis-server on port {} did not start",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the server, as a crash would, and waits for it to exit.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The `q`-th quantile (0..=1) of sorted `samples`, nearest rank.
+pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    assert!(!sorted.is_empty());
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
