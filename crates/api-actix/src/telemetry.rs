@@ -41,7 +41,10 @@ impl RootSpanBuilder for RootSpan {
         // Client errors are routine (401s, 429s under load): debug, not a warning per request.
         // Server errors are logged with their cause.
         let (status, error) = match outcome {
-            Ok(res) => (res.status(), res.response().error().map(ToString::to_string)),
+            Ok(res) => (
+                res.status(),
+                res.response().error().map(ToString::to_string),
+            ),
             Err(e) => (e.as_response_error().status_code(), Some(e.to_string())),
         };
         span.record("http.status_code", status.as_u16());

@@ -1,0 +1,308 @@
+//! The test harness: a running app over a fresh database, users, tokens, and request helpers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use adapters_postgres::DbStore;
+use adapters_postgres::testing::{drop_postgres_database, fresh_postgres_url, fresh_sqlite_url};
+use api_actix::auth::dashboard_jwt::JwtKeys;
+use api_actix::config::Config;
+use api_actix::startup::{Running, spawn};
+use api_actix::wiring;
+use keys_domain::ports::{AccountStore, Clock, SystemClock};
+use keys_domain::rate_limit::RateLimitPolicy;
+use keys_domain::{Credits, UserId};
+use reqwest::header::HeaderMap;
+use reqwest::{Client, RequestBuilder, Response};
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// Runs each named `async fn name(backend: Backend)` of the calling module once per store.
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::helpers::Backend::Sqlite).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::helpers::Backend::Postgres).await;
+                }
+            )+
+        }
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh database, removed when dropped.
+pub struct Database {
+    pub url: String,
+    backend: Backend,
+    _dir: Option<TempDir>,
+}
+
+impl Database {
+    pub async fn fresh(backend: Backend) -> Arc<Self> {
+        let db = match backend {
+            Backend::Sqlite => {
+                let (dir, url) = fresh_sqlite_url();
+                Self {
+                    url,
+                    backend,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                let url = tokio::task::spawn_blocking(fresh_postgres_url)
+                    .await
+                    .expect("fresh_postgres_url");
+                Self {
+                    url,
+                    backend,
+                    _dir: None,
+                }
+            }
+        };
+        Arc::new(db)
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if self.backend == Backend::Postgres {
+            drop_postgres_database(&self.url);
+        }
+    }
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A string unique within this test run.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}{}x{}x{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Defaults for tests: port 0, a known JWT secret, a rate limit no test hits by accident.
+pub fn test_config(database_url: &str) -> Config {
+    let mut c = Config::for_database(database_url);
+    c.bind = "127.0.0.1:0".into();
+    c.jwt_secret = Some(unique("test-secret-"));
+    c.rate_limit = RateLimitPolicy {
+        per_second: 10_000,
+        burst: 10_000,
+    };
+    c.tuning.workers = Some(2);
+    c.tuning.handle_signals = false;
+    c.tuning.usage_flush_interval = Duration::from_millis(100);
+    c.tuning.shutdown_timeout = Duration::from_secs(5);
+    c
+}
+
+pub struct TestUser {
+    pub id: UserId,
+    pub email: String,
+    pub token: String,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub store: Arc<DbStore>,
+    pub config: Config,
+    pub jwt: JwtKeys,
+    pub db: Arc<Database>,
+    running: Option<Running>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
+        let db = Database::fresh(backend).await;
+        let mut config = test_config(&db.url);
+        tweak(&mut config);
+        Self::start(db, config).await
+    }
+
+    /// Starts an app on `db` (a second instance when another app already uses it).
+    pub async fn start(db: Arc<Database>, config: Config) -> Self {
+        let running = spawn(&config).await.expect("the app starts");
+        let store = wiring::open_store(&config.database_url).expect("store");
+        let jwt = wiring::jwt_keys(&config, store.as_ref())
+            .await
+            .expect("jwt keys");
+        Self {
+            base: format!("http://{}", running.addr),
+            client: Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            store,
+            config,
+            jwt,
+            db,
+            running: Some(running),
+        }
+    }
+
+    /// Stops gracefully (usage flushed); the database stays.
+    pub async fn stop(mut self) -> (Arc<Database>, Config) {
+        if let Some(r) = self.running.take() {
+            r.stop().await.expect("clean stop");
+        }
+        (self.db.clone(), self.config.clone())
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn user(&self, credits: u64) -> TestUser {
+        let email = format!("{}@example.com", unique("user"));
+        let user = wiring::user_service(&self.store)
+            .create(&email, Credits::new(credits))
+            .await
+            .expect("create user");
+        let token = self.token_for(&user.id);
+        TestUser {
+            id: user.id,
+            email,
+            token,
+        }
+    }
+
+    pub fn token_for(&self, id: &UserId) -> String {
+        self.jwt
+            .issue(id, SystemClock.now(), Duration::from_secs(3600))
+            .unwrap()
+    }
+
+    pub fn dash(&self, user: &TestUser, method: reqwest::Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(&user.token)
+    }
+
+    pub fn public(&self, key: &str, method: reqwest::Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(key)
+    }
+
+    pub async fn public_get(&self, key: &str, path: &str) -> Response {
+        self.public(key, reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn create_key(&self, user: &TestUser, name: &str) -> (Value, String) {
+        let res = self
+            .dash(user, reqwest::Method::POST, "/api/v1/keys")
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        let (status, _, body) = parts(res).await;
+        assert_eq!(status, 201, "{body}");
+        let key = body["key"]
+            .as_str()
+            .expect("key shown on creation")
+            .to_owned();
+        (body, key)
+    }
+
+    pub async fn get_key(&self, user: &TestUser, id: &str) -> Value {
+        let res = self
+            .dash(user, reqwest::Method::GET, &format!("/api/v1/keys/{id}"))
+            .send()
+            .await
+            .unwrap();
+        let (status, _, body) = parts(res).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    pub async fn balance(&self, user: &TestUser) -> u64 {
+        self.store.balance(&user.id).await.unwrap().unwrap().get()
+    }
+
+    pub async fn ledger_len(&self, user: &TestUser) -> usize {
+        self.store.ledger(&user.id).await.unwrap().len()
+    }
+}
+
+/// Status, headers and JSON body (`Value::Null` when the body is not JSON).
+pub async fn parts(res: Response) -> (u16, HeaderMap, Value) {
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let text = res.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    assert!(
+        !body.is_null() || text.is_empty(),
+        "not JSON ({status}): {text}"
+    );
+    (status, headers, body)
+}
+
+/// Asserts a contract error and returns its error object and headers.
+pub async fn expect_error(res: Response, status: u16, kind: &str) -> (Value, HeaderMap) {
+    let (got, headers, body) = parts(res).await;
+    assert_eq!(got, status, "{body}");
+    assert_eq!(body["error"]["type"], kind, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    (body["error"].clone(), headers)
+}
+
+/// Polls `check` until it holds or `timeout` passes; how long it took.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() > timeout {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+pub const CHALLENGE: &str = "Bearer realm=\"jobtactics\"";
+pub const CHALLENGE_INVALID: &str = "Bearer realm=\"jobtactics\", error=\"invalid_token\"";
+
+pub fn header<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
+    h.get(name)
+        .unwrap_or_else(|| panic!("missing header {name}"))
+        .to_str()
+        .unwrap()
+}

@@ -1,0 +1,13 @@
+//! Black-box HTTP tests: each starts the real service on port 0 over a fresh store and talks to
+//! it with reqwest. Most run on both stores (an embedded SQLite file and a fresh PostgreSQL
+//! database), see `on_both_backends!`.
+
+#[macro_use]
+mod helpers;
+
+mod auth;
+mod cli;
+mod keys;
+mod operations;
+mod outage;
+mod public;
