@@ -139,6 +139,13 @@ pub enum CreditsCommand {
     },
 }
 
+#[derive(serde::Serialize)]
+struct CreatedUser<'a> {
+    id: &'a str,
+    email: &'a str,
+    balance: u64,
+}
+
 /// Runs an operator command (everything but `serve`); the line to print on success. Pending
 /// migrations are applied first, so the commands work on a brand-new database.
 ///
@@ -156,12 +163,13 @@ pub async fn run_operator_command(config: &Config, command: Command) -> anyhow::
             let user = wiring::user_service(&store)
                 .create(&email, Credits::new(credits))
                 .await?;
-            Ok(json!({
-                "id": user.id.as_str(),
-                "email": user.email.as_str(),
-                "balance": user.balance.get(),
-            })
-            .to_string())
+            // A struct, so the members print in the contract's order: id, email, balance.
+            let printed = CreatedUser {
+                id: user.id.as_str(),
+                email: user.email.as_str(),
+                balance: user.balance.get(),
+            };
+            Ok(serde_json::to_string(&printed)?)
         }
         Command::Tokens {
             command: TokensCommand::Issue { user, ttl_seconds },

@@ -25,6 +25,21 @@ const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;
 const CHALLENGE: &str = "Bearer realm=\"jobtactics\"";
 const CHALLENGE_INVALID: &str = "Bearer realm=\"jobtactics\", error=\"invalid_token\"";
 
+/// `{"error": {...}}`, members in the contract's order: `type`, `message`, then extras.
+#[derive(serde::Serialize)]
+struct ErrorBody {
+    error: ErrorObject,
+}
+
+#[derive(serde::Serialize)]
+struct ErrorObject {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    message: String,
+    #[serde(flatten)]
+    extras: Map<String, Value>,
+}
+
 /// Every error the API answers with. Messages never contain a presented credential.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
@@ -175,10 +190,13 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut error = Map::new();
-        error.insert("type".into(), json!(self.kind()));
-        error.insert("message".into(), json!(self.to_string()));
-        self.extras(&mut error);
+        let mut extras = Map::new();
+        self.extras(&mut extras);
+        let error = ErrorObject {
+            kind: self.kind(),
+            message: self.to_string(),
+            extras,
+        };
 
         let mut res = HttpResponseBuilder::new(self.status_code());
         if let Some(challenge) = self.challenge() {
@@ -193,7 +211,7 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        let mut res = res.json(json!({ "error": error }));
+        let mut res = res.json(ErrorBody { error });
         if let Self::RateLimited(d) = self {
             insert_rate_limit_headers(res.headers_mut(), d);
         }

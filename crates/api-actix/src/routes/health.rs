@@ -3,12 +3,22 @@
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
+use serde::Serialize;
 use serde_json::json;
 
 use crate::state::AppState;
 
 /// How long `/readyz` waits for the database before calling it down.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The `/readyz` body, in the contract's order.
+#[derive(Serialize)]
+struct Readiness {
+    status: &'static str,
+    database: &'static str,
+    redis: &'static str,
+    smtp: &'static str,
+}
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
@@ -31,12 +41,16 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         (true, "down") => "degraded",
         (true, _) => "ok",
     };
-    let body = json!({
-        "status": status,
-        "database": if database_up { "up" } else { "down" },
-        "redis": redis,
-        "smtp": if r.smtp_configured { "configured" } else { "not configured" },
-    });
+    let body = Readiness {
+        status,
+        database: if database_up { "up" } else { "down" },
+        redis,
+        smtp: if r.smtp_configured {
+            "configured"
+        } else {
+            "not configured"
+        },
+    };
     if database_up {
         HttpResponse::Ok().json(body)
     } else {

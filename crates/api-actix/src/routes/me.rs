@@ -1,14 +1,31 @@
 //! `GET /api/v1/public/me`: who a key authenticates as.
 
 use actix_web::HttpResponse;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::auth::api_key::ApiKeyAuth;
 
+#[derive(Serialize)]
+struct Me<'a> {
+    user_id: &'a str,
+    key: KeySummary<'a>,
+}
+
+#[derive(Serialize)]
+struct KeySummary<'a> {
+    id: &'a str,
+    name: &'a str,
+    preview: &'a str,
+}
+
 pub async fn me(auth: ApiKeyAuth) -> HttpResponse {
     let k = &auth.key;
-    HttpResponse::Ok().json(json!({
-        "user_id": k.user_id.as_str(),
-        "key": { "id": k.id.as_str(), "name": k.name.as_str(), "preview": k.preview.as_str() },
-    }))
+    HttpResponse::Ok().json(Me {
+        user_id: k.user_id.as_str(),
+        key: KeySummary {
+            id: k.id.as_str(),
+            name: k.name.as_str(),
+            preview: k.preview.as_str(),
+        },
+    })
 }

@@ -2,6 +2,9 @@
 //! it with reqwest. Most run on both stores (an embedded SQLite file and a fresh PostgreSQL
 //! database), see `on_both_backends!`.
 
+// Test helpers fail loudly, like the tests themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[macro_use]
 mod helpers;
 

@@ -12,9 +12,9 @@ use crate::helpers::{Backend, TestApp, expect_error, parts};
 
 /// A tiny join_all so the tests need no futures crate.
 mod futures_like {
-    pub async fn join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output>
+    pub async fn join_all<F>(futs: Vec<F>) -> Vec<F::Output>
     where
-        F: Send + 'static,
+        F: std::future::Future + Send + 'static,
         F::Output: Send + 'static,
     {
         let handles: Vec<_> = futs.into_iter().map(tokio::spawn).collect();
