@@ -138,7 +138,11 @@ pub async fn create_key(
 
 /// The id, name, preview and full key of a 201 key object.
 pub fn key_from(body: &Value) -> CreatedKey {
-    let field = |f: &str| body[f].as_str().unwrap_or_else(|| panic!("key object without {f}"));
+    let field = |f: &str| {
+        body[f]
+            .as_str()
+            .unwrap_or_else(|| panic!("key object without {f}"))
+    };
     CreatedKey {
         id: field("id").to_owned(),
         name: field("name").to_owned(),
@@ -184,7 +188,10 @@ pub async fn key_object(
 /// `GET /readyz`: the status and body.
 pub async fn readyz(http: &reqwest::Client, instance: &Instance) -> (u16, Value) {
     let res = http.get(instance.url("/readyz")).send().await.unwrap();
-    (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
+    (
+        res.status().as_u16(),
+        res.json().await.unwrap_or(Value::Null),
+    )
 }
 
 /// Polls `probe` every 20 ms until it returns `Some`, failing after `limit`.
@@ -204,6 +211,15 @@ where
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Polls the synchronous `probe` every 20 ms until it returns `Some`, failing after `limit`.
+pub async fn eventually_sync<T>(
+    what: &str,
+    limit: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
+    eventually(what, limit, || std::future::ready(probe())).await
 }
 
 /// Fails if `text` contains anything shaped like a full key (`jt_sk_` + 38 base62 chars).
