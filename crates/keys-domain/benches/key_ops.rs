@@ -17,8 +17,12 @@ fn key_ops(c: &mut Criterion) {
     bad_checksum.replace_range(43..44, if text.ends_with('0') { "1" } else { "0" });
     let stored = key.hash();
 
-    c.bench_function("generate", |b| b.iter(|| ApiKeySecret::generate(black_box(&OsRandom))));
-    c.bench_function("parse_valid", |b| b.iter(|| ApiKeySecret::parse(black_box(&text)).unwrap()));
+    c.bench_function("generate", |b| {
+        b.iter(|| ApiKeySecret::generate(black_box(&OsRandom)))
+    });
+    c.bench_function("parse_valid", |b| {
+        b.iter(|| ApiKeySecret::parse(black_box(&text)).unwrap())
+    });
     c.bench_function("parse_bad_checksum", |b| {
         b.iter(|| ApiKeySecret::parse(black_box(&bad_checksum)).unwrap_err());
     });
