@@ -18,10 +18,10 @@ fn key_ops(c: &mut Criterion) {
     let stored = key.hash();
 
     c.bench_function("generate", |b| {
-        b.iter(|| ApiKeySecret::generate(black_box(&OsRandom)))
+        b.iter(|| ApiKeySecret::generate(black_box(&OsRandom)));
     });
     c.bench_function("parse_valid", |b| {
-        b.iter(|| ApiKeySecret::parse(black_box(&text)).unwrap())
+        b.iter(|| ApiKeySecret::parse(black_box(&text)).unwrap());
     });
     c.bench_function("parse_bad_checksum", |b| {
         b.iter(|| ApiKeySecret::parse(black_box(&bad_checksum)).unwrap_err());
