@@ -28,7 +28,8 @@ trap cleanup EXIT
 export DATABASE_URL="sqlite://$WORK/bench.db"
 export JT_RATE_LIMIT_PER_SECOND=1000000000 JT_RATE_LIMIT_BURST=1000000000
 export JT_HIGH_USAGE_THRESHOLD=1000000000
-export RUST_LOG=warn
+# Logging as in production (RUST_LOG unset: info, no line per request).
+unset RUST_LOG
 PORT=$((20000 + RANDOM % 20000))
 export JT_BIND="127.0.0.1:$PORT"
 URL="http://$JT_BIND"

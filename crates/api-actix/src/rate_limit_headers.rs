@@ -11,19 +11,21 @@ static RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 /// Adds `RateLimit-Policy`, `RateLimit` and the `RateLimit-Limit/Remaining/Reset` trio.
 pub fn insert_rate_limit_headers(headers: &mut HeaderMap, d: &RateDecision) {
-    let pairs = [
-        (&POLICY, d.policy_header()),
-        (&STATE, d.state_header()),
-        (&LIMIT, d.limit.to_string()),
-        (&REMAINING, d.remaining.to_string()),
-        (&RESET, ceil_seconds(d.reset_after, 0).to_string()),
-    ];
-    for (name, value) in pairs {
+    // The numeric ones go through `HeaderValue::from` (no intermediate String): this runs on
+    // every authenticated response.
+    let structured = [(&POLICY, d.policy_header()), (&STATE, d.state_header())];
+    for (name, value) in structured {
         // Digits, quotes, `;` and `=` only: always a valid header value.
         if let Ok(v) = HeaderValue::from_str(&value) {
             headers.insert(name.clone(), v);
         }
     }
+    headers.insert(LIMIT.clone(), HeaderValue::from(d.limit));
+    headers.insert(REMAINING.clone(), HeaderValue::from(d.remaining));
+    headers.insert(
+        RESET.clone(),
+        HeaderValue::from(ceil_seconds(d.reset_after, 0)),
+    );
 }
 
 #[cfg(test)]

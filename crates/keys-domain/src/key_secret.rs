@@ -72,7 +72,7 @@ impl ApiKeySecret {
             return Err(MalformedKey::BadAlphabet);
         }
         let (head, checksum) = s.split_at(PREFIX.len() + RANDOM_LEN);
-        if checksum_of(head) != checksum {
+        if checksum_digits(head) != checksum.as_bytes() {
             return Err(MalformedKey::BadChecksum);
         }
         Ok(Self(s.to_owned()))
@@ -105,7 +105,23 @@ impl fmt::Debug for ApiKeySecret {
 
 /// CRC-32 (zlib polynomial) of `head` as 6 base62 digits, most significant first.
 fn checksum_of(head: &str) -> String {
-    base62::encode_padded(u64::from(crc32fast::hash(head.as_bytes())), CHECKSUM_LEN)
+    checksum_digits(head)
+        .iter()
+        .copied()
+        .map(char::from)
+        .collect()
+}
+
+/// The same digits on the stack: parsing runs on every request and must not allocate for it.
+/// 62^6 > 2^32, so six digits always suffice.
+fn checksum_digits(head: &str) -> [u8; CHECKSUM_LEN] {
+    let mut value = crc32fast::hash(head.as_bytes());
+    let mut digits = [b'0'; CHECKSUM_LEN];
+    for d in digits.iter_mut().rev() {
+        *d = base62::ALPHABET[(value % 62) as usize];
+        value /= 62;
+    }
+    digits
 }
 
 #[cfg(test)]

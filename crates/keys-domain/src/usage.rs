@@ -80,19 +80,34 @@ pub fn alert_allowed(last_alert_at: Option<Timestamp>, now: Timestamp) -> bool {
 #[derive(Debug, Clone, Default)]
 pub struct HourlyWindow {
     /// `(bucket index, count)` per slot; a slot whose index is outside the window is stale.
-    slots: [(i64, u64); BUCKETS],
+    /// 32-bit halves keep a key's window at 192 bytes: a process remembers every key used in
+    /// the last day, so this is what 100k active keys cost. Hours since the epoch fit an `i32`
+    /// for 245 000 years; an hour's count saturates at 4 × 10^9 (the rate limit keeps a key
+    /// far below that).
+    slots: [(i32, u32); BUCKETS],
+}
+
+/// The slot index of a bucket.
+fn slot_of(bucket: i32) -> usize {
+    usize::try_from(bucket.rem_euclid(24)).unwrap_or(0)
+}
+
+/// A bucket as stored; instants outside ±245 000 years clamp (never reached by a real clock).
+fn narrow_bucket(bucket: i64) -> i32 {
+    i32::try_from(bucket).unwrap_or(if bucket < 0 { i32::MIN } else { i32::MAX })
 }
 
 impl HourlyWindow {
     /// Adds `n` requests at `now` and returns the window's count before and after.
     pub fn add(&mut self, now: Timestamp, n: u64) -> WindowCount {
         let before = self.count(now);
-        let bucket = bucket_of(now);
-        let slot = &mut self.slots[usize::try_from(bucket.rem_euclid(BUCKETS_I64)).unwrap_or(0)];
+        let bucket = narrow_bucket(bucket_of(now));
+        let n32 = u32::try_from(n).unwrap_or(u32::MAX);
+        let slot = &mut self.slots[slot_of(bucket)];
         if slot.0 == bucket {
-            slot.1 = slot.1.saturating_add(n);
+            slot.1 = slot.1.saturating_add(n32);
         } else if slot.0 < bucket {
-            *slot = (bucket, n);
+            *slot = (bucket, n32);
         } else {
             // The slot holds a newer hour, so `now` is more than a day behind the requests already
             // counted: outside every window still asked about. Dropping it keeps the newer count.
@@ -113,8 +128,8 @@ impl HourlyWindow {
         let (oldest, newest) = (oldest_bucket_in_window(now), bucket_of(now));
         self.slots
             .iter()
-            .filter(|(b, _)| (oldest..=newest).contains(b))
-            .map(|(_, c)| c)
+            .filter(|(b, _)| (oldest..=newest).contains(&i64::from(*b)))
+            .map(|(_, c)| u64::from(*c))
             .sum()
     }
 }
