@@ -72,6 +72,28 @@ impl Default for KeyLease {
 }
 
 impl KeyLease {
+    /// The fast path: a token of the live lease, or the cached refusal. `None` (with no state
+    /// changed) when the shared bucket must be asked; the caller then takes the key's refill
+    /// lock and calls [`KeyLease::try_local`].
+    pub(crate) fn serve_local(
+        &mut self,
+        now: Instant,
+        policy: RateLimitPolicy,
+        config: LeaseConfig,
+    ) -> Option<RateDecision> {
+        let lease_live = self
+            .granted_at
+            .is_some_and(|at| now.saturating_duration_since(at) < config.ttl);
+        if self.left > 0 && lease_live {
+            self.left -= 1;
+            return Some(self.decision(now, policy, true, None));
+        }
+        if let Some(until) = self.refused_until.filter(|until| now < *until) {
+            return Some(self.decision(now, policy, false, Some(until - now)));
+        }
+        None
+    }
+
     /// Answers from the lease when it can; otherwise the number of tokens to ask the shared
     /// bucket for (the lease grows while leases run out before they lapse, and shrinks when they
     /// lapse, so a quiet key asks for one token at a time and gets exact answers).
@@ -81,16 +103,12 @@ impl KeyLease {
         policy: RateLimitPolicy,
         config: LeaseConfig,
     ) -> Result<RateDecision, u32> {
+        if let Some(decision) = self.serve_local(now, policy, config) {
+            return Ok(decision);
+        }
         let lease_live = self
             .granted_at
             .is_some_and(|at| now.saturating_duration_since(at) < config.ttl);
-        if self.left > 0 && lease_live {
-            self.left -= 1;
-            return Ok(self.decision(now, policy, true, None));
-        }
-        if let Some(until) = self.refused_until.filter(|until| now < *until) {
-            return Ok(self.decision(now, policy, false, Some(until - now)));
-        }
         self.size = match self.granted_at {
             Some(_) if lease_live => self.size.saturating_mul(2).min(config.max_size),
             Some(_) => (self.size / 2).max(1),

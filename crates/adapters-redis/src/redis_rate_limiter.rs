@@ -24,13 +24,28 @@ use crate::redis_shared::RedisShared;
 const SWEEP_EVERY: u64 = 4096;
 
 /// The shared limiter; falls back to a [`LocalRateLimiter`] while Redis is down.
+/// One key's lease on this instance. The lease itself sits behind a plain mutex, held only
+/// for a few arithmetic steps, so the hot path never parks a task; the async `refill` lock is
+/// taken only to ask Redis, so that one request per key and instance is in flight there.
+#[derive(Default)]
+struct KeyEntry {
+    lease: Mutex<KeyLease>,
+    refill: AsyncMutex<()>,
+}
+
+fn lock(lease: &Mutex<KeyLease>) -> std::sync::MutexGuard<'_, KeyLease> {
+    lease
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 pub struct RedisRateLimiter {
     shared: RedisShared,
     policy: RateLimitPolicy,
     config: LeaseConfig,
     script: Script,
     /// One entry per recently active key; its async mutex makes one Redis call at a time per key.
-    leases: Mutex<HashMap<KeyId, Arc<AsyncMutex<KeyLease>>>>,
+    leases: Mutex<HashMap<KeyId, Arc<KeyEntry>>>,
     local: LocalRateLimiter,
     calls: AtomicU64,
 }
@@ -70,7 +85,7 @@ impl RedisRateLimiter {
         self.policy
     }
 
-    fn entry(&self, key: &KeyId) -> Arc<AsyncMutex<KeyLease>> {
+    fn entry(&self, key: &KeyId) -> Arc<KeyEntry> {
         let mut leases = self
             .leases
             .lock()
@@ -81,6 +96,7 @@ impl RedisRateLimiter {
             leases.retain(|_, lease| {
                 Arc::strong_count(lease) > 1
                     || lease
+                        .lease
                         .try_lock()
                         .map_or(true, |lease| !lease.is_idle(now, self.config))
             });
@@ -125,19 +141,25 @@ impl RateLimiter for RedisRateLimiter {
             return self.local.check_now(key);
         }
         let entry = self.entry(key);
-        let mut lease = entry.lock().await;
+        if let Some(decision) =
+            lock(&entry.lease).serve_local(Instant::now(), self.policy, self.config)
+        {
+            return decision;
+        }
+        let _refill = entry.refill.lock().await;
         // Redis may have gone down while this request queued behind another one for the key.
         if !self.shared.is_up() {
             return self.local.check_now(key);
         }
         let asked_at = Instant::now();
-        let want = match lease.try_local(asked_at, self.policy, self.config) {
+        // Another request may have refilled the lease while this one waited.
+        let want = match lock(&entry.lease).try_local(asked_at, self.policy, self.config) {
             Ok(decision) => return decision,
             Err(want) => want,
         };
         match self.take(key, want).await {
             // Dated from before the call, so a lease never outlives its TTL from the take.
-            Some(grant) => lease.apply(asked_at, grant, self.policy),
+            Some(grant) => lock(&entry.lease).apply(asked_at, grant, self.policy),
             None => self.local.check_now(key),
         }
     }

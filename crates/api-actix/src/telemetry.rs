@@ -8,6 +8,8 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use tracing::Span;
 use tracing_actix_web::{RequestId, RootSpanBuilder};
+
+use crate::auth::api_key::ApiKeyAuth;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber; `RUST_LOG` overrides `default_filter`.
@@ -26,41 +28,52 @@ pub fn init(default_filter: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal; they cost formatting on every span.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
 /// The request's root span: tracing-actix-web's fields (method, route, status, request id, …;
-/// no headers) plus the key and user once authenticated.
+/// no headers). Its end event names the authenticated key by id, never the key itself.
 pub struct RootSpan;
 
 impl RootSpanBuilder for RootSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        tracing_actix_web::root_span!(
-            request,
-            key_id = tracing::field::Empty,
-            user_id = tracing::field::Empty
-        )
+        tracing_actix_web::root_span!(request)
     }
 
     fn on_request_end<B: MessageBody>(
         span: Span,
         outcome: &Result<ServiceResponse<B>, actix_web::Error>,
     ) {
-        // Client errors are routine (401s, 429s under load): debug, not a warning per request.
-        // Server errors are logged with their cause.
-        let (status, error) = match outcome {
-            Ok(res) => (
-                res.status(),
-                res.response().error().map(ToString::to_string),
-            ),
-            Err(e) => (e.as_response_error().status_code(), Some(e.to_string())),
+        let status = match outcome {
+            Ok(res) => res.status(),
+            Err(e) => e.as_response_error().status_code(),
         };
         span.record("http.status_code", status.as_u16());
-        if status.is_server_error() {
+        // Client errors are routine (401s, 429s under load): debug, not a warning per request.
+        // Server errors are logged with their cause. The event's fields are only built when it
+        // will be written, and the key is named here rather than recorded on the span by the
+        // hot path (the fmt layer formats a span record at once, logged or not).
+        let server_error = status.is_server_error();
+        if !server_error && !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let (error, key_id) = match outcome {
+            Ok(res) => (
+                res.response().error().map(ToString::to_string),
+                res.request()
+                    .extensions()
+                    .get::<ApiKeyAuth>()
+                    .map(|a| a.key.id.to_string()),
+            ),
+            Err(e) => (Some(e.to_string()), None),
+        };
+        if server_error {
             span.record("otel.status_code", "ERROR");
-            tracing::error!(parent: &span, status = status.as_u16(), error = error.as_deref(), "request failed");
+            tracing::error!(parent: &span, status = status.as_u16(), key_id = key_id.as_deref(), error = error.as_deref(), "request failed");
         } else {
-            tracing::debug!(parent: &span, status = status.as_u16(), error = error.as_deref(), "request done");
+            tracing::debug!(parent: &span, status = status.as_u16(), key_id = key_id.as_deref(), error = error.as_deref(), "request done");
         }
     }
 }

@@ -53,9 +53,6 @@ impl ApiKeyAuth {
         };
         let key = state.authenticator.authenticate(token).await?;
         state.usage.record(&key.id, &key.user_id, state.clock.now());
-        let span = tracing::Span::current();
-        span.record("key_id", key.id.as_str());
-        span.record("user_id", key.user_id.as_str());
         let rate = state.rate_limiter.check(&key.id).await;
         if !rate.allowed {
             return Err(ApiError::RateLimited(rate));
