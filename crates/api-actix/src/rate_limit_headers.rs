@@ -1,7 +1,15 @@
 //! The rate-limit state of a key, in both header forms the contract names.
 
+use std::cell::RefCell;
+use std::time::Duration;
+
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::web::Bytes;
 use keys_domain::rate_limit::{RateDecision, ceil_seconds};
+
+thread_local! {
+    static LAST_POLICY: RefCell<Option<((u32, Duration), HeaderValue)>> = const { RefCell::new(None) };
+}
 
 static POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 static STATE: HeaderName = HeaderName::from_static("ratelimit");
@@ -13,12 +21,23 @@ static RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 pub fn insert_rate_limit_headers(headers: &mut HeaderMap, d: &RateDecision) {
     // The numeric ones go through `HeaderValue::from` (no intermediate String): this runs on
     // every authenticated response.
-    let structured = [(&POLICY, d.policy_header()), (&STATE, d.state_header())];
-    for (name, value) in structured {
-        // Digits, quotes, `;` and `=` only: always a valid header value.
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(name.clone(), v);
+    // The policy is the same on every response of a configuration: formatted once per worker
+    // thread, then a reference-counted clone.
+    let policy_key = (d.limit, d.window);
+    let policy = LAST_POLICY.with_borrow_mut(|last| match last {
+        Some((k, v)) if *k == policy_key => Some(v.clone()),
+        _ => {
+            let v = HeaderValue::from_str(&d.policy_header()).ok()?;
+            *last = Some((policy_key, v.clone()));
+            Some(v)
         }
+    });
+    if let Some(v) = policy {
+        headers.insert(POLICY.clone(), v);
+    }
+    // Digits, quotes, `;` and `=` only: always a valid header value.
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(d.state_header())) {
+        headers.insert(STATE.clone(), v);
     }
     headers.insert(LIMIT.clone(), HeaderValue::from(d.limit));
     headers.insert(REMAINING.clone(), HeaderValue::from(d.remaining));

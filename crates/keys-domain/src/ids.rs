@@ -6,9 +6,16 @@ use crate::random::RandomSource;
 macro_rules! opaque_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
+        // `Arc<str>`: a key record is cloned out of the cache on every request, and cloning
+        // an id is then a reference-count bump instead of an allocation.
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(std::sync::Arc<str>);
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
 
         impl $name {
             /// The prefix of generated ids of this kind.
@@ -16,14 +23,14 @@ macro_rules! opaque_id {
 
             /// A fresh random id.
             pub fn generate(random: &dyn RandomSource) -> Self {
-                Self(format!("{}{}", $prefix, base62::random_chars(random, 20)))
+                Self(format!("{}{}", $prefix, base62::random_chars(random, 20)).into())
             }
 
             /// An id as given by a client or a store. Ids are opaque: any string is accepted
             /// and simply matches nothing when it is not one of ours.
             #[must_use]
             pub fn new(s: impl Into<String>) -> Self {
-                Self(s.into())
+                Self(s.into().into())
             }
 
             /// The text.

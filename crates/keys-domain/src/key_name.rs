@@ -12,9 +12,14 @@ pub enum InvalidKeyName {
 }
 
 /// A validated, trimmed key name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(transparent)]
-pub struct KeyName(String);
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyName(std::sync::Arc<str>);
+
+impl serde::Serialize for KeyName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
 
 impl KeyName {
     /// Maximum length in characters (Unicode scalar values), after trimming.
@@ -35,13 +40,13 @@ impl KeyName {
         if trimmed.chars().any(char::is_control) {
             return Err(InvalidKeyName::ControlCharacter);
         }
-        Ok(Self(trimmed.to_owned()))
+        Ok(Self(trimmed.into()))
     }
 
     /// A name read back from a store (validated when it was written).
     #[must_use]
     pub fn from_stored(s: String) -> Self {
-        Self(s)
+        Self(s.into())
     }
 
     /// The text.

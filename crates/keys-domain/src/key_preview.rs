@@ -1,9 +1,14 @@
 //! The preview of a key: first 10 characters (`jt_sk_` + 4), `...`, last 4.
 
 /// A key's preview, e.g. `jt_sk_Ab3x...9QzT`. Safe to log and display.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(transparent)]
-pub struct KeyPreview(String);
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPreview(std::sync::Arc<str>);
+
+impl serde::Serialize for KeyPreview {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
 
 impl KeyPreview {
     /// The preview of a full key string (ASCII by construction).
@@ -11,13 +16,13 @@ impl KeyPreview {
     pub fn of_key(key: &str) -> Self {
         let head = key.get(..10).unwrap_or(key);
         let tail = key.get(key.len().saturating_sub(4)..).unwrap_or("");
-        Self(format!("{head}...{tail}"))
+        Self(format!("{head}...{tail}").into())
     }
 
     /// A preview read back from a store.
     #[must_use]
     pub fn from_stored(s: String) -> Self {
-        Self(s)
+        Self(s.into())
     }
 
     /// The text.
