@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use keys_domain::usage::UsageDelta;
-use keys_domain::use_cases::UsageService;
+use keys_domain::use_cases::{MissedAlert, UsageService};
 use keys_domain::{KeyId, Timestamp, UserId};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -28,7 +28,13 @@ struct Pending {
 #[derive(Default)]
 pub struct UsageRecorder {
     pending: DashMap<KeyId, Pending>,
+    /// Threshold crossings whose alert is not in the outbox yet.
+    missed: std::sync::Mutex<Vec<MissedAlert>>,
 }
+
+/// More missed alerts than this means the store has been down for long; the oldest are dropped
+/// (and logged) rather than growing without bound.
+const MAX_MISSED_ALERTS: usize = 10_000;
 
 impl UsageRecorder {
     #[must_use]
@@ -44,6 +50,28 @@ impl UsageRecorder {
             return;
         }
         self.add(key.clone(), user.clone(), 1, at);
+    }
+
+    fn lock_missed(&self) -> std::sync::MutexGuard<'_, Vec<MissedAlert>> {
+        self.missed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn keep_missed(&self, more: Vec<MissedAlert>) {
+        if more.is_empty() {
+            return;
+        }
+        let mut missed = self.lock_missed();
+        missed.extend(more);
+        if missed.len() > MAX_MISSED_ALERTS {
+            let dropped = missed.len() - MAX_MISSED_ALERTS;
+            missed.drain(..dropped);
+            tracing::error!(
+                dropped,
+                "high-usage alerts dropped: the outbox has been unavailable too long"
+            );
+        }
     }
 
     fn add(&self, key: KeyId, user_id: UserId, count: u64, at: Timestamp) {
@@ -83,8 +111,14 @@ impl UsageRecorder {
         }
     }
 
-    /// Writes what is pending once; on failure the batch is kept for the next round.
+    /// Writes what is pending once; on failure the batch is kept for the next round. Alerts
+    /// the outbox could not take are retried every round until it does.
     pub async fn flush_once(&self, usage: &UsageService) {
+        let missed = std::mem::take(&mut *self.lock_missed());
+        if !missed.is_empty() {
+            let still = usage.retry_alerts(missed).await;
+            self.keep_missed(still);
+        }
         let batch = self.take();
         if batch.is_empty() {
             return;
@@ -94,8 +128,9 @@ impl UsageRecorder {
                 if report.alert_errors > 0 {
                     tracing::warn!(
                         failed = report.alert_errors,
-                        "high-usage alerts could not be queued"
+                        "high-usage alerts could not be queued; retrying"
                     );
+                    self.keep_missed(report.missed);
                 }
                 if report.alerts_enqueued > 0 {
                     tracing::info!(queued = report.alerts_enqueued, "high-usage alerts queued");

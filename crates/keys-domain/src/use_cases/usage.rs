@@ -8,8 +8,18 @@ use crate::ports::{AccountStore, AlertOutbox, Clock, KeyStore, StoreError, Usage
 use crate::random::RandomSource;
 use crate::usage::{HighUsageThreshold, UsageDelta};
 
+/// A threshold crossing whose alert could not be put in the outbox (the store failed). The
+/// window has counted it already and will not report the crossing again, so the caller keeps it
+/// and hands it to [`UsageService::retry_alerts`]: an outage delays the alert, never loses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissedAlert {
+    pub delta: UsageDelta,
+    /// The window count at the crossing.
+    pub count: u64,
+}
+
 /// What one flush did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FlushReport {
     /// Keys whose usage was written.
     pub keys: usize,
@@ -17,6 +27,8 @@ pub struct FlushReport {
     pub alerts_enqueued: usize,
     /// Crossings whose alert could not be enqueued (the store failed); the caller logs them.
     pub alert_errors: usize,
+    /// Those crossings, to retry with [`UsageService::retry_alerts`].
+    pub missed: Vec<MissedAlert>,
 }
 
 /// Usage bookkeeping behind every authenticated request.
@@ -58,10 +70,28 @@ impl UsageService {
             match self.enqueue_alert(delta, count.after).await {
                 Ok(true) => report.alerts_enqueued += 1,
                 Ok(false) => {}
-                Err(_) => report.alert_errors += 1,
+                Err(_) => {
+                    report.alert_errors += 1;
+                    report.missed.push(MissedAlert {
+                        delta: delta.clone(),
+                        count: count.after,
+                    });
+                }
             }
         }
         Ok(report)
+    }
+
+    /// Tries again to enqueue alerts a flush could not; returns those that failed again. The
+    /// outbox's 24-hour rule still holds, so a retry never sends a second alert.
+    pub async fn retry_alerts(&self, missed: Vec<MissedAlert>) -> Vec<MissedAlert> {
+        let mut still = Vec::new();
+        for m in missed {
+            if self.enqueue_alert(&m.delta, m.count).await.is_err() {
+                still.push(m);
+            }
+        }
+        still
     }
 
     async fn enqueue_alert(&self, delta: &UsageDelta, count: u64) -> Result<bool, StoreError> {

@@ -6,7 +6,7 @@ use keys_domain::ports::{
     MockAccountStore, MockAlertOutbox, MockKeyStore, MockUsageWindow, StoreError, User,
 };
 use keys_domain::usage::{HighUsageThreshold, UsageDelta, WindowCount};
-use keys_domain::use_cases::{FlushReport, UsageService};
+use keys_domain::use_cases::{FlushReport, MissedAlert, UsageService};
 use keys_domain::{ApiKey, Credits, KeyState};
 
 use crate::support::{SeqRandom, T0, clock_at, email, secs, stored_key, user};
@@ -29,7 +29,17 @@ impl Mocks {
     }
 
     fn flush(self, batch: &[UsageDelta]) -> Result<FlushReport, StoreError> {
-        let svc = UsageService {
+        let svc = self.service();
+        futures_executor::block_on(svc.flush(batch))
+    }
+
+    fn retry(self, missed: Vec<MissedAlert>) -> Vec<MissedAlert> {
+        let svc = self.service();
+        futures_executor::block_on(svc.retry_alerts(missed))
+    }
+
+    fn service(self) -> UsageService {
+        UsageService {
             keys: Arc::new(self.keys),
             accounts: Arc::new(self.accounts),
             window: Arc::new(self.window),
@@ -37,8 +47,7 @@ impl Mocks {
             clock: Arc::new(clock_at(T0)),
             random: Arc::new(SeqRandom::new(5)),
             threshold: HighUsageThreshold::new(10).unwrap(),
-        };
-        futures_executor::block_on(svc.flush(batch))
+        }
     }
 }
 
@@ -69,14 +78,18 @@ fn crossing_setup(m: &mut Mocks, key: &ApiKey, count: WindowCount) {
     m.keys
         .expect_find()
         .returning(move |_, _| Ok(Some(found.clone())));
-    m.accounts.expect_find_user().returning(|_| {
-        Ok(Some(User {
-            id: user(),
-            email: email(),
-            balance: Credits::ZERO,
-            created_at: T0,
-        }))
-    });
+    m.accounts
+        .expect_find_user()
+        .returning(|_| Ok(Some(owner())));
+}
+
+fn owner() -> User {
+    User {
+        id: user(),
+        email: email(),
+        balance: Credits::ZERO,
+        created_at: T0,
+    }
 }
 
 #[test]
@@ -133,7 +146,7 @@ fn a_crossing_enqueues_one_alert_naming_the_key_by_name_and_preview() {
         Ok(FlushReport {
             keys: 1,
             alerts_enqueued: 1,
-            alert_errors: 0
+            ..FlushReport::default()
         })
     );
 }
@@ -210,9 +223,51 @@ fn a_failed_enqueue_is_counted_and_the_flush_still_succeeds() {
         Ok(FlushReport {
             keys: 1,
             alerts_enqueued: 0,
-            alert_errors: 1
+            alert_errors: 1,
+            missed: vec![MissedAlert {
+                delta: delta(&key, 3),
+                count: 12
+            }],
         })
     );
+}
+
+#[test]
+fn a_missed_alert_is_enqueued_on_retry_and_kept_while_the_outbox_fails() {
+    let key = the_key();
+    let missed = vec![MissedAlert {
+        delta: delta(&key, 3),
+        count: 12,
+    }];
+    // Still failing: kept.
+    let mut m = Mocks::new();
+    let found = key.clone();
+    m.keys
+        .expect_find()
+        .returning(move |_, _| Ok(Some(found.clone())));
+    m.accounts
+        .expect_find_user()
+        .returning(|_| Ok(Some(owner())));
+    m.outbox
+        .expect_enqueue()
+        .times(1)
+        .returning(|_, _, _, _| Err(StoreError::Unavailable("down".into())));
+    assert_eq!(m.retry(missed.clone()), missed);
+    // Back: enqueued once, nothing kept.
+    let mut m = Mocks::new();
+    let found = key.clone();
+    m.keys
+        .expect_find()
+        .returning(move |_, _| Ok(Some(found.clone())));
+    m.accounts
+        .expect_find_user()
+        .returning(|_| Ok(Some(owner())));
+    m.outbox
+        .expect_enqueue()
+        .withf(|_, _, mail, _| mail.subject.contains("High usage") && mail.body.contains("12"))
+        .times(1)
+        .returning(|_, _, _, _| Ok(true));
+    assert_eq!(m.retry(missed), Vec::new());
 }
 
 #[test]
@@ -233,7 +288,11 @@ fn a_failed_key_or_owner_lookup_is_an_alert_error() {
         Ok(FlushReport {
             keys: 1,
             alerts_enqueued: 0,
-            alert_errors: 1
+            alert_errors: 1,
+            missed: vec![MissedAlert {
+                delta: delta(&key, 3),
+                count: 12
+            }],
         })
     );
 }
