@@ -16,7 +16,13 @@ use keys_domain::rate_limit::{RateDecision, RateLimitPolicy};
 /// Checks between two sweeps of idle keys, so memory stays bounded by the keys active recently.
 const SWEEP_EVERY: u64 = 4096;
 
-type KeyedGovernor<C> = Governor<KeyId, DashMapStateStore<KeyId>, C, StateInformationMiddleware>;
+/// Only authenticated keys reach the limiter, so foldhash (seeded per process) replaces SipHash.
+type KeyedGovernor<C> = Governor<
+    KeyId,
+    DashMapStateStore<KeyId, foldhash::fast::RandomState>,
+    C,
+    StateInformationMiddleware,
+>;
 
 /// `per_second` sustained and `burst` at once, per key, in this process only.
 pub struct LocalRateLimiter<C: Clock = DefaultClock> {
@@ -40,7 +46,12 @@ impl<C: Clock> LocalRateLimiter<C> {
         let burst = NonZeroU32::new(policy.burst).unwrap_or(NonZeroU32::MIN);
         let quota = Quota::per_second(per_second).allow_burst(burst);
         Self {
-            governor: Governor::dashmap_with_clock(quota, clock).with_middleware(),
+            governor: Governor::dashmap_with_clock_and_hasher(
+                quota,
+                clock,
+                foldhash::fast::RandomState::default(),
+            )
+            .with_middleware(),
             policy,
             calls: AtomicU64::new(0),
         }

@@ -26,7 +26,9 @@ use moka::Expiry;
 
 /// The cache itself; shared by the caching store, the revocation notifier and the bus listener.
 pub struct KeyCache {
-    entries: moka::sync::Cache<KeyHash, Option<ApiKey>>,
+    /// Hashed with foldhash, seeded per process: SipHash was a visible share of a cache hit, and
+    /// a random seed still keeps crafted keys from piling into one bucket.
+    entries: moka::sync::Cache<KeyHash, Option<ApiKey>, foldhash::fast::RandomState>,
     generation: AtomicU64,
 }
 
@@ -59,7 +61,7 @@ impl KeyCache {
                 known: known_ttl,
                 unknown: unknown_ttl,
             })
-            .build();
+            .build_with_hasher(foldhash::fast::RandomState::default());
         Self {
             entries,
             generation: AtomicU64::new(0),

@@ -27,7 +27,8 @@ struct Pending {
 /// The in-memory accumulator.
 #[derive(Default)]
 pub struct UsageRecorder {
-    pending: DashMap<KeyId, Pending>,
+    /// Keyed by ids of authenticated keys only, so a fast seeded hasher is safe here.
+    pending: DashMap<KeyId, Pending, foldhash::fast::RandomState>,
     /// Threshold crossings whose alert is not in the outbox yet.
     missed: std::sync::Mutex<Vec<MissedAlert>>,
 }
