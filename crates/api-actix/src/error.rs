@@ -13,6 +13,7 @@ use keys_domain::use_cases::{
 };
 use serde_json::{Map, Value, json};
 
+use crate::json_response::json_response;
 use crate::rate_limit_headers::insert_rate_limit_headers;
 
 /// Where customers top up (the 402 body names it).
@@ -211,7 +212,7 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        let mut res = res.json(ErrorBody { error });
+        let mut res = json_response(res, &ErrorBody { error });
         if let Self::RateLimited(d) = self {
             insert_rate_limit_headers(res.headers_mut(), d);
         }

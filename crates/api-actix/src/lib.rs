@@ -11,6 +11,7 @@ pub mod config;
 pub mod dto;
 pub mod error;
 pub mod json_body;
+pub mod json_response;
 pub mod key_cache;
 pub mod rate_limit_headers;
 pub mod revocation_fanout;

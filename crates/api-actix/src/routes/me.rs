@@ -4,6 +4,7 @@ use actix_web::HttpResponse;
 use serde::Serialize;
 
 use crate::auth::api_key::ApiKeyAuth;
+use crate::json_response::json_response;
 
 #[derive(Serialize)]
 struct Me<'a> {
@@ -20,12 +21,15 @@ struct KeySummary<'a> {
 
 pub async fn me(auth: ApiKeyAuth) -> HttpResponse {
     let k = &auth.key;
-    HttpResponse::Ok().json(Me {
-        user_id: k.user_id.as_str(),
-        key: KeySummary {
-            id: k.id.as_str(),
-            name: k.name.as_str(),
-            preview: k.preview.as_str(),
+    json_response(
+        HttpResponse::Ok(),
+        &Me {
+            user_id: k.user_id.as_str(),
+            key: KeySummary {
+                id: k.id.as_str(),
+                name: k.name.as_str(),
+                preview: k.preview.as_str(),
+            },
         },
-    })
+    )
 }
