@@ -30,3 +30,7 @@ bench:
     bash scripts/ensure-services.sh
     cargo bench -p keys-domain --bench key_ops
     bash scripts/load-bench.sh
+
+# Instructions per request under callgrind: repeatable where req/s on this VM is not.
+bench-instr:
+    bash scripts/instr-per-request.sh

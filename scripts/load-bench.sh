@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The `just bench` load run: wrk against the release binary on this machine, comparing on the
 # SAME server in the SAME run:
-#   1. GET /healthz                              (the baseline)
-#   2. GET /api/v1/public/me with a valid key    (target >= 0.90x of 1; p99 added <= 0.5 ms)
+#   1. GET /healthz                              (the baseline), measured in every round
+#   2. GET /api/v1/public/me with a valid key    (target >= 0.90x of 1; p99 added <= 0.5 ms,
+#      read from the one-connection latency rounds)
 #   3. GET /api/v1/public/me with a malformed key (target >= 0.95x of 1)
 #   4. 100k distinct keys used, then the server's RSS (target < 100 MB)
 #   5. the same 1-2 with REDIS_URL set (target: 2 >= 0.85x of 1)
@@ -12,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 
-DURATION="${BENCH_DURATION:-10s}"
+DURATION="${BENCH_DURATION:-4s}"
 CONNS="${BENCH_CONNECTIONS:-32}"
 KEYS_USERS="${BENCH_USERS:-4000}"     # x 25 keys = 100k distinct keys
 TARGET="${CARGO_TARGET_DIR:-target}"
@@ -48,10 +49,10 @@ start_server() {
 stop_server() { kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""; }
 
 # wrk prints "Requests/sec: N" and, with --latency, "99%  X(us|ms)".
-run_wrk() { # name, then curl-ish header args
+run_wrk() { # name, then wrk args; prints "name rps p50 p99 non2xx"
   local name=$1; shift
-  wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$@" > "$WORK/$name.txt"
-  local rps p50 p99
+  wrk -t1 -c"${ROUND_CONNS:-$CONNS}" -d"$DURATION" --latency "$@" > "$WORK/$name.txt"
+  local rps p50 p99 non2xx
   rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/$name.txt")
   p50=$(awk '$1=="50%" {print $2}' "$WORK/$name.txt")
   p99=$(awk '$1=="99%" {print $2}' "$WORK/$name.txt")
@@ -60,24 +61,84 @@ run_wrk() { # name, then curl-ish header args
 }
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms/,"",v); print v } else { sub(/s/,"",v); print v*1000 } }'; }
 
-report() { # baseline line, candidate line, target ratio
-  read -r bn brps _ bp99 _ <<<"$1"; read -r cn crps _ cp99 cnon <<<"$2"
-  awk -v bn="$bn" -v cn="$cn" -v b="$brps" -v c="$crps" -v bp="$(to_ms "$bp99")" -v cp="$(to_ms "$cp99")" -v t="$3" -v non="$cnon" \
-    'BEGIN { r=c/b; printf "| %s vs %s | %.0f | %.0f | %.3f (target >= %.2f) %s | %.3f ms | %.3f ms | %+.3f ms | %s |\n", cn, bn, b, c, r, t, (r>=t?"PASS":"MISS"), bp, cp, cp-bp, non }'
+# The machine's own throughput drifts by 10-20 % within minutes, so one baseline run followed
+# by one candidate run compares two different machines. Instead every round measures the
+# baseline and each candidate back to back (alternating the order between rounds), each
+# candidate is compared with the baseline of its own round, and the median over ROUNDS rounds
+# is reported, with the per-round ratios so the spread is visible.
+ROUNDS="${BENCH_ROUNDS:-7}"
+rounds() { # label, then "name|wrk args" specs; the first spec is the baseline
+  local label=$1; shift
+  local specs=("$@") r i order line
+  : > "$WORK/$label.rounds"
+  for r in $(seq 1 "$ROUNDS"); do
+    if (( r % 2 )); then order=$(seq 0 $((${#specs[@]} - 1))); else order=$(seq $((${#specs[@]} - 1)) -1 0); fi
+    for i in $order; do
+      local name=${specs[$i]%%|*} args=${specs[$i]#*|}
+      # shellcheck disable=SC2086 # args are word-split on purpose (header args are quoted below)
+      line=$(eval run_wrk "$name" $args)
+      echo "$r $line" >> "$WORK/$label.rounds"
+    done
+  done
 }
+report() { # label, baseline name, candidate name, target ratio
+  awk -v base="$2" -v cand="$3" -v t="$4" '
+    function ms(v) { if (v ~ /us$/) { sub(/us/,"",v); return v/1000 } if (v ~ /ms$/) { sub(/ms/,"",v); return v+0 } sub(/s/,"",v); return v*1000 }
+    function median(a, n,   i, j, x) { for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j+1] = a[j]; a[j+1] = x } return (n % 2) ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2 }
+    $2 == base { b[$1] = $3; bp[$1] = ms($5) }
+    $2 == cand { c[$1] = $3; cp[$1] = ms($5); non += $6 }
+    END {
+      n = 0; list = ""
+      for (r in c) { n++ }
+      for (r = 1; r <= n; r++) { ratio[r] = c[r] / b[r]; added[r] = cp[r] - bp[r]; brps[r] = b[r]; crps[r] = c[r]; bpp[r] = bp[r]; cpp[r] = cp[r]
+        list = list sprintf("%s%.2f", (r > 1 ? " " : ""), ratio[r]) }
+      mr = median(ratio, n); ma = median(added, n); mb = median(brps, n); mc = median(crps, n); mbp = median(bpp, n); mcp = median(cpp, n)
+      printf "| %s vs %s | %.0f | %.0f | %.3f (target >= %.2f) %s | %s | %.3f ms | %.3f ms | %+.3f ms | %d |\n", cand, base, mb, mc, mr, t, (mr >= t ? "PASS" : "MISS"), list, mbp, mcp, ma, non
+    }' "$WORK/$1.rounds"
+}
+HEADER="| comparison | baseline req/s (median) | candidate req/s (median) | median ratio | per-round ratios | baseline p99 | candidate p99 | added p99 at saturation (queueing; see the one-connection table) | candidate non-2xx |"
+RULE="|---|---|---|---|---|---|---|---|---|"
 
-echo "| comparison | baseline req/s | candidate req/s | ratio | baseline p99 | candidate p99 | added p99 | candidate non-2xx |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "$ROUNDS rounds of $DURATION per endpoint, wrk -t1 -c$CONNS on the same cores as the server" >&2
+echo "$HEADER"
+echo "$RULE"
 
 start_server
 curl -sf -H "Authorization: Bearer $KEY" "$URL/api/v1/public/me" >/dev/null
 wrk -t1 -c"$CONNS" -d2s "$URL/healthz" >/dev/null   # warm-up
-H=$(run_wrk healthz "$URL/healthz")
-M=$(run_wrk me -H "Authorization: Bearer $KEY" "$URL/api/v1/public/me")
-B=$(run_wrk malformed -H "Authorization: Bearer $BAD" "$URL/api/v1/public/me")
-H2=$(run_wrk healthz_again "$URL/healthz")
-report "$H" "$M" 0.90
-report "$H2" "$B" 0.95
+wrk -t1 -c"$CONNS" -d2s -H "Authorization: Bearer $KEY" "$URL/api/v1/public/me" >/dev/null
+rounds local "healthz|$URL/healthz" \
+  "me|-H \"Authorization: Bearer $KEY\" $URL/api/v1/public/me" \
+  "malformed|-H \"Authorization: Bearer $BAD\" $URL/api/v1/public/me"
+report local healthz me 0.90
+report local healthz malformed 0.95
+
+# Added latency. Under saturation (above) p99 is the queue behind 32 connections on two shared
+# cores and moves by +-1.5 ms between rounds of the same binary, so it cannot show a 0.5 ms
+# budget. Here one connection keeps one request in flight: p99 is the service time of the
+# request itself, and the difference is what authentication adds to it.
+ROUND_CONNS=1 rounds latency "healthz|$URL/healthz" \
+  "me|-H \"Authorization: Bearer $KEY\" $URL/api/v1/public/me" \
+  "malformed|-H \"Authorization: Bearer $BAD\" $URL/api/v1/public/me"
+report_latency() { # label, baseline name, candidate name, budget in ms
+  awk -v base="$2" -v cand="$3" -v t="$4" '
+    function ms(v) { if (v ~ /us$/) { sub(/us/,"",v); return v/1000 } if (v ~ /ms$/) { sub(/ms/,"",v); return v+0 } sub(/s/,"",v); return v*1000 }
+    function median(a, n,   i, j, x) { for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j+1] = a[j]; a[j+1] = x } return (n % 2) ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2 }
+    $2 == base { b50[$1] = ms($4); b99[$1] = ms($5) }
+    $2 == cand { c50[$1] = ms($4); c99[$1] = ms($5) }
+    END {
+      n = 0; list = ""
+      for (r in c99) { n++ }
+      for (r = 1; r <= n; r++) { added[r] = c99[r] - b99[r]; list = list sprintf("%s%+.2f", (r > 1 ? " " : ""), added[r]) }
+      ma = median(added, n)
+      printf "| %s vs %s | %.3f ms | %.3f ms | %.3f ms | %.3f ms | %+.3f ms (budget <= %.1f ms) %s | %s |\n", cand, base, median(b50, n), median(c50, n), median(b99, n), median(c99, n), ma, t, (ma <= t ? "PASS" : "MISS"), list
+    }' "$WORK/$1.rounds"
+}
+echo
+echo "| one connection | baseline p50 | candidate p50 | baseline p99 | candidate p99 | added p99 (median of rounds) | per-round added p99 (ms) |"
+echo "|---|---|---|---|---|---|---|"
+report_latency latency healthz me 0.5
+report_latency latency healthz malformed 0.5
 
 # 100k distinct keys: every key used at least once (wrk cycles through the file per thread).
 cat > "$WORK/keys.lua" <<LUA
@@ -111,11 +172,11 @@ if redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
   start_server
   curl -sf -H "Authorization: Bearer $KEY" "$URL/api/v1/public/me" >/dev/null
   wrk -t1 -c"$CONNS" -d2s -H "Authorization: Bearer $KEY" "$URL/api/v1/public/me" >/dev/null
-  RH=$(run_wrk redis_healthz "$URL/healthz")
-  RM=$(run_wrk redis_me -H "Authorization: Bearer $KEY" "$URL/api/v1/public/me")
+  rounds redis "redis_healthz|$URL/healthz" \
+    "redis_me|-H \"Authorization: Bearer $KEY\" $URL/api/v1/public/me"
   echo
-  echo "| Redis mode | baseline req/s | candidate req/s | ratio | baseline p99 | candidate p99 | added p99 | candidate non-2xx |"
-  echo "|---|---|---|---|---|---|---|---|"
-  report "$RH" "$RM" 0.85
+  echo "${HEADER/comparison/Redis mode}"
+  echo "$RULE"
+  report redis redis_healthz redis_me 0.85
   stop_server
 fi
