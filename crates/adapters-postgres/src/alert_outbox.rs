@@ -101,11 +101,14 @@ impl AlertOutbox for DbStore {
     ) -> Result<Vec<QueuedEmail>, StoreError> {
         let (now, lease_until) = (now.as_millis(), lease_until.as_millis());
         self.run(move |conn| {
-            let claimable = email_outbox::sent_at.is_null().and(
-                email_outbox::locked_until
-                    .is_null()
-                    .or(email_outbox::locked_until.lt(now)),
-            );
+            let claimable = email_outbox::sent_at
+                .is_null()
+                .and(email_outbox::abandoned_at.is_null())
+                .and(
+                    email_outbox::locked_until
+                        .is_null()
+                        .or(email_outbox::locked_until.lt(now)),
+                );
             let candidates = email_outbox::table
                 .filter(claimable)
                 .filter(email_outbox::next_attempt_at.le(now))
@@ -161,6 +164,29 @@ impl AlertOutbox for DbStore {
                 .set((
                     email_outbox::attempts.eq(i32::try_from(attempts).unwrap_or(i32::MAX)),
                     email_outbox::next_attempt_at.eq(retry_at.as_millis()),
+                    email_outbox::locked_until.eq(None::<i64>),
+                    email_outbox::last_error.eq(error),
+                ))
+                .execute(conn)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn mark_abandoned(
+        &self,
+        id: &AlertId,
+        attempts: u32,
+        now: Timestamp,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let id = id.clone();
+        let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
+        self.run(move |conn| {
+            diesel::update(email_outbox::table.find(id.as_str()))
+                .set((
+                    email_outbox::attempts.eq(i32::try_from(attempts).unwrap_or(i32::MAX)),
+                    email_outbox::abandoned_at.eq(now.as_millis()),
                     email_outbox::locked_until.eq(None::<i64>),
                     email_outbox::last_error.eq(error),
                 ))

@@ -85,6 +85,7 @@ diesel::table! {
         sent_at -> Nullable<BigInt>,
         last_error -> Nullable<Text>,
         created_at -> BigInt,
+        abandoned_at -> Nullable<BigInt>,
     }
 }
 

@@ -55,6 +55,7 @@ contract_cases!(
     concurrent_charges_never_overspend,
     alerts_are_enqueued_at_most_once_per_key_per_24h,
     outbox_claims_lease_and_retry,
+    abandoned_emails_are_never_claimed_again,
     concurrent_workers_never_claim_the_same_email,
     settings_keep_the_first_value,
 );

@@ -15,7 +15,8 @@ pub const DELIVERY_BATCH: u32 = 20;
 const MAX_STORE_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Every `poll` (≈1 s) runs [`AlertDelivery::run_once`]. Failed emails are rescheduled by the use
-/// case (exponential back-off with jitter); an unavailable outbox is logged and retried with a
+/// case (exponential back-off with jitter), or abandoned after repeated permanent rejections
+/// (logged at ERROR); an unavailable outbox is logged and retried with a
 /// growing pause. Stops when `shutdown` is cancelled, after finishing the round in progress
 /// (so an email the server accepted is also marked sent).
 #[must_use = "the worker stops when its shutdown token is cancelled; await the handle to wait for it"]
@@ -43,7 +44,15 @@ pub fn spawn_delivery_worker(
                             "alert emails not accepted by the mail server; rescheduled with back-off"
                         );
                     }
-                    let full = report.sent + report.failed >= DELIVERY_BATCH as usize;
+                    if report.abandoned > 0 {
+                        tracing::error!(
+                            abandoned = report.abandoned,
+                            "alert emails abandoned after repeated permanent rejections; \
+                             the outbox keeps each one with its last error"
+                        );
+                    }
+                    let full =
+                        report.sent + report.failed + report.abandoned >= DELIVERY_BATCH as usize;
                     if full { Duration::ZERO } else { poll }
                 }
                 Err(e) => {

@@ -7,7 +7,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adapters_smtp::testing::TestSmtpServer;
+use adapters_smtp::testing::{REJECTED_RECIPIENT, TestSmtpServer};
 use adapters_smtp::{DEFAULT_MAIL_FROM, SmtpMailer, spawn_delivery_worker};
 use keys_domain::ports::{AlertOutbox, Clock, SystemClock};
 use keys_domain::random::OsRandom;
@@ -130,6 +130,40 @@ async fn an_outage_delays_the_email_which_then_arrives_exactly_once() {
     let got = server.messages();
     assert_eq!(got.len(), 1, "exactly once: {got:#?}");
     assert_eq!(got[0].to, vec!["ada@example.com".to_owned()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanently_rejected_email_is_abandoned_after_three_attempts() {
+    let server = TestSmtpServer::start();
+    let outbox = Arc::new(MemoryOutbox::default());
+    enqueue(&outbox, REJECTED_RECIPIENT).await;
+    let shutdown = CancellationToken::new();
+    let worker = spawn_delivery_worker(
+        delivery(outbox.clone(), &server.url()),
+        POLL,
+        shutdown.clone(),
+    );
+
+    // Back-off 0.5-1 s then 1-2 s: abandoned within about 3 s.
+    eventually("the email is abandoned", || {
+        outbox.rows()[0].abandoned_at.is_some()
+    })
+    .await;
+    let row = &outbox.rows()[0];
+    assert_eq!(row.queued.attempts, 3);
+    assert!(row.sent_at.is_none());
+    assert!(
+        row.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("mail rejected"),
+        "{row:?}"
+    );
+    // Abandoned means never tried again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(outbox.rows()[0].queued.attempts, 3);
+    stop(&shutdown, worker).await;
+    assert!(server.messages().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -951,6 +951,43 @@ pub async fn outbox_claims_lease_and_retry(store: impl Store) {
         .unwrap();
 }
 
+pub async fn abandoned_emails_are_never_claimed_again(store: impl Store) {
+    let (given_up, kept) = (AlertId::generate(&OsRandom), AlertId::generate(&OsRandom));
+    for (n, id) in [&given_up, &kept].into_iter().enumerate() {
+        let key = KeyId::new(format!("key_{n}"));
+        assert!(
+            store
+                .enqueue(id.clone(), &key, email(n), at(0))
+                .await
+                .unwrap()
+        );
+    }
+    let claimed = store.claim_due(at(1), at(60_000), 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    store
+        .mark_abandoned(&given_up, 3, at(2), "550 no such mailbox")
+        .await
+        .unwrap();
+    store
+        .mark_failed(&kept, 1, at(3), "421 try later")
+        .await
+        .unwrap();
+    // Long after every lease and retry time, only the rescheduled one comes back.
+    let later = store
+        .claim_due(at(10_000_000), at(10_060_000), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        later.iter().map(|q| q.id.clone()).collect::<Vec<_>>(),
+        vec![kept.clone()]
+    );
+    // Unknown ids are ignored.
+    store
+        .mark_abandoned(&AlertId::new("alr_nope"), 3, at(4), "x")
+        .await
+        .unwrap();
+}
+
 pub async fn concurrent_workers_never_claim_the_same_email(store: impl Store) {
     for n in 0..30 {
         let key = KeyId::new(format!("key_{n}"));
@@ -1071,6 +1108,10 @@ pub async fn an_unreachable_store_is_unavailable(store: impl Store) {
     assert_unavailable("claim_due", &c);
     assert_unavailable("mark_sent", &d);
     assert_unavailable("mark_failed", &e);
+    assert_unavailable(
+        "mark_abandoned",
+        &store.mark_abandoned(&alert, 3, T0, "x").await,
+    );
     let (a, b, c, d, e) = tokio::join!(
         store.insert(new.clone(), LIMITS, T0),
         store.rotate(

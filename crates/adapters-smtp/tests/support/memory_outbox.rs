@@ -12,6 +12,7 @@ pub struct Row {
     pub queued: QueuedEmail,
     pub due_at: Timestamp,
     pub sent_at: Option<Timestamp>,
+    pub abandoned_at: Option<Timestamp>,
     pub last_error: Option<String>,
 }
 
@@ -44,6 +45,7 @@ impl AlertOutbox for MemoryOutbox {
             },
             due_at: now,
             sent_at: None,
+            abandoned_at: None,
             last_error: None,
         });
         Ok(true)
@@ -61,7 +63,7 @@ impl AlertOutbox for MemoryOutbox {
             if claimed.len() >= limit as usize {
                 break;
             }
-            if row.sent_at.is_none() && row.due_at <= now {
+            if row.sent_at.is_none() && row.abandoned_at.is_none() && row.due_at <= now {
                 row.due_at = lease_until;
                 claimed.push(row.queued.clone());
             }
@@ -88,6 +90,21 @@ impl AlertOutbox for MemoryOutbox {
         let row = rows.iter_mut().find(|r| &r.queued.id == id).unwrap();
         row.queued.attempts = attempts;
         row.due_at = retry_at;
+        row.last_error = Some(error.to_owned());
+        Ok(())
+    }
+
+    async fn mark_abandoned(
+        &self,
+        id: &AlertId,
+        attempts: u32,
+        now: Timestamp,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let mut rows = self.rows.lock().unwrap();
+        let row = rows.iter_mut().find(|r| &r.queued.id == id).unwrap();
+        row.queued.attempts = attempts;
+        row.abandoned_at = Some(now);
         row.last_error = Some(error.to_owned());
         Ok(())
     }

@@ -62,4 +62,17 @@ pub trait AlertOutbox: Send + Sync {
         retry_at: Timestamp,
         error: &str,
     ) -> Result<(), StoreError>;
+
+    /// Gives up on an email: records the last attempt and its error and marks it abandoned at
+    /// `now`, after which [`AlertOutbox::claim_due`] never returns it.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn mark_abandoned(
+        &self,
+        id: &AlertId,
+        attempts: u32,
+        now: Timestamp,
+        error: &str,
+    ) -> Result<(), StoreError>;
 }

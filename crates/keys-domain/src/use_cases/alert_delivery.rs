@@ -4,17 +4,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::alert_email::retry_delay;
-use crate::ports::{AlertOutbox, Clock, Mailer, StoreError};
+use crate::ports::{AlertOutbox, Clock, MailError, Mailer, StoreError};
 use crate::random::RandomSource;
 
 /// How long a claimed email is reserved for one worker.
 pub const CLAIM_LEASE: Duration = Duration::from_secs(60);
 
+/// Attempts after which a permanently rejected email (a 5xx reply: no such mailbox, relay
+/// denied) is abandoned. Not one: a server can answer 5xx for a moment. Transient failures
+/// (timeouts, refused connections, 4xx) are retried for as long as it takes.
+pub const PERMANENT_FAILURE_ATTEMPTS: u32 = 3;
+
 /// What one delivery round did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DeliveryReport {
     pub sent: usize,
+    /// Rescheduled with back-off.
     pub failed: usize,
+    /// Given up after [`PERMANENT_FAILURE_ATTEMPTS`] permanent rejections.
+    pub abandoned: usize,
 }
 
 /// The outbox worker's logic.
@@ -28,7 +36,9 @@ pub struct AlertDelivery {
 
 impl AlertDelivery {
     /// Claims up to `limit` due emails and tries each once. A failure is rescheduled with
-    /// exponential back-off and jitter; nothing is dropped.
+    /// exponential back-off and jitter, except a permanent rejection on the
+    /// [`PERMANENT_FAILURE_ATTEMPTS`]th attempt, which abandons the email (it stays in the outbox
+    /// with its error, and is never claimed again).
     ///
     /// # Errors
     /// `Store` when the outbox cannot be read or updated.
@@ -49,6 +59,15 @@ impl AlertDelivery {
                 }
                 Err(e) => {
                     let attempts = queued.attempts.saturating_add(1);
+                    if matches!(e, MailError::Permanent(_))
+                        && attempts >= PERMANENT_FAILURE_ATTEMPTS
+                    {
+                        self.outbox
+                            .mark_abandoned(&queued.id, attempts, self.clock.now(), &e.to_string())
+                            .await?;
+                        report.abandoned += 1;
+                        continue;
+                    }
                     let retry_at = self
                         .clock
                         .now()

@@ -1,10 +1,13 @@
-//! `AlertDelivery::run_once`: mark sent only after acceptance; reschedule every failure.
+//! `AlertDelivery::run_once`: mark sent only after acceptance; reschedule failures, abandon an
+//! email only after repeated permanent rejections.
 
 use std::sync::Arc;
 
 use keys_domain::alert_email::OutgoingEmail;
 use keys_domain::ports::{MailError, MockAlertOutbox, MockMailer, QueuedEmail, StoreError};
-use keys_domain::use_cases::{AlertDelivery, CLAIM_LEASE, DeliveryReport};
+use keys_domain::use_cases::{
+    AlertDelivery, CLAIM_LEASE, DeliveryReport, PERMANENT_FAILURE_ATTEMPTS,
+};
 use keys_domain::{AlertId, KeyId};
 
 use crate::support::{SeqRandom, T0, clock_at, email, secs};
@@ -62,7 +65,11 @@ fn an_accepted_email_is_marked_sent() {
         .returning(|_| Ok(()));
     assert_eq!(
         run(outbox, mailer, 1),
-        Ok(DeliveryReport { sent: 1, failed: 0 })
+        Ok(DeliveryReport {
+            sent: 1,
+            failed: 0,
+            abandoned: 0
+        })
     );
 }
 
@@ -72,7 +79,7 @@ fn a_failure_is_rescheduled_with_backoff_in_range() {
     for seed in 0..32 {
         for err in [
             MailError::Transient("connection refused".into()),
-            MailError::Permanent("550 no such mailbox".into()),
+            MailError::Transient("421 try later".into()),
         ] {
             let mut outbox = MockAlertOutbox::new();
             claims(&mut outbox, vec![queued("alr_2", 2)]);
@@ -95,10 +102,115 @@ fn a_failure_is_rescheduled_with_backoff_in_range() {
                 .returning(move |_| Err(err.clone()));
             assert_eq!(
                 run(outbox, mailer, seed),
-                Ok(DeliveryReport { sent: 0, failed: 1 })
+                Ok(DeliveryReport {
+                    sent: 0,
+                    failed: 1,
+                    abandoned: 0
+                })
             );
         }
     }
+}
+
+fn fails_once(outbox: &mut MockAlertOutbox, expected_attempts: u32) {
+    outbox
+        .expect_mark_failed()
+        .withf(move |_, attempts, retry_at, _| *attempts == expected_attempts && *retry_at > T0)
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+}
+
+fn mailer_failing_with(err: MailError) -> MockMailer {
+    let mut mailer = MockMailer::new();
+    mailer
+        .expect_send()
+        .times(1)
+        .returning(move |_| Err(err.clone()));
+    mailer
+}
+
+#[test]
+fn a_permanent_rejection_is_retried_before_it_is_abandoned() {
+    for earlier in 0..PERMANENT_FAILURE_ATTEMPTS - 1 {
+        let mut outbox = MockAlertOutbox::new();
+        claims(&mut outbox, vec![queued("alr_p", earlier)]);
+        fails_once(&mut outbox, earlier + 1);
+        outbox.expect_mark_abandoned().never();
+        let mailer = mailer_failing_with(MailError::Permanent("550 no such mailbox".into()));
+        assert_eq!(
+            run(outbox, mailer, 5),
+            Ok(DeliveryReport {
+                sent: 0,
+                failed: 1,
+                abandoned: 0
+            })
+        );
+    }
+}
+
+#[test]
+fn the_last_permanent_rejection_abandons_the_email() {
+    let mut outbox = MockAlertOutbox::new();
+    claims(
+        &mut outbox,
+        vec![queued("alr_p", PERMANENT_FAILURE_ATTEMPTS - 1)],
+    );
+    outbox.expect_mark_failed().never();
+    outbox.expect_mark_sent().never();
+    outbox
+        .expect_mark_abandoned()
+        .withf(|id, attempts, now, error| {
+            id.as_str() == "alr_p"
+                && *attempts == PERMANENT_FAILURE_ATTEMPTS
+                && *now == T0
+                && error == "mail rejected: 550 no such mailbox"
+        })
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    let mailer = mailer_failing_with(MailError::Permanent("550 no such mailbox".into()));
+    assert_eq!(
+        run(outbox, mailer, 6),
+        Ok(DeliveryReport {
+            sent: 0,
+            failed: 0,
+            abandoned: 1
+        })
+    );
+}
+
+#[test]
+fn transient_failures_are_never_abandoned() {
+    let mut outbox = MockAlertOutbox::new();
+    claims(&mut outbox, vec![queued("alr_t", 50)]);
+    fails_once(&mut outbox, 51);
+    outbox.expect_mark_abandoned().never();
+    let mailer = mailer_failing_with(MailError::Transient("connection refused".into()));
+    assert_eq!(
+        run(outbox, mailer, 7),
+        Ok(DeliveryReport {
+            sent: 0,
+            failed: 1,
+            abandoned: 0
+        })
+    );
+}
+
+#[test]
+fn an_outbox_failure_while_abandoning_is_an_error() {
+    let mut outbox = MockAlertOutbox::new();
+    claims(
+        &mut outbox,
+        vec![queued("alr_p", PERMANENT_FAILURE_ATTEMPTS - 1)],
+    );
+    outbox
+        .expect_mark_abandoned()
+        .times(1)
+        .returning(|_, _, _, _| Err(StoreError::Unavailable("down".into())));
+    let mailer = mailer_failing_with(MailError::Permanent("550".into()));
+    assert_eq!(
+        run(outbox, mailer, 8),
+        Err(StoreError::Unavailable("down".into()))
+    );
 }
 
 #[test]
@@ -120,7 +232,11 @@ fn a_first_failure_retries_within_a_second() {
         .returning(|_| Err(MailError::Transient("timeout".into())));
     assert_eq!(
         run(outbox, mailer, 3),
-        Ok(DeliveryReport { sent: 0, failed: 1 })
+        Ok(DeliveryReport {
+            sent: 0,
+            failed: 1,
+            abandoned: 0
+        })
     );
 }
 
@@ -152,7 +268,11 @@ fn each_claimed_email_is_tried_once() {
         .returning(|_| Err(MailError::Transient("421".into())));
     assert_eq!(
         run(outbox, mailer, 4),
-        Ok(DeliveryReport { sent: 1, failed: 1 })
+        Ok(DeliveryReport {
+            sent: 1,
+            failed: 1,
+            abandoned: 0
+        })
     );
 }
 
