@@ -10,6 +10,8 @@ mod redis_rate_limiter;
 mod redis_revocation_bus;
 mod redis_shared;
 mod redis_usage_window;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use redis_rate_limiter::RedisRateLimiter;
 pub use redis_revocation_bus::{REVOCATION_CHANNEL, RedisRevocationBus};

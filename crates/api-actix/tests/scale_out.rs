@@ -387,7 +387,7 @@ async fn eventually_usage(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_instances_keep_serving_through_a_redis_restart_and_then_share_again() {
     let _serial = SERIAL.lock().await;
-    let mut redis = PrivateRedis::start();
+    let mut redis = PrivateRedis::started();
     // A long cache TTL, so that B refusing revoked keys after the restart shows the revocation
     // listener re-subscribed (and resynced), not that a cache entry expired.
     let pair = Pair::start(&redis.url(), |c| {
@@ -433,7 +433,7 @@ async fn both_instances_keep_serving_through_a_redis_restart_and_then_share_agai
     // Revoked while down: the announcement is lost, B still has the key cached.
     revoke(&http, &pair.a, &owner, &during).await;
 
-    redis.restart();
+    redis.start();
     let restarted = Instant::now();
     for instance in [&pair.a, &pair.b] {
         wait_ready(&http, instance, "ok", "up").await;
