@@ -76,20 +76,33 @@ pub fn alert_allowed(last_alert_at: Option<Timestamp>, now: Timestamp) -> bool {
     last_alert_at.is_none_or(|last| last.plus(ALERT_COOLDOWN) <= now)
 }
 
-/// A pure in-memory trailing window of one key: 24 hourly buckets in a ring.
-#[derive(Debug, Clone, Default)]
+/// A pure in-memory trailing window of one key: 24 hourly counts in a ring.
+///
+/// Slot `s` holds the count of the one hour congruent to `s` (mod 24) in
+/// `[latest - 23, latest]`; when `latest` moves forward, the slots of the hours that fall out
+/// are zeroed. 100 bytes per key (it was 384, then 192 with a stored hour per slot): a process
+/// remembers every key used in the last day, so this is what 100k active keys cost. Hours since
+/// the epoch fit an `i32` for 245 000 years; an hour's count saturates at 4 × 10^9 (the rate
+/// limit keeps a key far below that).
+#[derive(Debug, Clone)]
 pub struct HourlyWindow {
-    /// `(bucket index, count)` per slot; a slot whose index is outside the window is stale.
-    /// 32-bit halves keep a key's window at 192 bytes: a process remembers every key used in
-    /// the last day, so this is what 100k active keys cost. Hours since the epoch fit an `i32`
-    /// for 245 000 years; an hour's count saturates at 4 × 10^9 (the rate limit keeps a key
-    /// far below that).
-    slots: [(i32, u32); BUCKETS],
+    counts: [u32; BUCKETS],
+    /// The newest hour counted; `i32::MIN` before the first add.
+    latest: i32,
 }
 
-/// The slot index of a bucket.
-fn slot_of(bucket: i32) -> usize {
-    usize::try_from(bucket.rem_euclid(24)).unwrap_or(0)
+impl Default for HourlyWindow {
+    fn default() -> Self {
+        Self {
+            counts: [0; BUCKETS],
+            latest: i32::MIN,
+        }
+    }
+}
+
+/// The slot index of an hour.
+fn slot_of(bucket: i64) -> usize {
+    usize::try_from(bucket.rem_euclid(BUCKETS_I64)).unwrap_or(0)
 }
 
 /// A bucket as stored; instants outside ±245 000 years clamp (never reached by a real clock).
@@ -101,21 +114,27 @@ impl HourlyWindow {
     /// Adds `n` requests at `now` and returns the window's count before and after.
     pub fn add(&mut self, now: Timestamp, n: u64) -> WindowCount {
         let before = self.count(now);
-        let bucket = narrow_bucket(bucket_of(now));
-        let n32 = u32::try_from(n).unwrap_or(u32::MAX);
-        let slot = &mut self.slots[slot_of(bucket)];
-        if slot.0 == bucket {
-            slot.1 = slot.1.saturating_add(n32);
-        } else if slot.0 < bucket {
-            *slot = (bucket, n32);
-        } else {
-            // The slot holds a newer hour, so `now` is more than a day behind the requests already
-            // counted: outside every window still asked about. Dropping it keeps the newer count.
+        let bucket = i64::from(narrow_bucket(bucket_of(now)));
+        let latest = i64::from(self.latest);
+        if bucket > latest {
+            if bucket - latest >= BUCKETS_I64 {
+                self.counts = [0; BUCKETS];
+            } else {
+                for hour in latest + 1..=bucket {
+                    self.counts[slot_of(hour)] = 0;
+                }
+            }
+            self.latest = narrow_bucket(bucket);
+        } else if bucket <= latest - BUCKETS_I64 {
+            // More than a day behind the newest hour counted: outside every window still asked
+            // about, and its slot belongs to a newer hour whose count must stay.
             return WindowCount {
                 before,
                 after: before,
             };
         }
+        let slot = &mut self.counts[slot_of(bucket)];
+        *slot = slot.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
         WindowCount {
             before,
             after: before.saturating_add(n),
@@ -126,10 +145,11 @@ impl HourlyWindow {
     #[must_use]
     pub fn count(&self, now: Timestamp) -> u64 {
         let (oldest, newest) = (oldest_bucket_in_window(now), bucket_of(now));
-        self.slots
-            .iter()
-            .filter(|(b, _)| (oldest..=newest).contains(&i64::from(*b)))
-            .map(|(_, c)| u64::from(*c))
+        let latest = i64::from(self.latest);
+        (0..BUCKETS_I64)
+            .map(|back| latest - back)
+            .filter(|hour| (oldest..=newest).contains(hour))
+            .map(|hour| u64::from(self.counts[slot_of(hour)]))
             .sum()
     }
 }
@@ -137,6 +157,33 @@ impl HourlyWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_is_100_bytes() {
+        // What 100k keys used in the last day cost in a process (`docs/performance.md`).
+        assert_eq!(std::mem::size_of::<HourlyWindow>(), 100);
+    }
+
+    #[test]
+    fn hours_that_fall_out_of_the_window_are_not_counted_again() {
+        let t0 = Timestamp::from_millis(1_795_818_180_000);
+        let later = |h: i64| Timestamp::from_millis(t0.as_millis() + h * BUCKET_MS);
+        let mut w = HourlyWindow::default();
+        assert_eq!(w.add(t0, 3).after, 3);
+        assert_eq!(w.add(later(23), 4).after, 7);
+        // 24 h later t0's hour has left the window and its slot now counts the new hour.
+        assert_eq!(
+            w.add(later(24), 5),
+            WindowCount {
+                before: 4,
+                after: 9
+            }
+        );
+        assert_eq!(w.count(later(46)), 9);
+        assert_eq!(w.count(later(47)), 5);
+        assert_eq!(w.count(later(48)), 0);
+        assert_eq!(w.add(later(100), 1).after, 1);
+    }
 
     #[test]
     fn threshold_fires_only_on_the_crossing() {
