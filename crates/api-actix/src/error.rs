@@ -1,8 +1,11 @@
 //! The one HTTP error type. Every domain error becomes an [`ApiError`] here, and every
 //! [`ApiError`] becomes the contract's JSON body, status and headers here — nowhere else.
 
+use std::cell::RefCell;
+
 use actix_web::http::StatusCode;
-use actix_web::http::header;
+use actix_web::http::header::{self, ContentType};
+use actix_web::web::Bytes;
 use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 use keys_domain::credits::InsufficientCredits;
 use keys_domain::ports::StoreError;
@@ -13,7 +16,6 @@ use keys_domain::use_cases::{
 };
 use serde_json::{Map, Value, json};
 
-use crate::json_response::json_response;
 use crate::rate_limit_headers::insert_rate_limit_headers;
 
 /// Where customers top up (the 402 body names it).
@@ -191,14 +193,6 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut extras = Map::new();
-        self.extras(&mut extras);
-        let error = ErrorObject {
-            kind: self.kind(),
-            message: self.to_string(),
-            extras,
-        };
-
         let mut res = HttpResponseBuilder::new(self.status_code());
         if let Some(challenge) = self.challenge() {
             res.insert_header((header::WWW_AUTHENTICATE, challenge));
@@ -212,11 +206,61 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        let mut res = json_response(res, &ErrorBody { error });
+        let mut res = res.insert_header(ContentType::json()).body(self.body());
         if let Self::RateLimited(d) = self {
             insert_rate_limit_headers(res.headers_mut(), d);
         }
         res
+    }
+}
+
+thread_local! {
+    /// The last body without extras built on this worker thread, by type and message. Refusals
+    /// come in runs (a client retrying a bad key, a flood of random keys), and each one would
+    /// otherwise serialize and escape the same JSON again.
+    static LAST_BODY: RefCell<Option<(&'static str, String, Bytes)>> = const { RefCell::new(None) };
+}
+
+/// Only reachable if serializing a map of strings and numbers failed.
+const FALLBACK_BODY: &[u8] =
+    br#"{"error":{"type":"internal_error","message":"an internal error occurred"}}"#;
+
+impl ApiError {
+    /// The contract's JSON body.
+    fn body(&self) -> Bytes {
+        let mut extras = Map::new();
+        self.extras(&mut extras);
+        let (kind, message) = (self.kind(), self.to_string());
+        if !extras.is_empty() {
+            return serialize_body(kind, message, extras);
+        }
+        LAST_BODY.with_borrow_mut(|last| {
+            if let Some((k, m, body)) = last
+                && *k == kind
+                && *m == message
+            {
+                return body.clone();
+            }
+            let body = serialize_body(kind, message.clone(), Map::new());
+            *last = Some((kind, message, body.clone()));
+            body
+        })
+    }
+}
+
+fn serialize_body(kind: &'static str, message: String, extras: Map<String, Value>) -> Bytes {
+    let error = ErrorObject {
+        kind,
+        message,
+        extras,
+    };
+    let mut body = Vec::with_capacity(256);
+    match serde_json::to_writer(&mut body, &ErrorBody { error }) {
+        Ok(()) => Bytes::from(body),
+        Err(e) => {
+            tracing::error!(error = %e, "an error body could not be serialized");
+            Bytes::from_static(FALLBACK_BODY)
+        }
     }
 }
 
@@ -378,5 +422,28 @@ mod tests {
         );
         let b = body(&ApiError::invalid_field("name", "bad")).await;
         assert_eq!(b["error"]["field"], "name");
+    }
+
+    #[actix_web::test]
+    async fn a_reused_body_is_never_another_errors() {
+        // The per-thread reuse keys on type and message: alternate errors that share one or
+        // the other, and check every body against the error it answers.
+        let sequence = [
+            ApiError::InvalidApiKey,
+            ApiError::InvalidApiKey,
+            ApiError::MalformedApiKey("the key's checksum does not match".into()),
+            ApiError::MalformedApiKey("the key does not start with `jt_sk_`".into()),
+            ApiError::NotFound("no such key"),
+            ApiError::NotFound("no such template"),
+            ApiError::RevokedApiKey,
+            ApiError::InvalidApiKey,
+        ];
+        for e in &sequence {
+            assert_eq!(
+                body(e).await,
+                json!({ "error": { "type": e.kind(), "message": e.to_string() } }),
+                "{e:?}"
+            );
+        }
     }
 }

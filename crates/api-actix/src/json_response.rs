@@ -1,8 +1,8 @@
 //! JSON responses written into one buffer sized for them up front.
 //!
 //! `HttpResponseBuilder::json` serializes into an empty `Vec` that reallocates several times for
-//! a body of a few hundred bytes; on the hot paths (`/me` and the error bodies every refused
-//! key gets) that was a visible share of the request. Cold routes keep `.json()`.
+//! a body of a few hundred bytes; on the hot path (`/me`) that was a visible share of the
+//! request. Cold routes keep `.json()`; error bodies are built in `error.rs`.
 
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, HttpResponseBuilder};
