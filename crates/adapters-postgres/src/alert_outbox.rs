@@ -157,20 +157,8 @@ impl AlertOutbox for DbStore {
         retry_at: Timestamp,
         error: &str,
     ) -> Result<(), StoreError> {
-        let id = id.clone();
-        let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
-        self.run(move |conn| {
-            diesel::update(email_outbox::table.find(id.as_str()))
-                .set((
-                    email_outbox::attempts.eq(i32::try_from(attempts).unwrap_or(i32::MAX)),
-                    email_outbox::next_attempt_at.eq(retry_at.as_millis()),
-                    email_outbox::locked_until.eq(None::<i64>),
-                    email_outbox::last_error.eq(error),
-                ))
-                .execute(conn)?;
-            Ok(())
-        })
-        .await
+        self.record_failed_attempt(id, attempts, error, AfterFailure::RetryAt(retry_at))
+            .await
     }
 
     async fn mark_abandoned(
@@ -180,17 +168,43 @@ impl AlertOutbox for DbStore {
         now: Timestamp,
         error: &str,
     ) -> Result<(), StoreError> {
+        self.record_failed_attempt(id, attempts, error, AfterFailure::AbandonedAt(now))
+            .await
+    }
+}
+
+/// What a failed attempt leaves an email waiting for.
+enum AfterFailure {
+    RetryAt(Timestamp),
+    AbandonedAt(Timestamp),
+}
+
+impl DbStore {
+    /// Releases the claim and records the attempt count and error, then reschedules or abandons.
+    async fn record_failed_attempt(
+        &self,
+        id: &AlertId,
+        attempts: u32,
+        error: &str,
+        after: AfterFailure,
+    ) -> Result<(), StoreError> {
         let id = id.clone();
         let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
         self.run(move |conn| {
-            diesel::update(email_outbox::table.find(id.as_str()))
-                .set((
-                    email_outbox::attempts.eq(i32::try_from(attempts).unwrap_or(i32::MAX)),
-                    email_outbox::abandoned_at.eq(now.as_millis()),
-                    email_outbox::locked_until.eq(None::<i64>),
-                    email_outbox::last_error.eq(error),
-                ))
-                .execute(conn)?;
+            let row = email_outbox::table.find(id.as_str());
+            let attempt = (
+                email_outbox::attempts.eq(i32::try_from(attempts).unwrap_or(i32::MAX)),
+                email_outbox::locked_until.eq(None::<i64>),
+                email_outbox::last_error.eq(error),
+            );
+            match after {
+                AfterFailure::RetryAt(at) => diesel::update(row)
+                    .set((attempt, email_outbox::next_attempt_at.eq(at.as_millis())))
+                    .execute(conn)?,
+                AfterFailure::AbandonedAt(at) => diesel::update(row)
+                    .set((attempt, email_outbox::abandoned_at.eq(at.as_millis())))
+                    .execute(conn)?,
+            };
             Ok(())
         })
         .await
