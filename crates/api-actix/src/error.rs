@@ -16,6 +16,7 @@ use keys_domain::use_cases::{
 };
 use serde_json::{Map, Value, json};
 
+use crate::json_response::json_bytes;
 use crate::rate_limit_headers::insert_rate_limit_headers;
 
 /// Where customers top up (the 402 body names it).
@@ -254,14 +255,7 @@ fn serialize_body(kind: &'static str, message: String, extras: Map<String, Value
         message,
         extras,
     };
-    let mut body = Vec::with_capacity(256);
-    match serde_json::to_writer(&mut body, &ErrorBody { error }) {
-        Ok(()) => Bytes::from(body),
-        Err(e) => {
-            tracing::error!(error = %e, "an error body could not be serialized");
-            Bytes::from_static(FALLBACK_BODY)
-        }
-    }
+    json_bytes(&ErrorBody { error }).unwrap_or_else(|| Bytes::from_static(FALLBACK_BODY))
 }
 
 impl From<StoreError> for ApiError {

@@ -2,8 +2,8 @@
 //!
 //! This runs on every authenticated response, so the values that rarely change (the policy,
 //! the limit, the seconds to reset) are formatted once per worker thread and reused as
-//! reference-counted clones, and the two that change per request are written with `itoa` into
-//! one buffer each. The formats themselves are the domain's ([`RateDecision::policy_header`],
+//! reference-counted clones; of the two that change per request, `RateLimit` is written with
+//! `itoa` into one buffer and the remaining count goes through `HeaderValue::from`. The formats themselves are the domain's ([`RateDecision::policy_header`],
 //! [`RateDecision::state_header`]); a test holds this file to them.
 
 use std::cell::RefCell;
@@ -46,11 +46,6 @@ fn reuse<K: PartialEq + Copy>(
     Some(v)
 }
 
-fn number(n: impl itoa::Integer) -> Option<HeaderValue> {
-    let mut buf = itoa::Buffer::new();
-    HeaderValue::from_str(buf.format(n)).ok()
-}
-
 /// `"default";r=<remaining>;t=<reset>` without going through `format!`.
 fn state(remaining: u32, reset: u64) -> Option<HeaderValue> {
     let mut r = itoa::Buffer::new();
@@ -73,8 +68,8 @@ pub fn insert_rate_limit_headers(headers: &mut HeaderMap, d: &RateDecision) {
             reuse(&mut r.policy, (d.limit, window), || {
                 HeaderValue::from_str(&d.policy_header()).ok()
             }),
-            reuse(&mut r.limit, d.limit, || number(d.limit)),
-            reuse(&mut r.reset, reset, || number(reset)),
+            reuse(&mut r.limit, d.limit, || Some(HeaderValue::from(d.limit))),
+            reuse(&mut r.reset, reset, || Some(HeaderValue::from(reset))),
         )
     });
     // Every value is digits, quotes, `;` and `=`: the `None` arms cannot happen.
@@ -87,9 +82,7 @@ pub fn insert_rate_limit_headers(headers: &mut HeaderMap, d: &RateDecision) {
     if let Some(v) = limit {
         headers.insert(LIMIT.clone(), v);
     }
-    if let Some(v) = number(d.remaining) {
-        headers.insert(REMAINING.clone(), v);
-    }
+    headers.insert(REMAINING.clone(), HeaderValue::from(d.remaining));
     if let Some(v) = reset_value {
         headers.insert(RESET.clone(), v);
     }

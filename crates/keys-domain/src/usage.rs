@@ -114,8 +114,8 @@ impl HourlyWindow {
     /// Adds `n` requests at `now` and returns the window's count before and after.
     pub fn add(&mut self, now: Timestamp, n: u64) -> WindowCount {
         let before = self.count(now);
-        let bucket = i64::from(narrow_bucket(bucket_of(now)));
-        let latest = i64::from(self.latest);
+        let stored = narrow_bucket(bucket_of(now));
+        let (bucket, latest) = (i64::from(stored), i64::from(self.latest));
         if bucket > latest {
             if bucket - latest >= BUCKETS_I64 {
                 self.counts = [0; BUCKETS];
@@ -124,7 +124,7 @@ impl HourlyWindow {
                     self.counts[slot_of(hour)] = 0;
                 }
             }
-            self.latest = narrow_bucket(bucket);
+            self.latest = stored;
         } else if bucket <= latest - BUCKETS_I64 {
             // More than a day behind the newest hour counted: outside every window still asked
             // about, and its slot belongs to a newer hour whose count must stay.
