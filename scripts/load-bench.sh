@@ -59,7 +59,12 @@ run_wrk() { # name, then wrk args; prints "name rps p50 p99 non2xx"
   non2xx=$(awk '/Non-2xx/ {print $NF}' "$WORK/$name.txt")
   echo "$name $rps $p50 $p99 ${non2xx:-0}"
 }
-to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms/,"",v); print v } else { sub(/s/,"",v); print v*1000 } }'; }
+# wrk's latency figures ("850.00us", "1.20ms") in ms, and the median of a[1..n]; shared by the
+# two report functions below.
+AWK_LIB='
+    function ms(v) { if (v ~ /us$/) { sub(/us/,"",v); return v/1000 } if (v ~ /ms$/) { sub(/ms/,"",v); return v+0 } sub(/s/,"",v); return v*1000 }
+    function median(a, n,   i, j, x) { for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j+1] = a[j]; a[j+1] = x } return (n % 2) ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2 }
+'
 
 # The machine's own throughput drifts by 10-20 % within minutes, so one baseline run followed
 # by one candidate run compares two different machines. Instead every round measures the
@@ -82,9 +87,7 @@ rounds() { # label, then "name|wrk args" specs; the first spec is the baseline
   done
 }
 report() { # label, baseline name, candidate name, target ratio
-  awk -v base="$2" -v cand="$3" -v t="$4" '
-    function ms(v) { if (v ~ /us$/) { sub(/us/,"",v); return v/1000 } if (v ~ /ms$/) { sub(/ms/,"",v); return v+0 } sub(/s/,"",v); return v*1000 }
-    function median(a, n,   i, j, x) { for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j+1] = a[j]; a[j+1] = x } return (n % 2) ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2 }
+  awk -v base="$2" -v cand="$3" -v t="$4" "$AWK_LIB"'
     $2 == base { b[$1] = $3; bp[$1] = ms($5) }
     $2 == cand { c[$1] = $3; cp[$1] = ms($5); non += $6 }
     END {
@@ -121,9 +124,7 @@ ROUND_CONNS=1 rounds latency "healthz|$URL/healthz" \
   "me|-H \"Authorization: Bearer $KEY\" $URL/api/v1/public/me" \
   "malformed|-H \"Authorization: Bearer $BAD\" $URL/api/v1/public/me"
 report_latency() { # label, baseline name, candidate name, budget in ms
-  awk -v base="$2" -v cand="$3" -v t="$4" '
-    function ms(v) { if (v ~ /us$/) { sub(/us/,"",v); return v/1000 } if (v ~ /ms$/) { sub(/ms/,"",v); return v+0 } sub(/s/,"",v); return v*1000 }
-    function median(a, n,   i, j, x) { for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j+1] = a[j]; a[j+1] = x } return (n % 2) ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2 }
+  awk -v base="$2" -v cand="$3" -v t="$4" "$AWK_LIB"'
     $2 == base { b50[$1] = ms($4); b99[$1] = ms($5) }
     $2 == cand { c50[$1] = ms($4); c99[$1] = ms($5) }
     END {
