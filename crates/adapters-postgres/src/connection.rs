@@ -2,11 +2,14 @@
 //! per-backend setup steps. Everything that differs between PostgreSQL and SQLite at run time
 //! lives in this file.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::R2D2Connection;
-use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel::{Connection, ConnectionError, PgConnection, SqliteConnection};
+
+use crate::connect_gate::ConnectGate;
 
 /// A connection to either backend. Query code is written once against this type.
 #[derive(diesel::MultiConnection)]
@@ -26,6 +29,10 @@ pub enum Target {
 
 /// How long a PostgreSQL connection attempt may take, so an unreachable server fails fast.
 const PG_CONNECT_TIMEOUT_SECONDS: u32 = 2;
+/// How long closing the store waits for connection attempts in flight: one attempt's timeout,
+/// and a margin.
+pub(crate) const CONNECT_DRAIN_LIMIT: Duration =
+    Duration::from_secs(PG_CONNECT_TIMEOUT_SECONDS as u64 + 1);
 /// How long a SQLite writer waits for another writer's lock before giving up.
 pub(crate) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -71,16 +78,29 @@ fn with_connect_timeout(url: &str) -> String {
 }
 
 /// The r2d2 manager: opens the backend the URL named (diesel's generic manager would try every
-/// backend in turn and could create a SQLite file named like a PostgreSQL URL).
+/// backend in turn and could create a SQLite file named like a PostgreSQL URL). Every connect
+/// passes the store's [`ConnectGate`], so closing the store can wait for them.
 #[derive(Debug)]
 pub struct Manager {
     target: Target,
+    gate: Arc<ConnectGate>,
 }
 
 impl Manager {
     #[must_use]
-    pub const fn new(target: Target) -> Self {
-        Self { target }
+    pub const fn new(target: Target, gate: Arc<ConnectGate>) -> Self {
+        Self { target, gate }
+    }
+
+    /// Opens one connection, unless the store was closed.
+    pub(crate) fn open(&self) -> Result<AnyConnection, ConnectionError> {
+        let _pass = self.gate.enter().ok_or_else(|| {
+            ConnectionError::BadConnection("the database store was closed".to_owned())
+        })?;
+        match &self.target {
+            Target::Postgres(url) => PgConnection::establish(url).map(AnyConnection::Postgres),
+            Target::Sqlite(path) => SqliteConnection::establish(path).map(AnyConnection::Sqlite),
+        }
     }
 }
 
@@ -89,11 +109,7 @@ impl r2d2::ManageConnection for Manager {
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<AnyConnection, Self::Error> {
-        match &self.target {
-            Target::Postgres(url) => PgConnection::establish(url).map(AnyConnection::Postgres),
-            Target::Sqlite(path) => SqliteConnection::establish(path).map(AnyConnection::Sqlite),
-        }
-        .map_err(diesel::r2d2::Error::ConnectionError)
+        self.open().map_err(diesel::r2d2::Error::ConnectionError)
     }
 
     fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {

@@ -13,6 +13,7 @@
 mod account_store;
 mod alert_outbox;
 mod catalog_store;
+mod connect_gate;
 pub mod connection;
 mod failure;
 mod key_store;

@@ -46,7 +46,7 @@ mod tests {
     use crate::connection::{Manager, SqliteSetup, Target};
 
     fn up_down_up(url: &str) {
-        let manager = Manager::new(Target::parse(url).unwrap());
+        let manager = Manager::new(Target::parse(url).unwrap(), Default::default());
         let mut conn = manager.connect().unwrap();
         r2d2::CustomizeConnection::on_acquire(&SqliteSetup, &mut conn).unwrap();
         let total = std::fs::read_dir(match conn {

@@ -4,9 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keys_domain::ports::StoreError;
-use r2d2::Pool;
+use r2d2::{CustomizeConnection as _, Pool, PooledConnection};
 
-use crate::connection::{AnyConnection, Manager, SqliteSetup, Target};
+use crate::connect_gate::ConnectGate;
+use crate::connection::{AnyConnection, CONNECT_DRAIN_LIMIT, Manager, SqliteSetup, Target};
 use crate::failure::{Failure, FromStoreError};
 use crate::migrations;
 
@@ -25,8 +26,46 @@ pub struct DbStore {
 }
 
 struct Inner {
-    pool: Pool<Manager>,
+    connections: Connections,
+    gate: Arc<ConnectGate>,
     backend: &'static str,
+}
+
+/// Where a port method's connection comes from.
+enum Connections {
+    /// The server's pool; r2d2's worker threads open its connections.
+    Pool(Pool<Manager>),
+    /// One-shot commands: each call opens its own connection on the calling blocking thread
+    /// and closes it before returning, so no thread is left inside libpq when the process exits.
+    Direct {
+        manager: Manager,
+        sqlite_setup: Option<SqliteSetup>,
+    },
+}
+
+/// A connection from either source.
+enum Checkout {
+    Pooled(PooledConnection<Manager>),
+    Direct(AnyConnection),
+}
+
+impl std::ops::Deref for Checkout {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        match self {
+            Self::Pooled(conn) => conn,
+            Self::Direct(conn) => conn,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Checkout {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match self {
+            Self::Pooled(conn) => conn,
+            Self::Direct(conn) => conn,
+        }
+    }
 }
 
 impl std::fmt::Debug for DbStore {
@@ -42,28 +81,68 @@ impl DbStore {
     /// `postgres://…` / `postgresql://…` → PostgreSQL; `sqlite://PATH` or `sqlite:PATH` → an
     /// embedded SQLite file (created if missing). Builds the pool lazily: an unreachable
     /// database is not an error here but `StoreError::Unavailable` from each call. Does not
-    /// migrate (see [`DbStore::run_migrations`]).
+    /// migrate (see [`DbStore::run_migrations`]). Call [`DbStore::close`] before the process
+    /// exits.
     ///
     /// # Errors
     /// An unsupported URL.
     pub fn connect(database_url: &str) -> anyhow::Result<DbStore> {
         let target = Target::parse(database_url)?;
         let backend = target.backend_name();
+        let gate = Arc::new(ConnectGate::default());
         let builder = Pool::builder()
             .connection_timeout(CHECKOUT_TIMEOUT)
             .min_idle(Some(1));
         let pool = match target {
-            Target::Postgres(_) => builder
-                .max_size(POSTGRES_POOL_SIZE)
-                .build_unchecked(Manager::new(target)),
             Target::Sqlite(_) => builder
                 .max_size(SQLITE_POOL_SIZE)
-                .connection_customizer(Box::new(SqliteSetup))
-                .build_unchecked(Manager::new(target)),
-        };
-        Ok(DbStore {
-            inner: Arc::new(Inner { pool, backend }),
-        })
+                .connection_customizer(Box::new(SqliteSetup)),
+            Target::Postgres(_) => builder.max_size(POSTGRES_POOL_SIZE),
+        }
+        .build_unchecked(Manager::new(target, gate.clone()));
+        Ok(Self::with(Connections::Pool(pool), gate, backend))
+    }
+
+    /// As [`DbStore::connect`], for a command that makes a few calls and exits: no pool and no
+    /// background threads; each call opens and closes its own connection.
+    ///
+    /// # Errors
+    /// An unsupported URL.
+    pub fn connect_one_shot(database_url: &str) -> anyhow::Result<DbStore> {
+        let target = Target::parse(database_url)?;
+        let backend = target.backend_name();
+        let gate = Arc::new(ConnectGate::default());
+        let sqlite_setup = matches!(target, Target::Sqlite(_)).then_some(SqliteSetup);
+        let manager = Manager::new(target, gate.clone());
+        Ok(Self::with(
+            Connections::Direct {
+                manager,
+                sqlite_setup,
+            },
+            gate,
+            backend,
+        ))
+    }
+
+    fn with(connections: Connections, gate: Arc<ConnectGate>, backend: &'static str) -> Self {
+        DbStore {
+            inner: Arc::new(Inner {
+                connections,
+                gate,
+                backend,
+            }),
+        }
+    }
+
+    /// Stops opening connections and waits (a few seconds at most) for the attempts in flight,
+    /// so the process can exit without a pool thread inside libpq (see `docs/storage.md`).
+    /// Later calls answer `StoreError::Unavailable`.
+    pub async fn close(&self) {
+        let gate = self.inner.gate.clone();
+        let drained = tokio::task::spawn_blocking(move || gate.close(CONNECT_DRAIN_LIMIT)).await;
+        if !matches!(drained, Ok(true)) {
+            tracing::warn!("a database connection attempt was still running at close");
+        }
     }
 
     /// Applies pending embedded migrations; how many were applied. Blocking: call it before
@@ -72,7 +151,7 @@ impl DbStore {
     /// # Errors
     /// The database is unreachable or a migration failed.
     pub fn run_migrations(&self) -> anyhow::Result<usize> {
-        let mut conn = self.inner.pool.get().map_err(|e| {
+        let mut conn = self.inner.checkout().map_err(|e| {
             anyhow::anyhow!(
                 "cannot connect to the {} database: {e}",
                 self.backend_name()
@@ -95,9 +174,9 @@ impl DbStore {
         T: Send + 'static,
         E: FromStoreError + Send + 'static,
     {
-        let pool = self.inner.pool.clone();
+        let inner = self.inner.clone();
         let joined = tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(|e| {
+            let mut conn = inner.checkout().map_err(|e| {
                 tracing::warn!(error = %e, "no database connection");
                 Failure::Store(StoreError::Unavailable(format!(
                     "no database connection: {e}"
@@ -111,6 +190,25 @@ impl DbStore {
             Err(e) => Err(E::from_store_error(StoreError::Internal(format!(
                 "store task failed: {e}"
             )))),
+        }
+    }
+}
+
+impl Inner {
+    /// A connection for one port call: from the pool, or opened now for a one-shot command.
+    fn checkout(&self) -> Result<Checkout, String> {
+        match &self.connections {
+            Connections::Pool(pool) => pool.get().map(Checkout::Pooled).map_err(|e| e.to_string()),
+            Connections::Direct {
+                manager,
+                sqlite_setup,
+            } => {
+                let mut conn = manager.open().map_err(|e| e.to_string())?;
+                if let Some(setup) = sqlite_setup {
+                    setup.on_acquire(&mut conn).map_err(|e| e.to_string())?;
+                }
+                Ok(Checkout::Direct(conn))
+            }
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The command line of §6: `serve` (default), `migrate`, `users create`, `tokens issue`,
 //! `credits grant`. Settings come from the environment variables of §6 (flags override them).
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use adapters_postgres::DbStore;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use keys_domain::Credits;
@@ -152,15 +154,25 @@ struct CreatedUser<'a> {
 /// # Errors
 /// A message for stderr: taken or invalid email, unknown user, bad amount, database down.
 pub async fn run_operator_command(config: &Config, command: Command) -> anyhow::Result<String> {
-    let store = wiring::open_store(&config.database_url)?;
-    let applied = wiring::migrate(&store).await?;
+    let store = wiring::open_command_store(&config.database_url)?;
+    let result = run_with_store(config, command, &store).await;
+    store.close().await;
+    result
+}
+
+async fn run_with_store(
+    config: &Config,
+    command: Command,
+    store: &Arc<DbStore>,
+) -> anyhow::Result<String> {
+    let applied = wiring::migrate(store).await?;
     match command {
         Command::Serve => anyhow::bail!("`serve` is not an operator command"),
         Command::Migrate => Ok(json!({ "applied": applied }).to_string()),
         Command::Users {
             command: UsersCommand::Create { email, credits },
         } => {
-            let user = wiring::user_service(&store)
+            let user = wiring::user_service(store)
                 .create(&email, Credits::new(credits))
                 .await?;
             // A struct, so the members print in the contract's order: id, email, balance.
@@ -174,7 +186,7 @@ pub async fn run_operator_command(config: &Config, command: Command) -> anyhow::
         Command::Tokens {
             command: TokensCommand::Issue { user, ttl_seconds },
         } => {
-            let found = wiring::user_service(&store)
+            let found = wiring::user_service(store)
                 .find(&user)
                 .await?
                 .with_context(|| format!("no user matches `{user}`"))?;
@@ -191,7 +203,7 @@ pub async fn run_operator_command(config: &Config, command: Command) -> anyhow::
         Command::Credits {
             command: CreditsCommand::Grant { user, amount },
         } => {
-            let balance = wiring::user_service(&store).grant(&user, amount).await?;
+            let balance = wiring::user_service(store).grant(&user, amount).await?;
             Ok(json!({ "balance": balance.get() }).to_string())
         }
     }

@@ -1,11 +1,14 @@
 //! Building and running the server, so that `main` and the tests start it the same way.
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
+use adapters_postgres::DbStore;
 use anyhow::Context as _;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
@@ -20,6 +23,8 @@ use crate::wiring;
 /// A built server, bound and ready to run.
 pub struct Application {
     addr: SocketAddr,
+    store: Arc<DbStore>,
+    stop_signals: Option<StopSignals>,
     server: Server,
     shutdown: CancellationToken,
     background: Vec<JoinHandle<()>>,
@@ -32,12 +37,25 @@ impl Application {
     /// # Errors
     /// Wiring failed or the address cannot be bound.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        // Listen before anything else, so a SIGTERM during start-up (migrations, pool fill) is
+        // a graceful stop rather than the default "killed by signal".
+        let stop_signals = if config.tuning.handle_signals {
+            Some(StopSignals::listen().context("cannot listen for SIGTERM/SIGINT")?)
+        } else {
+            None
+        };
         let wired = wiring::wire(config).await?;
-        let listener = TcpListener::bind(&config.bind)
-            .with_context(|| format!("cannot listen on JT_BIND {}", config.bind))?;
+        let listener = match TcpListener::bind(&config.bind) {
+            Ok(listener) => listener,
+            Err(e) => {
+                wired.store.close().await;
+                return Err(e).with_context(|| format!("cannot listen on JT_BIND {}", config.bind));
+            }
+        };
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let background = wired.spawn_background(config, &shutdown);
+        let store = wired.store.clone();
         let state = web::Data::new(wired.state);
         let mut server = HttpServer::new(move || {
             App::new()
@@ -60,16 +78,16 @@ impl Application {
                 .default_service(web::to(crate::error::route_not_found))
         })
         .listen(listener)?
-        .shutdown_timeout(config.tuning.shutdown_timeout.as_secs().max(1));
+        .shutdown_timeout(config.tuning.shutdown_timeout.as_secs().max(1))
+        .disable_signals();
         if let Some(n) = config.tuning.workers {
             server = server.workers(n);
-        }
-        if !config.tuning.handle_signals {
-            server = server.disable_signals();
         }
         tracing::info!(%addr, backend = wired.backend, "listening");
         Ok(Self {
             addr,
+            store,
+            stop_signals,
             server: server.run(),
             shutdown,
             background,
@@ -92,13 +110,45 @@ impl Application {
     /// # Errors
     /// The server failed.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        if let Some(signals) = self.stop_signals {
+            let handle = self.server.handle();
+            tokio::spawn(async move {
+                signals.received().await;
+                tracing::info!("stop signal received; finishing in-flight requests");
+                handle.stop(true).await;
+            });
+        }
         let served = self.server.await;
         tracing::info!("server stopped; flushing usage and stopping workers");
         self.shutdown.cancel();
         for task in self.background {
             let _ = task.await;
         }
+        self.store.close().await;
         served.context("the HTTP server failed")
+    }
+}
+
+/// SIGTERM and SIGINT (ctrl-c), registered once.
+struct StopSignals {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl StopSignals {
+    fn listen() -> std::io::Result<Self> {
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Resolves at the first of them, including one that arrived before this was awaited.
+    async fn received(mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
     }
 }
 

@@ -36,13 +36,24 @@ const JWT_SECRET_SETTING: &str = "jwt_secret";
 /// How often idle per-key limiter and window state is dropped.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Opens the database named by `DATABASE_URL` (lazily: an unreachable database is an error of
-/// each call, not of this one).
+/// Opens the database named by `DATABASE_URL` with a connection pool, for the server (lazily:
+/// an unreachable database is an error of each call, not of this one).
 ///
 /// # Errors
 /// An unsupported URL.
 pub fn open_store(database_url: &str) -> anyhow::Result<Arc<DbStore>> {
     let store = DbStore::connect(database_url)
+        .with_context(|| format!("cannot open DATABASE_URL {}", redact_url(database_url)))?;
+    Ok(Arc::new(store))
+}
+
+/// Opens the database for an operator command: no pool, so no thread is still opening a
+/// connection when the command exits.
+///
+/// # Errors
+/// An unsupported URL.
+pub fn open_command_store(database_url: &str) -> anyhow::Result<Arc<DbStore>> {
+    let store = DbStore::connect_one_shot(database_url)
         .with_context(|| format!("cannot open DATABASE_URL {}", redact_url(database_url)))?;
     Ok(Arc::new(store))
 }
@@ -92,6 +103,8 @@ pub fn user_service(store: &Arc<DbStore>) -> UserService {
 pub struct Wired {
     pub state: AppState,
     pub backend: &'static str,
+    /// Closed after the server and the background work have stopped.
+    pub store: Arc<DbStore>,
     recorder: Arc<UsageRecorder>,
     usage: UsageService,
     delivery: AlertDelivery,
@@ -217,6 +230,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
     Ok(Wired {
         state,
         backend: store.backend_name(),
+        store,
         recorder,
         usage,
         delivery,

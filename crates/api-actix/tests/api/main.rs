@@ -9,6 +9,7 @@
 mod helpers;
 
 mod auth;
+mod clean_exit;
 mod cli;
 mod keys;
 mod operations;
