@@ -3,11 +3,17 @@
 use async_trait::async_trait;
 use diesel::prelude::*;
 use keys_domain::credits::LedgerReason;
-use keys_domain::ports::{AccountStore, CreateUserError, StoreError, User, UserRef};
-use keys_domain::{Credits, Email, LedgerEntry, Timestamp, UserId};
+use keys_domain::ports::{
+    AccountStore, CreateUserError, GrantStoreError, StoreError, User, UserRef,
+};
+use keys_domain::{
+    Credits, Email, GrantAmount, LedgerCursor, LedgerEntry, Page, PageRequest, PositionedEntry,
+    Timestamp, UserId,
+};
 
 use crate::connection::AnyConnection;
 use crate::failure::{Failure, is_unique_violation};
+use crate::pages::{PositionedLedgerRow, ledger_page};
 use crate::schema::{credit_ledger, users};
 use crate::store::DbStore;
 
@@ -81,9 +87,15 @@ impl AccountStore for DbStore {
         initial_credits: Credits,
         now: Timestamp,
     ) -> Result<User, CreateUserError> {
+        // Checked before any SQL: a value past the limit is refused, never clamped or stored.
+        let Some(balance) = Credits::ZERO
+            .checked_add(initial_credits)
+            .and_then(|c| i64::try_from(c.get()).ok())
+        else {
+            return Err(CreateUserError::BalanceLimit);
+        };
         self.run(move |conn| {
             conn.transaction(|conn| {
-                let balance = initial_credits.as_i64();
                 let inserted = diesel::insert_into(users::table)
                     .values((
                         users::id.eq(id.as_str()),
@@ -109,10 +121,14 @@ impl AccountStore for DbStore {
                         now,
                     )?;
                 }
+                // What was stored, not what was asked for.
+                let stored = read_balance(conn, id.as_str())?.ok_or_else(|| {
+                    Failure::Store(StoreError::Internal("the new user vanished".into()))
+                })?;
                 Ok(User {
                     id,
                     email,
-                    balance: initial_credits,
+                    balance: Credits::from_stored(stored),
                     created_at: now,
                 })
             })
@@ -143,23 +159,32 @@ impl AccountStore for DbStore {
     async fn grant(
         &self,
         user: &UserId,
-        amount: Credits,
+        amount: GrantAmount,
         now: Timestamp,
-    ) -> Result<Option<Credits>, StoreError> {
+    ) -> Result<Credits, GrantStoreError> {
         let user = user.clone();
+        // Both fit in i64 with room to spare (at most 10^12 and 2^53 - 1), so neither the
+        // bound nor the sum can overflow, and SQLite never turns the balance into a REAL.
+        let amount = amount.credits().as_i64();
+        let ceiling = Credits::MAX_BALANCE.as_i64() - amount;
         self.run(move |conn| {
             conn.transaction(|conn| {
-                let amount = amount.as_i64();
-                // The increment is the first statement: it locks the row (see `lock_user`).
-                let n = diesel::update(users::table.find(user.as_str()))
-                    .set(users::balance.eq(users::balance + amount))
-                    .execute(conn)?;
+                // The increment is the first statement: it locks the row (see `lock_user`). Its
+                // condition makes the limit check and the write one atomic step.
+                let n = diesel::update(
+                    users::table
+                        .find(user.as_str())
+                        .filter(users::balance.le(ceiling)),
+                )
+                .set(users::balance.eq(users::balance + amount))
+                .execute(conn)?;
+                let balance = read_balance(conn, user.as_str())?
+                    .ok_or(Failure::Port(GrantStoreError::UnknownUser))?;
                 if n == 0 {
-                    return Ok(None);
+                    return Err(Failure::Port(GrantStoreError::BalanceLimit {
+                        balance: Credits::from_stored(balance),
+                    }));
                 }
-                let Some(balance) = read_balance(conn, user.as_str())? else {
-                    return Ok(None);
-                };
                 append_ledger(
                     conn,
                     user.as_str(),
@@ -168,7 +193,7 @@ impl AccountStore for DbStore {
                     &LedgerReason::Grant,
                     now,
                 )?;
-                Ok(Some(Credits::from_stored(balance)))
+                Ok(Credits::from_stored(balance))
             })
         })
         .await
@@ -192,6 +217,30 @@ impl AccountStore for DbStore {
                     created_at: Timestamp::from_millis(r.created_at),
                 })
                 .collect())
+        })
+        .await
+    }
+
+    async fn ledger_page(
+        &self,
+        user: &UserId,
+        page: PageRequest<LedgerCursor>,
+    ) -> Result<Page<PositionedEntry>, StoreError> {
+        let user = user.clone();
+        self.run(move |conn| {
+            let rows = ledger_page(conn, &user, &page)?;
+            Ok(rows.try_map(|r: PositionedLedgerRow| {
+                Ok::<_, StoreError>(PositionedEntry {
+                    cursor: LedgerCursor::from_stored(r.seq),
+                    entry: LedgerEntry {
+                        user_id: UserId::new(r.user_id),
+                        delta: r.delta,
+                        balance_after: Credits::from_stored(r.balance_after),
+                        reason: r.reason,
+                        created_at: Timestamp::from_millis(r.created_at),
+                    },
+                })
+            })?)
         })
         .await
     }

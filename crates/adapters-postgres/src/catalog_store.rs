@@ -6,14 +6,17 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use keys_domain::credits::{InsufficientCredits, LedgerReason};
 use keys_domain::ports::{CatalogStore, ChargeError, Purchase, StoreError};
-use keys_domain::template::{Document, Template, TemplateListing};
-use keys_domain::{Credits, DocumentId, TemplateId, Timestamp, UserId};
+use keys_domain::template::{Document, DocumentSummary, Template, TemplateListing};
+use keys_domain::{
+    Credits, DocumentId, ListError, Page, PageRequest, TemplateId, Timestamp, UserId,
+};
 
 use crate::account_store::{append_ledger, read_balance};
 use crate::connection::AnyConnection;
 use crate::failure::Failure;
 use crate::key_store::lock_user;
 use crate::on_conflict::OnConflictDoNothing;
+use crate::pages::document_page;
 use crate::schema::{documents, template_ownership, templates, users};
 use crate::store::DbStore;
 
@@ -216,17 +219,13 @@ impl CatalogStore for DbStore {
         .await
     }
 
-    async fn list_documents(&self, user: &UserId) -> Result<Vec<Document>, StoreError> {
-        let user = user.clone();
-        self.run(move |conn| {
-            let rows = documents::table
-                .filter(documents::user_id.eq(user.as_str()))
-                .order((documents::created_at.desc(), documents::id.desc()))
-                .select(DocumentRow::as_select())
-                .load(conn)?;
-            Ok(rows.into_iter().map(Document::from).collect())
-        })
-        .await
+    async fn list_documents(
+        &self,
+        user: &UserId,
+        page: &PageRequest<DocumentId>,
+    ) -> Result<Page<DocumentSummary>, ListError> {
+        let (user, page) = (user.clone(), page.clone());
+        self.run(move |conn| document_page(conn, &user, &page)).await
     }
 
     async fn find_document(

@@ -5,8 +5,9 @@
 //! also rolls the transaction back.
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use keys_domain::ListError;
 use keys_domain::ports::{
-    ChargeError, CreateUserError, InsertKeyError, RotateKeyStoreError, StoreError,
+    ChargeError, CreateUserError, GrantStoreError, InsertKeyError, RotateKeyStoreError, StoreError,
 };
 
 /// Why a store closure stopped.
@@ -64,6 +65,18 @@ impl FromStoreError for RotateKeyStoreError {
 }
 
 impl FromStoreError for ChargeError {
+    fn from_store_error(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl FromStoreError for ListError {
+    fn from_store_error(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl FromStoreError for GrantStoreError {
     fn from_store_error(e: StoreError) -> Self {
         Self::Store(e)
     }

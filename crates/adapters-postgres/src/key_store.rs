@@ -3,19 +3,24 @@
 use async_trait::async_trait;
 use diesel::prelude::*;
 use keys_domain::api_key::{ApiKey, KeyLimits, NewApiKey};
-use keys_domain::ports::{InsertKeyError, KeyStore, RotateKeyStoreError, Rotation, StoreError};
+use keys_domain::ports::{
+    InsertKeyError, KeyListQuery, KeyStore, RotateKeyStoreError, Rotation, StoreError,
+};
 use keys_domain::usage::UsageDelta;
-use keys_domain::{KeyHash, KeyId, KeyName, KeyPreview, KeyState, KeyStatus, Timestamp, UserId};
+use keys_domain::{
+    KeyHash, KeyId, KeyName, KeyPreview, KeyState, KeyStatus, ListError, Page, Timestamp, UserId,
+};
 
 use crate::connection::AnyConnection;
 use crate::failure::{Failure, is_unique_violation};
+use crate::pages::key_page;
 use crate::schema::{api_keys, users};
 use crate::store::DbStore;
 
 /// A stored key row.
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = api_keys)]
-struct KeyRow {
+pub(crate) struct KeyRow {
     id: String,
     user_id: String,
     name: String,
@@ -44,7 +49,7 @@ impl KeyRow {
         }
     }
 
-    fn into_key(self) -> Result<ApiKey, StoreError> {
+    pub(crate) fn into_key(self) -> Result<ApiKey, StoreError> {
         let state = self.state()?;
         let hash = KeyHash::from_slice(&self.key_hash)
             .ok_or_else(|| StoreError::Internal(format!("key {} has a corrupt hash", self.id)))?;
@@ -189,10 +194,6 @@ fn insert_locked(
     }
 }
 
-fn rows_into_keys(rows: Vec<KeyRow>) -> Result<Vec<ApiKey>, StoreError> {
-    rows.into_iter().map(KeyRow::into_key).collect()
-}
-
 #[async_trait]
 impl KeyStore for DbStore {
     async fn insert(
@@ -239,15 +240,16 @@ impl KeyStore for DbStore {
         .await
     }
 
-    async fn list(&self, user: &UserId) -> Result<Vec<ApiKey>, StoreError> {
-        let user = user.clone();
+    async fn list(
+        &self,
+        user: &UserId,
+        query: &KeyListQuery,
+        now: Timestamp,
+    ) -> Result<Page<ApiKey>, ListError> {
+        let (user, query) = (user.clone(), query.clone());
         self.run(move |conn| {
-            let rows = api_keys::table
-                .filter(api_keys::user_id.eq(user.as_str()))
-                .order((api_keys::created_at.desc(), api_keys::id.desc()))
-                .select(KeyRow::as_select())
-                .load(conn)?;
-            Ok(rows_into_keys(rows)?)
+            let rows = key_page(conn, &user, &query, now)?;
+            Ok(rows.try_map(KeyRow::into_key)?)
         })
         .await
     }

@@ -19,6 +19,7 @@ mod failure;
 mod key_store;
 mod migrations;
 mod on_conflict;
+mod pages;
 pub mod schema;
 mod settings_store;
 mod store;

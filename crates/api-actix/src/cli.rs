@@ -7,7 +7,8 @@ use std::time::Duration;
 use adapters_postgres::DbStore;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use keys_domain::Credits;
+use keys_domain::GrantAmount;
+use keys_domain::credits::{InvalidGrant, parse_initial_credits};
 use keys_domain::ports::{Clock, SystemClock};
 use keys_domain::rate_limit::RateLimitPolicy;
 use serde_json::json;
@@ -109,10 +110,20 @@ pub enum UsersCommand {
     Create {
         #[arg(long)]
         email: String,
-        /// Initial credits (a grant in the ledger).
-        #[arg(long, default_value_t = 0)]
-        credits: u64,
+        /// Initial credits, 0 or 1 to 10^12 (a grant in the ledger).
+        #[arg(long, default_value = "0", allow_negative_numbers = true, value_parser = InitialCredits::parse)]
+        credits: InitialCredits,
     },
+}
+
+/// `users create --credits`: 0 (no grant) or a grant amount, refused with the rule otherwise.
+#[derive(Debug, Clone, Copy)]
+pub struct InitialCredits(pub Option<GrantAmount>);
+
+impl InitialCredits {
+    fn parse(text: &str) -> Result<Self, InvalidGrant> {
+        parse_initial_credits(text).map(Self)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,9 +146,9 @@ pub enum CreditsCommand {
         /// The user's id or email.
         #[arg(long)]
         user: String,
-        /// Credits to add, > 0.
-        #[arg(long, allow_negative_numbers = true)]
-        amount: i64,
+        /// Credits to add, 1 to 10^12; the balance may not exceed 2^53 - 1.
+        #[arg(long, allow_negative_numbers = true, value_parser = GrantAmount::parse)]
+        amount: GrantAmount,
     },
 }
 
@@ -173,7 +184,7 @@ async fn run_with_store(
             command: UsersCommand::Create { email, credits },
         } => {
             let user = wiring::user_service(store)
-                .create(&email, Credits::new(credits))
+                .create(&email, credits.0)
                 .await?;
             // A struct, so the members print in the contract's order: id, email, balance.
             let printed = CreatedUser {
@@ -215,6 +226,25 @@ mod tests {
 
     use super::*;
 
+    fn refusal(args: &[&str]) -> String {
+        let mut argv = vec!["api-actix"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn amounts_out_of_bounds_are_refused_with_the_rule() {
+        let grant = |n| refusal(&["credits", "grant", "--user", "a@b.io", "--amount", n]);
+        let create = |n| refusal(&["users", "create", "--email", "a@b.io", "--credits", n]);
+        for err in [grant("-5"), grant("0"), create("-5")] {
+            assert!(err.contains("the amount must be positive"), "{err}");
+        }
+        for err in [grant("1000000000001"), create("18446744073709551615")] {
+            assert!(err.contains("at most 1000000000000"), "{err}");
+        }
+        assert!(grant("ten").contains("whole number"));
+    }
+
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
@@ -227,13 +257,13 @@ mod tests {
             "--user",
             "a@b.io",
             "--amount",
-            "-5",
+            "5",
         ])
         .unwrap();
         assert!(matches!(
             cli.command,
             Some(Command::Credits {
-                command: CreditsCommand::Grant { amount: -5, .. }
+                command: CreditsCommand::Grant { .. }
             })
         ));
     }

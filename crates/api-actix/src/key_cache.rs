@@ -18,10 +18,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use keys_domain::api_key::KeyLimits;
 use keys_domain::ports::{
-    InsertKeyError, KeyStore, RevocationNotifier, RotateKeyStoreError, Rotation, StoreError,
+    KeyListQuery,     InsertKeyError, KeyStore, RevocationNotifier, RotateKeyStoreError, Rotation, StoreError,
 };
 use keys_domain::usage::UsageDelta;
-use keys_domain::{ApiKey, KeyHash, KeyId, KeyState, NewApiKey, Timestamp, UserId};
+use keys_domain::{
+    ApiKey, KeyHash, KeyId, KeyState, ListError, NewApiKey, Page, Timestamp, UserId,
+};
 use moka::Expiry;
 
 /// The cache itself; shared by the caching store, the revocation notifier and the bus listener.
@@ -152,8 +154,13 @@ impl KeyStore for CachedKeyStore {
         self.inner.find(user, id).await
     }
 
-    async fn list(&self, user: &UserId) -> Result<Vec<ApiKey>, StoreError> {
-        self.inner.list(user).await
+    async fn list(
+        &self,
+        user: &UserId,
+        query: &KeyListQuery,
+        now: Timestamp,
+    ) -> Result<Page<ApiKey>, ListError> {
+        self.inner.list(user, query, now).await
     }
 
     async fn transition(
@@ -315,7 +322,12 @@ mod tests {
         async fn find(&self, _: &UserId, _: &KeyId) -> Result<Option<ApiKey>, StoreError> {
             unimplemented!()
         }
-        async fn list(&self, _: &UserId) -> Result<Vec<ApiKey>, StoreError> {
+        async fn list(
+            &self,
+            _: &UserId,
+            _: &KeyListQuery,
+            _: Timestamp,
+        ) -> Result<Page<ApiKey>, ListError> {
             unimplemented!()
         }
         async fn transition(

@@ -12,6 +12,10 @@ pub struct Credits(u64);
 impl Credits {
     pub const ZERO: Self = Self(0);
 
+    /// The largest balance: 2^53 − 1, the largest integer that every JSON client (JavaScript's
+    /// `Number` included) reads exactly.
+    pub const MAX_BALANCE: Self = Self(9_007_199_254_740_991);
+
     #[must_use]
     pub const fn new(n: u64) -> Self {
         Self(n)
@@ -22,7 +26,16 @@ impl Credits {
         self.0
     }
 
-    /// As a signed ledger amount (saturating; balances never reach 2^63).
+    /// `self + other` when the sum stays within [`Credits::MAX_BALANCE`].
+    #[must_use]
+    pub fn checked_add(self, other: Self) -> Option<Self> {
+        self.0
+            .checked_add(other.0)
+            .filter(|sum| *sum <= Self::MAX_BALANCE.0)
+            .map(Self)
+    }
+
+    /// As a signed ledger amount (saturating; balances never exceed 2^53 − 1).
     #[must_use]
     pub fn as_i64(self) -> i64 {
         i64::try_from(self.0).unwrap_or(i64::MAX)
@@ -105,20 +118,72 @@ pub fn debit(balance: Credits, cost: Credits) -> Result<Credits, InsufficientCre
         })
 }
 
-/// A credit grant must be positive.
+/// Why a grant amount was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the amount must be a positive whole number")]
-pub struct InvalidGrant;
+pub enum InvalidGrant {
+    #[error("the amount must be a whole number")]
+    NotANumber,
+    #[error("the amount must be positive")]
+    NotPositive,
+    #[error("the amount must be at most 1000000000000 per grant")]
+    TooLarge,
+}
 
-/// Validates a grant amount.
+/// Credits granted at once: 1 to 10^12. Bounded so that no single grant can approach the
+/// balance limit of 2^53 − 1 and every sum the stores compute stays far inside 64 bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantAmount(Credits);
+
+impl GrantAmount {
+    /// The largest single grant.
+    pub const MAX: u64 = 1_000_000_000_000;
+
+    /// # Errors
+    /// `NotPositive` for 0, `TooLarge` above [`GrantAmount::MAX`].
+    pub fn new(amount: u64) -> Result<Self, InvalidGrant> {
+        match amount {
+            0 => Err(InvalidGrant::NotPositive),
+            n if n > Self::MAX => Err(InvalidGrant::TooLarge),
+            n => Ok(Self(Credits(n))),
+        }
+    }
+
+    /// Reads a decimal amount as an operator types it (`-5` is "not positive", not a flag).
+    ///
+    /// # Errors
+    /// [`InvalidGrant`] saying which rule failed.
+    pub fn parse(text: &str) -> Result<Self, InvalidGrant> {
+        Self::new(parse_amount(text)?)
+    }
+
+    #[must_use]
+    pub const fn credits(self) -> Credits {
+        self.0
+    }
+}
+
+/// Reads a sign and decimal digits into a non-negative amount.
+fn parse_amount(text: &str) -> Result<u64, InvalidGrant> {
+    use std::num::IntErrorKind;
+    match text.trim().parse::<i128>() {
+        Ok(n) if n < 0 => Err(InvalidGrant::NotPositive),
+        Ok(n) => u64::try_from(n).map_err(|_| InvalidGrant::TooLarge),
+        Err(e) => match e.kind() {
+            IntErrorKind::PosOverflow => Err(InvalidGrant::TooLarge),
+            IntErrorKind::NegOverflow => Err(InvalidGrant::NotPositive),
+            _ => Err(InvalidGrant::NotANumber),
+        },
+    }
+}
+
+/// A new account's starting credits: `0` (no grant), or a grant amount.
 ///
 /// # Errors
-/// [`InvalidGrant`] when `amount` is not positive.
-pub fn grant_amount(amount: i64) -> Result<Credits, InvalidGrant> {
-    if amount > 0 {
-        Ok(Credits::from_stored(amount))
-    } else {
-        Err(InvalidGrant)
+/// As [`GrantAmount::parse`], except that 0 is accepted.
+pub fn parse_initial_credits(text: &str) -> Result<Option<GrantAmount>, InvalidGrant> {
+    match parse_amount(text)? {
+        0 => Ok(None),
+        n => GrantAmount::new(n).map(Some),
     }
 }
 
@@ -136,7 +201,34 @@ mod tests {
                 balance: Credits::new(4)
             })
         );
-        assert_eq!(grant_amount(0), Err(InvalidGrant));
-        assert_eq!(grant_amount(3), Ok(Credits::new(3)));
+    }
+
+    #[test]
+    fn grants_are_1_to_10_to_the_12() {
+        let ok = |s: &str| GrantAmount::parse(s).map(|g| g.credits().get());
+        assert_eq!(ok("3"), Ok(3));
+        assert_eq!(ok(" 1000000000000 "), Ok(1_000_000_000_000));
+        assert_eq!(ok("+7"), Ok(7));
+        assert_eq!(ok("0"), Err(InvalidGrant::NotPositive));
+        assert_eq!(ok("-5"), Err(InvalidGrant::NotPositive));
+        assert_eq!(ok("-99999999999999999999999999999999999999999"), Err(InvalidGrant::NotPositive));
+        assert_eq!(ok("1000000000001"), Err(InvalidGrant::TooLarge));
+        assert_eq!(ok("18446744073709551615"), Err(InvalidGrant::TooLarge));
+        assert_eq!(ok("99999999999999999999999999999999999999999"), Err(InvalidGrant::TooLarge));
+        for junk in ["", "1.5", "1e3", "ten", "0x10", "--5"] {
+            assert_eq!(ok(junk), Err(InvalidGrant::NotANumber), "{junk:?}");
+        }
+        assert_eq!(parse_initial_credits("0"), Ok(None));
+        assert_eq!(parse_initial_credits("-5"), Err(InvalidGrant::NotPositive));
+        assert_eq!(parse_initial_credits("12").map(|g| g.map(GrantAmount::credits)), Ok(Some(Credits::new(12))));
+    }
+
+    #[test]
+    fn a_balance_never_exceeds_2_pow_53_minus_1() {
+        let max = Credits::MAX_BALANCE;
+        assert_eq!(max.get(), (1_u64 << 53) - 1);
+        assert_eq!(Credits::new(max.get() - 5).checked_add(Credits::new(5)), Some(max));
+        assert_eq!(max.checked_add(Credits::new(1)), None);
+        assert_eq!(Credits::new(u64::MAX).checked_add(Credits::new(1)), None);
     }
 }

@@ -39,6 +39,14 @@ impl KeyStatus {
             Self::Revoked => "revoked",
         }
     }
+
+    /// The status spelled as [`KeyStatus::as_str`] does; `None` for anything else.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Active, Self::Expiring, Self::Revoked]
+            .into_iter()
+            .find(|status| status.as_str() == s)
+    }
 }
 
 /// Rotating a revoked key is refused.

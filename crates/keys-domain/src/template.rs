@@ -52,6 +52,14 @@ pub struct Document {
     pub created_at: Timestamp,
 }
 
+/// A document as a list shows it: without its content, which can be large.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentSummary {
+    pub id: DocumentId,
+    pub template_id: TemplateId,
+    pub created_at: Timestamp,
+}
+
 /// Field values for rendering.
 pub type Fields = BTreeMap<String, String>;
 

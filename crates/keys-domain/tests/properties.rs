@@ -142,22 +142,39 @@ proptest! {
             prop_oneof![
                 6 => proptest::char::range('a', 'z'),
                 2 => any::<char>(),
-                1 => proptest::sample::select(vec![' ', '\t', '\n', '\u{85}', '\u{a0}', '\u{3000}', '\u{7f}', '\u{1}']),
+                1 => proptest::sample::select(vec![
+                    ' ', '\t', '\n', '\u{85}', '\u{a0}', '\u{3000}', '\u{7f}', '\u{1}',
+                    '\u{200b}', '\u{202e}', '\u{2028}', '\u{2029}', '\u{feff}', '\u{301}',
+                ]),
             ],
             0..130,
         )
     ) {
+        use unicode_normalization::UnicodeNormalization as _;
+        use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory as _};
         let raw: String = chars.into_iter().collect();
-        let trimmed = raw.trim();
-        let len = trimmed.chars().count();
-        let has_control = trimmed.chars().any(char::is_control);
+        let normalised: String = raw.trim().nfc().collect();
+        let expected = normalised.trim();
+        let len = expected.chars().count();
+        let has_control = expected.chars().any(char::is_control);
+        let has_invisible = expected.chars().any(|c| {
+            matches!(c.general_category(), G::Format | G::LineSeparator | G::ParagraphSeparator)
+        });
         let parsed = KeyName::parse(&raw);
-        prop_assert_eq!(parsed.is_ok(), (1..=100).contains(&len) && !has_control);
+        prop_assert_eq!(
+            parsed.is_ok(),
+            (1..=100).contains(&len) && !has_control && !has_invisible
+        );
         match parsed {
-            Ok(name) => prop_assert_eq!(name.as_str(), trimmed),
+            Ok(name) => {
+                prop_assert_eq!(name.as_str(), expected);
+                prop_assert!(unicode_normalization::is_nfc(name.as_str()));
+                prop_assert_eq!(KeyName::parse(name.as_str()), Ok(name.clone()));
+            }
             Err(InvalidKeyName::Empty) => prop_assert_eq!(len, 0),
             Err(InvalidKeyName::TooLong) => prop_assert!(len > 100),
             Err(InvalidKeyName::ControlCharacter) => prop_assert!(has_control),
+            Err(InvalidKeyName::InvisibleCharacter) => prop_assert!(has_invisible),
         }
     }
 

@@ -1,6 +1,6 @@
 //! Document bodies.
 
-use keys_domain::template::{Document, Fields};
+use keys_domain::template::{Document, DocumentSummary, Fields};
 use keys_domain::use_cases::RenderedDocument;
 use keys_domain::{TemplateId, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -43,6 +43,25 @@ impl<'a> DocumentObject<'a> {
             id: d.id.as_str(),
             template_id: d.template_id.as_str(),
             content: &d.content,
+            created_at: d.created_at,
+        }
+    }
+}
+
+/// A document as a list shows it: no `content` (read one document for that).
+#[derive(Debug, Serialize)]
+pub struct DocumentListItem<'a> {
+    pub id: &'a str,
+    pub template_id: &'a str,
+    pub created_at: Timestamp,
+}
+
+impl<'a> DocumentListItem<'a> {
+    #[must_use]
+    pub fn of(d: &'a DocumentSummary) -> Self {
+        Self {
+            id: d.id.as_str(),
+            template_id: d.template_id.as_str(),
             created_at: d.created_at,
         }
     }

@@ -2,4 +2,6 @@
 
 pub mod documents;
 pub mod keys;
+pub mod ledger;
+pub mod pages;
 pub mod templates;

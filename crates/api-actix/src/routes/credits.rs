@@ -1,11 +1,13 @@
-//! Balances: on the public API (key) and on the dashboard (JWT).
+//! Balances: on the public API (key) and on the dashboard (JWT); the ledger on the dashboard.
 
-use actix_web::{HttpResponse, web};
-use keys_domain::UserId;
+use actix_web::{HttpRequest, HttpResponse, web};
+use keys_domain::{LedgerCursor, UserId};
 use serde_json::json;
 
 use crate::auth::api_key::ApiKeyAuth;
 use crate::auth::dashboard_jwt::DashboardUser;
+use crate::dto::ledger::LedgerItemObject;
+use crate::dto::pages::{ListKind, ListParams, PageOf};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -37,4 +39,20 @@ pub async fn dashboard_balance(
         ApiError::InvalidToken("the token's user does not exist"),
     )
     .await
+}
+
+/// `GET /api/v1/credits/ledger`: one page of the user's ledger, newest first.
+pub async fn dashboard_ledger(
+    user: DashboardUser,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let params = ListParams::from_request(&req, ListKind::Plain)?;
+    let page = params.page(LedgerCursor::parse)?;
+    let entries = state.accounts.ledger_page(&user.user_id, page).await?;
+    let data = entries.items.iter().map(LedgerItemObject::of).collect();
+    Ok(HttpResponse::Ok().json(PageOf {
+        data,
+        has_more: entries.has_more,
+    }))
 }

@@ -1,11 +1,15 @@
 //! Rendered documents: create (1 credit), list (newest first), get (own only).
 
-use actix_web::{HttpResponse, web};
+use std::convert::Infallible;
+
+use actix_web::{HttpRequest, HttpResponse, web};
 use keys_domain::DocumentId;
 
 use crate::auth::api_key::ApiKeyAuth;
-use crate::dto::documents::{DocumentObject, RenderDocumentRequest, RenderedDocumentObject};
-use crate::dto::keys::ListOf;
+use crate::dto::documents::{
+    DocumentListItem, DocumentObject, RenderDocumentRequest, RenderedDocumentObject,
+};
+use crate::dto::pages::{ListKind, ListParams, PageOf};
 use crate::error::ApiError;
 use crate::json_body::JsonBody;
 use crate::state::AppState;
@@ -24,11 +28,20 @@ pub async fn render(
     Ok(HttpResponse::Created().json(RenderedDocumentObject::of(&rendered)))
 }
 
-/// `GET /api/v1/public/documents`.
-pub async fn list(auth: ApiKeyAuth, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let docs = state.catalog.documents(&auth.key.user_id).await?;
-    let data = docs.iter().map(DocumentObject::of).collect();
-    Ok(HttpResponse::Ok().json(ListOf { data }))
+/// `GET /api/v1/public/documents`: one page, newest first, without content.
+pub async fn list(
+    auth: ApiKeyAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let params = ListParams::from_request(&req, ListKind::Plain)?;
+    let page = params.page(|id| Ok::<_, Infallible>(DocumentId::new(id)))?;
+    let docs = state.catalog.documents(&auth.key.user_id, &page).await?;
+    let data = docs.items.iter().map(DocumentListItem::of).collect();
+    Ok(HttpResponse::Ok().json(PageOf {
+        data,
+        has_more: docs.has_more,
+    }))
 }
 
 /// `GET /api/v1/public/documents/{id}`.

@@ -1,10 +1,14 @@
 //! Dashboard key management: create, list, get, revoke, rotate.
 
-use actix_web::{HttpResponse, web};
+use std::convert::Infallible;
+
+use actix_web::{HttpRequest, HttpResponse, web};
 use keys_domain::KeyId;
+use keys_domain::ports::KeyListQuery;
 
 use crate::auth::dashboard_jwt::DashboardUser;
-use crate::dto::keys::{CreateKeyRequest, KeyObject, ListOf, RotateKeyRequest};
+use crate::dto::keys::{CreateKeyRequest, KeyObject, RotateKeyRequest};
+use crate::dto::pages::{ListKind, ListParams, PageOf};
 use crate::error::ApiError;
 use crate::json_body::JsonBody;
 use crate::state::AppState;
@@ -21,15 +25,24 @@ pub async fn create(
     Ok(HttpResponse::Created().json(KeyObject::issued(&issued, state.clock.now())))
 }
 
-/// `GET /api/v1/keys`, newest first.
+/// `GET /api/v1/keys`: one page, newest first, optionally of one `status`.
 pub async fn list(
     user: DashboardUser,
     state: web::Data<AppState>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let keys = state.keys.list(&user.user_id).await?;
+    let params = ListParams::from_request(&req, ListKind::WithStatus)?;
+    let query = KeyListQuery {
+        page: params.page(|id| Ok::<_, Infallible>(KeyId::new(id)))?,
+        status: params.status,
+    };
+    let keys = state.keys.list(&user.user_id, &query).await?;
     let now = state.clock.now();
-    let data = keys.iter().map(|k| KeyObject::of(k, now)).collect();
-    Ok(HttpResponse::Ok().json(ListOf { data }))
+    let data = keys.items.iter().map(|k| KeyObject::of(k, now)).collect();
+    Ok(HttpResponse::Ok().json(PageOf {
+        data,
+        has_more: keys.has_more,
+    }))
 }
 
 /// `GET /api/v1/keys/{id}`.

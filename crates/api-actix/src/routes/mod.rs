@@ -52,6 +52,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     resource("/credits/balance").route(web::get().to(credits::dashboard_balance)),
                 )
+                .service(
+                    resource("/credits/ledger").route(web::get().to(credits::dashboard_ledger)),
+                )
                 .default_service(web::to(route_not_found)),
         );
 }

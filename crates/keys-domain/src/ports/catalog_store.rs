@@ -3,7 +3,8 @@ use async_trait::async_trait;
 use super::StoreError;
 use crate::credits::{Credits, InsufficientCredits};
 use crate::ids::{DocumentId, TemplateId, UserId};
-use crate::template::{Document, Template, TemplateListing};
+use crate::page::{ListError, Page, PageRequest};
+use crate::template::{Document, DocumentSummary, Template, TemplateListing};
 use crate::timestamp::Timestamp;
 
 /// Why a charged operation was not done. Nothing was debited in any case.
@@ -70,11 +71,16 @@ pub trait CatalogStore: Send + Sync {
         cost: Credits,
     ) -> Result<Credits, ChargeError>;
 
-    /// The user's documents, newest first.
+    /// One page of the user's documents, newest first (by `created_at`, then id), without
+    /// their content, after the document `page.after` names.
     ///
     /// # Errors
-    /// `Unavailable`.
-    async fn list_documents(&self, user: &UserId) -> Result<Vec<Document>, StoreError>;
+    /// `UnknownCursor` when `after` is not one of the user's documents, `Store(Unavailable)`.
+    async fn list_documents(
+        &self,
+        user: &UserId,
+        page: &PageRequest<DocumentId>,
+    ) -> Result<Page<DocumentSummary>, ListError>;
 
     /// One of the user's documents; `None` when unknown or another user's.
     ///

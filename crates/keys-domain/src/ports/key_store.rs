@@ -4,7 +4,8 @@ use super::StoreError;
 use crate::api_key::{ApiKey, KeyLimits, NewApiKey};
 use crate::ids::{KeyId, UserId};
 use crate::key_hash::KeyHash;
-use crate::key_state::KeyState;
+use crate::key_state::{KeyState, KeyStatus};
+use crate::page::{ListError, Page, PageRequest};
 use crate::timestamp::Timestamp;
 use crate::usage::UsageDelta;
 
@@ -52,6 +53,15 @@ pub struct Rotation {
     pub now: Timestamp,
 }
 
+/// Which of a user's keys to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyListQuery {
+    pub page: PageRequest<KeyId>,
+    /// Only keys with this status as of the listing's `now` (an `expiring` key past its
+    /// `revokes_at` counts as `revoked`); all keys when `None`.
+    pub status: Option<KeyStatus>,
+}
+
 /// API keys. Only hashes and previews are ever given to it.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
@@ -81,11 +91,18 @@ pub trait KeyStore: Send + Sync {
     /// `Unavailable`.
     async fn find(&self, user: &UserId, id: &KeyId) -> Result<Option<ApiKey>, StoreError>;
 
-    /// All the user's keys, newest first (by `created_at`, then id).
+    /// One page of the user's keys, newest first (by `created_at`, then id), after the key
+    /// `query.page.after` names (whatever that key's status), as of `now`. Reads one page from
+    /// an index, never the user's whole history.
     ///
     /// # Errors
-    /// `Unavailable`.
-    async fn list(&self, user: &UserId) -> Result<Vec<ApiKey>, StoreError>;
+    /// `UnknownCursor` when `after` is not one of the user's keys, `Store(Unavailable)`.
+    async fn list(
+        &self,
+        user: &UserId,
+        query: &KeyListQuery,
+        now: Timestamp,
+    ) -> Result<Page<ApiKey>, ListError>;
 
     /// Compare-and-set of a key's state: writes `to` only if the stored state is still exactly
     /// `expected`. Returns the key as stored afterwards, or `None` when the key is not the user's.

@@ -6,7 +6,8 @@ use crate::credits::{Credits, InsufficientCredits, prices};
 use crate::ids::{DocumentId, TemplateId, UserId};
 use crate::ports::{CatalogStore, ChargeError, Clock, Purchase, StoreError};
 use crate::random::RandomSource;
-use crate::template::{Document, Fields, TemplateListing, render};
+use crate::page::{ListError, Page, PageRequest};
+use crate::template::{Document, DocumentSummary, Fields, TemplateListing, render};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PurchaseError {
@@ -132,10 +133,16 @@ impl CatalogService {
         })
     }
 
+    /// One page of the user's documents, newest first, without content.
+    ///
     /// # Errors
-    /// `Store`.
-    pub async fn documents(&self, user: &UserId) -> Result<Vec<Document>, StoreError> {
-        self.store.list_documents(user).await
+    /// `UnknownCursor`, `Store`.
+    pub async fn documents(
+        &self,
+        user: &UserId,
+        page: &PageRequest<DocumentId>,
+    ) -> Result<Page<DocumentSummary>, ListError> {
+        self.store.list_documents(user, page).await
     }
 
     /// # Errors

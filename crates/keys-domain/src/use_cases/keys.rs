@@ -7,8 +7,9 @@ use crate::ids::{KeyId, UserId};
 use crate::key_name::KeyName;
 use crate::key_secret::ApiKeySecret;
 use crate::key_state::GracePeriod;
+use crate::page::{ListError, Page};
 use crate::ports::{
-    Clock, InsertKeyError, KeyStore, RevocationNotifier, RotateKeyStoreError, Rotation, StoreError,
+    Clock, InsertKeyError, KeyListQuery, KeyStore, RevocationNotifier, RotateKeyStoreError, Rotation, StoreError,
 };
 use crate::random::RandomSource;
 
@@ -97,12 +98,16 @@ impl KeyService {
         }
     }
 
-    /// The user's keys, newest first.
+    /// One page of the user's keys, newest first, optionally of one status.
     ///
     /// # Errors
-    /// `Store`.
-    pub async fn list(&self, user: &UserId) -> Result<Vec<ApiKey>, StoreError> {
-        self.store.list(user).await
+    /// `UnknownCursor`, `Store`.
+    pub async fn list(
+        &self,
+        user: &UserId,
+        query: &KeyListQuery,
+    ) -> Result<Page<ApiKey>, ListError> {
+        self.store.list(user, query, self.clock.now()).await
     }
 
     /// One of the user's keys.

@@ -1,0 +1,28 @@
+//! Ledger entries as `GET /api/v1/credits/ledger` lists them.
+
+use keys_domain::{PositionedEntry, Timestamp};
+use serde::Serialize;
+
+/// One entry: `delta` is negative for debits; `cursor` is what `starting_after` takes to read
+/// the entries before this one.
+#[derive(Debug, Serialize)]
+pub struct LedgerItemObject<'a> {
+    pub delta: i64,
+    pub balance_after: u64,
+    pub reason: &'a str,
+    pub created_at: Timestamp,
+    pub cursor: String,
+}
+
+impl<'a> LedgerItemObject<'a> {
+    #[must_use]
+    pub fn of(p: &'a PositionedEntry) -> Self {
+        Self {
+            delta: p.entry.delta,
+            balance_after: p.entry.balance_after.get(),
+            reason: &p.entry.reason,
+            created_at: p.entry.created_at,
+            cursor: p.cursor.to_string(),
+        }
+    }
+}

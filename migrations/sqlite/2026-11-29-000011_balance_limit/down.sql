@@ -1,0 +1,3 @@
+DROP TRIGGER credit_ledger_amount_limit;
+DROP TRIGGER users_balance_limit_update;
+DROP TRIGGER users_balance_limit_insert;
