@@ -12,6 +12,32 @@ use adapters_postgres::DbStore;
 use support::TestDb;
 
 macro_rules! contract_cases {
+    // Cases of a submodule of `contract`, in a test module named like it.
+    (in $module:ident: $($case:ident),* $(,)?) => {
+        mod $module {
+            use super::*;
+            mod postgres {
+                use super::*;
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $case() {
+                        let db = TestDb::postgres();
+                        contract::$module::$case(db.store().clone()).await;
+                    }
+                )*
+            }
+            mod sqlite {
+                use super::*;
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $case() {
+                        let db = TestDb::sqlite();
+                        contract::$module::$case(db.store().clone()).await;
+                    }
+                )*
+            }
+        }
+    };
     ($($case:ident),* $(,)?) => {
         mod postgres {
             use super::*;
@@ -58,6 +84,20 @@ contract_cases!(
     abandoned_emails_are_never_claimed_again,
     concurrent_workers_never_claim_the_same_email,
     settings_keep_the_first_value,
+);
+
+contract_cases!(in pages:
+    key_pages_hold_every_key_once_newest_first,
+    key_pages_filter_by_status_as_of_now,
+    an_unknown_or_foreign_cursor_is_refused,
+    document_pages_hold_every_document_once_without_content,
+    ledger_pages_hold_every_entry_once_newest_first,
+);
+
+contract_cases!(in credit_limits:
+    grants_never_take_a_balance_past_2_pow_53_minus_1,
+    concurrent_grants_near_the_limit_never_overshoot,
+    initial_credits_past_the_limit_are_refused,
 );
 
 /// Nothing listens on port 1: every call is `Unavailable`, not an error at connect time.

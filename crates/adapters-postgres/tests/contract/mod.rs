@@ -9,16 +9,20 @@ use keys_domain::alert_email::OutgoingEmail;
 use keys_domain::api_key::{ApiKey, KeyLimits, NewApiKey};
 use keys_domain::credits::{InsufficientCredits, LedgerEntry};
 use keys_domain::ports::{
-    AccountStore, AlertOutbox, CatalogStore, ChargeError, CreateUserError, InsertKeyError,
-    KeyStore, RotateKeyStoreError, Rotation, SettingsStore, StoreError, UserRef,
+    AccountStore, AlertOutbox, CatalogStore, ChargeError, CreateUserError, GrantStoreError,
+    InsertKeyError, KeyListQuery, KeyStore, RotateKeyStoreError, Rotation, SettingsStore,
+    StoreError, UserRef,
 };
 use keys_domain::random::OsRandom;
-use keys_domain::template::Document;
+use keys_domain::template::{Document, DocumentSummary};
 use keys_domain::usage::UsageDelta;
 use keys_domain::{
-    AlertId, ApiKeySecret, Credits, DocumentId, Email, KeyId, KeyName, KeyState, TemplateId,
-    Timestamp, UserId,
+    AlertId, ApiKeySecret, Credits, DocumentId, Email, GrantAmount, KeyId, KeyName, KeyState,
+    ListError, PageLimit, PageRequest, TemplateId, Timestamp, UserId,
 };
+
+pub mod credit_limits;
+pub mod pages;
 
 /// Everything a full store implements.
 pub trait Store:
@@ -95,6 +99,40 @@ fn email(n: usize) -> OutgoingEmail {
 }
 
 /// The balance equals the sum of the ledger, and each entry's balance_after is the running sum.
+/// The first page of up to 100 keys, of any status.
+pub fn first_page() -> KeyListQuery {
+    KeyListQuery {
+        page: PageRequest::first(PageLimit::MAX),
+        status: None,
+    }
+}
+
+/// All the user's keys (the contract's cases stay under one page of 100).
+pub async fn all_keys(store: &impl Store, user: &UserId) -> Vec<ApiKey> {
+    let page = store.list(user, &first_page(), T0).await.unwrap();
+    assert!(!page.has_more);
+    page.items
+}
+
+/// All the user's documents, as summaries.
+pub async fn all_documents(store: &impl Store, user: &UserId) -> Vec<DocumentSummary> {
+    let page = store
+        .list_documents(user, &PageRequest::first(PageLimit::MAX))
+        .await
+        .unwrap();
+    assert!(!page.has_more);
+    page.items
+}
+
+/// A document as a list shows it.
+pub fn summary(d: &Document) -> DocumentSummary {
+    DocumentSummary {
+        id: d.id.clone(),
+        template_id: d.template_id.clone(),
+        created_at: d.created_at,
+    }
+}
+
 pub async fn assert_ledger_matches(store: &impl Store, user: &UserId) -> Vec<LedgerEntry> {
     let balance = store.balance(user).await.unwrap().unwrap();
     let ledger = store.ledger(user).await.unwrap();
@@ -141,10 +179,7 @@ pub async fn keys_round_trip_and_list_newest_first(store: impl Store) {
         None
     );
 
-    let listed: Vec<KeyId> = store
-        .list(&user)
-        .await
-        .unwrap()
+    let listed: Vec<KeyId> = all_keys(&store, &user).await
         .into_iter()
         .map(|k| k.id)
         .collect();
@@ -156,10 +191,7 @@ pub async fn keys_round_trip_and_list_newest_first(store: impl Store) {
     };
     assert_eq!(listed, vec![hi, lo, first.id]);
     assert!(
-        store
-            .list(&UserId::new("usr_nobody"))
-            .await
-            .unwrap()
+        all_keys(&store, &UserId::new("usr_nobody")).await
             .is_empty()
     );
 }
@@ -182,7 +214,7 @@ pub async fn key_names_are_unique_among_live_keys(store: impl Store) {
     assert_eq!(stored.state, revoked);
     // A revoked key frees its name.
     insert(&store, &user, "ci-bot", at(3)).await;
-    assert_eq!(store.list(&user).await.unwrap().len(), 2);
+    assert_eq!(all_keys(&store, &user).await.len(), 2);
 }
 
 pub async fn at_most_25_live_keys(store: impl Store) {
@@ -230,7 +262,7 @@ pub async fn key_limit_holds_under_concurrent_inserts(store: impl Store) {
         }
     }
     assert_eq!(ok, 25);
-    assert_eq!(store.list(&user).await.unwrap().len(), 25);
+    assert_eq!(all_keys(&store, &user).await.len(), 25);
 }
 
 pub async fn expired_expiring_keys_are_settled_on_insert(store: impl Store) {
@@ -356,7 +388,7 @@ pub async fn rotate_swaps_keys_in_one_transaction(store: impl Store) {
         store.find(&user, &old.id).await.unwrap().unwrap().state,
         KeyState::Active
     );
-    assert_eq!(store.list(&user).await.unwrap().len(), 1);
+    assert_eq!(all_keys(&store, &user).await.len(), 1);
 
     // A stale expectation changes nothing.
     let err = store
@@ -373,7 +405,7 @@ pub async fn rotate_swaps_keys_in_one_transaction(store: impl Store) {
         .await
         .unwrap_err();
     assert_eq!(err, RotateKeyStoreError::StateChanged);
-    assert_eq!(store.list(&user).await.unwrap().len(), 1);
+    assert_eq!(all_keys(&store, &user).await.len(), 1);
 
     // Another user's key, or an unknown one, is not found.
     let err = store
@@ -418,10 +450,7 @@ pub async fn rotate_swaps_keys_in_one_transaction(store: impl Store) {
         store.find(&user, &new.id).await.unwrap().unwrap().state,
         revoked
     );
-    let listed: Vec<KeyId> = store
-        .list(&user)
-        .await
-        .unwrap()
+    let listed: Vec<KeyId> = all_keys(&store, &user).await
         .into_iter()
         .map(|k| k.id)
         .collect();
@@ -536,13 +565,14 @@ pub async fn accounts_users_balances_and_grants(store: impl Store) {
     );
     assert_eq!(store.balance(&nobody).await.unwrap(), None);
 
+    let twenty = GrantAmount::new(20).unwrap();
     assert_eq!(
-        store.grant(&id, Credits::new(20), at(1)).await.unwrap(),
-        Some(Credits::new(120))
+        store.grant(&id, twenty, at(1)).await.unwrap(),
+        Credits::new(120)
     );
     assert_eq!(
-        store.grant(&nobody, Credits::new(20), at(1)).await.unwrap(),
-        None
+        store.grant(&nobody, twenty, at(1)).await,
+        Err(GrantStoreError::UnknownUser)
     );
     assert_eq!(store.balance(&id).await.unwrap(), Some(Credits::new(120)));
     let ledger = assert_ledger_matches(&store, &id).await;
@@ -764,8 +794,8 @@ pub async fn documents_are_charged_stored_and_private(store: impl Store) {
     assert_eq!(err, ChargeError::UnknownUser);
 
     assert_eq!(
-        store.list_documents(&user).await.unwrap(),
-        vec![second, first.clone()]
+        all_documents(&store, &user).await,
+        vec![summary(&second), summary(&first)]
     );
     assert_eq!(
         store.find_document(&user, &first.id).await.unwrap(),
@@ -776,7 +806,7 @@ pub async fn documents_are_charged_stored_and_private(store: impl Store) {
         None,
         "another user's"
     );
-    assert!(store.list_documents(&other).await.unwrap().is_empty());
+    assert!(all_documents(&store, &other).await.is_empty());
     let ledger = assert_ledger_matches(&store, &user).await;
     assert_eq!(
         ledger[1].reason,
@@ -810,7 +840,7 @@ pub async fn concurrent_charges_never_overspend(store: impl Store) {
     assert_eq!(store.balance(&user).await.unwrap(), Some(Credits::ZERO));
     let ledger = assert_ledger_matches(&store, &user).await;
     assert_eq!(ledger.len(), 51);
-    assert_eq!(store.list_documents(&user).await.unwrap().len(), 50);
+    assert_eq!(all_documents(&store, &user).await.len(), 50);
 }
 
 // ---------------------------------------------------------------- AlertOutbox
@@ -1034,6 +1064,13 @@ pub async fn settings_keep_the_first_value(store: impl Store) {
 
 // ---------------------------------------------------------------- outage
 
+fn list_store_error(e: ListError) -> StoreError {
+    match e {
+        ListError::Store(s) => s,
+        ListError::UnknownCursor => panic!("unexpected UnknownCursor"),
+    }
+}
+
 fn assert_unavailable<T: std::fmt::Debug>(what: &str, r: &Result<T, StoreError>) {
     assert!(
         matches!(r, Err(StoreError::Unavailable(_))),
@@ -1062,7 +1099,7 @@ pub async fn an_unreachable_store_is_unavailable(store: impl Store) {
     let (a, b, c, d, e, f, g) = tokio::join!(
         store.find_by_hash(&hash),
         store.find(&user, &key),
-        store.list(&user),
+        async { store.list(&user, &first_page(), T0).await.map_err(list_store_error) },
         store.transition(
             &user,
             &key,
@@ -1073,6 +1110,12 @@ pub async fn an_unreachable_store_is_unavailable(store: impl Store) {
         store.balance(&user),
         store.ledger(&user),
     );
+    assert_unavailable(
+        "ledger_page",
+        &store
+            .ledger_page(&user, PageRequest::first(PageLimit::MAX))
+            .await,
+    );
     assert_unavailable("find_by_hash", &a);
     assert_unavailable("find", &b);
     assert_unavailable("list", &c);
@@ -1082,10 +1125,23 @@ pub async fn an_unreachable_store_is_unavailable(store: impl Store) {
     assert_unavailable("ledger", &g);
     let (a, b, c, d, e, f, g) = tokio::join!(
         store.find_user(&user_ref),
-        store.grant(&user, Credits::new(1), T0),
+        async {
+            store
+                .grant(&user, GrantAmount::new(1).unwrap(), T0)
+                .await
+                .map_err(|e| match e {
+                    GrantStoreError::Store(s) => s,
+                    other => panic!("grant: {other:?}"),
+                })
+        },
         store.list_templates(&user),
         store.find_template(&user, &template.id),
-        store.list_documents(&user),
+        async {
+            store
+                .list_documents(&user, &PageRequest::first(PageLimit::MAX))
+                .await
+                .map_err(list_store_error)
+        },
         store.find_document(&user, &doc),
         store.get_or_insert("a", "b"),
     );

@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use keys_domain::credits::InvalidGrant;
 use keys_domain::email::InvalidEmail;
-use keys_domain::ports::{CreateUserError, MockAccountStore, StoreError, User, UserRef};
+use keys_domain::ports::{
+    CreateUserError, GrantStoreError, MockAccountStore, StoreError, User, UserRef,
+};
 use keys_domain::use_cases::{CreateUserUseCaseError, GrantError, UserService, parse_user_ref};
-use keys_domain::{Credits, Email, UserId};
+use keys_domain::{Credits, Email, GrantAmount, UserId};
 
 use crate::support::{SeqRandom, T0, clock_at, email, user};
 
@@ -30,7 +31,7 @@ fn ada(balance: u64) -> User {
 #[test]
 fn create_refuses_an_invalid_email_without_touching_the_store() {
     let got =
-        futures_executor::block_on(service(MockAccountStore::new()).create("ada", Credits::ZERO));
+        futures_executor::block_on(service(MockAccountStore::new()).create("ada", None));
     assert_eq!(
         got,
         Err(CreateUserUseCaseError::InvalidEmail(InvalidEmail(
@@ -61,7 +62,7 @@ fn create_stores_a_normalised_email_with_a_fresh_id() {
             })
         });
     let got = futures_executor::block_on(
-        service(accounts).create(" Ada@Example.COM ", Credits::new(100)),
+        service(accounts).create(" Ada@Example.COM ", Some(grant(100))),
     )
     .unwrap();
     assert_eq!(got.email, email());
@@ -86,18 +87,43 @@ fn create_maps_store_errors() {
             .times(1)
             .returning(move |_, _, _, _| Err(err.clone()));
         let got =
-            futures_executor::block_on(service(accounts).create("ADA@example.com", Credits::ZERO));
+            futures_executor::block_on(service(accounts).create("ADA@example.com", None));
         assert_eq!(got, Err(want));
     }
 }
 
+fn grant(n: u64) -> GrantAmount {
+    GrantAmount::new(n).unwrap()
+}
+
 #[test]
-fn grant_refuses_non_positive_amounts_without_touching_the_store() {
-    for amount in [0, -1, i64::MIN] {
-        let got =
-            futures_executor::block_on(service(MockAccountStore::new()).grant("usr_ada", amount));
-        assert_eq!(got, Err(GrantError::InvalidAmount(InvalidGrant)));
-    }
+fn a_grant_past_the_balance_limit_is_refused_with_the_balance() {
+    let mut accounts = MockAccountStore::new();
+    accounts.expect_find_user().returning(|_| Ok(Some(ada(0))));
+    accounts.expect_grant().returning(|_, _, _| {
+        Err(GrantStoreError::BalanceLimit {
+            balance: Credits::new(9_007_199_254_740_000),
+        })
+    });
+    let got = futures_executor::block_on(service(accounts).grant("usr_ada", grant(1000)));
+    let err = got.unwrap_err();
+    assert_eq!(
+        err,
+        GrantError::BalanceLimit {
+            balance: Credits::new(9_007_199_254_740_000)
+        }
+    );
+    assert!(err.to_string().contains("9007199254740991"), "{err}");
+}
+
+#[test]
+fn create_refuses_initial_credits_past_the_limit() {
+    let mut accounts = MockAccountStore::new();
+    accounts
+        .expect_create_user()
+        .returning(|_, _, _, _| Err(CreateUserError::BalanceLimit));
+    let got = futures_executor::block_on(service(accounts).create("ada@example.com", Some(grant(5))));
+    assert_eq!(got, Err(CreateUserUseCaseError::BalanceLimit));
 }
 
 #[test]
@@ -109,14 +135,16 @@ fn grant_to_an_unknown_user_names_the_reference() {
         .times(1)
         .returning(|_| Ok(None));
     accounts.expect_grant().never();
-    let got = futures_executor::block_on(service(accounts).grant("ada@example.com", 5));
+    let got = futures_executor::block_on(service(accounts).grant("ada@example.com", grant(5)));
     assert_eq!(got, Err(GrantError::UnknownUser("ada@example.com".into())));
 
     // The user vanished between lookup and grant.
     let mut accounts = MockAccountStore::new();
     accounts.expect_find_user().returning(|_| Ok(Some(ada(0))));
-    accounts.expect_grant().returning(|_, _, _| Ok(None));
-    let got = futures_executor::block_on(service(accounts).grant("usr_ada", 5));
+    accounts
+        .expect_grant()
+        .returning(|_, _, _| Err(GrantStoreError::UnknownUser));
+    let got = futures_executor::block_on(service(accounts).grant("usr_ada", grant(5)));
     assert_eq!(got, Err(GrantError::UnknownUser("usr_ada".into())));
 }
 
@@ -130,10 +158,10 @@ fn grant_adds_to_the_found_user_and_returns_the_new_balance() {
         .returning(|_| Ok(Some(ada(20))));
     accounts
         .expect_grant()
-        .withf(|id, amount, now| *id == user() && *amount == Credits::new(100) && *now == T0)
+        .withf(|id, amount, now| *id == user() && *amount == grant(100) && *now == T0)
         .times(1)
-        .returning(|_, _, _| Ok(Some(Credits::new(120))));
-    let got = futures_executor::block_on(service(accounts).grant(" usr_ada ", 100));
+        .returning(|_, _, _| Ok(Credits::new(120)));
+    let got = futures_executor::block_on(service(accounts).grant(" usr_ada ", grant(100)));
     assert_eq!(got, Ok(Credits::new(120)));
 }
 
@@ -143,7 +171,7 @@ fn grant_passes_store_errors_through() {
     accounts
         .expect_find_user()
         .returning(|_| Err(StoreError::Unavailable("down".into())));
-    let got = futures_executor::block_on(service(accounts).grant("usr_ada", 1));
+    let got = futures_executor::block_on(service(accounts).grant("usr_ada", grant(1)));
     assert_eq!(
         got,
         Err(GrantError::Store(StoreError::Unavailable("down".into())))
