@@ -225,7 +225,8 @@ impl CatalogStore for DbStore {
         page: &PageRequest<DocumentId>,
     ) -> Result<Page<DocumentSummary>, ListError> {
         let (user, page) = (user.clone(), page.clone());
-        self.run(move |conn| document_page(conn, &user, &page)).await
+        self.run(move |conn| document_page(conn, &user, &page))
+            .await
     }
 
     async fn find_document(

@@ -83,9 +83,11 @@ pub(crate) fn key_page(
         // An expiring key past its revokes_at is revoked. Scanning the (user_id, created_at, id)
         // index skips only the user's live keys, at most the live-key limit of them.
         Some(KeyStatus::Revoked) => rows.filter(
-            api_keys::status.eq(KeyStatus::Revoked.as_str()).or(api_keys::status
-                .eq(KeyStatus::Expiring.as_str())
-                .and(api_keys::revokes_at.le(now))),
+            api_keys::status
+                .eq(KeyStatus::Revoked.as_str())
+                .or(api_keys::status
+                    .eq(KeyStatus::Expiring.as_str())
+                    .and(api_keys::revokes_at.le(now))),
         ),
     };
     let limit = query.page.limit;

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use keys_domain::api_key::KeyLimits;
 use keys_domain::ports::{
-    KeyListQuery,     InsertKeyError, KeyStore, RevocationNotifier, RotateKeyStoreError, Rotation, StoreError,
+    InsertKeyError, KeyListQuery, KeyStore, RevocationNotifier, RotateKeyStoreError, Rotation,
+    StoreError,
 };
 use keys_domain::usage::UsageDelta;
 use keys_domain::{

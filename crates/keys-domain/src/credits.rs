@@ -211,23 +211,35 @@ mod tests {
         assert_eq!(ok("+7"), Ok(7));
         assert_eq!(ok("0"), Err(InvalidGrant::NotPositive));
         assert_eq!(ok("-5"), Err(InvalidGrant::NotPositive));
-        assert_eq!(ok("-99999999999999999999999999999999999999999"), Err(InvalidGrant::NotPositive));
+        assert_eq!(
+            ok("-99999999999999999999999999999999999999999"),
+            Err(InvalidGrant::NotPositive)
+        );
         assert_eq!(ok("1000000000001"), Err(InvalidGrant::TooLarge));
         assert_eq!(ok("18446744073709551615"), Err(InvalidGrant::TooLarge));
-        assert_eq!(ok("99999999999999999999999999999999999999999"), Err(InvalidGrant::TooLarge));
+        assert_eq!(
+            ok("99999999999999999999999999999999999999999"),
+            Err(InvalidGrant::TooLarge)
+        );
         for junk in ["", "1.5", "1e3", "ten", "0x10", "--5"] {
             assert_eq!(ok(junk), Err(InvalidGrant::NotANumber), "{junk:?}");
         }
         assert_eq!(parse_initial_credits("0"), Ok(None));
         assert_eq!(parse_initial_credits("-5"), Err(InvalidGrant::NotPositive));
-        assert_eq!(parse_initial_credits("12").map(|g| g.map(GrantAmount::credits)), Ok(Some(Credits::new(12))));
+        assert_eq!(
+            parse_initial_credits("12").map(|g| g.map(GrantAmount::credits)),
+            Ok(Some(Credits::new(12)))
+        );
     }
 
     #[test]
     fn a_balance_never_exceeds_2_pow_53_minus_1() {
         let max = Credits::MAX_BALANCE;
         assert_eq!(max.get(), (1_u64 << 53) - 1);
-        assert_eq!(Credits::new(max.get() - 5).checked_add(Credits::new(5)), Some(max));
+        assert_eq!(
+            Credits::new(max.get() - 5).checked_add(Credits::new(5)),
+            Some(max)
+        );
         assert_eq!(max.checked_add(Credits::new(1)), None);
         assert_eq!(Credits::new(u64::MAX).checked_add(Credits::new(1)), None);
     }

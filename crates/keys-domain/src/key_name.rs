@@ -90,15 +90,15 @@ mod tests {
     #[test]
     fn invisible_and_separator_characters_are_refused() {
         for bad in [
-            "ci-bot\u{200b}",     // zero-width space
-            "ci\u{200d}-bot",     // zero-width joiner
-            "\u{202e}tob-ic",     // right-to-left override
-            "ci-bot\u{2066}",     // left-to-right isolate
-            "\u{feff}ci-bot",     // byte order mark
-            "ci\u{00ad}-bot",     // soft hyphen
-            "ci-bot\u{2028}x",    // line separator
-            "ci-bot\u{2029}x",    // paragraph separator
-            "ci-bot\u{e0041}",    // tag character
+            "ci-bot\u{200b}",  // zero-width space
+            "ci\u{200d}-bot",  // zero-width joiner
+            "\u{202e}tob-ic",  // right-to-left override
+            "ci-bot\u{2066}",  // left-to-right isolate
+            "\u{feff}ci-bot",  // byte order mark
+            "ci\u{00ad}-bot",  // soft hyphen
+            "ci-bot\u{2028}x", // line separator
+            "ci-bot\u{2029}x", // paragraph separator
+            "ci-bot\u{e0041}", // tag character
         ] {
             assert_eq!(
                 KeyName::parse(bad),

@@ -60,8 +60,22 @@ mod tests {
     fn cursors_round_trip_and_junk_is_refused() {
         let c = LedgerCursor::from_stored(42);
         assert_eq!(LedgerCursor::parse(&c.to_string()), Ok(c));
-        for junk in ["", "0", "-1", "+1", " 1", "1a", "abc", "9999999999999999999", "1.0"] {
-            assert_eq!(LedgerCursor::parse(junk), Err(InvalidLedgerCursor), "{junk:?}");
+        for junk in [
+            "",
+            "0",
+            "-1",
+            "+1",
+            " 1",
+            "1a",
+            "abc",
+            "9999999999999999999",
+            "1.0",
+        ] {
+            assert_eq!(
+                LedgerCursor::parse(junk),
+                Err(InvalidLedgerCursor),
+                "{junk:?}"
+            );
         }
     }
 }

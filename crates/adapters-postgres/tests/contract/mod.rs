@@ -179,7 +179,8 @@ pub async fn keys_round_trip_and_list_newest_first(store: impl Store) {
         None
     );
 
-    let listed: Vec<KeyId> = all_keys(&store, &user).await
+    let listed: Vec<KeyId> = all_keys(&store, &user)
+        .await
         .into_iter()
         .map(|k| k.id)
         .collect();
@@ -191,7 +192,8 @@ pub async fn keys_round_trip_and_list_newest_first(store: impl Store) {
     };
     assert_eq!(listed, vec![hi, lo, first.id]);
     assert!(
-        all_keys(&store, &UserId::new("usr_nobody")).await
+        all_keys(&store, &UserId::new("usr_nobody"))
+            .await
             .is_empty()
     );
 }
@@ -450,7 +452,8 @@ pub async fn rotate_swaps_keys_in_one_transaction(store: impl Store) {
         store.find(&user, &new.id).await.unwrap().unwrap().state,
         revoked
     );
-    let listed: Vec<KeyId> = all_keys(&store, &user).await
+    let listed: Vec<KeyId> = all_keys(&store, &user)
+        .await
         .into_iter()
         .map(|k| k.id)
         .collect();
@@ -1099,7 +1102,12 @@ pub async fn an_unreachable_store_is_unavailable(store: impl Store) {
     let (a, b, c, d, e, f, g) = tokio::join!(
         store.find_by_hash(&hash),
         store.find(&user, &key),
-        async { store.list(&user, &first_page(), T0).await.map_err(list_store_error) },
+        async {
+            store
+                .list(&user, &first_page(), T0)
+                .await
+                .map_err(list_store_error)
+        },
         store.transition(
             &user,
             &key,

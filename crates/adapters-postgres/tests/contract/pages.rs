@@ -3,8 +3,8 @@
 use keys_domain::api_key::{ApiKey, KeyLimits};
 use keys_domain::ports::KeyListQuery;
 use keys_domain::{
-    GrantAmount, KeyId, KeyState, KeyStatus, LedgerCursor, ListError, Page, PageLimit,
-    PageRequest, Timestamp, UserId,
+    GrantAmount, KeyId, KeyState, KeyStatus, LedgerCursor, ListError, Page, PageLimit, PageRequest,
+    Timestamp, UserId,
 };
 
 use super::{Store, T0, all_keys, document, new_key, new_user};
@@ -121,8 +121,12 @@ pub async fn key_pages_filter_by_status_as_of_now(store: impl Store) {
     for (i, key) in keys.iter().enumerate() {
         let to = match i {
             0..4 => continue,
-            4..7 => KeyState::Expiring { revokes_at: at(2000) },
-            7..9 => KeyState::Expiring { revokes_at: at(500) },
+            4..7 => KeyState::Expiring {
+                revokes_at: at(2000),
+            },
+            7..9 => KeyState::Expiring {
+                revokes_at: at(500),
+            },
             _ => KeyState::Revoked { revoked_at: at(10) },
         };
         let stored = store
@@ -260,7 +264,11 @@ pub async fn ledger_pages_hold_every_entry_once_newest_first(store: impl Store) 
     let other = new_user(&store, 10).await;
     for i in 0..6 {
         store
-            .grant(&user, GrantAmount::new(i + 1).unwrap(), at(i64::try_from(i).unwrap()))
+            .grant(
+                &user,
+                GrantAmount::new(i + 1).unwrap(),
+                at(i64::try_from(i).unwrap()),
+            )
             .await
             .unwrap();
         store

@@ -166,11 +166,22 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_field() {
-        for q in ["limit=0", "limit=101", "limit=-1", "limit=abc", "limit=", "limit=1&limit=2"] {
+        for q in [
+            "limit=0",
+            "limit=101",
+            "limit=-1",
+            "limit=abc",
+            "limit=",
+            "limit=1&limit=2",
+        ] {
             assert_eq!(field(ListParams::parse(q, ListKind::Plain)), "limit", "{q}");
         }
         for q in ["status=Active", "status=", "status=deleted"] {
-            assert_eq!(field(ListParams::parse(q, ListKind::WithStatus)), "status", "{q}");
+            assert_eq!(
+                field(ListParams::parse(q, ListKind::WithStatus)),
+                "status",
+                "{q}"
+            );
         }
         assert_eq!(
             field(ListParams::parse("starting_after=", ListKind::Plain)),

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Backend, Database, TestApp, TestUser, parts, test_config};
 
-fn cli(database_url: &str, args: &[&str]) -> Output {
+pub(crate) fn cli(database_url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_api-actix"))
         .args(args)
         .env("DATABASE_URL", database_url)
@@ -18,7 +18,7 @@ fn cli(database_url: &str, args: &[&str]) -> Output {
         .expect("run api-actix")
 }
 
-fn ok_json(out: &Output) -> Value {
+pub(crate) fn ok_json(out: &Output) -> Value {
     assert!(
         out.status.success(),
         "stderr: {}",
@@ -29,7 +29,7 @@ fn ok_json(out: &Output) -> Value {
     serde_json::from_str(stdout.trim()).unwrap()
 }
 
-fn failed_with(out: &Output, needle: &str) {
+pub(crate) fn failed_with(out: &Output, needle: &str) {
     assert!(
         !out.status.success(),
         "should fail: {}",

@@ -12,7 +12,7 @@ use api_actix::startup::{Running, spawn};
 use api_actix::wiring;
 use keys_domain::ports::{AccountStore, Clock, SystemClock};
 use keys_domain::rate_limit::RateLimitPolicy;
-use keys_domain::{Credits, UserId};
+use keys_domain::{GrantAmount, UserId};
 use reqwest::header::HeaderMap;
 use reqwest::{Client, RequestBuilder, Response};
 use serde_json::Value;
@@ -182,7 +182,7 @@ impl TestApp {
     pub async fn user(&self, credits: u64) -> TestUser {
         let email = format!("{}@example.com", unique("user"));
         let user = wiring::user_service(&self.store)
-            .create(&email, Credits::new(credits))
+            .create(&email, GrantAmount::new(credits).ok())
             .await
             .expect("create user");
         let token = self.token_for(&user.id);

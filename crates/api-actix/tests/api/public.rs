@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use futures_like::join_all;
 use keys_domain::ports::AccountStore;
-use keys_domain::{Credits, Timestamp};
+use keys_domain::{GrantAmount, Timestamp};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -104,7 +104,11 @@ async fn purchases_charge_once_and_a_402_debits_nothing(backend: Backend) {
     expect_error(buy("nope").await.unwrap(), 404, "not_found").await;
 
     app.store
-        .grant(&user.id, Credits::new(40), Timestamp::from_millis(0))
+        .grant(
+            &user.id,
+            GrantAmount::new(40).unwrap(),
+            Timestamp::from_millis(0),
+        )
         .await
         .unwrap();
     let (status, _, p) = parts(buy("executive").await.unwrap()).await;

@@ -2,10 +2,10 @@ use async_trait::async_trait;
 
 use super::StoreError;
 use crate::credits::{Credits, GrantAmount, LedgerEntry};
-use crate::ledger_cursor::{LedgerCursor, PositionedEntry};
-use crate::page::{Page, PageRequest};
 use crate::email::Email;
 use crate::ids::UserId;
+use crate::ledger_cursor::{LedgerCursor, PositionedEntry};
+use crate::page::{Page, PageRequest};
 use crate::timestamp::Timestamp;
 
 /// A user account.

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use crate::credits::{Credits, InsufficientCredits, prices};
 use crate::ids::{DocumentId, TemplateId, UserId};
+use crate::page::{ListError, Page, PageRequest};
 use crate::ports::{CatalogStore, ChargeError, Clock, Purchase, StoreError};
 use crate::random::RandomSource;
-use crate::page::{ListError, Page, PageRequest};
 use crate::template::{Document, DocumentSummary, Fields, TemplateListing, render};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

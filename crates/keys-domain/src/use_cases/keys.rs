@@ -9,7 +9,8 @@ use crate::key_secret::ApiKeySecret;
 use crate::key_state::GracePeriod;
 use crate::page::{ListError, Page};
 use crate::ports::{
-    Clock, InsertKeyError, KeyListQuery, KeyStore, RevocationNotifier, RotateKeyStoreError, Rotation, StoreError,
+    Clock, InsertKeyError, KeyListQuery, KeyStore, RevocationNotifier, RotateKeyStoreError,
+    Rotation, StoreError,
 };
 use crate::random::RandomSource;
 

@@ -16,7 +16,10 @@ pub enum CreateUserUseCaseError {
     InvalidEmail(#[from] InvalidEmail),
     #[error("a user with email {0} already exists")]
     EmailTaken(String),
-    #[error("the initial credits exceed the balance limit of {}", Credits::MAX_BALANCE)]
+    #[error(
+        "the initial credits exceed the balance limit of {}",
+        Credits::MAX_BALANCE
+    )]
     BalanceLimit,
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -30,8 +30,7 @@ fn ada(balance: u64) -> User {
 
 #[test]
 fn create_refuses_an_invalid_email_without_touching_the_store() {
-    let got =
-        futures_executor::block_on(service(MockAccountStore::new()).create("ada", None));
+    let got = futures_executor::block_on(service(MockAccountStore::new()).create("ada", None));
     assert_eq!(
         got,
         Err(CreateUserUseCaseError::InvalidEmail(InvalidEmail(
@@ -61,10 +60,9 @@ fn create_stores_a_normalised_email_with_a_fresh_id() {
                 created_at: now,
             })
         });
-    let got = futures_executor::block_on(
-        service(accounts).create(" Ada@Example.COM ", Some(grant(100))),
-    )
-    .unwrap();
+    let got =
+        futures_executor::block_on(service(accounts).create(" Ada@Example.COM ", Some(grant(100))))
+            .unwrap();
     assert_eq!(got.email, email());
     assert_eq!(got.balance, Credits::new(100));
 }
@@ -86,8 +84,7 @@ fn create_maps_store_errors() {
             .expect_create_user()
             .times(1)
             .returning(move |_, _, _, _| Err(err.clone()));
-        let got =
-            futures_executor::block_on(service(accounts).create("ADA@example.com", None));
+        let got = futures_executor::block_on(service(accounts).create("ADA@example.com", None));
         assert_eq!(got, Err(want));
     }
 }
@@ -122,7 +119,8 @@ fn create_refuses_initial_credits_past_the_limit() {
     accounts
         .expect_create_user()
         .returning(|_, _, _, _| Err(CreateUserError::BalanceLimit));
-    let got = futures_executor::block_on(service(accounts).create("ada@example.com", Some(grant(5))));
+    let got =
+        futures_executor::block_on(service(accounts).create("ada@example.com", Some(grant(5))));
     assert_eq!(got, Err(CreateUserUseCaseError::BalanceLimit));
 }
 
