@@ -12,9 +12,9 @@ use std::sync::Arc;
 use adapters_postgres::DbStore;
 use anyhow::Context as _;
 use async_trait::async_trait;
+use keys_domain::GrantAmount;
 use keys_domain::KeyName;
 use keys_domain::api_key::KeyLimits;
-use keys_domain::credits::Credits;
 use keys_domain::key_hash::KeyHash;
 use keys_domain::ports::{RevocationNotifier, SystemClock};
 use keys_domain::random::OsRandom;
@@ -55,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
         let user = user_service
             .create(
                 &format!("bench-{run}-{u}@example.com"),
-                Credits::new(1_000_000),
+                GrantAmount::new(1_000_000).ok(),
             )
             .await?;
         for k in 0..keys {

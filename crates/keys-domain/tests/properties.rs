@@ -7,13 +7,13 @@
 use std::sync::Mutex;
 
 use keys_domain::base62::ALPHABET;
-use keys_domain::credits::{Credits, InsufficientCredits, debit};
+use keys_domain::credits::{Credits, GrantAmount, InsufficientCredits, InvalidGrant, debit};
 use keys_domain::key_name::{InvalidKeyName, KeyName};
 use keys_domain::key_secret::{KEY_LEN, PREFIX, RANDOM_LEN};
 use keys_domain::key_state::GracePeriod;
 use keys_domain::random::{OsRandom, RandomSource};
 use keys_domain::usage::{BUCKETS, HourlyWindow, bucket_of};
-use keys_domain::{ApiKeySecret, KeyState, KeyStatus, MalformedKey, Timestamp};
+use keys_domain::{ApiKeySecret, KeyState, KeyStatus, MalformedKey, Page, PageLimit, Timestamp};
 use proptest::prelude::*;
 
 /// Bytes from a proptest-chosen seed (SplitMix64), so failures shrink and replay.
@@ -233,6 +233,62 @@ proptest! {
         );
         prop_assert!(!state.is_accepted(t2) || state.is_accepted(t1));
         prop_assert!(state.status(t1) != KeyStatus::Revoked || state.status(t2) == KeyStatus::Revoked);
+    }
+
+    #[test]
+    fn grant_amounts_are_exactly_1_to_10_pow_12(n in prop_oneof![
+        any::<i128>(),
+        -5i128..=5,
+        999_999_999_990i128..=1_000_000_000_010,
+    ]) {
+        let parsed = GrantAmount::parse(&n.to_string());
+        if (1..=1_000_000_000_000).contains(&n) {
+            prop_assert_eq!(parsed.map(|g| i128::from(g.credits().get())), Ok(n));
+        } else if n <= 0 {
+            prop_assert_eq!(parsed, Err(InvalidGrant::NotPositive));
+        } else {
+            prop_assert_eq!(parsed, Err(InvalidGrant::TooLarge));
+        }
+    }
+
+    #[test]
+    fn a_sum_of_credits_never_passes_the_balance_limit(a in any::<u64>(), b in any::<u64>()) {
+        let max = Credits::MAX_BALANCE.get();
+        match Credits::new(a).checked_add(Credits::new(b)) {
+            Some(sum) => {
+                prop_assert!(sum.get() <= max);
+                prop_assert_eq!(u128::from(sum.get()), u128::from(a) + u128::from(b));
+            }
+            None => prop_assert!(u128::from(a) + u128::from(b) > u128::from(max)),
+        }
+    }
+
+    /// A store that reads `limit + 1` rows after the cursor, walked to the end, yields every
+    /// item once, in order, in as few pages as the limit allows.
+    #[test]
+    fn walking_the_pages_yields_every_item_once(n in 0usize..260, per_page in 1u64..=100) {
+        let limit = PageLimit::new(per_page).unwrap();
+        let fetch = usize::try_from(limit.fetch()).unwrap();
+        let mut seen = Vec::new();
+        let mut after: Option<usize> = None;
+        let mut pages = 0;
+        loop {
+            let start = after.map_or(0, |a| a + 1);
+            let rows: Vec<usize> = (start..n).take(fetch).collect();
+            let page = Page::from_overfetch(rows, limit);
+            pages += 1;
+            prop_assert!(page.items.len() <= limit.get());
+            if page.has_more {
+                prop_assert_eq!(page.items.len(), limit.get());
+            }
+            after = page.items.last().copied();
+            seen.extend(page.items);
+            if !page.has_more {
+                break;
+            }
+        }
+        prop_assert_eq!(seen, (0..n).collect::<Vec<_>>());
+        prop_assert_eq!(pages, n.div_ceil(limit.get()).max(1));
     }
 
     #[test]

@@ -136,18 +136,11 @@ pub async fn key_pages_filter_by_status_as_of_now(store: impl Store) {
             .unwrap();
         assert_eq!(stored.state, to);
     }
-    let pick = |range: &[std::ops::Range<usize>]| {
-        newest_first(
-            range
-                .iter()
-                .flat_map(|r| keys[r.clone()].iter().cloned())
-                .collect(),
-        )
-    };
+    let pick = |range: std::ops::Range<usize>| newest_first(keys[range].to_vec());
     for (status, want) in [
-        (KeyStatus::Active, pick(&[0..4])),
-        (KeyStatus::Expiring, pick(&[4..7])),
-        (KeyStatus::Revoked, pick(&[7..12])),
+        (KeyStatus::Active, pick(0..4)),
+        (KeyStatus::Expiring, pick(4..7)),
+        (KeyStatus::Revoked, pick(7..12)),
     ] {
         let pages = walk_keys(&store, &user, Some(status), 2, now).await;
         assert_eq!(ids(&pages), want, "{status:?}");
@@ -166,7 +159,7 @@ pub async fn key_pages_filter_by_status_as_of_now(store: impl Store) {
         status: Some(KeyStatus::Active),
     };
     let page = store.list(&user, &after_revoked, now).await.unwrap();
-    let older_active: Vec<KeyId> = pick(&[0..4])
+    let older_active: Vec<KeyId> = pick(0..4)
         .into_iter()
         .filter(|id| {
             let k = keys.iter().find(|k| &k.id == id).unwrap();

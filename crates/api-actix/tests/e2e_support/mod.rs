@@ -11,7 +11,7 @@ use api_actix::auth::dashboard_jwt::JwtKeys;
 use api_actix::config::Config;
 use api_actix::startup::{Running, spawn};
 use api_actix::wiring;
-use keys_domain::Credits;
+use keys_domain::GrantAmount;
 use keys_domain::ports::{Clock as _, SystemClock};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -94,7 +94,7 @@ pub async fn create_owner(database_url: &str, credits: u64) -> Owner {
     let store = wiring::open_store(database_url).unwrap();
     let email = format!("{}@example.com", unique("owner"));
     let user = wiring::user_service(&store)
-        .create(&email, Credits::new(credits))
+        .create(&email, GrantAmount::new(credits).ok())
         .await
         .unwrap();
     let jwt = JwtKeys::new(JWT_SECRET.as_bytes())

@@ -501,3 +501,42 @@ fn rotate_of_unknown_key_or_unreadable_store() {
         RotateKeyError::Store(unavailable())
     );
 }
+
+// ---- list ----
+
+#[test]
+fn list_asks_the_store_for_one_page_as_of_now_and_passes_its_answer_through() {
+    use keys_domain::ports::KeyListQuery;
+    use keys_domain::{KeyId, KeyStatus, ListError, Page, PageLimit, PageRequest};
+
+    let query = KeyListQuery {
+        page: PageRequest {
+            limit: PageLimit::new(2).unwrap(),
+            after: Some(KeyId::new("key_b")),
+        },
+        status: Some(KeyStatus::Revoked),
+    };
+    let expected = query.clone();
+    let mut store = MockKeyStore::new();
+    store
+        .expect_list()
+        .withf(move |u, q, now| *u == user() && *q == expected && *now == T0)
+        .times(1)
+        .returning(|_, _, _| {
+            Ok(Page {
+                items: vec![stored_key(&user(), "old", KeyState::Revoked { revoked_at: T0 }, 7).0],
+                has_more: true,
+            })
+        });
+    let page = futures_executor::block_on(service(store, silent_notifier()).list(&user(), &query))
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert!(page.has_more);
+
+    let mut store = MockKeyStore::new();
+    store
+        .expect_list()
+        .returning(|_, _, _| Err(ListError::UnknownCursor));
+    let got = futures_executor::block_on(service(store, silent_notifier()).list(&user(), &query));
+    assert_eq!(got, Err(ListError::UnknownCursor));
+}
