@@ -187,7 +187,10 @@ async fn dashboard_endpoints_accept_only_valid_hs256_tokens(backend: Backend) {
         .await
         .unwrap();
     let (status, _, body) = parts(res).await;
-    assert_eq!((status, body), (200, json!({ "data": [] })));
+    assert_eq!(
+        (status, body),
+        (200, json!({ "data": [], "has_more": false }))
+    );
 }
 
 async fn credentials_are_checked_before_the_body(backend: Backend) {

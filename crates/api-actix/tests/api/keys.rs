@@ -404,7 +404,7 @@ async fn users_never_reach_each_others_keys_or_documents(backend: Backend) {
     expect_error(res, 404, "not_found").await;
     let res = app.public_get(&b_key, "/api/v1/public/documents").await;
     let (_, _, docs) = parts(res).await;
-    assert_eq!(docs, json!({ "data": [] }));
+    assert_eq!(docs, json!({ "data": [], "has_more": false }));
     let res = app
         .public_get(&b_key, "/api/v1/public/credits/balance")
         .await;

@@ -277,8 +277,13 @@ async fn concurrent_renders_never_overspend(backend: Backend) {
     let ledger = app.store.ledger(&user.id).await.unwrap();
     assert_eq!(ledger.len(), 26);
     assert_eq!(ledger.iter().map(|e| e.delta).sum::<i64>(), 0);
-    let (_, _, list) = parts(app.public_get(&key, "/api/v1/public/documents").await).await;
+    let (_, _, list) = parts(
+        app.public_get(&key, "/api/v1/public/documents?limit=100")
+            .await,
+    )
+    .await;
     assert_eq!(list["data"].as_array().unwrap().len(), 25);
+    assert_eq!(list["has_more"], false);
 }
 
 async fn bodies_over_64_kib_are_refused_with_413(backend: Backend) {
