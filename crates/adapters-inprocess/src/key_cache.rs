@@ -7,9 +7,12 @@
 //!   stops at its `revokes_at` exactly.
 //! - "No such key" is remembered for `unknown_key_ttl` (≤ 1 s) to blunt floods of random keys.
 //! - Store errors are never cached.
-//! - A revocation through this instance, or announced by another, evicts at once. A lookup that
-//!   started before an eviction must not re-insert what it read: a generation counter, bumped by
-//!   every eviction, is compared after the insert, and the entry is dropped if it moved.
+//! - Every write through [`CachedKeyStore`] evicts the keys it changed (a new key's remembered
+//!   "no such key", a revoked or rotated key): the one owner of this instance's invalidation.
+//!   Another instance's change arrives through [`KeyCache::evict`] from the revocation bus.
+//! - A lookup that started before an eviction must not re-insert what it read: a generation
+//!   counter, bumped by every eviction, is compared after the insert, and the entry is dropped if
+//!   it moved.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,8 +21,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use keys_domain::api_key::KeyLimits;
 use keys_domain::ports::{
-    InsertKeyError, KeyListQuery, KeyStore, RevocationNotifier, RotateKeyStoreError, Rotation,
-    StoreError,
+    InsertKeyError, KeyListQuery, KeyStore, RotateKeyStoreError, Rotation, StoreError,
 };
 use keys_domain::usage::UsageDelta;
 use keys_domain::{
@@ -27,7 +29,7 @@ use keys_domain::{
 };
 use moka::Expiry;
 
-/// The cache itself; shared by the caching store, the revocation notifier and the bus listener.
+/// The cache itself; shared by the caching store and the revocation bus listener.
 pub struct KeyCache {
     /// Hashed with foldhash, seeded per process: SipHash was a visible share of a cache hit, and
     /// a random seed still keeps crafted keys from piling into one bucket.
@@ -104,14 +106,6 @@ impl KeyCache {
     }
 }
 
-/// Evicts locally; the fan-out notifier pairs it with the Redis bus when there is one.
-#[async_trait]
-impl RevocationNotifier for KeyCache {
-    async fn key_changed(&self, hash: &KeyHash) {
-        self.evict(hash);
-    }
-}
-
 /// A [`KeyStore`] that answers `find_by_hash` from [`KeyCache`] and delegates everything else.
 pub struct CachedKeyStore {
     inner: Arc<dyn KeyStore>,
@@ -183,8 +177,9 @@ impl KeyStore for CachedKeyStore {
         user: &UserId,
         rotation: Rotation,
     ) -> Result<ApiKey, RotateKeyStoreError> {
-        let new_hash = rotation.new_key.hash;
+        let (old_hash, new_hash) = (rotation.old_hash, rotation.new_key.hash);
         let stored = self.inner.rotate(user, rotation).await?;
+        self.cache.evict(&old_hash);
         self.cache.evict(&new_hash);
         Ok(stored)
     }
@@ -291,7 +286,7 @@ mod tests {
         let c = cache();
         let store = CachedKeyStore::new(Arc::new(inner), c.clone());
         store.find_by_hash(&hash).await.unwrap();
-        c.key_changed(&hash).await;
+        c.evict(&hash);
         store.find_by_hash(&hash).await.unwrap();
     }
 

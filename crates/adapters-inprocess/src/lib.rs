@@ -1,9 +1,21 @@
-//! In-process adapters: the per-key rate limiter and the trailing usage window, for a single
-//! instance (`REDIS_URL` unset) and as the local fallback of the Redis adapters when Redis is
-//! unreachable.
+//! In-process adapters, for a single instance (`REDIS_URL` unset) and in front of or beside the
+//! shared ones:
+//!
+//! - [`LocalRateLimiter`] and [`LocalUsageWindow`]: the rate limiter and usage window ports in
+//!   memory; also the fallback the Redis adapters are given for when Redis is unreachable.
+//! - [`CachedKeyStore`] over a [`KeyCache`]: a `KeyStore` decorator that answers the hot path's
+//!   lookups from memory and owns this instance's cache invalidation.
+//! - [`PendingUsage`]: the usage recorder port, counting requests until a flush.
+//! - [`NoOtherInstances`]: the revocation notifier when there are no other instances to tell.
 
+mod key_cache;
 mod local_rate_limiter;
 mod local_usage_window;
+mod no_other_instances;
+mod pending_usage;
 
+pub use key_cache::{CachedKeyStore, KeyCache};
 pub use local_rate_limiter::LocalRateLimiter;
 pub use local_usage_window::LocalUsageWindow;
+pub use no_other_instances::NoOtherInstances;
+pub use pending_usage::PendingUsage;

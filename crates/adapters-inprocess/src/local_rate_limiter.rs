@@ -1,7 +1,6 @@
 //! A per-key GCRA rate limiter in process memory, built on `governor`.
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,9 +11,6 @@ use governor::{Quota, RateLimiter as Governor};
 use keys_domain::KeyId;
 use keys_domain::ports::RateLimiter;
 use keys_domain::rate_limit::{RateDecision, RateLimitPolicy};
-
-/// Checks between two sweeps of idle keys, so memory stays bounded by the keys active recently.
-const SWEEP_EVERY: u64 = 4096;
 
 /// Only authenticated keys reach the limiter, so foldhash (seeded per process) replaces SipHash.
 type KeyedGovernor<C> = Governor<
@@ -28,7 +24,6 @@ type KeyedGovernor<C> = Governor<
 pub struct LocalRateLimiter<C: Clock = DefaultClock> {
     governor: KeyedGovernor<C>,
     policy: RateLimitPolicy,
-    calls: AtomicU64,
 }
 
 impl LocalRateLimiter<DefaultClock> {
@@ -53,7 +48,6 @@ impl<C: Clock> LocalRateLimiter<C> {
             )
             .with_middleware(),
             policy,
-            calls: AtomicU64::new(0),
         }
     }
 
@@ -65,10 +59,6 @@ impl<C: Clock> LocalRateLimiter<C> {
 
     /// Takes one request for `key` if allowed; the key's state after it. Synchronous and cheap.
     pub fn check_now(&self, key: &KeyId) -> RateDecision {
-        if self.calls.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            // Drops keys whose bucket is full again: they behave exactly like unseen keys.
-            self.governor.retain_recent();
-        }
         let emission = self.policy.emission_interval();
         let limit = self.policy.burst.max(1);
         match self.governor.check_key(key) {
@@ -106,7 +96,8 @@ impl<C: Clock> LocalRateLimiter<C> {
         self.governor.len()
     }
 
-    /// Forgets keys whose bucket is full again.
+    /// Forgets keys whose bucket is full again: they behave exactly like unseen keys. Called by
+    /// the background sweeper, so memory stays bounded by the keys active recently.
     pub fn sweep(&self) {
         self.governor.retain_recent();
     }
@@ -181,13 +172,12 @@ mod tests {
     }
 
     #[test]
-    fn header_values_follow_the_decision() {
+    fn the_decision_carries_what_the_headers_need() {
         let (l, _clock) = limiter(20, 40);
         let d = l.check_now(&KeyId::new("key_headers"));
-        assert_eq!(d.policy_header(), "\"default\";q=40;w=2");
+        assert_eq!(d.limit, 40);
         assert_eq!(d.remaining, 39);
         assert_eq!(d.reset_after, Duration::from_millis(50));
-        assert_eq!(d.state_header(), "\"default\";r=39;t=1");
         assert_eq!(d.window, Duration::from_secs(2));
     }
 

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use keys_domain::KeyId;
@@ -10,14 +9,10 @@ use keys_domain::Timestamp;
 use keys_domain::ports::UsageWindow;
 use keys_domain::usage::{HourlyWindow, WindowCount};
 
-/// Adds between two sweeps of keys whose window is empty.
-const SWEEP_EVERY: u64 = 4096;
-
-/// One [`HourlyWindow`] per key; keys with an empty window are dropped now and then.
+/// One [`HourlyWindow`] per key; keys with an empty window are dropped by [`Self::sweep`].
 #[derive(Default)]
 pub struct LocalUsageWindow {
     windows: Mutex<HashMap<KeyId, HourlyWindow>>,
-    adds: AtomicU64,
 }
 
 impl LocalUsageWindow {
@@ -33,9 +28,6 @@ impl LocalUsageWindow {
             .windows
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if self.adds.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            windows.retain(|_, w| w.count(now) > 0);
-        }
         if let Some(window) = windows.get_mut(key) {
             return window.add(now, count);
         }
@@ -54,7 +46,7 @@ impl LocalUsageWindow {
             .len()
     }
 
-    /// Forgets keys whose window ending at `now` is empty.
+    /// Forgets keys whose window ending at `now` is empty (the background sweeper calls this).
     pub fn sweep(&self, now: Timestamp) {
         self.windows
             .lock()

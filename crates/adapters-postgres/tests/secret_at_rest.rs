@@ -63,6 +63,7 @@ async fn live_a_keys_life(store: &DbStore) -> Vec<ApiKeySecret> {
             &user,
             Rotation {
                 old_id: key.id.clone(),
+                old_hash: key.hash,
                 expected: KeyState::Active,
                 old_to: KeyState::Revoked { revoked_at: T0 },
                 new_key: second,

@@ -70,7 +70,15 @@ async fn main() -> anyhow::Result<()> {
         let shared = RedisShared::connect(&url).await?;
         anyhow::ensure!(shared.is_up(), "Redis at {url} is not answering");
         let key = format!("key_bench_{stamp}_{}", policy.per_second);
-        let redis = hammer(Arc::new(RedisRateLimiter::new(shared, policy)), &key).await;
+        let redis = hammer(
+            Arc::new(RedisRateLimiter::new(
+                shared,
+                policy,
+                Arc::new(LocalRateLimiter::new(policy)),
+            )),
+            &key,
+        )
+        .await;
         println!(
             "{name}: local {:.0} checks/s ({:.0} allowed/s); redis {:.0} checks/s ({:.0} allowed/s); ratio {:.2}",
             local.0,

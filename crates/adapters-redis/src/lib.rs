@@ -2,8 +2,9 @@
 //! from leased token batches, the trailing 24-hour usage window, and revocation pub/sub.
 //!
 //! Every adapter here is infallible towards its caller: when Redis is unreachable the rate
-//! limiter and the window fall back to the in-process adapters (`adapters-inprocess`), and
-//! return to shared mode once Redis answers again. See `docs/scale-out.md`.
+//! limiter and the window fall back to the limiter and window they were given (the in-process
+//! ones, chosen by the composition root), and return to shared mode once Redis answers again.
+//! See `docs/scale-out.md`.
 
 mod key_lease;
 mod redis_rate_limiter;

@@ -4,13 +4,11 @@
 //! Every token served was first taken from the shared bucket by one atomic script, and unused
 //! leased tokens lapse rather than return, so all instances together never exceed the bucket.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use adapters_inprocess::LocalRateLimiter;
 use async_trait::async_trait;
+use dashmap::DashMap;
 use keys_domain::KeyId;
 use keys_domain::ports::RateLimiter;
 use keys_domain::rate_limit::{RateDecision, RateLimitPolicy};
@@ -20,10 +18,6 @@ use tokio::sync::Mutex as AsyncMutex;
 use crate::key_lease::{Grant, KeyLease, LeaseConfig};
 use crate::redis_shared::RedisShared;
 
-/// Checks between two sweeps of idle lease entries.
-const SWEEP_EVERY: u64 = 4096;
-
-/// The shared limiter; falls back to a [`LocalRateLimiter`] while Redis is down.
 /// One key's lease on this instance. The lease itself sits behind a plain mutex, held only
 /// for a few arithmetic steps, so the hot path never parks a task; the async `refill` lock is
 /// taken only to ask Redis, so that one request per key and instance is in flight there.
@@ -39,28 +33,35 @@ fn lock(lease: &Mutex<KeyLease>) -> std::sync::MutexGuard<'_, KeyLease> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// The shared limiter; falls back to the limiter it is given while Redis is down.
 pub struct RedisRateLimiter {
     shared: RedisShared,
     policy: RateLimitPolicy,
     config: LeaseConfig,
     script: Script,
     /// One entry per recently active key; its async mutex makes one Redis call at a time per key.
-    leases: Mutex<HashMap<KeyId, Arc<KeyEntry>>>,
-    local: LocalRateLimiter,
-    calls: AtomicU64,
+    /// Sharded, so requests for different keys do not wait on one lock.
+    leases: DashMap<KeyId, Arc<KeyEntry>, foldhash::fast::RandomState>,
+    /// The in-process limiter used while Redis is down.
+    fallback: Arc<dyn RateLimiter>,
 }
 
 impl RedisRateLimiter {
+    /// A limiter enforcing `policy` across instances, and `fallback` (the same policy, in this
+    /// process) while Redis is unreachable.
     #[must_use]
-    pub fn new(shared: RedisShared, policy: RateLimitPolicy) -> Self {
+    pub fn new(
+        shared: RedisShared,
+        policy: RateLimitPolicy,
+        fallback: Arc<dyn RateLimiter>,
+    ) -> Self {
         Self {
             shared,
             policy,
             config: LeaseConfig::for_policy(policy),
             script: Script::new(include_str!("lease.lua")),
-            leases: Mutex::new(HashMap::new()),
-            local: LocalRateLimiter::new(policy),
-            calls: AtomicU64::new(0),
+            leases: DashMap::with_hasher(foldhash::fast::RandomState::default()),
+            fallback,
         }
     }
 
@@ -85,26 +86,30 @@ impl RedisRateLimiter {
         self.policy
     }
 
+    /// Forgets idle lease entries (the background sweeper calls this).
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        // An entry in use (cloned or locked) stays; the rest only if it still matters.
+        self.leases.retain(|_, lease| {
+            Arc::strong_count(lease) > 1
+                || lease
+                    .lease
+                    .try_lock()
+                    .map_or(true, |lease| !lease.is_idle(now, self.config))
+        });
+    }
+
+    /// Lease entries currently kept (for tests).
+    #[must_use]
+    pub fn tracked_keys(&self) -> usize {
+        self.leases.len()
+    }
+
     fn entry(&self, key: &KeyId) -> Arc<KeyEntry> {
-        let mut leases = self
-            .leases
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if self.calls.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            let now = Instant::now();
-            // An entry in use (cloned or locked) stays; the rest only if it still matters.
-            leases.retain(|_, lease| {
-                Arc::strong_count(lease) > 1
-                    || lease
-                        .lease
-                        .try_lock()
-                        .map_or(true, |lease| !lease.is_idle(now, self.config))
-            });
-        }
-        if let Some(lease) = leases.get(key) {
+        if let Some(lease) = self.leases.get(key) {
             return lease.clone();
         }
-        leases.entry(key.clone()).or_default().clone()
+        self.leases.entry(key.clone()).or_default().clone()
     }
 
     /// One atomic take of up to `want` tokens from `key`'s shared bucket.
@@ -138,7 +143,7 @@ impl RedisRateLimiter {
 impl RateLimiter for RedisRateLimiter {
     async fn check(&self, key: &KeyId) -> RateDecision {
         if !self.shared.is_up() {
-            return self.local.check_now(key);
+            return self.fallback.check(key).await;
         }
         let entry = self.entry(key);
         if let Some(decision) =
@@ -149,7 +154,7 @@ impl RateLimiter for RedisRateLimiter {
         let _refill = entry.refill.lock().await;
         // Redis may have gone down while this request queued behind another one for the key.
         if !self.shared.is_up() {
-            return self.local.check_now(key);
+            return self.fallback.check(key).await;
         }
         let asked_at = Instant::now();
         // Another request may have refilled the lease while this one waited.
@@ -160,7 +165,7 @@ impl RateLimiter for RedisRateLimiter {
         match self.take(key, want).await {
             // Dated from before the call, so a lease never outlives its TTL from the take.
             Some(grant) => lock(&entry.lease).apply(asked_at, grant, self.policy),
-            None => self.local.check_now(key),
+            None => self.fallback.check(key).await,
         }
     }
 }

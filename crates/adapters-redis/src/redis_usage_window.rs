@@ -1,9 +1,9 @@
 //! The trailing 24-hour usage window per key, counted in Redis in hourly buckets so all
 //! instances see one count and a threshold is crossed once.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use adapters_inprocess::LocalUsageWindow;
 use async_trait::async_trait;
 use keys_domain::ports::UsageWindow;
 use keys_domain::usage::{BUCKETS, WindowCount, bucket_of};
@@ -15,20 +15,22 @@ use crate::redis_shared::RedisShared;
 /// A bucket outlives the window by an hour, so the last one counted is still there.
 const BUCKET_TTL: Duration = Duration::from_secs(25 * 3600);
 
-/// The shared window; counts in a [`LocalUsageWindow`] while Redis is down.
+/// The shared window; counts in the window it is given while Redis is down.
 pub struct RedisUsageWindow {
     shared: RedisShared,
     script: Script,
-    local: LocalUsageWindow,
+    fallback: Arc<dyn UsageWindow>,
 }
 
 impl RedisUsageWindow {
+    /// A window shared across instances, counting in `fallback` (in this process) while Redis
+    /// is unreachable.
     #[must_use]
-    pub fn new(shared: RedisShared) -> Self {
+    pub fn new(shared: RedisShared, fallback: Arc<dyn UsageWindow>) -> Self {
         Self {
             shared,
             script: Script::new(include_str!("usage.lua")),
-            local: LocalUsageWindow::new(),
+            fallback,
         }
     }
 }
@@ -64,7 +66,7 @@ impl UsageWindow for RedisUsageWindow {
             .await;
         match shared {
             Some((before, after)) => WindowCount { before, after },
-            None => self.local.add_now(key, count, now),
+            None => self.fallback.add(key, count, now).await,
         }
     }
 }

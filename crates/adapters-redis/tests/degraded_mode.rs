@@ -113,8 +113,8 @@ async fn degrades_while_redis_is_down_and_recovers_when_it_returns() {
         .await
         .unwrap();
     assert!(!shared.is_up());
-    let limiter = RedisRateLimiter::new(shared.clone(), POLICY);
-    let window = RedisUsageWindow::new(shared.clone());
+    let limiter = common::limiter(shared.clone(), POLICY);
+    let window = common::window(shared.clone());
     let bus = RedisRevocationBus::new(shared.clone());
     let resyncs = Arc::new(AtomicU32::new(0));
     let listener = {

@@ -7,15 +7,14 @@ mod common;
 
 use std::sync::Arc;
 
-use adapters_redis::RedisUsageWindow;
 use keys_domain::ports::UsageWindow;
 use keys_domain::usage::{HighUsageThreshold, WindowCount};
 use keys_domain::{KeyId, Timestamp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_threshold_is_crossed_once_across_instances() {
-    let a = Arc::new(RedisUsageWindow::new(common::shared_redis().await));
-    let b = Arc::new(RedisUsageWindow::new(common::shared_redis().await));
+    let a = Arc::new(common::window(common::shared_redis().await));
+    let b = Arc::new(common::window(common::shared_redis().await));
     let key = KeyId::new(common::unique("key_window"));
     let now = Timestamp::from_millis(1_800_000_000_000);
     let threshold = HighUsageThreshold::new(300).unwrap();
@@ -49,7 +48,7 @@ async fn the_threshold_is_crossed_once_across_instances() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_window_trails_24_hours_in_hourly_buckets() {
-    let w = RedisUsageWindow::new(common::shared_redis().await);
+    let w = common::window(common::shared_redis().await);
     let key = KeyId::new(common::unique("key_trail"));
     let hour = 3_600_000;
     let t0 = Timestamp::from_millis(1_800_000_000_000 / hour * hour);

@@ -10,9 +10,6 @@ use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 
-/// The sender when `MAIL_FROM` is unset.
-pub const DEFAULT_MAIL_FROM: &str = "JobTactics <alerts@jobtactics.io>";
-
 /// Per network step (connect, each command): a dead server must not hold the worker for long.
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Whole conversation: a server that answers slowly but steadily is cut off here.
@@ -39,7 +36,7 @@ impl std::fmt::Debug for SmtpMailer {
 impl SmtpMailer {
     /// `smtp://host:port` plain (no TLS, optional `user:pass@`), `smtp://…?tls=required` for
     /// STARTTLS, `smtps://user:pass@host:port` implicit TLS. `from` is `MAIL_FROM`, e.g.
-    /// [`DEFAULT_MAIL_FROM`].
+    /// `JobTactics <alerts@jobtactics.io>`.
     ///
     /// # Errors
     /// An unparsable URL or sender address (the message never contains the password).
@@ -134,6 +131,8 @@ fn redact_password(url: &str) -> String {
 mod tests {
     use super::*;
 
+    const SENDER: &str = "Alerts <alerts@example.com>";
+
     #[test]
     fn redacts_only_the_password() {
         assert_eq!(
@@ -152,22 +151,18 @@ mod tests {
 
     #[test]
     fn debug_and_errors_never_show_the_password() {
-        let m = SmtpMailer::from_url(
-            "smtps://bob:hunter2@mail.example.com:465",
-            DEFAULT_MAIL_FROM,
-        )
-        .unwrap();
+        let m = SmtpMailer::from_url("smtps://bob:hunter2@mail.example.com:465", SENDER).unwrap();
         let dbg = format!("{m:?}");
         assert!(!dbg.contains("hunter2"), "{dbg}");
         assert!(dbg.contains("mail.example.com"));
 
-        let err = SmtpMailer::from_url("ftp://bob:hunter2@h:1", DEFAULT_MAIL_FROM).unwrap_err();
+        let err = SmtpMailer::from_url("ftp://bob:hunter2@h:1", SENDER).unwrap_err();
         assert!(!format!("{err:#}").contains("hunter2"));
     }
 
     #[test]
     fn refuses_a_bad_sender() {
         assert!(SmtpMailer::from_url("smtp://127.0.0.1:2525", "not an address").is_err());
-        assert!(SmtpMailer::from_url("smtp://127.0.0.1:2525", DEFAULT_MAIL_FROM).is_ok());
+        assert!(SmtpMailer::from_url("smtp://127.0.0.1:2525", SENDER).is_ok());
     }
 }

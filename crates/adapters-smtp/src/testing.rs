@@ -19,6 +19,8 @@ const PYTHON: &str = "/usr/bin/python3";
 pub const REJECTED_RECIPIENT: &str = "reject-550@example.com";
 /// A recipient the server refuses with `451` (transient).
 pub const DEFERRED_RECIPIENT: &str = "defer-451@example.com";
+/// A sender for tests, shaped like the service's default `MAIL_FROM`.
+pub const SENDER: &str = "JobTactics <alerts@jobtactics.io>";
 
 const SERVER_SCRIPT: &str = r#"
 import asyncio, email, json, os, sys

@@ -2,15 +2,16 @@
 
 mod support;
 
+use adapters_smtp::SmtpMailer;
+use adapters_smtp::testing::SENDER;
 use adapters_smtp::testing::{DEFERRED_RECIPIENT, REJECTED_RECIPIENT, TestSmtpServer, free_port};
-use adapters_smtp::{DEFAULT_MAIL_FROM, SmtpMailer};
 use keys_domain::ports::{MailError, Mailer};
 use support::email_to;
 
 #[tokio::test]
 async fn delivers_one_message_with_sender_recipient_subject_and_body() {
     let server = TestSmtpServer::start();
-    let mailer = SmtpMailer::from_url(&server.url(), DEFAULT_MAIL_FROM).unwrap();
+    let mailer = SmtpMailer::from_url(&server.url(), SENDER).unwrap();
     let email = email_to("ada@example.com");
 
     mailer.send(&email).await.unwrap();
@@ -20,7 +21,7 @@ async fn delivers_one_message_with_sender_recipient_subject_and_body() {
     let m = &got[0];
     assert_eq!(m.from, "alerts@jobtactics.io");
     assert_eq!(m.to, vec!["ada@example.com".to_owned()]);
-    assert_eq!(m.header_from, DEFAULT_MAIL_FROM);
+    assert_eq!(m.header_from, SENDER);
     assert_eq!(m.header_to, "ada@example.com");
     assert_eq!(m.subject, email.subject);
     assert!(
@@ -49,7 +50,7 @@ async fn uses_the_configured_sender() {
 #[tokio::test]
 async fn unreachable_server_is_transient() {
     let url = format!("smtp://127.0.0.1:{}", free_port());
-    let mailer = SmtpMailer::from_url(&url, DEFAULT_MAIL_FROM).unwrap();
+    let mailer = SmtpMailer::from_url(&url, SENDER).unwrap();
     let err = mailer.send(&email_to("ada@example.com")).await.unwrap_err();
     assert!(matches!(err, MailError::Transient(_)), "{err:?}");
 }
@@ -57,7 +58,7 @@ async fn unreachable_server_is_transient() {
 #[tokio::test]
 async fn stopped_server_is_transient_and_works_again_after_restart() {
     let mut server = TestSmtpServer::start();
-    let mailer = SmtpMailer::from_url(&server.url(), DEFAULT_MAIL_FROM).unwrap();
+    let mailer = SmtpMailer::from_url(&server.url(), SENDER).unwrap();
     server.stop();
     let err = mailer.send(&email_to("ada@example.com")).await.unwrap_err();
     assert!(matches!(err, MailError::Transient(_)), "{err:?}");
@@ -70,7 +71,7 @@ async fn stopped_server_is_transient_and_works_again_after_restart() {
 #[tokio::test]
 async fn a_5xx_rejection_is_permanent() {
     let server = TestSmtpServer::start();
-    let mailer = SmtpMailer::from_url(&server.url(), DEFAULT_MAIL_FROM).unwrap();
+    let mailer = SmtpMailer::from_url(&server.url(), SENDER).unwrap();
     let err = mailer
         .send(&email_to(REJECTED_RECIPIENT))
         .await
@@ -82,7 +83,7 @@ async fn a_5xx_rejection_is_permanent() {
 #[tokio::test]
 async fn a_4xx_rejection_is_transient() {
     let server = TestSmtpServer::start();
-    let mailer = SmtpMailer::from_url(&server.url(), DEFAULT_MAIL_FROM).unwrap();
+    let mailer = SmtpMailer::from_url(&server.url(), SENDER).unwrap();
     let err = mailer
         .send(&email_to(DEFERRED_RECIPIENT))
         .await
@@ -94,7 +95,7 @@ async fn a_4xx_rejection_is_transient() {
 #[tokio::test]
 async fn reports_reachability() {
     let mut server = TestSmtpServer::start();
-    let mailer = SmtpMailer::from_url(&server.url(), DEFAULT_MAIL_FROM).unwrap();
+    let mailer = SmtpMailer::from_url(&server.url(), SENDER).unwrap();
     assert!(mailer.is_reachable().await);
     server.stop();
     assert!(!mailer.is_reachable().await);

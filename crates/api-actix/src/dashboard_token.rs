@@ -1,18 +1,29 @@
-//! Dashboard JWTs: HS256 only, `sub` (the user id) and `exp` required, nothing else checked.
+//! Dashboard tokens (JWTs): HS256 only, `sub` (the user id) and `exp` required, nothing else
+//! checked. Signed by the CLI's `tokens issue`, verified by the dashboard extractor; neither
+//! HTTP nor the CLI is known here, so each maps [`TokenError`] its own way.
 
-use std::future::{Ready, ready};
 use std::time::Duration;
 
-use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, web};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use keys_domain::key_secret::PREFIX;
 use keys_domain::{Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 
-use super::bearer::{Credential, credential};
-use crate::error::ApiError;
-use crate::state::AppState;
+/// Why a token was refused. Each message is safe to show the client: it never echoes the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token must be signed with HS256")]
+    WrongAlgorithm,
+    #[error("the token's signature is not valid")]
+    BadSignature,
+    #[error("the token must carry `sub` and `exp`")]
+    MissingClaim,
+    #[error("the token's `sub` is empty")]
+    EmptySubject,
+    #[error("the token is not a valid dashboard token")]
+    Invalid,
+}
 
 /// Signs and verifies dashboard tokens with one secret.
 pub struct JwtKeys {
@@ -72,68 +83,24 @@ impl JwtKeys {
     /// The user a token names.
     ///
     /// # Errors
-    /// `InvalidToken` for anything but a valid, unexpired HS256 token with a `sub`.
-    pub fn verify(&self, token: &str) -> Result<UserId, ApiError> {
+    /// Anything but a valid, unexpired HS256 token with a non-empty `sub`.
+    pub fn verify(&self, token: &str) -> Result<UserId, TokenError> {
         use jsonwebtoken::errors::ErrorKind;
         let data = jsonwebtoken::decode::<VerifiedClaims>(token, &self.decoding, &self.validation)
-            .map_err(|e| {
-                ApiError::InvalidToken(match e.kind() {
-                    ErrorKind::ExpiredSignature => "the token has expired",
-                    ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-                        "the token must be signed with HS256"
-                    }
-                    ErrorKind::InvalidSignature => "the token's signature is not valid",
-                    ErrorKind::MissingRequiredClaim(_) => "the token must carry `sub` and `exp`",
-                    _ => "the token is not a valid dashboard token",
-                })
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                    TokenError::WrongAlgorithm
+                }
+                ErrorKind::InvalidSignature => TokenError::BadSignature,
+                ErrorKind::MissingRequiredClaim(_) => TokenError::MissingClaim,
+                _ => TokenError::Invalid,
             })?;
         let sub = data.claims.sub.trim();
         if sub.is_empty() {
-            return Err(ApiError::InvalidToken("the token's `sub` is empty"));
+            return Err(TokenError::EmptySubject);
         }
         Ok(UserId::new(sub))
-    }
-}
-
-/// The dashboard user a request's JWT authenticates.
-#[derive(Debug, Clone)]
-pub struct DashboardUser {
-    pub user_id: UserId,
-}
-
-impl DashboardUser {
-    /// # Errors
-    /// `missing_token`, `invalid_token`, `api_key_not_accepted`.
-    pub fn authenticate(req: &HttpRequest) -> Result<Self, ApiError> {
-        let state = req
-            .app_data::<web::Data<AppState>>()
-            .ok_or(ApiError::Internal)?;
-        let token = match credential(req) {
-            Credential::Missing => return Err(ApiError::MissingToken),
-            Credential::Other | Credential::MalformedBearer => {
-                return Err(ApiError::InvalidToken(
-                    "send `Authorization: Bearer <token>` with exactly one token",
-                ));
-            }
-            Credential::Bearer(token) => token,
-        };
-        if token.starts_with(PREFIX) {
-            return Err(ApiError::ApiKeyNotAccepted);
-        }
-        let user_id = state.jwt.verify(token)?;
-        tracing::Span::current().record("user_id", user_id.as_str());
-        Ok(Self { user_id })
-    }
-}
-
-impl FromRequest for DashboardUser {
-    type Error = ApiError;
-    // Verification is CPU only, so this resolves on first poll: before any body extractor that
-    // follows it in a handler's arguments can fail, keeping 401 ahead of 400.
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Self::authenticate(req))
     }
 }
 
@@ -164,10 +131,7 @@ mod tests {
                 Duration::from_secs(60),
             )
             .unwrap();
-        assert!(matches!(
-            keys.verify(&expired),
-            Err(ApiError::InvalidToken("the token has expired"))
-        ));
+        assert_eq!(keys.verify(&expired), Err(TokenError::Expired));
 
         let foreign = JwtKeys::new(b"secret-two")
             .issue(&user, now, Duration::from_secs(60))

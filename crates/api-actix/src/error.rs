@@ -1,21 +1,24 @@
 //! The one HTTP error type. Every domain error becomes an [`ApiError`] here, and every
 //! [`ApiError`] becomes the contract's JSON body, status and headers here — nowhere else.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType};
 use actix_web::web::Bytes;
 use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
+use keys_domain::MalformedKey;
 use keys_domain::credits::InsufficientCredits;
 use keys_domain::ports::StoreError;
 use keys_domain::rate_limit::RateDecision;
 use keys_domain::use_cases::{
-    AuthError, DocumentLookupError, IssueKeyError, KeyLookupError, PurchaseError, RenderError,
-    RotateKeyError,
+    AdmitError, AuthError, DocumentLookupError, IssueKeyError, KeyLookupError, PurchaseError,
+    RenderError, RotateKeyError,
 };
 use serde_json::{Map, Value, json};
 
+use crate::dashboard_token::TokenError;
 use crate::json_response::json_bytes;
 use crate::rate_limit_headers::insert_rate_limit_headers;
 
@@ -39,54 +42,121 @@ struct ErrorBody {
 struct ErrorObject {
     #[serde(rename = "type")]
     kind: &'static str,
-    message: String,
+    message: Cow<'static, str>,
     #[serde(flatten)]
     extras: Map<String, Value>,
 }
 
+/// Why a request is not authenticated: every 401 of the contract, in one place.
+#[derive(Debug, Clone)]
+pub enum Unauthorized {
+    MissingApiKey,
+    /// Not a well-formed key; the reason never contains the key.
+    MalformedApiKey(MalformedKey),
+    /// `Bearer` with no token or several.
+    NotOneApiKey,
+    InvalidApiKey,
+    RevokedApiKey,
+    /// A JWT or another scheme on an endpoint that takes API keys.
+    UnsupportedCredential,
+    MissingToken,
+    /// Not exactly one `Bearer` token on a dashboard endpoint.
+    NotOneBearerToken,
+    InvalidToken(TokenError),
+    /// A valid token naming a user who does not exist (any more).
+    TokenUserGone,
+    ApiKeyNotAccepted,
+}
+
+impl Unauthorized {
+    /// The contract's `type`, the message, and whether a credential was presented.
+    fn row(&self) -> (&'static str, Cow<'static, str>, bool) {
+        match self {
+            Self::MissingApiKey => (
+                "missing_api_key",
+                "no API key was sent; send `Authorization: Bearer jt_sk_...`".into(),
+                false,
+            ),
+            Self::MalformedApiKey(reason) => (
+                "malformed_api_key",
+                format!("the API key is malformed: {reason}").into(),
+                true,
+            ),
+            Self::NotOneApiKey => (
+                "malformed_api_key",
+                "the API key is malformed: send exactly one token after `Bearer `".into(),
+                true,
+            ),
+            Self::InvalidApiKey => ("invalid_api_key", "the API key is not valid".into(), true),
+            Self::RevokedApiKey => (
+                "revoked_api_key",
+                "the API key has been revoked".into(),
+                true,
+            ),
+            Self::UnsupportedCredential => (
+                "unsupported_credential",
+                "this endpoint accepts only API keys (`Authorization: Bearer jt_sk_...`)".into(),
+                true,
+            ),
+            Self::MissingToken => (
+                "missing_token",
+                "no dashboard token was sent; send `Authorization: Bearer <token>`".into(),
+                false,
+            ),
+            Self::NotOneBearerToken => (
+                "invalid_token",
+                "send `Authorization: Bearer <token>` with exactly one token".into(),
+                true,
+            ),
+            Self::InvalidToken(e) => ("invalid_token", e.to_string().into(), true),
+            Self::TokenUserGone => (
+                "invalid_token",
+                "the token's user does not exist".into(),
+                true,
+            ),
+            Self::ApiKeyNotAccepted => (
+                "api_key_not_accepted",
+                "API keys are not accepted here; use a dashboard token".into(),
+                true,
+            ),
+        }
+    }
+}
+
 /// Every error the API answers with. Messages never contain a presented credential.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone)]
 pub enum ApiError {
-    #[error("{message}")]
     InvalidRequest {
         message: String,
         field: Option<String>,
     },
-    #[error("no API key was sent; send `Authorization: Bearer jt_sk_...`")]
-    MissingApiKey,
-    /// The reason, e.g. "the key's checksum does not match"; never the key itself.
-    #[error("the API key is malformed: {0}")]
-    MalformedApiKey(String),
-    #[error("the API key is not valid")]
-    InvalidApiKey,
-    #[error("the API key has been revoked")]
-    RevokedApiKey,
-    #[error("this endpoint accepts only API keys (`Authorization: Bearer jt_sk_...`)")]
-    UnsupportedCredential,
-    #[error("no dashboard token was sent; send `Authorization: Bearer <token>`")]
-    MissingToken,
-    #[error("{0}")]
-    InvalidToken(&'static str),
-    #[error("API keys are not accepted here; use a dashboard token")]
-    ApiKeyNotAccepted,
-    #[error("{0}")]
+    Unauthorized(Unauthorized),
     InsufficientCredits(InsufficientCredits),
-    #[error("this template is premium and you have not purchased it")]
     TemplateNotPurchased,
-    #[error("{0}")]
-    NotFound(&'static str),
-    #[error("this method is not allowed on this resource")]
+    NotFound(Cow<'static, str>),
     MethodNotAllowed,
-    #[error("{0}")]
     Conflict(String),
-    #[error("the request body is larger than 64 KiB")]
     PayloadTooLarge,
-    #[error("too many requests for this API key; retry after the delay given")]
     RateLimited(RateDecision),
-    #[error("a service this request needs is temporarily unavailable; retry shortly")]
     ServiceUnavailable,
-    #[error("an internal error occurred")]
     Internal,
+}
+
+/// One variant's status, `type` and message (and, for a 401, whether a credential was sent).
+struct Row {
+    status: StatusCode,
+    kind: &'static str,
+    message: Cow<'static, str>,
+    presented: Option<bool>,
+}
+
+fn row(status: StatusCode, kind: &'static str, message: impl Into<Cow<'static, str>>) -> Row {
+    Row {
+        status,
+        kind,
+        message: message.into(),
+        presented: None,
+    }
 }
 
 impl ApiError {
@@ -106,32 +176,66 @@ impl ApiError {
         }
     }
 
-    /// The contract's `type`.
-    #[must_use]
-    pub fn kind(&self) -> &'static str {
+    /// The table: status, `type` and message of every variant.
+    fn row(&self) -> Row {
         match self {
-            Self::InvalidRequest { .. } => "invalid_request",
-            Self::MissingApiKey => "missing_api_key",
-            Self::MalformedApiKey(_) => "malformed_api_key",
-            Self::InvalidApiKey => "invalid_api_key",
-            Self::RevokedApiKey => "revoked_api_key",
-            Self::UnsupportedCredential => "unsupported_credential",
-            Self::MissingToken => "missing_token",
-            Self::InvalidToken(_) => "invalid_token",
-            Self::ApiKeyNotAccepted => "api_key_not_accepted",
-            Self::InsufficientCredits(_) => "insufficient_credits",
-            Self::TemplateNotPurchased => "forbidden",
-            Self::NotFound(_) => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::Conflict(_) => "conflict",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::RateLimited(_) => "rate_limited",
-            Self::ServiceUnavailable => "service_unavailable",
-            Self::Internal => "internal_error",
+            Self::InvalidRequest { message, .. } => {
+                row(StatusCode::BAD_REQUEST, "invalid_request", message.clone())
+            }
+            Self::Unauthorized(u) => {
+                let (kind, message, presented) = u.row();
+                Row {
+                    presented: Some(presented),
+                    ..row(StatusCode::UNAUTHORIZED, kind, message)
+                }
+            }
+            Self::InsufficientCredits(i) => row(
+                StatusCode::PAYMENT_REQUIRED,
+                "insufficient_credits",
+                i.to_string(),
+            ),
+            Self::TemplateNotPurchased => row(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this template is premium and you have not purchased it",
+            ),
+            Self::NotFound(message) => row(StatusCode::NOT_FOUND, "not_found", message.clone()),
+            Self::MethodNotAllowed => row(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this method is not allowed on this resource",
+            ),
+            Self::Conflict(message) => row(StatusCode::CONFLICT, "conflict", message.clone()),
+            Self::PayloadTooLarge => row(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is larger than 64 KiB",
+            ),
+            Self::RateLimited(_) => row(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests for this API key; retry after the delay given",
+            ),
+            Self::ServiceUnavailable => row(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "a service this request needs is temporarily unavailable; retry shortly",
+            ),
+            Self::Internal => row(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "an internal error occurred",
+            ),
         }
     }
 
-    /// Extra members of the error object.
+    /// The contract's `type`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        self.row().kind
+    }
+
+    /// Extra members of the error object, for the few variants that have them.
     fn extras(&self, body: &mut Map<String, Value>) {
         match self {
             Self::InvalidRequest {
@@ -153,50 +257,43 @@ impl ApiError {
             _ => {}
         }
     }
+}
 
-    /// Whether the 401 answers a credential that was presented (vs. none at all).
-    fn challenge(&self) -> Option<&'static str> {
-        match self {
-            Self::MissingApiKey | Self::MissingToken => Some(CHALLENGE),
-            Self::MalformedApiKey(_)
-            | Self::InvalidApiKey
-            | Self::RevokedApiKey
-            | Self::UnsupportedCredential
-            | Self::InvalidToken(_)
-            | Self::ApiKeyNotAccepted => Some(CHALLENGE_INVALID),
-            _ => None,
-        }
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.row().message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl From<Unauthorized> for ApiError {
+    fn from(u: Unauthorized) -> Self {
+        Self::Unauthorized(u)
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::MissingApiKey
-            | Self::MalformedApiKey(_)
-            | Self::InvalidApiKey
-            | Self::RevokedApiKey
-            | Self::UnsupportedCredential
-            | Self::MissingToken
-            | Self::InvalidToken(_)
-            | Self::ApiKeyNotAccepted => StatusCode::UNAUTHORIZED,
-            Self::InsufficientCredits(_) => StatusCode::PAYMENT_REQUIRED,
-            Self::TemplateNotPurchased => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.row().status
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut res = HttpResponseBuilder::new(self.status_code());
-        if let Some(challenge) = self.challenge() {
-            res.insert_header((header::WWW_AUTHENTICATE, challenge));
+        let Row {
+            status,
+            kind,
+            message,
+            presented,
+        } = self.row();
+        let mut res = HttpResponseBuilder::new(status);
+        match presented {
+            Some(false) => {
+                res.insert_header((header::WWW_AUTHENTICATE, CHALLENGE));
+            }
+            Some(true) => {
+                res.insert_header((header::WWW_AUTHENTICATE, CHALLENGE_INVALID));
+            }
+            None => {}
         }
         match self {
             Self::RateLimited(d) => {
@@ -207,7 +304,9 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        let mut res = res.insert_header(ContentType::json()).body(self.body());
+        let mut res = res
+            .insert_header(ContentType::json())
+            .body(self.body(kind, message));
         if let Self::RateLimited(d) = self {
             insert_rate_limit_headers(res.headers_mut(), d);
         }
@@ -219,7 +318,7 @@ thread_local! {
     /// The last body without extras built on this worker thread, by type and message. Refusals
     /// come in runs (a client retrying a bad key, a flood of random keys), and each one would
     /// otherwise serialize and escape the same JSON again.
-    static LAST_BODY: RefCell<Option<(&'static str, String, Bytes)>> = const { RefCell::new(None) };
+    static LAST_BODY: RefCell<Option<(&'static str, Cow<'static, str>, Bytes)>> = const { RefCell::new(None) };
 }
 
 /// Only reachable if serializing a map of strings and numbers failed.
@@ -228,10 +327,9 @@ const FALLBACK_BODY: &[u8] =
 
 impl ApiError {
     /// The contract's JSON body.
-    fn body(&self) -> Bytes {
+    fn body(&self, kind: &'static str, message: Cow<'static, str>) -> Bytes {
         let mut extras = Map::new();
         self.extras(&mut extras);
-        let (kind, message) = (self.kind(), self.to_string());
         if !extras.is_empty() {
             return serialize_body(kind, message, extras);
         }
@@ -249,7 +347,11 @@ impl ApiError {
     }
 }
 
-fn serialize_body(kind: &'static str, message: String, extras: Map<String, Value>) -> Bytes {
+fn serialize_body(
+    kind: &'static str,
+    message: Cow<'static, str>,
+    extras: Map<String, Value>,
+) -> Bytes {
     let error = ErrorObject {
         kind,
         message,
@@ -276,24 +378,32 @@ impl From<StoreError> for ApiError {
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::Malformed(m) => Self::MalformedApiKey(m.to_string()),
-            AuthError::Unknown => Self::InvalidApiKey,
-            AuthError::Revoked => Self::RevokedApiKey,
+            AuthError::Malformed(m) => Unauthorized::MalformedApiKey(m).into(),
+            AuthError::Unknown => Unauthorized::InvalidApiKey.into(),
+            AuthError::Revoked => Unauthorized::RevokedApiKey.into(),
             AuthError::Store(s) => s.into(),
         }
     }
 }
 
-const KEY_NOT_FOUND: &str = "no such key";
-const TOKEN_USER_GONE: &str = "the token's user does not exist";
-const DUPLICATE_NAME: &str = "you already have a key with this name";
+impl From<AdmitError> for ApiError {
+    fn from(e: AdmitError) -> Self {
+        match e {
+            AdmitError::Auth(e) => e.into(),
+            AdmitError::RateLimited(d) => Self::RateLimited(d),
+        }
+    }
+}
+
+// The domain's error messages are the user-facing ones; this layer adds status and `type`.
 
 impl From<IssueKeyError> for ApiError {
     fn from(e: IssueKeyError) -> Self {
         match e {
-            IssueKeyError::DuplicateName => Self::Conflict(DUPLICATE_NAME.into()),
-            IssueKeyError::TooManyKeys(_) => Self::Conflict(e.to_string()),
-            IssueKeyError::UnknownUser => Self::InvalidToken(TOKEN_USER_GONE),
+            IssueKeyError::DuplicateName | IssueKeyError::TooManyKeys(_) => {
+                Self::Conflict(e.to_string())
+            }
+            IssueKeyError::UnknownUser => Unauthorized::TokenUserGone.into(),
             IssueKeyError::Store(s) => s.into(),
         }
     }
@@ -302,7 +412,7 @@ impl From<IssueKeyError> for ApiError {
 impl From<KeyLookupError> for ApiError {
     fn from(e: KeyLookupError) -> Self {
         match e {
-            KeyLookupError::NotFound => Self::NotFound(KEY_NOT_FOUND),
+            KeyLookupError::NotFound => Self::NotFound(e.to_string().into()),
             KeyLookupError::Store(s) => s.into(),
         }
     }
@@ -311,9 +421,9 @@ impl From<KeyLookupError> for ApiError {
 impl From<RotateKeyError> for ApiError {
     fn from(e: RotateKeyError) -> Self {
         match e {
-            RotateKeyError::NotFound => Self::NotFound(KEY_NOT_FOUND),
-            RotateKeyError::DuplicateName => Self::Conflict(DUPLICATE_NAME.into()),
-            RotateKeyError::AlreadyRevoked
+            RotateKeyError::NotFound => Self::NotFound(e.to_string().into()),
+            RotateKeyError::DuplicateName
+            | RotateKeyError::AlreadyRevoked
             | RotateKeyError::TooManyKeys(_)
             | RotateKeyError::Conflict => Self::Conflict(e.to_string()),
             RotateKeyError::Store(s) => s.into(),
@@ -321,16 +431,14 @@ impl From<RotateKeyError> for ApiError {
     }
 }
 
-const TEMPLATE_NOT_FOUND: &str = "no such template";
 // Keys reference their user, so an authenticated key without a user means it was deleted.
-const KEY_USER_GONE: AuthError = AuthError::Unknown;
 
 impl From<PurchaseError> for ApiError {
     fn from(e: PurchaseError) -> Self {
         match e {
-            PurchaseError::TemplateNotFound => Self::NotFound(TEMPLATE_NOT_FOUND),
+            PurchaseError::TemplateNotFound => Self::NotFound(e.to_string().into()),
             PurchaseError::Insufficient(i) => Self::InsufficientCredits(i),
-            PurchaseError::UnknownUser => KEY_USER_GONE.into(),
+            PurchaseError::UnknownUser => Unauthorized::InvalidApiKey.into(),
             PurchaseError::Store(s) => s.into(),
         }
     }
@@ -339,10 +447,10 @@ impl From<PurchaseError> for ApiError {
 impl From<RenderError> for ApiError {
     fn from(e: RenderError) -> Self {
         match e {
-            RenderError::TemplateNotFound => Self::NotFound(TEMPLATE_NOT_FOUND),
+            RenderError::TemplateNotFound => Self::NotFound(e.to_string().into()),
             RenderError::TemplateNotOwned => Self::TemplateNotPurchased,
             RenderError::Insufficient(i) => Self::InsufficientCredits(i),
-            RenderError::UnknownUser => KEY_USER_GONE.into(),
+            RenderError::UnknownUser => Unauthorized::InvalidApiKey.into(),
             RenderError::Store(s) => s.into(),
         }
     }
@@ -351,7 +459,7 @@ impl From<RenderError> for ApiError {
 impl From<DocumentLookupError> for ApiError {
     fn from(e: DocumentLookupError) -> Self {
         match e {
-            DocumentLookupError::NotFound => Self::NotFound("no such document"),
+            DocumentLookupError::NotFound => Self::NotFound(e.to_string().into()),
             DocumentLookupError::Store(s) => s.into(),
         }
     }
@@ -359,7 +467,7 @@ impl From<DocumentLookupError> for ApiError {
 
 /// The JSON 404 for any path no route matches.
 pub async fn route_not_found() -> HttpResponse {
-    ApiError::NotFound("no such route").error_response()
+    ApiError::NotFound("no such route".into()).error_response()
 }
 
 /// The JSON 405 for a known path with a method it does not serve.
@@ -404,12 +512,12 @@ mod tests {
 
     #[actix_web::test]
     async fn unauthorized_carries_the_challenge() {
-        let missing = ApiError::MissingApiKey.error_response();
+        let missing = ApiError::from(Unauthorized::MissingApiKey).error_response();
         assert_eq!(
             missing.headers().get(header::WWW_AUTHENTICATE).unwrap(),
             CHALLENGE
         );
-        let bad = ApiError::InvalidApiKey.error_response();
+        let bad = ApiError::from(Unauthorized::InvalidApiKey).error_response();
         assert_eq!(
             bad.headers().get(header::WWW_AUTHENTICATE).unwrap(),
             CHALLENGE_INVALID
@@ -422,15 +530,15 @@ mod tests {
     async fn a_reused_body_is_never_another_errors() {
         // The per-thread reuse keys on type and message: alternate errors that share one or
         // the other, and check every body against the error it answers.
-        let sequence = [
-            ApiError::InvalidApiKey,
-            ApiError::InvalidApiKey,
-            ApiError::MalformedApiKey("the key's checksum does not match".into()),
-            ApiError::MalformedApiKey("the key does not start with `jt_sk_`".into()),
-            ApiError::NotFound("no such key"),
-            ApiError::NotFound("no such template"),
-            ApiError::RevokedApiKey,
-            ApiError::InvalidApiKey,
+        let sequence: [ApiError; 8] = [
+            Unauthorized::InvalidApiKey.into(),
+            Unauthorized::InvalidApiKey.into(),
+            Unauthorized::MalformedApiKey(MalformedKey::BadChecksum).into(),
+            Unauthorized::MalformedApiKey(MalformedKey::MissingPrefix).into(),
+            ApiError::NotFound("no such key".into()),
+            ApiError::NotFound("no such template".into()),
+            Unauthorized::RevokedApiKey.into(),
+            Unauthorized::InvalidApiKey.into(),
         ];
         for e in &sequence {
             assert_eq!(

@@ -1,10 +1,13 @@
-//! The rate-limit state of a key, in both header forms the contract names.
+//! The rate-limit state of a key, in both header forms the contract names:
+//! `RateLimit-Policy: "default";q=<burst>;w=<window seconds>`,
+//! `RateLimit: "default";r=<remaining>;t=<seconds to reset>`, and the
+//! `RateLimit-Limit/Remaining/Reset` trio. The domain's [`RateDecision`] gives the numbers; only
+//! this file knows the formats.
 //!
 //! This runs on every authenticated response, so the values that rarely change (the policy,
 //! the limit, the seconds to reset) are formatted once per worker thread and reused as
 //! reference-counted clones; of the two that change per request, `RateLimit` is written with
-//! `itoa` into one buffer and the remaining count goes through `HeaderValue::from`. The formats themselves are the domain's ([`RateDecision::policy_header`],
-//! [`RateDecision::state_header`]); a test holds this file to them.
+//! `itoa` into one buffer and the remaining count goes through `HeaderValue::from`.
 
 use std::cell::RefCell;
 
@@ -66,7 +69,7 @@ pub fn insert_rate_limit_headers(headers: &mut HeaderMap, d: &RateDecision) {
     let (policy, limit, reset_value) = REUSED.with_borrow_mut(|r| {
         (
             reuse(&mut r.policy, (d.limit, window), || {
-                HeaderValue::from_str(&d.policy_header()).ok()
+                HeaderValue::from_str(&format!("\"default\";q={};w={window}", d.limit)).ok()
             }),
             reuse(&mut r.limit, d.limit, || Some(HeaderValue::from(d.limit))),
             reuse(&mut r.reset, reset, || Some(HeaderValue::from(reset))),
@@ -117,7 +120,7 @@ mod tests {
     }
 
     #[test]
-    fn matches_the_domain_formats_as_values_change_between_responses() {
+    fn follows_the_numbers_as_they_change_between_responses() {
         // The per-thread reuse must never serve a value made for other numbers.
         for (limit, remaining, reset_ms, window_s) in [
             (40, 39, 50, 2),
@@ -130,8 +133,15 @@ mod tests {
             let mut h = HeaderMap::new();
             insert_rate_limit_headers(&mut h, &d);
             let reset = ceil_seconds(d.reset_after, 0).to_string();
-            assert_eq!(h.get(&POLICY).unwrap(), d.policy_header().as_str());
-            assert_eq!(h.get(&STATE).unwrap(), d.state_header().as_str());
+            let window = ceil_seconds(d.window, 1);
+            assert_eq!(
+                h.get(&POLICY).unwrap(),
+                format!("\"default\";q={limit};w={window}").as_str()
+            );
+            assert_eq!(
+                h.get(&STATE).unwrap(),
+                format!("\"default\";r={remaining};t={reset}").as_str()
+            );
             assert_eq!(h.get(&LIMIT).unwrap(), limit.to_string().as_str());
             assert_eq!(h.get(&REMAINING).unwrap(), remaining.to_string().as_str());
             assert_eq!(h.get(&RESET).unwrap(), reset.as_str());

@@ -3,21 +3,19 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use keys_domain::ports::{AccountStore, Clock, RateLimiter, SettingsStore};
-use keys_domain::use_cases::{Authenticator, CatalogService, KeyService};
+use keys_domain::ports::{AccountStore, Clock, SettingsStore};
+use keys_domain::use_cases::{Admission, CatalogService, KeyService};
 
-use crate::auth::dashboard_jwt::JwtKeys;
-use crate::usage_flusher::UsageRecorder;
+use crate::dashboard_token::JwtKeys;
 
 /// Shared by all workers (behind `web::Data`, an `Arc`).
 pub struct AppState {
-    pub authenticator: Authenticator,
+    /// Every public request: authentication, usage count, rate limit.
+    pub admission: Admission,
     pub keys: KeyService,
     pub catalog: CatalogService,
     /// Balances are a plain read; no use case adds anything to it.
     pub accounts: Arc<dyn AccountStore>,
-    pub rate_limiter: Arc<dyn RateLimiter>,
-    pub usage: Arc<UsageRecorder>,
     pub jwt: Arc<JwtKeys>,
     pub clock: Arc<dyn Clock>,
     pub readiness: Readiness,

@@ -5,31 +5,31 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters_inprocess::{LocalRateLimiter, LocalUsageWindow};
+use adapters_inprocess::{
+    CachedKeyStore, KeyCache, LocalRateLimiter, LocalUsageWindow, NoOtherInstances, PendingUsage,
+};
 use adapters_postgres::DbStore;
 use adapters_redis::{RedisRateLimiter, RedisRevocationBus, RedisShared, RedisUsageWindow};
-use adapters_smtp::{LogMailer, SmtpMailer, spawn_delivery_worker};
+use adapters_smtp::{LogMailer, SmtpMailer};
 use anyhow::Context as _;
 use keys_domain::api_key::KeyLimits;
 use keys_domain::base62;
 use keys_domain::ports::{
     Clock, KeyStore, Mailer, RateLimiter, RevocationNotifier, SettingsStore, SystemClock,
-    UsageWindow,
+    UsageRecorder, UsageWindow,
 };
 use keys_domain::random::{OsRandom, RandomSource};
 use keys_domain::usage::HighUsageThreshold;
 use keys_domain::use_cases::{
-    AlertDelivery, Authenticator, CatalogService, KeyService, UsageService, UserService,
+    Admission, AlertDelivery, Authenticator, CatalogService, KeyService, UsageService, UserService,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use workers::{Sweep, UsageFlusher, spawn_delivery_worker, spawn_sweeper, spawn_usage_flusher};
 
-use crate::auth::dashboard_jwt::JwtKeys;
 use crate::config::{Config, redact_url};
-use crate::key_cache::{CachedKeyStore, KeyCache};
-use crate::revocation_fanout::FanOutNotifier;
+use crate::dashboard_token::JwtKeys;
 use crate::state::{AppState, Probe, Readiness};
-use crate::usage_flusher::{UsageRecorder, spawn_usage_flusher};
 
 /// The settings row holding the generated JWT secret.
 const JWT_SECRET_SETTING: &str = "jwt_secret";
@@ -105,11 +105,12 @@ pub struct Wired {
     pub backend: &'static str,
     /// Closed after the server and the background work have stopped.
     pub store: Arc<DbStore>,
-    recorder: Arc<UsageRecorder>,
+    recorder: Arc<dyn UsageRecorder>,
     usage: UsageService,
     delivery: AlertDelivery,
-    /// The in-process limiter and window when Redis is not used (swept of idle keys).
-    local: Option<(Arc<LocalRateLimiter>, Arc<LocalUsageWindow>)>,
+    /// Idle per-key state to drop now and then: the in-process limiter and window (alone or
+    /// as Redis fallbacks), and the Redis limiter's leases.
+    sweeps: Vec<Sweep>,
     /// The revocation bus when Redis is used.
     bus: Option<RedisRevocationBus>,
     cache: Arc<KeyCache>,
@@ -147,51 +148,72 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         t.unknown_key_ttl,
         t.key_cache_capacity,
     ));
+    // The cache evicts on every write through it; the notifier only tells other instances.
     let keys: Arc<dyn KeyStore> = Arc::new(CachedKeyStore::new(store.clone(), cache.clone()));
-    let mut notifiers: Vec<Arc<dyn RevocationNotifier>> = vec![cache.clone()];
 
     let shared = match &config.redis_url {
         Some(url) => Some(RedisShared::connect(url).await?),
         None => None,
     };
-    let (limiter, window, local, bus): (Arc<dyn RateLimiter>, Arc<dyn UsageWindow>, _, _) =
-        match &shared {
-            Some(shared) => {
-                let bus = RedisRevocationBus::new(shared.clone());
-                notifiers.push(Arc::new(bus.clone()));
-                (
-                    Arc::new(RedisRateLimiter::new(shared.clone(), config.rate_limit)),
-                    Arc::new(RedisUsageWindow::new(shared.clone())),
-                    None,
-                    Some(bus),
-                )
-            }
-            None => {
-                let limiter = Arc::new(LocalRateLimiter::new(config.rate_limit));
-                let window = Arc::new(LocalUsageWindow::new());
-                (
-                    limiter.clone(),
-                    window.clone(),
-                    Some((limiter, window)),
-                    None,
-                )
-            }
-        };
+    // In process: the limiter and window on their own, or the Redis adapters' fallbacks.
+    let local_limiter = Arc::new(LocalRateLimiter::new(config.rate_limit));
+    let local_window = Arc::new(LocalUsageWindow::new());
+    let mut sweeps: Vec<Sweep> = vec![
+        {
+            let limiter = local_limiter.clone();
+            Arc::new(move |_| limiter.sweep())
+        },
+        {
+            let window = local_window.clone();
+            Arc::new(move |now| window.sweep(now))
+        },
+    ];
+    let limiter: Arc<dyn RateLimiter>;
+    let window: Arc<dyn UsageWindow>;
+    let notifier: Arc<dyn RevocationNotifier>;
+    let mut bus = None;
+    match &shared {
+        Some(shared) => {
+            let redis_limiter = Arc::new(RedisRateLimiter::new(
+                shared.clone(),
+                config.rate_limit,
+                local_limiter,
+            ));
+            sweeps.push({
+                let limiter = redis_limiter.clone();
+                Arc::new(move |_| limiter.sweep())
+            });
+            limiter = redis_limiter;
+            window = Arc::new(RedisUsageWindow::new(shared.clone(), local_window));
+            let redis_bus = RedisRevocationBus::new(shared.clone());
+            notifier = Arc::new(redis_bus.clone());
+            bus = Some(redis_bus);
+        }
+        None => {
+            limiter = local_limiter;
+            window = local_window;
+            notifier = Arc::new(NoOtherInstances);
+        }
+    }
 
     let mailer: Arc<dyn Mailer> = match &config.smtp_url {
         Some(url) => Arc::new(SmtpMailer::from_url(url, &config.mail_from)?),
         None => Arc::new(LogMailer::new(&config.mail_from)),
     };
 
-    let recorder = Arc::new(UsageRecorder::new());
+    let recorder: Arc<dyn UsageRecorder> = Arc::new(PendingUsage::new());
     let state = AppState {
-        authenticator: Authenticator {
-            store: keys.clone(),
-            clock: clock.clone(),
+        admission: Admission {
+            authenticator: Authenticator {
+                store: keys.clone(),
+                clock: clock.clone(),
+            },
+            usage: recorder.clone(),
+            limiter,
         },
         keys: KeyService {
             store: keys.clone(),
-            notifier: Arc::new(FanOutNotifier::new(notifiers)),
+            notifier,
             clock: clock.clone(),
             random: random.clone(),
             limits: KeyLimits::default(),
@@ -202,8 +224,6 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
             random: random.clone(),
         },
         accounts: store.clone(),
-        rate_limiter: limiter,
-        usage: recorder.clone(),
         jwt,
         clock: clock.clone(),
         readiness: Readiness {
@@ -234,7 +254,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         recorder,
         usage,
         delivery,
-        local,
+        sweeps,
         bus,
         cache,
     })
@@ -252,8 +272,7 @@ impl Wired {
         let t = &config.tuning;
         let mut tasks = vec![
             spawn_usage_flusher(
-                self.recorder.clone(),
-                self.usage.clone(),
+                UsageFlusher::new(self.recorder.clone(), self.usage.clone()),
                 t.usage_flush_interval,
                 shutdown.clone(),
             ),
@@ -262,23 +281,13 @@ impl Wired {
                 t.alert_poll_interval,
                 shutdown.clone(),
             ),
+            spawn_sweeper(
+                self.sweeps.clone(),
+                self.state.clock.clone(),
+                SWEEP_INTERVAL,
+                shutdown.clone(),
+            ),
         ];
-        if let Some((limiter, window)) = self.local.clone() {
-            let clock = self.state.clock.clone();
-            let token = shutdown.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut tick = tokio::time::interval(SWEEP_INTERVAL);
-                loop {
-                    tokio::select! {
-                        () = token.cancelled() => break,
-                        _ = tick.tick() => {
-                            limiter.sweep();
-                            window.sweep(clock.now());
-                        }
-                    }
-                }
-            }));
-        }
         if let Some(bus) = &self.bus {
             // Other instances' revocations evict here; after a reconnect everything is evicted,
             // since announcements may have been missed meanwhile.

@@ -5,8 +5,7 @@ use crate::ids::UserId;
 use crate::timestamp::Timestamp;
 
 /// An amount of credits (never negative).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Credits(u64);
 
 impl Credits {

@@ -6,8 +6,7 @@
 pub struct InvalidEmail(pub String);
 
 /// A trimmed, lower-cased address with one `@`, a non-empty local part and a dotted domain.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
 
 impl Email {

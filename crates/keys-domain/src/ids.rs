@@ -11,12 +11,6 @@ macro_rules! opaque_id {
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(std::sync::Arc<str>);
 
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.0)
-            }
-        }
-
         impl $name {
             /// The prefix of generated ids of this kind.
             pub const PREFIX: &'static str = $prefix;

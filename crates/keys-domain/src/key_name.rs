@@ -27,12 +27,6 @@ pub enum InvalidKeyName {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KeyName(std::sync::Arc<str>);
 
-impl serde::Serialize for KeyName {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
 /// Format (Cf), line separator (Zl) and paragraph separator (Zp) characters: invisible, or
 /// able to reorder or break the text around them.
 fn is_invisible(c: char) -> bool {

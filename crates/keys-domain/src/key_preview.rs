@@ -4,12 +4,6 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyPreview(std::sync::Arc<str>);
 
-impl serde::Serialize for KeyPreview {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
 impl KeyPreview {
     /// The preview of a full key string (ASCII by construction).
     #[must_use]

@@ -21,8 +21,7 @@ pub enum KeyState {
 }
 
 /// The status as the contract names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyStatus {
     Active,
     Expiring,

@@ -1,4 +1,5 @@
-//! Rate-limit policy and the decision every limiter returns, with the contract's header values.
+//! Rate-limit policy and the decision every limiter returns: numbers only; `api-actix` writes
+//! them as headers.
 
 use std::time::Duration;
 
@@ -49,27 +50,7 @@ pub fn ceil_seconds(d: Duration, min: u64) -> u64 {
 }
 
 impl RateDecision {
-    /// `RateLimit-Policy: "default";q=<burst>;w=<seconds>`.
-    #[must_use]
-    pub fn policy_header(&self) -> String {
-        format!(
-            "\"default\";q={};w={}",
-            self.limit,
-            ceil_seconds(self.window, 1)
-        )
-    }
-
-    /// `RateLimit: "default";r=<remaining>;t=<seconds to reset>`.
-    #[must_use]
-    pub fn state_header(&self) -> String {
-        format!(
-            "\"default\";r={};t={}",
-            self.remaining,
-            ceil_seconds(self.reset_after, 0)
-        )
-    }
-
-    /// `Retry-After` in whole seconds, at least 1 (only meaningful when refused).
+    /// Seconds to wait before retrying, whole and at least 1 (only meaningful when refused).
     #[must_use]
     pub fn retry_after_seconds(&self) -> u64 {
         ceil_seconds(self.retry_after.unwrap_or(Duration::from_secs(1)), 1)
@@ -81,7 +62,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn headers_follow_the_contract() {
+    fn seconds_round_up() {
         let p = RateLimitPolicy {
             per_second: 20,
             burst: 40,
@@ -94,8 +75,8 @@ mod tests {
             retry_after: Some(Duration::from_millis(20)),
             window: p.window(),
         };
-        assert_eq!(d.policy_header(), "\"default\";q=40;w=2");
-        assert_eq!(d.state_header(), "\"default\";r=0;t=2");
+        assert_eq!(ceil_seconds(d.window, 1), 2);
+        assert_eq!(ceil_seconds(d.reset_after, 0), 2);
         assert_eq!(d.retry_after_seconds(), 1);
     }
 }

@@ -7,8 +7,8 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adapters_smtp::testing::{REJECTED_RECIPIENT, TestSmtpServer};
-use adapters_smtp::{DEFAULT_MAIL_FROM, SmtpMailer, spawn_delivery_worker};
+use adapters_smtp::SmtpMailer;
+use adapters_smtp::testing::{REJECTED_RECIPIENT, SENDER, TestSmtpServer};
 use keys_domain::ports::{AlertOutbox, Clock, SystemClock};
 use keys_domain::random::OsRandom;
 use keys_domain::use_cases::AlertDelivery;
@@ -16,6 +16,7 @@ use keys_domain::{AlertId, KeyId};
 use support::email_to;
 use support::memory_outbox::MemoryOutbox;
 use tokio_util::sync::CancellationToken;
+use workers::spawn_delivery_worker;
 
 const POLL: Duration = Duration::from_millis(100);
 /// Generous for a loaded 2-core machine; the contract's 10 s is the product's bound.
@@ -24,7 +25,7 @@ const EVENTUALLY: Duration = Duration::from_secs(30);
 fn delivery(outbox: Arc<MemoryOutbox>, url: &str) -> AlertDelivery {
     AlertDelivery {
         outbox,
-        mailer: Arc::new(SmtpMailer::from_url(url, DEFAULT_MAIL_FROM).unwrap()),
+        mailer: Arc::new(SmtpMailer::from_url(url, SENDER).unwrap()),
         clock: Arc::new(SystemClock),
         random: Arc::new(OsRandom),
     }
@@ -170,7 +171,7 @@ async fn a_permanently_rejected_email_is_abandoned_after_three_attempts() {
 async fn drains_a_backlog_larger_than_one_round() {
     let server = TestSmtpServer::start();
     let outbox = Arc::new(MemoryOutbox::default());
-    let n = adapters_smtp::DELIVERY_BATCH as usize + 5;
+    let n = workers::DELIVERY_BATCH as usize + 5;
     for i in 0..n {
         enqueue(&outbox, &format!("user{i}@example.com")).await;
     }

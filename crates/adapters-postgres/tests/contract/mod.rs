@@ -358,6 +358,7 @@ fn rotation(
 ) -> Rotation {
     Rotation {
         old_id: old.id.clone(),
+        old_hash: old.hash,
         expected,
         old_to,
         new_key: new_key(&old.user_id, name, now).0,
@@ -1182,6 +1183,7 @@ pub async fn an_unreachable_store_is_unavailable(store: impl Store) {
             &user,
             Rotation {
                 old_id: key.clone(),
+                old_hash: keys_domain::KeyHash::of("unavailable"),
                 expected: KeyState::Active,
                 old_to: KeyState::Revoked { revoked_at: T0 },
                 new_key: new,

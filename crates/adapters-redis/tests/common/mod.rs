@@ -7,7 +7,11 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use adapters_redis::RedisShared;
+use std::sync::Arc;
+
+use adapters_inprocess::{LocalRateLimiter, LocalUsageWindow};
+use adapters_redis::{RedisRateLimiter, RedisShared, RedisUsageWindow};
+use keys_domain::rate_limit::RateLimitPolicy;
 
 pub const SHARED_URL: &str = "redis://127.0.0.1:6379";
 
@@ -56,3 +60,13 @@ pub async fn eventually(what: &str, limit: Duration, mut cond: impl FnMut() -> b
 // Not every test binary that includes this module starts its own Redis.
 #[allow(unused_imports)]
 pub use adapters_redis::testing::PrivateRedis;
+
+/// A shared limiter with the in-process fallback production wires in.
+pub fn limiter(shared: RedisShared, policy: RateLimitPolicy) -> RedisRateLimiter {
+    RedisRateLimiter::new(shared, policy, Arc::new(LocalRateLimiter::new(policy)))
+}
+
+/// A shared window with the in-process fallback production wires in.
+pub fn window(shared: RedisShared) -> RedisUsageWindow {
+    RedisUsageWindow::new(shared, Arc::new(LocalUsageWindow::new()))
+}

@@ -3,8 +3,6 @@
 // support is a failed test.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-pub mod memory_outbox;
-
 use keys_domain::Email;
 use keys_domain::alert_email::OutgoingEmail;
 

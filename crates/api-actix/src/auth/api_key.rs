@@ -1,4 +1,5 @@
-//! The API-key extractor of public endpoints: credential → usage count → rate limit.
+//! The API-key extractor of public endpoints: the credential header, then the `Admission` use
+//! case (key → usage count → rate limit).
 //!
 //! Public routes sit behind [`require_api_key`], which authenticates before any other extractor
 //! (e.g. a JSON body) runs, so the order of checks is always credential → rate limit → the
@@ -15,9 +16,10 @@ use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use keys_domain::ApiKey;
 use keys_domain::rate_limit::RateDecision;
+use keys_domain::use_cases::Admitted;
 
 use super::bearer::{Credential, credential, looks_like_jwt};
-use crate::error::ApiError;
+use crate::error::{ApiError, Unauthorized};
 use crate::rate_limit_headers::insert_rate_limit_headers;
 use crate::state::AppState;
 
@@ -39,24 +41,15 @@ impl ApiKeyAuth {
             .app_data::<web::Data<AppState>>()
             .ok_or(ApiError::Internal)?;
         let token = match credential(req) {
-            Credential::Missing => return Err(ApiError::MissingApiKey),
-            Credential::Other => return Err(ApiError::UnsupportedCredential),
-            Credential::MalformedBearer => {
-                return Err(ApiError::MalformedApiKey(
-                    "send exactly one token after `Bearer `".into(),
-                ));
-            }
+            Credential::Missing => return Err(Unauthorized::MissingApiKey.into()),
+            Credential::Other => return Err(Unauthorized::UnsupportedCredential.into()),
+            Credential::MalformedBearer => return Err(Unauthorized::NotOneApiKey.into()),
             Credential::Bearer(token) if looks_like_jwt(token) => {
-                return Err(ApiError::UnsupportedCredential);
+                return Err(Unauthorized::UnsupportedCredential.into());
             }
             Credential::Bearer(token) => token,
         };
-        let key = state.authenticator.authenticate(token).await?;
-        state.usage.record(&key.id, &key.user_id, state.clock.now());
-        let rate = state.rate_limiter.check(&key.id).await;
-        if !rate.allowed {
-            return Err(ApiError::RateLimited(rate));
-        }
+        let Admitted { key, rate } = state.admission.admit(token).await?;
         Ok(Self {
             key: Arc::new(key),
             rate,

@@ -3,4 +3,4 @@
 
 pub mod api_key;
 pub mod bearer;
-pub mod dashboard_jwt;
+pub mod dashboard_user;

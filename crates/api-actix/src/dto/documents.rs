@@ -33,6 +33,7 @@ pub struct DocumentObject<'a> {
     pub id: &'a str,
     pub template_id: &'a str,
     pub content: &'a str,
+    #[serde(serialize_with = "super::wire::timestamp")]
     pub created_at: Timestamp,
 }
 
@@ -53,6 +54,7 @@ impl<'a> DocumentObject<'a> {
 pub struct DocumentListItem<'a> {
     pub id: &'a str,
     pub template_id: &'a str,
+    #[serde(serialize_with = "super::wire::timestamp")]
     pub created_at: Timestamp,
 }
 
@@ -75,6 +77,7 @@ pub struct RenderedDocumentObject<'a> {
     pub content: &'a str,
     pub charged: u64,
     pub balance: u64,
+    #[serde(serialize_with = "super::wire::timestamp")]
     pub created_at: Timestamp,
 }
 

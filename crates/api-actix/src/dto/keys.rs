@@ -51,11 +51,16 @@ pub struct KeyObject<'a> {
     pub id: &'a str,
     pub name: &'a str,
     pub preview: &'a str,
+    #[serde(serialize_with = "super::wire::status")]
     pub status: KeyStatus,
+    #[serde(serialize_with = "super::wire::timestamp")]
     pub created_at: Timestamp,
+    #[serde(serialize_with = "super::wire::optional_timestamp")]
     pub last_used_at: Option<Timestamp>,
     pub usage_count: u64,
+    #[serde(serialize_with = "super::wire::optional_timestamp")]
     pub revoked_at: Option<Timestamp>,
+    #[serde(serialize_with = "super::wire::optional_timestamp")]
     pub revokes_at: Option<Timestamp>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<&'a str>,

@@ -10,6 +10,7 @@ pub struct LedgerItemObject<'a> {
     pub delta: i64,
     pub balance_after: u64,
     pub reason: &'a str,
+    #[serde(serialize_with = "super::wire::timestamp")]
     pub created_at: Timestamp,
     pub cursor: String,
 }

@@ -5,3 +5,4 @@ pub mod keys;
 pub mod ledger;
 pub mod pages;
 pub mod templates;
+pub mod wire;

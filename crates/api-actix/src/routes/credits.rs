@@ -5,16 +5,16 @@ use keys_domain::{LedgerCursor, UserId};
 use serde_json::json;
 
 use crate::auth::api_key::ApiKeyAuth;
-use crate::auth::dashboard_jwt::DashboardUser;
+use crate::auth::dashboard_user::DashboardUser;
 use crate::dto::ledger::LedgerItemObject;
 use crate::dto::pages::{ListKind, ListParams, PageOf};
-use crate::error::ApiError;
+use crate::error::{ApiError, Unauthorized};
 use crate::state::AppState;
 
 async fn balance(
     state: &AppState,
     user: &UserId,
-    missing: ApiError,
+    missing: Unauthorized,
 ) -> Result<HttpResponse, ApiError> {
     let balance = state.accounts.balance(user).await?.ok_or(missing)?;
     Ok(HttpResponse::Ok().json(json!({ "balance": balance.get() })))
@@ -25,7 +25,7 @@ pub async fn public_balance(
     auth: ApiKeyAuth,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    balance(&state, &auth.key.user_id, ApiError::InvalidApiKey).await
+    balance(&state, &auth.key.user_id, Unauthorized::InvalidApiKey).await
 }
 
 /// `GET /api/v1/credits/balance`.
@@ -33,12 +33,7 @@ pub async fn dashboard_balance(
     user: DashboardUser,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    balance(
-        &state,
-        &user.user_id,
-        ApiError::InvalidToken("the token's user does not exist"),
-    )
-    .await
+    balance(&state, &user.user_id, Unauthorized::TokenUserGone).await
 }
 
 /// `GET /api/v1/credits/ledger`: one page of the user's ledger, newest first.

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use keys_domain::KeyId;
 use keys_domain::ports::KeyListQuery;
 
-use crate::auth::dashboard_jwt::DashboardUser;
+use crate::auth::dashboard_user::DashboardUser;
 use crate::dto::keys::{CreateKeyRequest, KeyObject, RotateKeyRequest};
 use crate::dto::pages::{ListKind, ListParams, PageOf};
 use crate::error::ApiError;

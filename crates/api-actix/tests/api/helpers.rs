@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use adapters_postgres::DbStore;
 use adapters_postgres::testing::{drop_postgres_database, fresh_postgres_url, fresh_sqlite_url};
-use api_actix::auth::dashboard_jwt::JwtKeys;
 use api_actix::config::Config;
+use api_actix::dashboard_token::JwtKeys;
 use api_actix::startup::{Running, spawn};
 use api_actix::wiring;
 use keys_domain::ports::{AccountStore, Clock, SystemClock};

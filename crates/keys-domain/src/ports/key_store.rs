@@ -13,7 +13,7 @@ use crate::usage::UsageDelta;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InsertKeyError {
     /// The user already has a non-revoked key with this name.
-    #[error("a key with this name already exists")]
+    #[error("the user already has a non-revoked key with this name")]
     DuplicateName,
     /// The user already has `max_live_keys` non-revoked keys.
     #[error("too many keys")]
@@ -43,6 +43,8 @@ pub enum RotateKeyStoreError {
 pub struct Rotation {
     /// The key being rotated.
     pub old_id: KeyId,
+    /// Its hash, so that a cache in front of the store can forget it.
+    pub old_hash: KeyHash,
     /// Its state as the use case read it.
     pub expected: KeyState,
     /// Its state after the rotation (revoked, or expiring).

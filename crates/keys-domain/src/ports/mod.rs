@@ -17,6 +17,7 @@ mod rate_limiter;
 mod revocation;
 mod settings_store;
 mod store_error;
+mod usage_recorder;
 mod usage_window;
 
 pub use account_store::*;
@@ -29,4 +30,5 @@ pub use rate_limiter::*;
 pub use revocation::*;
 pub use settings_store::*;
 pub use store_error::*;
+pub use usage_recorder::*;
 pub use usage_window::*;

@@ -43,6 +43,18 @@ pub enum DocumentLookupError {
     Store(#[from] StoreError),
 }
 
+/// A failed charge as the use case's error: the same three outcomes for every charged use case.
+fn charge_failed<E: From<InsufficientCredits> + From<StoreError>>(
+    e: ChargeError,
+    unknown_user: E,
+) -> E {
+    match e {
+        ChargeError::Insufficient(i) => i.into(),
+        ChargeError::UnknownUser => unknown_user,
+        ChargeError::Store(s) => s.into(),
+    }
+}
+
 /// A rendered document and the balance after paying for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedDocument {
@@ -84,11 +96,7 @@ impl CatalogService {
         self.store
             .purchase(user, &listing.template, price, self.clock.now())
             .await
-            .map_err(|e| match e {
-                ChargeError::Insufficient(i) => PurchaseError::Insufficient(i),
-                ChargeError::UnknownUser => PurchaseError::UnknownUser,
-                ChargeError::Store(s) => PurchaseError::Store(s),
-            })
+            .map_err(|e| charge_failed(e, PurchaseError::UnknownUser))
     }
 
     /// Renders a template into a new document for 1 credit. Nothing is debited on any error.
@@ -121,11 +129,7 @@ impl CatalogService {
             .store
             .create_document(document.clone(), cost)
             .await
-            .map_err(|e| match e {
-                ChargeError::Insufficient(i) => RenderError::Insufficient(i),
-                ChargeError::UnknownUser => RenderError::UnknownUser,
-                ChargeError::Store(s) => RenderError::Store(s),
-            })?;
+            .map_err(|e| charge_failed(e, RenderError::UnknownUser))?;
         Ok(RenderedDocument {
             document,
             charged: cost,

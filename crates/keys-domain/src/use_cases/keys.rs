@@ -21,9 +21,12 @@ pub struct IssuedKey {
     pub secret: ApiKeySecret,
 }
 
+/// The one wording of a name clash, whether issuing or rotating.
+const DUPLICATE_NAME: &str = "you already have a key with this name";
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IssueKeyError {
-    #[error("you already have a key named like this")]
+    #[error("{DUPLICATE_NAME}")]
     DuplicateName,
     #[error("you already have the maximum of {0} active keys; revoke one first")]
     TooManyKeys(u32),
@@ -47,7 +50,7 @@ pub enum RotateKeyError {
     NotFound,
     #[error("the key is revoked and cannot be rotated")]
     AlreadyRevoked,
-    #[error("you already have a key named like this")]
+    #[error("{DUPLICATE_NAME}")]
     DuplicateName,
     #[error("you already have the maximum of {0} active keys; revoke one first")]
     TooManyKeys(u32),
@@ -55,6 +58,18 @@ pub enum RotateKeyError {
     Conflict,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<IssueKeyError> for RotateKeyError {
+    /// The replacement key's insert failed. An unknown user means the old key is not theirs.
+    fn from(e: IssueKeyError) -> Self {
+        match e {
+            IssueKeyError::DuplicateName => Self::DuplicateName,
+            IssueKeyError::TooManyKeys(max) => Self::TooManyKeys(max),
+            IssueKeyError::UnknownUser => Self::NotFound,
+            IssueKeyError::Store(e) => Self::Store(e),
+        }
+    }
 }
 
 /// Key management for dashboard users.
@@ -90,12 +105,17 @@ impl KeyService {
         let now = new.created_at;
         match self.store.insert(new, self.limits, now).await {
             Ok(key) => Ok(IssuedKey { key, secret }),
-            Err(InsertKeyError::DuplicateName) => Err(IssueKeyError::DuplicateName),
-            Err(InsertKeyError::TooManyKeys) => {
-                Err(IssueKeyError::TooManyKeys(self.limits.max_live_keys))
-            }
-            Err(InsertKeyError::UnknownUser) => Err(IssueKeyError::UnknownUser),
-            Err(InsertKeyError::Store(e)) => Err(IssueKeyError::Store(e)),
+            Err(e) => Err(self.insert_failed(e)),
+        }
+    }
+
+    /// Why the new key of an issue or a rotation was not inserted.
+    fn insert_failed(&self, e: InsertKeyError) -> IssueKeyError {
+        match e {
+            InsertKeyError::DuplicateName => IssueKeyError::DuplicateName,
+            InsertKeyError::TooManyKeys => IssueKeyError::TooManyKeys(self.limits.max_live_keys),
+            InsertKeyError::UnknownUser => IssueKeyError::UnknownUser,
+            InsertKeyError::Store(e) => IssueKeyError::Store(e),
         }
     }
 
@@ -177,6 +197,7 @@ impl KeyService {
             .map_err(|_| RotateKeyError::AlreadyRevoked)?;
         let rotation = Rotation {
             old_id: id.clone(),
+            old_hash: old.hash,
             expected: old.state,
             old_to,
             new_key: new,
@@ -189,20 +210,9 @@ impl KeyService {
                 self.notifier.key_changed(&old.hash).await;
                 Ok(IssuedKey { key, secret })
             }
-            Err(
-                RotateKeyStoreError::NotFound
-                | RotateKeyStoreError::Insert(InsertKeyError::UnknownUser),
-            ) => Err(RotateKeyError::NotFound),
+            Err(RotateKeyStoreError::NotFound) => Err(RotateKeyError::NotFound),
             Err(RotateKeyStoreError::StateChanged) => Err(RotateKeyError::Conflict),
-            Err(RotateKeyStoreError::Insert(InsertKeyError::DuplicateName)) => {
-                Err(RotateKeyError::DuplicateName)
-            }
-            Err(RotateKeyStoreError::Insert(InsertKeyError::TooManyKeys)) => {
-                Err(RotateKeyError::TooManyKeys(self.limits.max_live_keys))
-            }
-            Err(RotateKeyStoreError::Insert(InsertKeyError::Store(e))) => {
-                Err(RotateKeyError::Store(e))
-            }
+            Err(RotateKeyStoreError::Insert(e)) => Err(self.insert_failed(e).into()),
         }
     }
 }

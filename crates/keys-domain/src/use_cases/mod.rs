@@ -1,6 +1,7 @@
 //! Use cases: each service holds the ports it drives (`Arc<dyn Port>`, so `main` can choose
 //! adapters from configuration at run time) and returns a `thiserror` enum per use case.
 
+mod admit;
 mod alert_delivery;
 mod authenticate;
 mod credits;
@@ -8,6 +9,7 @@ mod keys;
 mod usage;
 mod users;
 
+pub use admit::*;
 pub use alert_delivery::*;
 pub use authenticate::*;
 pub use credits::*;

@@ -1,0 +1,18 @@
+use crate::ids::{KeyId, UserId};
+use crate::timestamp::Timestamp;
+use crate::usage::UsageDelta;
+
+/// Counts authenticated requests in memory until a background flush hands them to
+/// [`UsageService::flush`](crate::use_cases::UsageService::flush) in one batch, so the hot path
+/// never writes to a store. Infallible: nothing here does I/O.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait UsageRecorder: Send + Sync {
+    /// Counts one request by `key` (owned by `user`) at `at`.
+    fn record(&self, key: &KeyId, user: &UserId, at: Timestamp);
+
+    /// Takes everything pending; requests counted meanwhile wait for the next batch.
+    fn take(&self) -> Vec<UsageDelta>;
+
+    /// Puts back a batch the store did not take, merged with what was counted since.
+    fn restore(&self, batch: Vec<UsageDelta>);
+}

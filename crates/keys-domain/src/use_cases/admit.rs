@@ -1,0 +1,50 @@
+//! Admit a request made with an API key: authenticate it, count it, then rate-limit it. The one
+//! use case a public request goes through before its handler.
+
+use std::sync::Arc;
+
+use crate::api_key::ApiKey;
+use crate::ports::{RateLimiter, UsageRecorder};
+use crate::rate_limit::RateDecision;
+use crate::use_cases::{AuthError, Authenticator};
+
+/// A key that may make this request, and its rate-limit state after it.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    pub key: ApiKey,
+    pub rate: RateDecision,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdmitError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// Authenticated (and counted), but over its rate limit.
+    #[error("too many requests for this API key")]
+    RateLimited(RateDecision),
+}
+
+/// Authentication, usage counting and rate limiting, in the contract's order.
+#[derive(Clone)]
+pub struct Admission {
+    pub authenticator: Authenticator,
+    pub usage: Arc<dyn UsageRecorder>,
+    pub limiter: Arc<dyn RateLimiter>,
+}
+
+impl Admission {
+    /// Every request a key authenticates is counted, the rate-limited ones included.
+    ///
+    /// # Errors
+    /// `Auth(Malformed | Unknown | Revoked | Store)`, `RateLimited`.
+    pub async fn admit(&self, token: &str) -> Result<Admitted, AdmitError> {
+        let key = self.authenticator.authenticate(token).await?;
+        self.usage
+            .record(&key.id, &key.user_id, self.authenticator.clock.now());
+        let rate = self.limiter.check(&key.id).await;
+        if !rate.allowed {
+            return Err(AdmitError::RateLimited(rate));
+        }
+        Ok(Admitted { key, rate })
+    }
+}

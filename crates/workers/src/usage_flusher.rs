@@ -1,0 +1,191 @@
+//! Writes the usage counted in memory (the [`UsageRecorder`] port) in batches.
+//!
+//! Every `usage_flush_interval` (250 ms by default) and once more on graceful shutdown, the
+//! pending counts go to [`UsageService::flush`]. When the store cannot take a batch, the batch is
+//! put back and retried next round, so an outage delays counts but loses none. A crash (SIGKILL,
+//! power loss) loses what was pending: at most one flush interval of counts and `last_used_at`
+//! updates.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keys_domain::ports::UsageRecorder;
+use keys_domain::use_cases::{MissedAlert, UsageService};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// More missed alerts than this means the store has been down for long; the oldest are dropped
+/// (and logged) rather than growing without bound.
+const MAX_MISSED_ALERTS: usize = 10_000;
+
+/// One flushing loop's state: where counts accumulate, where they go, and the threshold
+/// crossings whose alert is not in the outbox yet.
+pub struct UsageFlusher {
+    recorder: Arc<dyn UsageRecorder>,
+    usage: UsageService,
+    missed: Vec<MissedAlert>,
+}
+
+impl UsageFlusher {
+    #[must_use]
+    pub fn new(recorder: Arc<dyn UsageRecorder>, usage: UsageService) -> Self {
+        Self {
+            recorder,
+            usage,
+            missed: Vec::new(),
+        }
+    }
+
+    fn keep_missed(&mut self, more: Vec<MissedAlert>) {
+        self.missed.extend(more);
+        if self.missed.len() > MAX_MISSED_ALERTS {
+            let dropped = self.missed.len() - MAX_MISSED_ALERTS;
+            self.missed.drain(..dropped);
+            tracing::error!(
+                dropped,
+                "high-usage alerts dropped: the outbox has been unavailable too long"
+            );
+        }
+    }
+
+    /// Writes what is pending once; on failure the batch is kept for the next round. Alerts
+    /// the outbox could not take are retried every round until it does.
+    pub async fn flush_once(&mut self) {
+        let missed = std::mem::take(&mut self.missed);
+        if !missed.is_empty() {
+            let still = self.usage.retry_alerts(missed).await;
+            self.keep_missed(still);
+        }
+        let batch = self.recorder.take();
+        if batch.is_empty() {
+            return;
+        }
+        match self.usage.flush(&batch).await {
+            Ok(report) => {
+                if report.alert_errors > 0 {
+                    tracing::warn!(
+                        failed = report.alert_errors,
+                        "high-usage alerts could not be queued; retrying"
+                    );
+                    self.keep_missed(report.missed);
+                }
+                if report.alerts_enqueued > 0 {
+                    tracing::info!(queued = report.alerts_enqueued, "high-usage alerts queued");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, keys = batch.len(), "usage flush failed; will retry");
+                self.recorder.restore(batch);
+            }
+        }
+    }
+}
+
+/// Flushes every `interval` until `shutdown`, then once more.
+#[must_use = "the flusher stops when its shutdown token is cancelled; await the handle to wait for its last flush"]
+pub fn spawn_usage_flusher(
+    mut flusher: UsageFlusher,
+    interval: Duration,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = tick.tick() => flusher.flush_once().await,
+            }
+        }
+        flusher.flush_once().await;
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use adapters_inprocess::PendingUsage;
+    use keys_domain::ports::{
+        MockAccountStore, MockAlertOutbox, MockKeyStore, MockUsageWindow, SystemClock,
+    };
+    use keys_domain::random::OsRandom;
+    use keys_domain::usage::{HighUsageThreshold, WindowCount};
+    use keys_domain::{KeyId, Timestamp, UserId};
+
+    use super::*;
+
+    fn service(keys: MockKeyStore) -> UsageService {
+        let mut window = MockUsageWindow::new();
+        window.expect_add().returning(|_, n, _| WindowCount {
+            before: 0,
+            after: n,
+        });
+        UsageService {
+            keys: Arc::new(keys),
+            accounts: Arc::new(MockAccountStore::new()),
+            window: Arc::new(window),
+            outbox: Arc::new(MockAlertOutbox::new()),
+            clock: Arc::new(SystemClock),
+            random: Arc::new(OsRandom),
+            threshold: HighUsageThreshold::new(1_000_000).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn counts_accumulate_and_a_failed_flush_is_retried_with_later_counts_merged() {
+        let rec = Arc::new(PendingUsage::new());
+        let (k, u) = (KeyId::new("key_a"), UserId::new("usr_a"));
+        for ms in [5, 9, 7] {
+            rec.record(&k, &u, Timestamp::from_millis(ms));
+        }
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let mut keys = MockKeyStore::new();
+        let mut first = true;
+        let w = written.clone();
+        keys.expect_record_usage().times(2).returning(move |b| {
+            if std::mem::take(&mut first) {
+                return Err(keys_domain::ports::StoreError::Unavailable("down".into()));
+            }
+            w.lock().unwrap().extend_from_slice(b);
+            Ok(())
+        });
+        let mut flusher = UsageFlusher::new(rec.clone(), service(keys));
+        flusher.flush_once().await; // fails: kept
+        rec.record(&k, &u, Timestamp::from_millis(3));
+        flusher.flush_once().await;
+        let written = written.lock().unwrap();
+        assert_eq!(written.len(), 1);
+        assert_eq!(written[0].count, 4);
+        assert_eq!(written[0].last_used_at, Timestamp::from_millis(9));
+        assert!(rec.take().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_flusher_flushes_on_shutdown() {
+        let rec = Arc::new(PendingUsage::new());
+        rec.record(
+            &KeyId::new("key_a"),
+            &UserId::new("usr_a"),
+            Timestamp::from_millis(1),
+        );
+        let mut keys = MockKeyStore::new();
+        keys.expect_record_usage().times(2).returning(|_| Ok(()));
+        let token = CancellationToken::new();
+        let task = spawn_usage_flusher(
+            UsageFlusher::new(rec.clone(), service(keys)),
+            Duration::from_secs(3600),
+            token.clone(),
+        );
+        // The first tick fires at once; give it a moment, then stop.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        rec.record(
+            &KeyId::new("key_a"),
+            &UserId::new("usr_a"),
+            Timestamp::from_millis(2),
+        );
+        token.cancel();
+        task.await.unwrap();
+        assert!(rec.take().is_empty());
+    }
+}
