@@ -290,6 +290,54 @@ mod tests {
         store.find_by_hash(&hash).await.unwrap();
     }
 
+    #[tokio::test]
+    async fn every_write_through_the_store_evicts_what_it_changed() {
+        let (old, old_hash) = key(KeyState::Active);
+        let (new, new_hash) = key(KeyState::Active);
+        let mut inner = MockKeyStore::new();
+        // Each hash is read from the store twice: before its write, and again after it.
+        let stored = old.clone();
+        inner
+            .expect_find_by_hash()
+            .withf(move |h| *h == old_hash)
+            .times(2)
+            .returning(move |_| Ok(Some(stored.clone())));
+        inner
+            .expect_find_by_hash()
+            .withf(move |h| *h == new_hash)
+            .times(2)
+            .returning(|_| Ok(None));
+        let rotated = new.clone();
+        inner
+            .expect_rotate()
+            .times(1)
+            .returning(move |_, _| Ok(rotated.clone()));
+        let store = CachedKeyStore::new(Arc::new(inner), cache());
+        store.find_by_hash(&old_hash).await.unwrap();
+        store.find_by_hash(&new_hash).await.unwrap(); // "no such key", remembered
+        let rotation = Rotation {
+            old_id: old.id.clone(),
+            old_hash,
+            expected: KeyState::Active,
+            old_to: KeyState::Revoked {
+                revoked_at: Timestamp::from_millis(1),
+            },
+            new_key: NewApiKey {
+                id: new.id.clone(),
+                user_id: new.user_id.clone(),
+                name: new.name.clone(),
+                preview: new.preview.clone(),
+                hash: new_hash,
+                created_at: Timestamp::from_millis(1),
+            },
+            limits: KeyLimits::default(),
+            now: Timestamp::from_millis(1),
+        };
+        store.rotate(&old.user_id, rotation).await.unwrap();
+        store.find_by_hash(&old_hash).await.unwrap();
+        store.find_by_hash(&new_hash).await.unwrap();
+    }
+
     /// A store whose first lookup blocks until released, to interleave an eviction.
     struct SlowStore {
         key: ApiKey,

@@ -12,7 +12,7 @@ use keys_domain::{
 };
 
 use crate::connection::AnyConnection;
-use crate::failure::{Failure, is_unique_violation};
+use crate::failure::{Failure, UniqueIndex};
 use crate::pages::{PositionedLedgerRow, ledger_page};
 use crate::schema::{credit_ledger, users};
 use crate::store::DbStore;
@@ -78,6 +78,12 @@ pub(crate) fn append_ledger(
     Ok(())
 }
 
+/// `users.email UNIQUE` (PostgreSQL's default name for it).
+const EMAIL_INDEX: UniqueIndex = UniqueIndex {
+    name: "users_email_key",
+    columns: "users.email",
+};
+
 #[async_trait]
 impl AccountStore for DbStore {
     async fn create_user(
@@ -106,7 +112,7 @@ impl AccountStore for DbStore {
                     .execute(conn);
                 match inserted {
                     Ok(_) => {}
-                    Err(e) if is_unique_violation(&e) && e.to_string().contains("email") => {
+                    Err(e) if EMAIL_INDEX.is_violated_by(&e) => {
                         return Err(Failure::Port(CreateUserError::EmailTaken));
                     }
                     Err(e) => return Err(e.into()),

@@ -131,11 +131,23 @@ pub fn classify(e: &DieselError) -> StoreError {
     }
 }
 
-/// Whether `e` is a unique-constraint violation.
-#[must_use]
-pub fn is_unique_violation(e: &DieselError) -> bool {
-    matches!(
-        e,
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
-    )
+/// A unique index, as each backend names it in a violation: PostgreSQL by the constraint's
+/// name, SQLite by its columns in the message (`UNIQUE constraint failed: t.a, t.b`).
+pub struct UniqueIndex {
+    pub name: &'static str,
+    pub columns: &'static str,
+}
+
+impl UniqueIndex {
+    /// Whether `e` is a violation of this index (and not of another one on the same table).
+    #[must_use]
+    pub fn is_violated_by(&self, e: &DieselError) -> bool {
+        let DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) = e else {
+            return false;
+        };
+        match info.constraint_name() {
+            Some(name) => name == self.name,
+            None => info.message().strip_prefix("UNIQUE constraint failed: ") == Some(self.columns),
+        }
+    }
 }

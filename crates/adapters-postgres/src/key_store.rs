@@ -12,10 +12,21 @@ use keys_domain::{
 };
 
 use crate::connection::AnyConnection;
-use crate::failure::{Failure, is_unique_violation};
+use crate::failure::{Failure, UniqueIndex};
 use crate::pages::key_page;
 use crate::schema::{api_keys, users};
 use crate::store::DbStore;
+
+/// The `status` column's values: the contract's spelling, one definition.
+const ACTIVE: &str = KeyStatus::Active.as_str();
+const EXPIRING: &str = KeyStatus::Expiring.as_str();
+const REVOKED: &str = KeyStatus::Revoked.as_str();
+
+/// The partial unique index on a user's live key names (see the `api_keys` migration).
+const LIVE_NAME_INDEX: UniqueIndex = UniqueIndex {
+    name: "api_keys_live_name",
+    columns: "api_keys.user_id, api_keys.name",
+};
 
 /// A stored key row.
 #[derive(Debug, Queryable, Selectable)]
@@ -38,11 +49,11 @@ impl KeyRow {
     fn state(&self) -> Result<KeyState, StoreError> {
         let corrupt = || StoreError::Internal(format!("key {} has an invalid state", self.id));
         match (self.status.as_str(), self.revoked_at, self.revokes_at) {
-            ("active", None, None) => Ok(KeyState::Active),
-            ("expiring", None, Some(at)) => Ok(KeyState::Expiring {
+            (ACTIVE, None, None) => Ok(KeyState::Active),
+            (EXPIRING, None, Some(at)) => Ok(KeyState::Expiring {
                 revokes_at: Timestamp::from_millis(at),
             }),
-            ("revoked", Some(at), None) => Ok(KeyState::Revoked {
+            (REVOKED, Some(at), None) => Ok(KeyState::Revoked {
                 revoked_at: Timestamp::from_millis(at),
             }),
             _ => Err(corrupt()),
@@ -51,6 +62,9 @@ impl KeyRow {
 
     pub(crate) fn into_key(self) -> Result<ApiKey, StoreError> {
         let state = self.state()?;
+        let usage_count = u64::try_from(self.usage_count).map_err(|_| {
+            StoreError::Internal(format!("key {} has a negative usage count", self.id))
+        })?;
         let hash = KeyHash::from_slice(&self.key_hash)
             .ok_or_else(|| StoreError::Internal(format!("key {} has a corrupt hash", self.id)))?;
         Ok(ApiKey {
@@ -62,7 +76,7 @@ impl KeyRow {
             state,
             created_at: Timestamp::from_millis(self.created_at),
             last_used_at: self.last_used_at.map(Timestamp::from_millis),
-            usage_count: u64::try_from(self.usage_count).unwrap_or(0),
+            usage_count,
         })
     }
 }
@@ -70,22 +84,11 @@ impl KeyRow {
 /// The canonical columns of a state: (status, revoked_at, revokes_at).
 fn state_columns(state: KeyState) -> (&'static str, Option<i64>, Option<i64>) {
     match state {
-        KeyState::Active => (KeyStatus::Active.as_str(), None, None),
-        KeyState::Expiring { revokes_at } => (
-            KeyStatus::Expiring.as_str(),
-            None,
-            Some(revokes_at.as_millis()),
-        ),
-        KeyState::Revoked { revoked_at } => (
-            KeyStatus::Revoked.as_str(),
-            Some(revoked_at.as_millis()),
-            None,
-        ),
+        KeyState::Active => (ACTIVE, None, None),
+        KeyState::Expiring { revokes_at } => (EXPIRING, None, Some(revokes_at.as_millis())),
+        KeyState::Revoked { revoked_at } => (REVOKED, Some(revoked_at.as_millis()), None),
     }
 }
-
-const REVOKED: &str = "revoked";
-const EXPIRING: &str = "expiring";
 
 /// Locks the user's row for the rest of the transaction; `false` when there is no such user.
 ///
@@ -187,7 +190,7 @@ fn insert_locked(
     match inserted {
         Ok(_) => Ok(key.into_key()),
         // The partial unique index backs the check above.
-        Err(e) if is_unique_violation(&e) && e.to_string().contains("name") => {
+        Err(e) if LIVE_NAME_INDEX.is_violated_by(&e) => {
             Err(Failure::Port(InsertKeyError::DuplicateName))
         }
         Err(e) => Err(e.into()),

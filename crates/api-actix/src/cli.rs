@@ -1,5 +1,5 @@
-//! The command line of §6: `serve` (default), `migrate`, `users create`, `tokens issue`,
-//! `credits grant`. Settings come from the environment variables of §6 (flags override them).
+//! The command line (`docs/api.md`, "Running it"): `serve` (default), `migrate`, `users create`, `tokens issue`,
+//! `credits grant`. Settings come from environment variables (flags override them).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +29,7 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// §6's environment variables.
+/// The environment variables, each also a flag.
 #[derive(Debug, Args)]
 pub struct Settings {
     /// Listen address.

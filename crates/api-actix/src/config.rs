@@ -1,4 +1,4 @@
-//! Run-time configuration: what the environment (§6 of the contract) sets, plus tuning knobs
+//! Run-time configuration: what the environment (`docs/api.md`, "Running it") sets, plus tuning knobs
 //! that only tests change.
 
 use std::fmt;
@@ -73,7 +73,7 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://jobtactics.db";
 
 impl Config {
-    /// The defaults of §6 with `database_url`; what tests start from.
+    /// The documented defaults with `database_url`; what tests start from.
     #[must_use]
     pub fn for_database(database_url: impl Into<String>) -> Self {
         Self {

@@ -45,7 +45,7 @@ fn parse_name(name: Option<String>) -> Result<KeyName, ApiError> {
     KeyName::parse(&name).map_err(|e| ApiError::invalid_field("name", e.to_string()))
 }
 
-/// The key object of §4; `key` only in the response that creates the key.
+/// The key object (`docs/api.md`); `key` only in the response that creates the key.
 #[derive(Debug, Serialize)]
 pub struct KeyObject<'a> {
     pub id: &'a str,

@@ -4,6 +4,7 @@
 // helper functions (and proptest bodies) of an integration-test crate, hence the crate-wide allow.
 #![allow(clippy::unwrap_used)]
 
+mod admission;
 mod alert_delivery;
 mod authenticator;
 mod catalog_service;
