@@ -17,7 +17,6 @@ pub fn timestamp<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> 
 ///
 /// # Errors
 /// The serializer's.
-#[allow(clippy::ref_option)] // the signature serde's `serialize_with` calls
 pub fn optional_timestamp<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
     match t {
         Some(t) => s.serialize_str(&t.to_rfc3339()),
