@@ -2,7 +2,6 @@
 //! [`ApiError`] becomes the contract's JSON body, status and headers here — nowhere else.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType};
@@ -314,13 +313,6 @@ impl ResponseError for ApiError {
     }
 }
 
-thread_local! {
-    /// The last body without extras built on this worker thread, by type and message. Refusals
-    /// come in runs (a client retrying a bad key, a flood of random keys), and each one would
-    /// otherwise serialize and escape the same JSON again.
-    static LAST_BODY: RefCell<Option<(&'static str, Cow<'static, str>, Bytes)>> = const { RefCell::new(None) };
-}
-
 /// Only reachable if serializing a map of strings and numbers failed.
 const FALLBACK_BODY: &[u8] =
     br#"{"error":{"type":"internal_error","message":"an internal error occurred"}}"#;
@@ -330,20 +322,7 @@ impl ApiError {
     fn body(&self, kind: &'static str, message: Cow<'static, str>) -> Bytes {
         let mut extras = Map::new();
         self.extras(&mut extras);
-        if !extras.is_empty() {
-            return serialize_body(kind, message, extras);
-        }
-        LAST_BODY.with_borrow_mut(|last| {
-            if let Some((k, m, body)) = last
-                && *k == kind
-                && *m == message
-            {
-                return body.clone();
-            }
-            let body = serialize_body(kind, message.clone(), Map::new());
-            *last = Some((kind, message, body.clone()));
-            body
-        })
+        serialize_body(kind, message, extras)
     }
 }
 
@@ -527,9 +506,8 @@ mod tests {
     }
 
     #[actix_web::test]
-    async fn a_reused_body_is_never_another_errors() {
-        // The per-thread reuse keys on type and message: alternate errors that share one or
-        // the other, and check every body against the error it answers.
+    async fn every_body_is_its_own_errors() {
+        // Errors that share a type or a message, one after another: each body answers its own.
         let sequence: [ApiError; 8] = [
             Unauthorized::InvalidApiKey.into(),
             Unauthorized::InvalidApiKey.into(),
