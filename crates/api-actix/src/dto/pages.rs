@@ -1,4 +1,4 @@
-//! Paged lists (§5): the `limit`, `starting_after` and `status` query parameters, and the
+//! Paged lists (`docs/api.md`, "Lists"): the `limit`, `starting_after` and `status` query parameters, and the
 //! `{"data": [...], "has_more": …}` body.
 
 use actix_web::HttpRequest;

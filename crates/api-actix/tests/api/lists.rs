@@ -1,4 +1,4 @@
-//! Paged lists (§5): `limit`, `starting_after`, `has_more`, the keys' `status` filter, document
+//! Paged lists (`docs/api.md`, "Lists"): `limit`, `starting_after`, `has_more`, the keys' `status` filter, document
 //! items without `content`, the dashboard ledger, and a 400 naming the field for bad values.
 
 use std::collections::BTreeSet;

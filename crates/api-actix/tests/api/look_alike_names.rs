@@ -1,4 +1,4 @@
-//! Key names that look alike (§1, issue "look-alike key names"): invisible format and
+//! Key names that look alike (`docs/domain.md`, key names): invisible format and
 //! separator characters are refused, and names are NFC-normalised before the uniqueness check.
 
 use reqwest::Method;
