@@ -17,6 +17,7 @@ mod rate_limiter;
 mod revocation;
 mod settings_store;
 mod store_error;
+mod token_cutoff_store;
 mod usage_recorder;
 mod usage_window;
 
@@ -30,5 +31,6 @@ pub use rate_limiter::*;
 pub use revocation::*;
 pub use settings_store::*;
 pub use store_error::*;
+pub use token_cutoff_store::*;
 pub use usage_recorder::*;
 pub use usage_window::*;

@@ -8,6 +8,7 @@ mod admission;
 mod alert_delivery;
 mod authenticator;
 mod catalog_service;
+mod dashboard_sessions;
 mod key_service;
 mod support;
 mod usage_service;
