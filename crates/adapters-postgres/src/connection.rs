@@ -99,7 +99,14 @@ impl Manager {
         })?;
         match &self.target {
             Target::Postgres(url) => PgConnection::establish(url).map(AnyConnection::Postgres),
-            Target::Sqlite(path) => SqliteConnection::establish(path).map(AnyConnection::Sqlite),
+            Target::Sqlite(path) => {
+                crate::sqlite_file_mode::restrict_sqlite_file(path).map_err(|e| {
+                    ConnectionError::BadConnection(format!(
+                        "cannot create the SQLite file with mode 0600: {e}"
+                    ))
+                })?;
+                SqliteConnection::establish(path).map(AnyConnection::Sqlite)
+            }
         }
     }
 }

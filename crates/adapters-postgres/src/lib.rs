@@ -22,7 +22,9 @@ mod on_conflict;
 mod pages;
 pub mod schema;
 mod settings_store;
+mod sqlite_file_mode;
 mod store;
+mod token_cutoff_store;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -96,6 +96,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    dashboard_token_cutoffs (user_id) {
+        user_id -> Text,
+        cutoff -> BigInt,
+    }
+}
+
 diesel::joinable!(credit_ledger -> users (user_id));
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(documents -> users (user_id));
@@ -111,4 +118,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     key_alerts,
     email_outbox,
     settings,
+    dashboard_token_cutoffs,
 );

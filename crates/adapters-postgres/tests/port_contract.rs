@@ -84,6 +84,7 @@ contract_cases!(
     abandoned_emails_are_never_claimed_again,
     concurrent_workers_never_claim_the_same_email,
     settings_keep_the_first_value,
+    token_cutoffs_only_move_forward,
 );
 
 contract_cases!(in pages:

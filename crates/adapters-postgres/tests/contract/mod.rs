@@ -11,7 +11,7 @@ use keys_domain::credits::{InsufficientCredits, LedgerEntry};
 use keys_domain::ports::{
     AccountStore, AlertOutbox, CatalogStore, ChargeError, CreateUserError, GrantStoreError,
     InsertKeyError, KeyListQuery, KeyStore, RotateKeyStoreError, Rotation, SettingsStore,
-    StoreError, UserRef,
+    StoreError, TokenCutoffStore, UserRef,
 };
 use keys_domain::random::OsRandom;
 use keys_domain::template::{Document, DocumentSummary};
@@ -26,11 +26,26 @@ pub mod pages;
 
 /// Everything a full store implements.
 pub trait Store:
-    KeyStore + AccountStore + CatalogStore + SettingsStore + AlertOutbox + Clone + 'static
+    KeyStore
+    + AccountStore
+    + CatalogStore
+    + SettingsStore
+    + AlertOutbox
+    + TokenCutoffStore
+    + Clone
+    + 'static
 {
 }
-impl<T: KeyStore + AccountStore + CatalogStore + SettingsStore + AlertOutbox + Clone + 'static>
-    Store for T
+impl<
+    T: KeyStore
+        + AccountStore
+        + CatalogStore
+        + SettingsStore
+        + AlertOutbox
+        + TokenCutoffStore
+        + Clone
+        + 'static,
+> Store for T
 {
 }
 
@@ -1066,6 +1081,25 @@ pub async fn settings_keep_the_first_value(store: impl Store) {
     assert_eq!(values.len(), 1, "every caller gets the winner: {values:?}");
 }
 
+// ---------------------------------------------------------------- TokenCutoffStore
+
+pub async fn token_cutoffs_only_move_forward(store: impl Store) {
+    let user = new_user(&store, 0).await;
+    assert_eq!(store.tokens_cutoff(&user).await.unwrap(), None);
+    assert!(store.raise_tokens_cutoff(&user, at(1000)).await.unwrap());
+    assert_eq!(store.tokens_cutoff(&user).await.unwrap(), Some(at(1000)));
+    assert!(store.raise_tokens_cutoff(&user, at(5000)).await.unwrap());
+    assert_eq!(store.tokens_cutoff(&user).await.unwrap(), Some(at(5000)));
+    // An earlier sign-out that lost a race does not move it back.
+    assert!(store.raise_tokens_cutoff(&user, at(2000)).await.unwrap());
+    assert_eq!(store.tokens_cutoff(&user).await.unwrap(), Some(at(5000)));
+    let other = new_user(&store, 0).await;
+    assert_eq!(store.tokens_cutoff(&other).await.unwrap(), None);
+    let ghost = UserId::new("usr_ghost");
+    assert!(!store.raise_tokens_cutoff(&ghost, at(1000)).await.unwrap());
+    assert_eq!(store.tokens_cutoff(&ghost).await.unwrap(), None);
+}
+
 // ---------------------------------------------------------------- outage
 
 fn list_store_error(e: ListError) -> StoreError {
@@ -1124,6 +1158,11 @@ pub async fn an_unreachable_store_is_unavailable(store: impl Store) {
         &store
             .ledger_page(&user, PageRequest::first(PageLimit::MAX))
             .await,
+    );
+    assert_unavailable("tokens_cutoff", &store.tokens_cutoff(&user).await);
+    assert_unavailable(
+        "raise_tokens_cutoff",
+        &store.raise_tokens_cutoff(&user, T0).await,
     );
     assert_unavailable("find_by_hash", &a);
     assert_unavailable("find", &b);
