@@ -5,7 +5,9 @@
 //!   another instance is honoured here within that time even when no Redis announces it. The
 //!   record's state is still checked against the clock on every request, so an `expiring` key
 //!   stops at its `revokes_at` exactly.
-//! - "No such key" is remembered for `unknown_key_ttl` (≤ 1 s) to blunt floods of random keys.
+//! - "No such key" is remembered for `unknown_key_ttl` (≤ 1 s) to blunt floods of random keys,
+//!   in a cache of its own: made-up keys are free to mint (the checksum is public), and in a
+//!   shared cache they would push known keys out.
 //! - Store errors are never cached.
 //! - Every write through [`CachedKeyStore`] evicts the keys it changed (a new key's remembered
 //!   "no such key", a revoked or rotated key): the one owner of this instance's invalidation.
@@ -16,7 +18,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use keys_domain::api_key::KeyLimits;
@@ -27,48 +29,36 @@ use keys_domain::usage::UsageDelta;
 use keys_domain::{
     ApiKey, KeyHash, KeyId, KeyState, ListError, NewApiKey, Page, Timestamp, UserId,
 };
-use moka::Expiry;
 
 /// The cache itself; shared by the caching store and the revocation bus listener.
 pub struct KeyCache {
     /// Hashed with foldhash, seeded per process: SipHash was a visible share of a cache hit, and
     /// a random seed still keeps crafted keys from piling into one bucket.
-    entries: moka::sync::Cache<KeyHash, Option<ApiKey>, foldhash::fast::RandomState>,
+    entries: moka::sync::Cache<KeyHash, ApiKey, foldhash::fast::RandomState>,
+    /// "No such key", bounded on its own so that unknown keys never evict known ones.
+    unknown: moka::sync::Cache<KeyHash, (), foldhash::fast::RandomState>,
     generation: AtomicU64,
-}
-
-struct TtlByOutcome {
-    known: Duration,
-    unknown: Duration,
-}
-
-impl Expiry<KeyHash, Option<ApiKey>> for TtlByOutcome {
-    fn expire_after_create(
-        &self,
-        _key: &KeyHash,
-        value: &Option<ApiKey>,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        Some(if value.is_some() {
-            self.known
-        } else {
-            self.unknown
-        })
-    }
 }
 
 impl KeyCache {
     #[must_use]
-    pub fn new(known_ttl: Duration, unknown_ttl: Duration, capacity: u64) -> Self {
+    pub fn new(
+        known_ttl: Duration,
+        unknown_ttl: Duration,
+        capacity: u64,
+        unknown_capacity: u64,
+    ) -> Self {
         let entries = moka::sync::Cache::builder()
             .max_capacity(capacity)
-            .expire_after(TtlByOutcome {
-                known: known_ttl,
-                unknown: unknown_ttl,
-            })
+            .time_to_live(known_ttl)
+            .build_with_hasher(foldhash::fast::RandomState::default());
+        let unknown = moka::sync::Cache::builder()
+            .max_capacity(unknown_capacity)
+            .time_to_live(unknown_ttl)
             .build_with_hasher(foldhash::fast::RandomState::default());
         Self {
             entries,
+            unknown,
             generation: AtomicU64::new(0),
         }
     }
@@ -77,16 +67,21 @@ impl KeyCache {
     pub fn evict(&self, hash: &KeyHash) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.entries.invalidate(hash);
+        self.unknown.invalidate(hash);
     }
 
     /// Forgets every key (after missed announcements, e.g. a Redis reconnect).
     pub fn evict_all(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.entries.invalidate_all();
+        self.unknown.invalidate_all();
     }
 
     fn get(&self, hash: &KeyHash) -> Option<Option<ApiKey>> {
-        self.entries.get(hash)
+        if let Some(key) = self.entries.get(hash) {
+            return Some(Some(key));
+        }
+        self.unknown.get(hash).map(|()| None)
     }
 
     fn generation(&self) -> u64 {
@@ -98,10 +93,14 @@ impl KeyCache {
         if self.generation() != generation {
             return;
         }
-        self.entries.insert(hash, value);
+        match value {
+            Some(key) => self.entries.insert(hash, key),
+            None => self.unknown.insert(hash, ()),
+        }
         // An eviction between the check above and the insert would otherwise be undone.
         if self.generation() != generation {
             self.entries.invalidate(&hash);
+            self.unknown.invalidate(&hash);
         }
     }
 }
@@ -222,7 +221,44 @@ mod tests {
             Duration::from_millis(500),
             Duration::from_secs(1),
             1000,
+            1000,
         ))
+    }
+
+    #[tokio::test]
+    async fn unknown_keys_never_push_known_keys_out() {
+        let (k, hash) = key(KeyState::Active);
+        let mut inner = MockKeyStore::new();
+        let stored = k.clone();
+        inner
+            .expect_find_by_hash()
+            .withf(move |h| *h == hash)
+            .times(1)
+            .returning(move |_| Ok(Some(stored.clone())));
+        inner
+            .expect_find_by_hash()
+            .withf(move |h| *h != hash)
+            .returning(|_| Ok(None));
+        let c = Arc::new(KeyCache::new(
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            10,
+            10,
+        ));
+        let store = CachedKeyStore::new(Arc::new(inner), c.clone());
+        store.find_by_hash(&hash).await.unwrap();
+        for i in 0..2000 {
+            let unknown = KeyHash::of(&format!("unknown-{i}"));
+            assert_eq!(store.find_by_hash(&unknown).await.unwrap(), None);
+        }
+        c.entries.run_pending_tasks();
+        c.unknown.run_pending_tasks();
+        assert!(
+            c.unknown.entry_count() <= 10,
+            "the negative cache is bounded"
+        );
+        // Served from the cache: the mock allows one lookup of the known key.
+        assert_eq!(store.find_by_hash(&hash).await.unwrap(), Some(k));
     }
 
     #[tokio::test]
@@ -267,6 +303,7 @@ mod tests {
         let c = Arc::new(KeyCache::new(
             Duration::from_millis(50),
             Duration::from_millis(50),
+            10,
             10,
         ));
         let store = CachedKeyStore::new(Arc::new(inner), c);

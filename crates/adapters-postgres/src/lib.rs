@@ -24,8 +24,8 @@ pub mod schema;
 mod settings_store;
 mod sqlite_file_mode;
 mod store;
-mod token_cutoff_store;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod token_cutoff_store;
 
 pub use store::DbStore;

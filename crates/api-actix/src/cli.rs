@@ -13,7 +13,14 @@ use keys_domain::ports::{Clock, SystemClock};
 use keys_domain::rate_limit::RateLimitPolicy;
 use serde_json::json;
 
-use crate::config::{Config, DEFAULT_BIND, DEFAULT_DATABASE_URL, DEFAULT_MAIL_FROM, Tuning};
+use keys_domain::use_cases::MAX_TOKEN_LIFETIME;
+
+use crate::client_ip::TrustedProxies;
+use crate::config::{
+    Config, DEFAULT_AUTH_FAILURES_PER_MINUTE, DEFAULT_BIND, DEFAULT_DASHBOARD_WRITES_PER_MINUTE,
+    DEFAULT_DATABASE_URL, DEFAULT_MAIL_FROM, Tuning,
+};
+use crate::jwt_secret::JwtSecret;
 use crate::wiring;
 
 #[derive(Debug, Parser)]
@@ -47,9 +54,6 @@ pub struct Settings {
     /// Sender of alert emails.
     #[arg(long, env = "MAIL_FROM", default_value = DEFAULT_MAIL_FROM, global = true)]
     pub mail_from: String,
-    /// HS256 secret of dashboard tokens; unset: generated once and kept in the database.
-    #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
-    pub jwt_secret: Option<String>,
     /// Sustained requests per second per key.
     #[arg(long, env = "JT_RATE_LIMIT_PER_SECOND", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub rate_limit_per_second: u32,
@@ -59,25 +63,58 @@ pub struct Settings {
     /// Requests per key per trailing 24 h that trigger the high-usage email.
     #[arg(long, env = "JT_HIGH_USAGE_THRESHOLD", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub high_usage_threshold: u64,
+    /// Failed authentications per client IP per minute before 429.
+    #[arg(long, env = "JT_AUTH_FAILURES_PER_MINUTE", default_value_t = DEFAULT_AUTH_FAILURES_PER_MINUTE, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub auth_failures_per_minute: u32,
+    /// Dashboard writes (create, rotate, revoke, sign-out) per user per minute before 429.
+    #[arg(long, env = "JT_DASHBOARD_WRITES_PER_MINUTE", default_value_t = DEFAULT_DASHBOARD_WRITES_PER_MINUTE, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub dashboard_writes_per_minute: u32,
+    /// Comma-separated IPs/CIDRs whose `X-Forwarded-For` is believed.
+    #[arg(long, env = "JT_TRUSTED_PROXIES", value_parser = parse_trusted_proxies, global = true)]
+    pub trusted_proxies: Option<TrustedProxies>,
+}
+
+fn parse_trusted_proxies(s: &str) -> Result<TrustedProxies, String> {
+    s.parse()
+}
+
+/// `--ttl-seconds`: 1 to 86400, with a message that says why.
+fn parse_token_ttl(s: &str) -> Result<u64, String> {
+    let max = MAX_TOKEN_LIFETIME.as_secs();
+    match s.trim().parse::<u64>() {
+        Ok(ttl) if (1..=max).contains(&ttl) => Ok(ttl),
+        Ok(0) => Err("the lifetime must be at least 1 second".to_owned()),
+        Ok(_) => Err(format!(
+            "dashboard tokens live at most {max} seconds (24 hours); the service refuses longer ones"
+        )),
+        Err(_) => Err(format!("`{s}` is not a number of seconds")),
+    }
 }
 
 impl Settings {
-    #[must_use]
-    pub fn into_config(self) -> Config {
-        Config {
+    /// The configuration, with the JWT secret read from the environment only (a flag's value
+    /// is visible to every local user).
+    ///
+    /// # Errors
+    /// `JWT_SECRET` and `JWT_SECRET_FILE` both set, or the file cannot be read.
+    pub fn into_config(self) -> anyhow::Result<Config> {
+        Ok(Config {
             bind: self.bind,
             database_url: self.database_url,
             redis_url: self.redis_url,
             smtp_url: self.smtp_url,
             mail_from: self.mail_from,
-            jwt_secret: self.jwt_secret,
+            jwt_secret: JwtSecret::from_env()?,
             rate_limit: RateLimitPolicy {
                 per_second: self.rate_limit_per_second,
                 burst: self.rate_limit_burst,
             },
             high_usage_threshold: self.high_usage_threshold,
+            auth_failures_per_minute: self.auth_failures_per_minute,
+            dashboard_writes_per_minute: self.dashboard_writes_per_minute,
+            trusted_proxies: self.trusted_proxies.unwrap_or_default(),
             tuning: Tuning::default(),
-        }
+        })
     }
 }
 
@@ -133,8 +170,8 @@ pub enum TokensCommand {
         /// The user's id or email.
         #[arg(long)]
         user: String,
-        /// Lifetime of the token.
-        #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+        /// Lifetime of the token, at most 86400 (24 hours).
+        #[arg(long, default_value_t = 3600, value_parser = parse_token_ttl)]
         ttl_seconds: u64,
     },
 }
@@ -165,6 +202,10 @@ struct CreatedUser<'a> {
 /// # Errors
 /// A message for stderr: taken or invalid email, unknown user, bad amount, database down.
 pub async fn run_operator_command(config: &Config, command: Command) -> anyhow::Result<String> {
+    // A weak configured secret stops every command, as it stops the server.
+    if let Some(secret) = &config.jwt_secret {
+        secret.checked()?;
+    }
     let store = wiring::open_command_store(&config.database_url)?;
     let result = run_with_store(config, command, &store).await;
     store.close().await;
@@ -243,6 +284,26 @@ mod tests {
             assert!(err.contains("at most 1000000000000"), "{err}");
         }
         assert!(grant("ten").contains("whole number"));
+    }
+
+    #[test]
+    fn the_secret_is_not_a_flag_and_token_lifetimes_are_bounded() {
+        assert!(Cli::try_parse_from(["api-actix", "--jwt-secret", "x", "serve"]).is_err());
+        let issue = |ttl: &str| {
+            Cli::try_parse_from([
+                "api-actix",
+                "tokens",
+                "issue",
+                "--user",
+                "u",
+                "--ttl-seconds",
+                ttl,
+            ])
+        };
+        assert!(issue("86400").is_ok());
+        let e = issue("86401").unwrap_err().to_string();
+        assert!(e.contains("at most 86400 seconds (24 hours)"), "{e}");
+        assert!(issue("0").is_err());
     }
 
     #[test]

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use keys_domain::rate_limit::RateLimitPolicy;
 
+use crate::client_ip::TrustedProxies;
+use crate::jwt_secret::JwtSecret;
+
 /// Everything the server and the operator commands need.
 #[derive(Clone)]
 pub struct Config {
@@ -19,12 +22,18 @@ pub struct Config {
     pub smtp_url: Option<String>,
     /// `MAIL_FROM`.
     pub mail_from: String,
-    /// `JWT_SECRET`; `None`: generated once and kept in the database.
-    pub jwt_secret: Option<String>,
+    /// `JWT_SECRET` or `JWT_SECRET_FILE`; `None`: generated once and kept in the database.
+    pub jwt_secret: Option<JwtSecret>,
     /// `JT_RATE_LIMIT_PER_SECOND` and `JT_RATE_LIMIT_BURST`.
     pub rate_limit: RateLimitPolicy,
     /// `JT_HIGH_USAGE_THRESHOLD` (positive; checked when the service is wired).
     pub high_usage_threshold: u64,
+    /// `JT_AUTH_FAILURES_PER_MINUTE`: failed authentications per client IP before 429.
+    pub auth_failures_per_minute: u32,
+    /// `JT_DASHBOARD_WRITES_PER_MINUTE`: dashboard writes per user before 429.
+    pub dashboard_writes_per_minute: u32,
+    /// `JT_TRUSTED_PROXIES`.
+    pub trusted_proxies: TrustedProxies,
     pub tuning: Tuning,
 }
 
@@ -42,6 +51,11 @@ pub struct Tuning {
     pub unknown_key_ttl: Duration,
     /// Most key records cached.
     pub key_cache_capacity: u64,
+    /// Most "no such key" answers remembered, apart from the known keys so that a flood of
+    /// made-up keys never pushes a known one out.
+    pub unknown_key_capacity: u64,
+    /// How long a request body may take to arrive before 408 (contract §2: 10 s).
+    pub body_timeout: Duration,
     /// How often the alert outbox is polled.
     pub alert_poll_interval: Duration,
     /// How long in-flight requests get to finish on shutdown.
@@ -58,6 +72,8 @@ impl Default for Tuning {
             key_cache_ttl: Duration::from_millis(500),
             unknown_key_ttl: Duration::from_secs(1),
             key_cache_capacity: 100_000,
+            unknown_key_capacity: 100_000,
+            body_timeout: Duration::from_secs(10),
             alert_poll_interval: Duration::from_secs(1),
             shutdown_timeout: Duration::from_secs(10),
             handle_signals: true,
@@ -69,6 +85,10 @@ impl Default for Tuning {
 pub const DEFAULT_MAIL_FROM: &str = "JobTactics <alerts@jobtactics.io>";
 /// `JT_BIND`'s default.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// `JT_AUTH_FAILURES_PER_MINUTE`'s default.
+pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 300;
+/// `JT_DASHBOARD_WRITES_PER_MINUTE`'s default.
+pub const DEFAULT_DASHBOARD_WRITES_PER_MINUTE: u32 = 60;
 /// `DATABASE_URL`'s default.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://jobtactics.db";
 
@@ -88,6 +108,9 @@ impl Config {
                 burst: 40,
             },
             high_usage_threshold: 10_000,
+            auth_failures_per_minute: DEFAULT_AUTH_FAILURES_PER_MINUTE,
+            dashboard_writes_per_minute: DEFAULT_DASHBOARD_WRITES_PER_MINUTE,
+            trusted_proxies: TrustedProxies::default(),
             tuning: Tuning::default(),
         }
     }
@@ -120,9 +143,15 @@ impl fmt::Debug for Config {
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
             .field("mail_from", &self.mail_from)
-            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
+            .field("jwt_secret", &self.jwt_secret)
             .field("rate_limit", &self.rate_limit)
             .field("high_usage_threshold", &self.high_usage_threshold)
+            .field("auth_failures_per_minute", &self.auth_failures_per_minute)
+            .field(
+                "dashboard_writes_per_minute",
+                &self.dashboard_writes_per_minute,
+            )
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("tuning", &self.tuning)
             .finish()
     }

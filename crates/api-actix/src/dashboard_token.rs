@@ -1,10 +1,12 @@
-//! Dashboard tokens (JWTs): HS256 only, `sub` (the user id) and `exp` required, nothing else
-//! checked. Signed by the CLI's `tokens issue`, verified by the dashboard extractor; neither
+//! Dashboard tokens (JWTs): HS256 only, `sub` (the user id) and `exp` required, at most 24 hours
+//! of lifetime (`keys_domain::use_cases::check_token_lifetime`); `iat` read for the sign-out
+//! cut-off, which the dashboard gate checks. Signed by the CLI's `tokens issue`, verified by the dashboard extractor; neither
 //! HTTP nor the CLI is known here, so each maps [`TokenError`] its own way.
 
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use keys_domain::use_cases::{TokenLifetimeError, check_token_lifetime};
 use keys_domain::{Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +25,12 @@ pub enum TokenError {
     EmptySubject,
     #[error("the token is not a valid dashboard token")]
     Invalid,
+    #[error("the token lives longer than 24 hours (`exp` - `iat`); issue a shorter one")]
+    TooLong,
+    #[error("the token's `iat` lies in the future")]
+    IssuedInFuture,
+    #[error("the token was issued before the user's last sign-out; sign in again")]
+    SignedOut,
 }
 
 /// Signs and verifies dashboard tokens with one secret.
@@ -42,6 +50,21 @@ struct IssuedClaims<'a> {
 #[derive(Deserialize)]
 struct VerifiedClaims {
     sub: String,
+    /// Seconds since the epoch; u64 so that `u64::MAX` parses and is refused as too long.
+    exp: u64,
+    iat: Option<u64>,
+}
+
+/// What a verified token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    pub user_id: UserId,
+    /// `iat`, when the token has one.
+    pub issued_at: Option<Timestamp>,
+}
+
+fn from_seconds(s: u64) -> Timestamp {
+    Timestamp::from_millis(i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(1000))
 }
 
 impl JwtKeys {
@@ -80,11 +103,12 @@ impl JwtKeys {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
     }
 
-    /// The user a token names.
+    /// The user a token names, and when it was issued.
     ///
     /// # Errors
-    /// Anything but a valid, unexpired HS256 token with a non-empty `sub`.
-    pub fn verify(&self, token: &str) -> Result<UserId, TokenError> {
+    /// Anything but a valid, unexpired HS256 token with a non-empty `sub` that lives at most
+    /// 24 hours.
+    pub fn verify(&self, token: &str, now: Timestamp) -> Result<VerifiedToken, TokenError> {
         use jsonwebtoken::errors::ErrorKind;
         let data = jsonwebtoken::decode::<VerifiedClaims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
@@ -96,11 +120,20 @@ impl JwtKeys {
                 ErrorKind::MissingRequiredClaim(_) => TokenError::MissingClaim,
                 _ => TokenError::Invalid,
             })?;
-        let sub = data.claims.sub.trim();
+        let claims = data.claims;
+        let sub = claims.sub.trim();
         if sub.is_empty() {
             return Err(TokenError::EmptySubject);
         }
-        Ok(UserId::new(sub))
+        let issued_at = claims.iat.map(from_seconds);
+        check_token_lifetime(issued_at, from_seconds(claims.exp), now).map_err(|e| match e {
+            TokenLifetimeError::TooLong => TokenError::TooLong,
+            TokenLifetimeError::IssuedInFuture => TokenError::IssuedInFuture,
+        })?;
+        Ok(VerifiedToken {
+            user_id: UserId::new(sub),
+            issued_at,
+        })
     }
 }
 
@@ -122,7 +155,7 @@ mod tests {
         );
         let user = UserId::new("usr_1");
         let t = keys.issue(&user, now, Duration::from_secs(60)).unwrap();
-        assert_eq!(keys.verify(&t).unwrap(), user);
+        assert_eq!(keys.verify(&t, now).unwrap().user_id, user);
 
         let expired = keys
             .issue(
@@ -131,19 +164,22 @@ mod tests {
                 Duration::from_secs(60),
             )
             .unwrap();
-        assert_eq!(keys.verify(&expired), Err(TokenError::Expired));
+        assert_eq!(keys.verify(&expired, now), Err(TokenError::Expired));
 
         let foreign = JwtKeys::new(b"secret-two")
             .issue(&user, now, Duration::from_secs(60))
             .unwrap();
-        assert!(keys.verify(&foreign).is_err());
+        assert!(keys.verify(&foreign, now).is_err());
 
         // alg: none, same claims, empty signature.
         let mut parts = t.split('.');
         let _header = parts.next().unwrap();
         let claims = parts.next().unwrap();
         let none_header = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0"; // {"alg":"none","typ":"JWT"}
-        assert!(keys.verify(&format!("{none_header}.{claims}.")).is_err());
+        assert!(
+            keys.verify(&format!("{none_header}.{claims}."), now)
+                .is_err()
+        );
         let hs512 = jsonwebtoken::encode(
             &Header::new(Algorithm::HS512),
             &IssuedClaims {
@@ -154,6 +190,58 @@ mod tests {
             &EncodingKey::from_secret(b"secret-one"),
         )
         .unwrap();
-        assert!(keys.verify(&hs512).is_err());
+        assert!(keys.verify(&hs512, now).is_err());
+    }
+
+    #[test]
+    fn lifetimes_over_24_hours_are_refused() {
+        let secret = b"secret-one-secret-one-secret-one";
+        let keys = JwtKeys::new(secret);
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let now = from_seconds(now_s);
+        let sign = |claims: serde_json::Value| {
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(secret),
+            )
+            .unwrap()
+        };
+        let day = 24 * 3600;
+        let ok = sign(serde_json::json!({"sub": "usr_1", "iat": now_s, "exp": now_s + day}));
+        assert_eq!(keys.verify(&ok, now).unwrap().issued_at, Some(now));
+        let no_iat = sign(serde_json::json!({"sub": "usr_1", "exp": now_s + 600}));
+        assert_eq!(keys.verify(&no_iat, now).unwrap().issued_at, None);
+        for (claims, want) in [
+            (
+                serde_json::json!({"sub": "u", "iat": now_s, "exp": u64::MAX}),
+                TokenError::TooLong,
+            ),
+            (
+                serde_json::json!({"sub": "u", "exp": u64::MAX}),
+                TokenError::TooLong,
+            ),
+            (
+                serde_json::json!({"sub": "u", "iat": now_s, "exp": now_s + day + 1}),
+                TokenError::TooLong,
+            ),
+            (
+                serde_json::json!({"sub": "u", "exp": now_s + 2 * day}),
+                TokenError::TooLong,
+            ),
+            (
+                serde_json::json!({"sub": "u", "iat": now_s + 10 * day, "exp": now_s + 10 * day + 60}),
+                TokenError::IssuedInFuture,
+            ),
+        ] {
+            assert_eq!(
+                keys.verify(&sign(claims.clone()), now),
+                Err(want),
+                "{claims}"
+            );
+        }
     }
 }

@@ -133,10 +133,21 @@ pub enum ApiError {
     InsufficientCredits(InsufficientCredits),
     TemplateNotPurchased,
     NotFound(Cow<'static, str>),
-    MethodNotAllowed,
+    /// The methods the resource serves, for `Allow`.
+    MethodNotAllowed(&'static str),
     Conflict(String),
     PayloadTooLarge,
+    /// The body did not arrive in time; the connection is closed.
+    RequestTimeout,
+    /// A body with a `Content-Encoding`: bodies are never decompressed.
+    UnsupportedMediaType,
     RateLimited(RateDecision),
+    /// A 429 that is not one key's rate limit (failed authentications per IP, dashboard writes
+    /// per user): `Retry-After` but no key rate-limit headers.
+    Throttled {
+        message: &'static str,
+        retry_after_seconds: u64,
+    },
     ServiceUnavailable,
     Internal,
 }
@@ -199,7 +210,7 @@ impl ApiError {
                 "this template is premium and you have not purchased it",
             ),
             Self::NotFound(message) => row(StatusCode::NOT_FOUND, "not_found", message.clone()),
-            Self::MethodNotAllowed => row(
+            Self::MethodNotAllowed(_) => row(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 "this method is not allowed on this resource",
@@ -210,11 +221,24 @@ impl ApiError {
                 "payload_too_large",
                 "the request body is larger than 64 KiB",
             ),
+            Self::RequestTimeout => row(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request body did not arrive within 10 seconds",
+            ),
+            Self::UnsupportedMediaType => row(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "request bodies are never decompressed; send them without `Content-Encoding`",
+            ),
             Self::RateLimited(_) => row(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 "too many requests for this API key; retry after the delay given",
             ),
+            Self::Throttled { message, .. } => {
+                row(StatusCode::TOO_MANY_REQUESTS, "rate_limited", *message)
+            }
             Self::ServiceUnavailable => row(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "service_unavailable",
@@ -252,6 +276,12 @@ impl ApiError {
             }
             Self::RateLimited(d) => {
                 body.insert("retry_after".into(), json!(d.retry_after_seconds()));
+            }
+            Self::Throttled {
+                retry_after_seconds,
+                ..
+            } => {
+                body.insert("retry_after".into(), json!(retry_after_seconds));
             }
             _ => {}
         }
@@ -298,8 +328,21 @@ impl ResponseError for ApiError {
             Self::RateLimited(d) => {
                 res.insert_header((header::RETRY_AFTER, d.retry_after_seconds()));
             }
+            Self::Throttled {
+                retry_after_seconds,
+                ..
+            } => {
+                res.insert_header((header::RETRY_AFTER, *retry_after_seconds));
+            }
             Self::ServiceUnavailable => {
                 res.insert_header((header::RETRY_AFTER, UNAVAILABLE_RETRY_AFTER_SECONDS));
+            }
+            Self::MethodNotAllowed(allow) => {
+                res.insert_header((header::ALLOW, *allow));
+            }
+            // The rest of a body that did not arrive is not worth waiting for.
+            Self::RequestTimeout => {
+                res.force_close();
             }
             _ => {}
         }
@@ -449,9 +492,9 @@ pub async fn route_not_found() -> HttpResponse {
     ApiError::NotFound("no such route".into()).error_response()
 }
 
-/// The JSON 405 for a known path with a method it does not serve.
-pub async fn method_not_allowed() -> HttpResponse {
-    ApiError::MethodNotAllowed.error_response()
+/// The JSON 405 for a known path with a method it does not serve; `allow` lists those it does.
+pub fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    ApiError::MethodNotAllowed(allow).error_response()
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
@@ -12,9 +13,12 @@ use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Largest accepted request body (64 KiB); larger is 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
+/// How long a body may take to arrive when no state configures it (contract §2).
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A request body parsed as JSON into a DTO.
 #[derive(Debug)]
@@ -27,9 +31,16 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let content_type = check_content_type(req);
         let body = web::Bytes::from_request(req, payload);
+        // A body trickled in a byte at a time would otherwise hold its connection forever.
+        let deadline = req
+            .app_data::<web::Data<AppState>>()
+            .map_or(BODY_TIMEOUT, |s| s.body_timeout);
         Box::pin(async move {
             content_type?;
-            let bytes = body.await.map_err(|e| payload_error(&e))?;
+            let bytes = tokio::time::timeout(deadline, body)
+                .await
+                .map_err(|_| ApiError::RequestTimeout)?
+                .map_err(|e| payload_error(&e))?;
             parse(&bytes).map(JsonBody)
         })
     }

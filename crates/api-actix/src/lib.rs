@@ -8,14 +8,21 @@
 //! builds the server.
 
 pub mod auth;
+pub mod body_encoding;
 pub mod cli;
+pub mod client_ip;
 pub mod config;
 pub mod dashboard_token;
+pub mod dashboard_write_limit;
 pub mod dto;
 pub mod error;
 pub mod json_body;
 pub mod json_response;
+pub mod jwt_secret;
+pub mod minute_limiter;
 pub mod rate_limit_headers;
+pub mod request_framing;
+pub mod request_guard;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -10,7 +10,13 @@ use clap::Parser;
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = cli.settings.into_config();
+    let config = match cli.settings.into_config() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             telemetry::init("info");

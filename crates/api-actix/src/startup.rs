@@ -16,6 +16,7 @@ use tracing_actix_web::TracingLogger;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::json_body::BODY_LIMIT;
+use crate::request_guard::guard_request;
 use crate::routes;
 use crate::telemetry::{RootSpan, request_id_header};
 use crate::wiring;
@@ -59,6 +60,7 @@ impl Application {
         let state = web::Data::new(wired.state);
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(guard_request))
                 .wrap(from_fn(request_id_header))
                 .wrap(TracingLogger::<RootSpan>::new())
                 .app_data(state.clone())
@@ -77,6 +79,8 @@ impl Application {
                 .configure(routes::configure)
                 .default_service(web::to(crate::error::route_not_found))
         })
+        // Before `listen`, which captures it.
+        .on_connect(crate::request_framing::on_connect)
         .listen(listener)?
         .shutdown_timeout(config.tuning.shutdown_timeout.as_secs().max(1))
         .disable_signals();

@@ -1,12 +1,15 @@
 //! What every handler can reach: the use cases and the few ports read directly.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use keys_domain::ports::{AccountStore, Clock, SettingsStore};
-use keys_domain::use_cases::{Admission, CatalogService, KeyService};
+use keys_domain::use_cases::{Admission, CatalogService, DashboardSessions, KeyService};
 
+use crate::auth::failure_limit::AuthFailureLimiter;
 use crate::dashboard_token::JwtKeys;
+use crate::dashboard_write_limit::DashboardWriteLimiter;
 
 /// Shared by all workers (behind `web::Data`, an `Arc`).
 pub struct AppState {
@@ -16,6 +19,12 @@ pub struct AppState {
     pub catalog: CatalogService,
     /// Balances are a plain read; no use case adds anything to it.
     pub accounts: Arc<dyn AccountStore>,
+    /// The sign-out cut-off of dashboard tokens.
+    pub sessions: DashboardSessions,
+    pub auth_failures: Arc<AuthFailureLimiter>,
+    pub dashboard_writes: Arc<DashboardWriteLimiter>,
+    /// How long a request body may take to arrive.
+    pub body_timeout: Duration,
     pub jwt: Arc<JwtKeys>,
     pub clock: Arc<dyn Clock>,
     pub readiness: Readiness,

@@ -21,14 +21,17 @@ use keys_domain::ports::{
 use keys_domain::random::{OsRandom, RandomSource};
 use keys_domain::usage::HighUsageThreshold;
 use keys_domain::use_cases::{
-    Admission, AlertDelivery, Authenticator, CatalogService, KeyService, UsageService, UserService,
+    Admission, AlertDelivery, Authenticator, CatalogService, DashboardSessions, KeyService,
+    UsageService, UserService,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use workers::{Sweep, UsageFlusher, spawn_delivery_worker, spawn_sweeper, spawn_usage_flusher};
 
+use crate::auth::failure_limit::AuthFailureLimiter;
 use crate::config::{Config, redact_url};
 use crate::dashboard_token::JwtKeys;
+use crate::dashboard_write_limit::DashboardWriteLimiter;
 use crate::state::{AppState, Probe, Readiness};
 
 /// The settings row holding the generated JWT secret.
@@ -70,23 +73,30 @@ pub async fn migrate(store: &Arc<DbStore>) -> anyhow::Result<usize> {
     Ok(applied)
 }
 
-/// `JWT_SECRET`, or the one generated on first use and kept in the database, so that the CLI
-/// and every server instance agree without configuration.
+/// `JWT_SECRET` (or `JWT_SECRET_FILE`), or the one generated on first use and kept in the
+/// database, so that the CLI and every server instance agree without configuration.
 ///
 /// # Errors
-/// The database is unavailable.
+/// A configured secret under 32 bytes (naming its variable); the database is unavailable.
 pub async fn jwt_keys(config: &Config, settings: &dyn SettingsStore) -> anyhow::Result<JwtKeys> {
-    let secret = match &config.jwt_secret {
-        Some(secret) => secret.clone(),
-        None => {
-            let candidate = base62::random_chars(&OsRandom, 43);
-            settings
-                .get_or_insert(JWT_SECRET_SETTING, &candidate)
-                .await
-                .context("cannot read or store the generated JWT secret")?
-        }
-    };
+    if let Some(secret) = &config.jwt_secret {
+        return Ok(JwtKeys::new(secret.checked()?));
+    }
+    let candidate = base62::random_chars(&OsRandom, 43);
+    let secret = settings
+        .get_or_insert(JWT_SECRET_SETTING, &candidate)
+        .await
+        .context("cannot read or store the generated JWT secret")?;
     Ok(JwtKeys::new(secret.as_bytes()))
+}
+
+/// Sign-out and the token cut-off over `store`.
+#[must_use]
+pub fn dashboard_sessions(store: &Arc<DbStore>) -> DashboardSessions {
+    DashboardSessions {
+        cutoffs: store.clone(),
+        clock: Arc::new(SystemClock),
+    }
 }
 
 /// The operator use cases over `store`.
@@ -147,6 +157,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         t.key_cache_ttl,
         t.unknown_key_ttl,
         t.key_cache_capacity,
+        t.unknown_key_capacity,
     ));
     // The cache evicts on every write through it; the notifier only tells other instances.
     let keys: Arc<dyn KeyStore> = Arc::new(CachedKeyStore::new(store.clone(), cache.clone()));
@@ -158,7 +169,22 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
     // In process: the limiter and window on their own, or the Redis adapters' fallbacks.
     let local_limiter = Arc::new(LocalRateLimiter::new(config.rate_limit));
     let local_window = Arc::new(LocalUsageWindow::new());
+    let auth_failures = Arc::new(AuthFailureLimiter::new(
+        config.auth_failures_per_minute,
+        config.trusted_proxies.clone(),
+    ));
+    let dashboard_writes = Arc::new(DashboardWriteLimiter::new(
+        config.dashboard_writes_per_minute,
+    ));
     let mut sweeps: Vec<Sweep> = vec![
+        {
+            let failures = auth_failures.clone();
+            Arc::new(move |_| failures.sweep())
+        },
+        {
+            let writes = dashboard_writes.clone();
+            Arc::new(move |_| writes.sweep())
+        },
         {
             let limiter = local_limiter.clone();
             Arc::new(move |_| limiter.sweep())
@@ -224,6 +250,13 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
             random: random.clone(),
         },
         accounts: store.clone(),
+        sessions: DashboardSessions {
+            cutoffs: store.clone(),
+            clock: clock.clone(),
+        },
+        auth_failures,
+        dashboard_writes,
+        body_timeout: t.body_timeout,
         jwt,
         clock: clock.clone(),
         readiness: Readiness {

@@ -40,6 +40,15 @@ impl ApiKeyAuth {
         let state = req
             .app_data::<web::Data<AppState>>()
             .ok_or(ApiError::Internal)?;
+        // Before the credential is even parsed: a client over its failure limit costs nothing.
+        let client = state.auth_failures.client(req);
+        state.auth_failures.check(client)?;
+        let auth = Self::authenticate_key(req, state).await;
+        state.auth_failures.record(client, &auth);
+        auth
+    }
+
+    async fn authenticate_key(req: &HttpRequest, state: &AppState) -> Result<Self, ApiError> {
         let token = match credential(req) {
             Credential::Missing => return Err(Unauthorized::MissingApiKey.into()),
             Credential::Other => return Err(Unauthorized::UnsupportedCredential.into()),

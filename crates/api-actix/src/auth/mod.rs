@@ -3,4 +3,6 @@
 
 pub mod api_key;
 pub mod bearer;
+pub mod dashboard_gate;
 pub mod dashboard_user;
+pub mod failure_limit;

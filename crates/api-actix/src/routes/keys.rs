@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 
+use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use keys_domain::KeyId;
 use keys_domain::ports::KeyListQuery;
@@ -13,6 +14,10 @@ use crate::error::ApiError;
 use crate::json_body::JsonBody;
 use crate::state::AppState;
 
+/// On every response that carries a full key: no cache, shared or private, may keep it.
+const NO_STORE: (actix_web::http::header::HeaderName, HeaderValue) =
+    (CACHE_CONTROL, HeaderValue::from_static("no-store"));
+
 /// `POST /api/v1/keys` → 201 with the key, shown this once.
 pub async fn create(
     user: DashboardUser,
@@ -22,7 +27,9 @@ pub async fn create(
     let name = body.0.try_into_domain()?;
     let issued = state.keys.issue(&user.user_id, name).await?;
     tracing::info!(key_id = %issued.key.id, preview = issued.key.preview.as_str(), "key created");
-    Ok(HttpResponse::Created().json(KeyObject::issued(&issued, state.clock.now())))
+    Ok(HttpResponse::Created()
+        .insert_header(NO_STORE)
+        .json(KeyObject::issued(&issued, state.clock.now())))
 }
 
 /// `GET /api/v1/keys`: one page, newest first, optionally of one `status`.
@@ -83,5 +90,7 @@ pub async fn rotate(
     let old = KeyId::new(id.into_inner());
     let issued = state.keys.rotate(&user.user_id, &old, name, grace).await?;
     tracing::info!(old_key_id = %old, key_id = %issued.key.id, "key rotated");
-    Ok(HttpResponse::Created().json(KeyObject::issued(&issued, state.clock.now())))
+    Ok(HttpResponse::Created()
+        .insert_header(NO_STORE)
+        .json(KeyObject::issued(&issued, state.clock.now())))
 }

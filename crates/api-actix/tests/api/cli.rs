@@ -12,6 +12,7 @@ pub(crate) fn cli(database_url: &str, args: &[&str]) -> Output {
         .args(args)
         .env("DATABASE_URL", database_url)
         .env_remove("JWT_SECRET")
+        .env_remove("JWT_SECRET_FILE")
         .env_remove("REDIS_URL")
         .env_remove("SMTP_URL")
         .output()

@@ -106,7 +106,7 @@ pub fn unique(prefix: &str) -> String {
 pub fn test_config(database_url: &str) -> Config {
     let mut c = Config::for_database(database_url);
     c.bind = "127.0.0.1:0".into();
-    c.jwt_secret = Some(unique("test-secret-"));
+    c.jwt_secret = Some(unique("test-secret-at-least-32-bytes-").into());
     c.rate_limit = RateLimitPolicy {
         per_second: 10_000,
         burst: 10_000,

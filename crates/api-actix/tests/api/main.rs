@@ -8,13 +8,17 @@
 #[macro_use]
 mod helpers;
 
+mod abuse_limits;
 mod auth;
 mod clean_exit;
 mod cli;
 mod cli_amounts;
+mod dashboard_tokens;
+mod edge;
 mod keys;
 mod lists;
 mod look_alike_names;
 mod operations;
 mod outage;
 mod public;
+mod raw_http;

@@ -189,3 +189,29 @@ async fn a_database_outage_is_503_with_retry_after_never_401() {
         200
     );
 }
+
+/// Issue 11, item 6: a client over its failed-authentication limit is answered before any store
+/// is touched: 429 while the database is down, where a lookup would be 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failure_limit_answers_before_any_store() {
+    let mut pg = tokio::task::spawn_blocking(PrivatePostgres::start)
+        .await
+        .unwrap();
+    let db = Database::fresh(Backend::Sqlite).await;
+    let mut config = test_config(&pg.url());
+    config.database_url = pg.url();
+    config.auth_failures_per_minute = 1;
+    let app = TestApp::start(db, config).await;
+    let unknown = ApiKeySecret::generate(&OsRandom);
+    let res = app.public_get(unknown.expose(), "/api/v1/public/me").await;
+    expect_error(res, 401, "invalid_api_key").await;
+    tokio::task::spawn_blocking(move || {
+        pg.stop();
+        pg
+    })
+    .await
+    .unwrap();
+    let other = ApiKeySecret::generate(&OsRandom);
+    let res = app.public_get(other.expose(), "/api/v1/public/me").await;
+    expect_error(res, 429, "rate_limited").await;
+}
