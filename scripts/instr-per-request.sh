@@ -25,6 +25,9 @@ trap cleanup EXIT
 
 export DATABASE_URL="sqlite://$WORK/bench.db"
 export JT_RATE_LIMIT_PER_SECOND=1000000000 JT_RATE_LIMIT_BURST=1000000000 JT_HIGH_USAGE_THRESHOLD=1000000000
+# The malformed-key runs are thousands of failed authentications from one IP: without this the
+# per-IP failure limit would turn every later request into a 429 and measure that instead.
+export JT_AUTH_FAILURES_PER_MINUTE=1000000000
 unset RUST_LOG
 [ -n "${REDIS:-}" ] && export REDIS_URL="redis://127.0.0.1:6379"
 PORT=$((20000 + RANDOM % 20000))

@@ -29,6 +29,9 @@ trap cleanup EXIT
 export DATABASE_URL="sqlite://$WORK/bench.db"
 export JT_RATE_LIMIT_PER_SECOND=1000000000 JT_RATE_LIMIT_BURST=1000000000
 export JT_HIGH_USAGE_THRESHOLD=1000000000
+# The malformed-key run is a flood of failed authentications from one IP: measure the refusal
+# itself, not the per-IP failure limit's 429 that would follow the first 300.
+export JT_AUTH_FAILURES_PER_MINUTE=1000000000
 # Logging as in production (RUST_LOG unset: info, no line per request).
 unset RUST_LOG
 PORT=$((20000 + RANDOM % 20000))

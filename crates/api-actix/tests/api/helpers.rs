@@ -102,7 +102,7 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// Defaults for tests: port 0, a known JWT secret, a rate limit no test hits by accident.
+/// Defaults for tests: port 0, a known JWT secret, rate and abuse limits no test hits by accident.
 pub fn test_config(database_url: &str) -> Config {
     let mut c = Config::for_database(database_url);
     c.bind = "127.0.0.1:0".into();
@@ -111,6 +111,9 @@ pub fn test_config(database_url: &str) -> Config {
         per_second: 10_000,
         burst: 10_000,
     };
+    // Likewise the abuse limits: the tests that check them lower them.
+    c.auth_failures_per_minute = 10_000;
+    c.dashboard_writes_per_minute = 10_000;
     c.tuning.workers = Some(2);
     c.tuning.handle_signals = false;
     c.tuning.usage_flush_interval = Duration::from_millis(100);
