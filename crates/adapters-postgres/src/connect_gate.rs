@@ -89,8 +89,9 @@ mod tests {
                 let pass = gate.enter().unwrap();
                 entered_tx.send(()).unwrap();
                 std::thread::sleep(Duration::from_millis(150));
+                let released_at = Instant::now();
                 drop(pass);
-                Instant::now()
+                released_at
             })
         };
         entered_rx.recv().unwrap();
