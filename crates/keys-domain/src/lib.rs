@@ -7,6 +7,7 @@
 pub mod alert_email;
 pub mod api_key;
 pub mod base62;
+pub mod charge_batch;
 pub mod credits;
 pub mod email;
 pub mod ids;

@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use crate::credits::{Credits, InsufficientCredits, prices};
-use crate::ids::{DocumentId, TemplateId, UserId};
+use crate::ids::{DocumentId, KeyId, TemplateId, UserId};
 use crate::page::{ListError, Page, PageRequest};
-use crate::ports::{CatalogStore, ChargeError, Clock, Purchase, StoreError};
+use crate::ports::{
+    CatalogStore, Charge, ChargeKind, ChargeOutcome, Clock, LedgerWriter, Purchase, StoreError,
+};
 use crate::random::RandomSource;
 use crate::template::{Document, DocumentSummary, Fields, TemplateListing, render};
 
@@ -17,6 +19,9 @@ pub enum PurchaseError {
     Insufficient(#[from] InsufficientCredits),
     #[error("no such user")]
     UnknownUser,
+    /// The paying key was revoked after the request was authenticated.
+    #[error("the API key has been revoked")]
+    KeyRevoked,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -31,6 +36,9 @@ pub enum RenderError {
     Insufficient(#[from] InsufficientCredits),
     #[error("no such user")]
     UnknownUser,
+    /// The paying key was revoked after the request was authenticated.
+    #[error("the API key has been revoked")]
+    KeyRevoked,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -43,18 +51,6 @@ pub enum DocumentLookupError {
     Store(#[from] StoreError),
 }
 
-/// A failed charge as the use case's error: the same three outcomes for every charged use case.
-fn charge_failed<E: From<InsufficientCredits> + From<StoreError>>(
-    e: ChargeError,
-    unknown_user: E,
-) -> E {
-    match e {
-        ChargeError::Insufficient(i) => i.into(),
-        ChargeError::UnknownUser => unknown_user,
-        ChargeError::Store(s) => s.into(),
-    }
-}
-
 /// A rendered document and the balance after paying for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedDocument {
@@ -63,10 +59,19 @@ pub struct RenderedDocument {
     pub balance: Credits,
 }
 
-/// Templates and documents, paid for in credits.
+/// Why a charge changed nothing.
+enum Refused {
+    Insufficient(InsufficientCredits),
+    UnknownUser,
+    KeyRevoked,
+    Store(StoreError),
+}
+
+/// Templates and documents, paid for in credits through the ledger writer.
 #[derive(Clone)]
 pub struct CatalogService {
     pub store: Arc<dyn CatalogStore>,
+    pub ledger: Arc<dyn LedgerWriter>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn RandomSource>,
 }
@@ -78,13 +83,14 @@ impl CatalogService {
         self.store.list_templates(user).await
     }
 
-    /// Buys a template (0 for free or already owned ones).
+    /// Buys a template (0 for free or already owned ones) with `key`.
     ///
     /// # Errors
-    /// `TemplateNotFound`, `Insufficient`, `UnknownUser`, `Store`.
+    /// `TemplateNotFound`, `Insufficient`, `UnknownUser`, `KeyRevoked`, `Store`.
     pub async fn purchase(
         &self,
         user: &UserId,
+        key: &KeyId,
         id: &TemplateId,
     ) -> Result<Purchase, PurchaseError> {
         let listing = self
@@ -92,20 +98,33 @@ impl CatalogService {
             .find_template(user, id)
             .await?
             .ok_or(PurchaseError::TemplateNotFound)?;
-        let price = listing.template.purchase_price(listing.owned);
-        self.store
-            .purchase(user, &listing.template, price, self.clock.now())
-            .await
-            .map_err(|e| charge_failed(e, PurchaseError::UnknownUser))
+        // The price if not owned yet; the ledger writer decides ownership under the lock.
+        let charge = Charge {
+            user_id: user.clone(),
+            key_id: Some(key.clone()),
+            cost: listing.template.purchase_price(false),
+            kind: ChargeKind::Purchase(listing.template.id.clone()),
+            at: self.clock.now(),
+        };
+        let (charged, balance) = self.charge(charge).await.map_err(|e| match e {
+            Refused::Insufficient(i) => PurchaseError::Insufficient(i),
+            Refused::UnknownUser => PurchaseError::UnknownUser,
+            Refused::KeyRevoked => PurchaseError::KeyRevoked,
+            Refused::Store(s) => PurchaseError::Store(s),
+        })?;
+        Ok(Purchase { charged, balance })
     }
 
-    /// Renders a template into a new document for 1 credit. Nothing is debited on any error.
+    /// Renders a template into a new document for 1 credit, paid with `key`. Nothing is
+    /// debited on any error.
     ///
     /// # Errors
-    /// `TemplateNotFound`, `TemplateNotOwned`, `Insufficient`, `UnknownUser`, `Store`.
+    /// `TemplateNotFound`, `TemplateNotOwned`, `Insufficient`, `UnknownUser`, `KeyRevoked`,
+    /// `Store`.
     pub async fn render_document(
         &self,
         user: &UserId,
+        key: &KeyId,
         template: &TemplateId,
         fields: &Fields,
     ) -> Result<RenderedDocument, RenderError> {
@@ -124,17 +143,42 @@ impl CatalogService {
             content: render(&listing.template.body, fields),
             created_at: self.clock.now(),
         };
-        let cost = prices::DOCUMENT_RENDER;
-        let balance = self
-            .store
-            .create_document(document.clone(), cost)
-            .await
-            .map_err(|e| charge_failed(e, RenderError::UnknownUser))?;
+        let charge = Charge {
+            user_id: user.clone(),
+            key_id: Some(key.clone()),
+            cost: prices::DOCUMENT_RENDER,
+            at: document.created_at,
+            kind: ChargeKind::Render(document.clone()),
+        };
+        let (charged, balance) = self.charge(charge).await.map_err(|e| match e {
+            Refused::Insufficient(i) => RenderError::Insufficient(i),
+            Refused::UnknownUser => RenderError::UnknownUser,
+            Refused::KeyRevoked => RenderError::KeyRevoked,
+            Refused::Store(s) => RenderError::Store(s),
+        })?;
         Ok(RenderedDocument {
             document,
-            charged: cost,
+            charged,
             balance,
         })
+    }
+
+    /// One charge through the ledger writer: (charged, balance after).
+    async fn charge(&self, charge: Charge) -> Result<(Credits, Credits), Refused> {
+        let outcomes = self
+            .ledger
+            .apply(vec![charge])
+            .await
+            .map_err(Refused::Store)?;
+        match outcomes.first() {
+            Some(ChargeOutcome::Charged { charged, balance }) => Ok((*charged, *balance)),
+            Some(ChargeOutcome::Insufficient(i)) => Err(Refused::Insufficient(*i)),
+            Some(ChargeOutcome::UnknownUser) => Err(Refused::UnknownUser),
+            Some(ChargeOutcome::KeyNotAccepted) => Err(Refused::KeyRevoked),
+            None => Err(Refused::Store(StoreError::Internal(
+                "the ledger writer answered no outcome".into(),
+            ))),
+        }
     }
 
     /// One page of the user's documents, newest first, without content.

@@ -1,21 +1,30 @@
-//! `CatalogService`: purchases and rendering; nothing is charged when a check fails.
+//! `CatalogService`: purchases and rendering go to the ledger writer as one charge each, paid
+//! with the request's key; nothing is charged when a check fails, and every refusal the writer
+//! answers maps to its error.
 
 use std::sync::Arc;
 
-use keys_domain::TemplateId;
 use keys_domain::credits::{Credits, InsufficientCredits};
-use keys_domain::ports::{ChargeError, MockCatalogStore, Purchase, StoreError};
+use keys_domain::ports::{
+    ChargeKind, ChargeOutcome, MockCatalogStore, MockLedgerWriter, StoreError,
+};
 use keys_domain::template::{Fields, Template, TemplateListing};
 use keys_domain::use_cases::{CatalogService, PurchaseError, RenderError};
+use keys_domain::{KeyId, TemplateId};
 
 use crate::support::{SeqRandom, T0, clock_at, user};
 
-fn service(store: MockCatalogStore) -> CatalogService {
+fn service(store: MockCatalogStore, ledger: MockLedgerWriter) -> CatalogService {
     CatalogService {
         store: Arc::new(store),
+        ledger: Arc::new(ledger),
         clock: Arc::new(clock_at(T0)),
         random: Arc::new(SeqRandom::new(11)),
     }
+}
+
+fn key() -> KeyId {
+    KeyId::new("key_paying")
 }
 
 fn template(id: &str, premium: bool, price: u64, body: &str) -> Template {
@@ -36,16 +45,35 @@ fn classic() -> Template {
     template("classic", false, 0, "Dear {{ name }}, {{role}}{{missing}}.")
 }
 
-fn finds(store: &mut MockCatalogStore, listing: Option<TemplateListing>) {
+fn finds(listing: Option<TemplateListing>) -> MockCatalogStore {
+    let mut store = MockCatalogStore::new();
     store
         .expect_find_template()
         .withf(|u, _| *u == user())
         .times(1)
         .returning(move |_, _| Ok(listing.clone()));
+    store
 }
 
 fn listing(template: Template, owned: bool) -> Option<TemplateListing> {
     Some(TemplateListing { template, owned })
+}
+
+fn never_charged() -> MockLedgerWriter {
+    let mut ledger = MockLedgerWriter::new();
+    ledger.expect_apply().never();
+    ledger
+}
+
+/// A writer that answers `outcome` to one charge.
+fn answers(outcome: Result<ChargeOutcome, StoreError>) -> MockLedgerWriter {
+    let mut ledger = MockLedgerWriter::new();
+    ledger
+        .expect_apply()
+        .withf(|charges| charges.len() == 1)
+        .times(1)
+        .returning(move |_| outcome.clone().map(|o| vec![o]));
+    ledger
 }
 
 fn short() -> InsufficientCredits {
@@ -57,80 +85,87 @@ fn short() -> InsufficientCredits {
 
 // ---- purchase ----
 
+fn purchase(
+    store: MockCatalogStore,
+    ledger: MockLedgerWriter,
+) -> Result<(u64, u64), PurchaseError> {
+    futures_executor::block_on(service(store, ledger).purchase(
+        &user(),
+        &key(),
+        &TemplateId::new("whatever"),
+    ))
+    .map(|p| (p.charged.get(), p.balance.get()))
+}
+
 #[test]
 fn purchase_of_unknown_template_is_not_found_and_charges_nothing() {
-    let mut store = MockCatalogStore::new();
-    finds(&mut store, None);
-    store.expect_purchase().never();
-    let got = futures_executor::block_on(service(store).purchase(&user(), &TemplateId::new("x")));
-    assert_eq!(got, Err(PurchaseError::TemplateNotFound));
+    assert_eq!(
+        purchase(finds(None), never_charged()),
+        Err(PurchaseError::TemplateNotFound)
+    );
 }
 
-/// Purchases `listing` and returns the price the store was asked to charge.
-fn price_passed_for(listing_: Option<TemplateListing>) -> u64 {
-    let mut store = MockCatalogStore::new();
-    finds(&mut store, listing_);
-    store
-        .expect_purchase()
-        .withf(|u, _, _, now| *u == user() && *now == T0)
+/// Purchases `listing` and returns the cost the writer was asked to charge.
+fn cost_passed_for(listing_: Option<TemplateListing>) -> u64 {
+    let mut ledger = MockLedgerWriter::new();
+    ledger
+        .expect_apply()
+        .withf(|charges| {
+            let c = &charges[0];
+            charges.len() == 1
+                && c.user_id == user()
+                && c.key_id == Some(key())
+                && c.at == T0
+                && matches!(&c.kind, ChargeKind::Purchase(t) if t == &executive().id || t == &classic().id)
+        })
         .times(1)
-        .returning(|_, _, price, _| {
-            Ok(Purchase {
-                charged: price,
+        .returning(|charges| {
+            Ok(vec![ChargeOutcome::Charged {
+                charged: charges[0].cost,
                 balance: Credits::new(70),
-            })
+            }])
         });
-    let got =
-        futures_executor::block_on(service(store).purchase(&user(), &TemplateId::new("whatever")))
-            .unwrap();
-    assert_eq!(got.balance, Credits::new(70));
-    got.charged.get()
+    let (charged, balance) = purchase(finds(listing_), ledger).unwrap();
+    assert_eq!(balance, 70);
+    charged
 }
 
 #[test]
-fn purchase_charges_the_price_once_and_zero_for_free_or_owned_templates() {
-    assert_eq!(price_passed_for(listing(executive(), false)), 50);
-    assert_eq!(price_passed_for(listing(executive(), true)), 0);
-    assert_eq!(price_passed_for(listing(classic(), true)), 0);
-    assert_eq!(price_passed_for(listing(classic(), false)), 0);
-}
-
-fn purchase_with_store_error(err: ChargeError) -> PurchaseError {
-    let mut store = MockCatalogStore::new();
-    finds(&mut store, listing(executive(), false));
-    store
-        .expect_purchase()
-        .times(1)
-        .returning(move |_, _, _, _| Err(err.clone()));
-    futures_executor::block_on(service(store).purchase(&user(), &TemplateId::new("executive")))
-        .unwrap_err()
+fn purchase_asks_for_the_price_of_a_premium_template_and_zero_for_a_free_one() {
+    // The writer decides ownership under its lock: an owned premium template is charged 0
+    // there (see the contract suite), so the request always carries the price.
+    assert_eq!(cost_passed_for(listing(executive(), false)), 50);
+    assert_eq!(cost_passed_for(listing(executive(), true)), 50);
+    assert_eq!(cost_passed_for(listing(classic(), true)), 0);
 }
 
 #[test]
-fn purchase_maps_store_errors() {
-    assert_eq!(
-        purchase_with_store_error(ChargeError::Insufficient(short())),
-        PurchaseError::Insufficient(short())
-    );
-    assert_eq!(
-        purchase_with_store_error(ChargeError::UnknownUser),
-        PurchaseError::UnknownUser
-    );
+fn purchase_maps_every_refusal() {
     let down = StoreError::Unavailable("down".into());
-    assert_eq!(
-        purchase_with_store_error(ChargeError::Store(down.clone())),
-        PurchaseError::Store(down)
-    );
+    for (outcome, want) in [
+        (
+            Ok(ChargeOutcome::Insufficient(short())),
+            PurchaseError::Insufficient(short()),
+        ),
+        (Ok(ChargeOutcome::UnknownUser), PurchaseError::UnknownUser),
+        (Ok(ChargeOutcome::KeyNotAccepted), PurchaseError::KeyRevoked),
+        (Err(down.clone()), PurchaseError::Store(down.clone())),
+    ] {
+        let got = purchase(finds(listing(executive(), false)), answers(outcome));
+        assert_eq!(got, Err(want));
+    }
 }
 
 // ---- render_document ----
 
 fn render(
     store: MockCatalogStore,
+    ledger: MockLedgerWriter,
     fields: &Fields,
 ) -> Result<keys_domain::use_cases::RenderedDocument, RenderError> {
-    futures_executor::block_on(service(store).render_document(
+    futures_executor::block_on(service(store, ledger).render_document(
         &user(),
+        &key(),
         &TemplateId::new("whatever"),
         fields,
     ))
@@ -138,91 +173,98 @@ fn render(
 
 #[test]
 fn rendering_a_premium_template_not_owned_is_forbidden_and_charges_nothing() {
-    let mut store = MockCatalogStore::new();
-    finds(&mut store, listing(executive(), false));
-    store.expect_create_document().never();
     assert_eq!(
-        render(store, &Fields::new()),
+        render(
+            finds(listing(executive(), false)),
+            never_charged(),
+            &Fields::new()
+        ),
         Err(RenderError::TemplateNotOwned)
     );
 }
 
 #[test]
 fn rendering_an_unknown_template_is_not_found() {
-    let mut store = MockCatalogStore::new();
-    finds(&mut store, None);
-    store.expect_create_document().never();
     assert_eq!(
-        render(store, &Fields::new()),
+        render(finds(None), never_charged(), &Fields::new()),
         Err(RenderError::TemplateNotFound)
     );
 }
 
 #[test]
-fn rendering_with_a_short_balance_is_insufficient() {
+fn rendering_maps_every_refusal() {
     let one_short = InsufficientCredits {
         required: Credits::new(1),
         balance: Credits::ZERO,
     };
-    let mut store = MockCatalogStore::new();
-    finds(&mut store, listing(classic(), true));
-    store
-        .expect_create_document()
-        .times(1)
-        .returning(move |_, _| Err(ChargeError::Insufficient(one_short)));
-    assert_eq!(
-        render(store, &Fields::new()),
-        Err(RenderError::Insufficient(one_short))
-    );
-}
-
-#[test]
-fn rendering_maps_other_store_errors() {
     let down = StoreError::Unavailable("down".into());
-    for (err, want) in [
-        (ChargeError::UnknownUser, RenderError::UnknownUser),
+    for (outcome, want) in [
         (
-            ChargeError::Store(down.clone()),
-            RenderError::Store(down.clone()),
+            Ok(ChargeOutcome::Insufficient(one_short)),
+            RenderError::Insufficient(one_short),
         ),
+        (Ok(ChargeOutcome::UnknownUser), RenderError::UnknownUser),
+        (Ok(ChargeOutcome::KeyNotAccepted), RenderError::KeyRevoked),
+        (Err(down.clone()), RenderError::Store(down.clone())),
     ] {
-        let mut store = MockCatalogStore::new();
-        finds(&mut store, listing(classic(), true));
-        store
-            .expect_create_document()
-            .times(1)
-            .returning(move |_, _| Err(err.clone()));
-        assert_eq!(render(store, &Fields::new()), Err(want));
+        let got = render(
+            finds(listing(classic(), true)),
+            answers(outcome),
+            &Fields::new(),
+        );
+        assert_eq!(got, Err(want));
     }
 
     let mut store = MockCatalogStore::new();
     store
         .expect_find_template()
         .returning(|_, _| Err(StoreError::Unavailable("down".into())));
-    store.expect_create_document().never();
-    assert_eq!(render(store, &Fields::new()), Err(RenderError::Store(down)));
+    assert_eq!(
+        render(store, never_charged(), &Fields::new()),
+        Err(RenderError::Store(down))
+    );
 }
 
 #[test]
-fn rendering_fills_placeholders_and_charges_one_credit() {
-    let mut store = MockCatalogStore::new();
-    finds(&mut store, listing(classic(), false));
-    store
-        .expect_create_document()
-        .withf(|doc, cost| {
-            *cost == Credits::new(1)
-                && doc.user_id == user()
-                && doc.template_id.as_str() == "classic"
-                && doc.created_at == T0
-                && doc.content == "Dear Ada, Countess."
+fn a_writer_that_answers_nothing_is_an_internal_error_not_a_success() {
+    let mut ledger = MockLedgerWriter::new();
+    ledger.expect_apply().times(1).returning(|_| Ok(vec![]));
+    assert!(matches!(
+        render(finds(listing(classic(), true)), ledger, &Fields::new()),
+        Err(RenderError::Store(StoreError::Internal(_)))
+    ));
+}
+
+#[test]
+fn rendering_fills_placeholders_and_charges_one_credit_with_the_key() {
+    let mut ledger = MockLedgerWriter::new();
+    ledger
+        .expect_apply()
+        .withf(|charges| {
+            let c = &charges[0];
+            charges.len() == 1
+                && c.cost == Credits::new(1)
+                && c.user_id == user()
+                && c.key_id == Some(key())
+                && c.at == T0
+                && matches!(&c.kind, ChargeKind::Render(doc)
+                    if doc.user_id == user()
+                        && doc.template_id.as_str() == "classic"
+                        && doc.created_at == T0
+                        && doc.content == "Dear Ada, Countess.")
         })
         .times(1)
-        .returning(|_, _| Ok(Credits::new(119)));
+        .returning(|_| {
+            Ok(vec![ChargeOutcome::Charged {
+                charged: Credits::new(1),
+                balance: Credits::new(119),
+            }])
+        });
     let mut fields = Fields::new();
     fields.insert("name".into(), "Ada".into());
     fields.insert("role".into(), "Countess".into());
 
-    let out = render(store, &fields).unwrap();
+    let out = render(finds(listing(classic(), false)), ledger, &fields).unwrap();
     assert_eq!(out.charged, Credits::new(1));
     assert_eq!(out.balance, Credits::new(119));
     assert_eq!(out.document.content, "Dear Ada, Countess.");
@@ -232,14 +274,13 @@ fn rendering_fills_placeholders_and_charges_one_credit() {
 
 #[test]
 fn an_owned_premium_template_renders() {
-    let mut store = MockCatalogStore::new();
-    finds(&mut store, listing(executive(), true));
-    store
-        .expect_create_document()
-        .withf(|doc, _| doc.content == "Executive Ada")
-        .times(1)
-        .returning(|_, _| Ok(Credits::new(5)));
+    let ledger = answers(Ok(ChargeOutcome::Charged {
+        charged: Credits::new(1),
+        balance: Credits::new(5),
+    }));
     let mut fields = Fields::new();
     fields.insert("name".into(), "Ada".into());
-    assert_eq!(render(store, &fields).unwrap().balance, Credits::new(5));
+    let out = render(finds(listing(executive(), true)), ledger, &fields).unwrap();
+    assert_eq!(out.document.content, "Executive Ada");
+    assert_eq!(out.balance, Credits::new(5));
 }

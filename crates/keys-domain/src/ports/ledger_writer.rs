@@ -1,0 +1,62 @@
+use async_trait::async_trait;
+
+use super::StoreError;
+use crate::credits::{Credits, InsufficientCredits};
+use crate::ids::{KeyId, TemplateId, UserId};
+use crate::template::Document;
+use crate::timestamp::Timestamp;
+
+/// What a charge pays for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChargeKind {
+    /// Stores the document; debits the charge's `cost`.
+    Render(Document),
+    /// Records ownership of the template; debits the charge's `cost` only when it is newly
+    /// acquired (buying an owned template charges 0).
+    Purchase(TemplateId),
+}
+
+/// One paid operation, as a request asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charge {
+    pub user_id: UserId,
+    /// The API key that authorised the request. The charge is refused when that key is no
+    /// longer accepted (revoked since the request was authenticated), so a revocation that has
+    /// committed is never followed by a debit made with the key.
+    pub key_id: Option<KeyId>,
+    pub cost: Credits,
+    pub kind: ChargeKind,
+    /// When the request asked: the ledger entry's time, and the instant at which the key must
+    /// still be accepted.
+    pub at: Timestamp,
+}
+
+/// What became of one charge. Every outcome but `Charged` changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChargeOutcome {
+    /// Applied and durable: `charged` (0 for an owned template) and the balance after it.
+    Charged { charged: Credits, balance: Credits },
+    /// The balance, after the charges before this one, does not cover it.
+    Insufficient(InsufficientCredits),
+    /// The user does not exist.
+    UnknownUser,
+    /// The key is revoked (or not the user's) as of the charge.
+    KeyNotAccepted,
+}
+
+/// The credit ledger's writer: applies a batch of charges in one transaction.
+///
+/// Charges are decided in the order given against the running balance of their user, so when
+/// the balance runs out the refusals go exactly to the charges that no longer fit. A charge is
+/// applied at most once: when `apply` returns an error, none of the batch was applied.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait LedgerWriter: Send + Sync {
+    /// Applies `charges` and answers one outcome per charge, in the same order, once every
+    /// `Charged` one is durable.
+    ///
+    /// # Errors
+    /// `Unavailable` (the store cannot be reached; nothing applied, a retry may succeed),
+    /// `Internal` (a charge broke a constraint, e.g. an unknown template; nothing applied).
+    async fn apply(&self, charges: Vec<Charge>) -> Result<Vec<ChargeOutcome>, StoreError>;
+}
