@@ -157,9 +157,18 @@ impl AccountStore for DbStore {
     }
 
     async fn balance(&self, user: &UserId) -> Result<Option<Credits>, StoreError> {
-        let user = user.clone();
-        self.run(move |conn| Ok(read_balance(conn, user.as_str())?.map(Credits::from_stored)))
-            .await
+        if let Some(balance) = self.balance_cache().get(user) {
+            return Ok(Some(balance));
+        }
+        let started = self.balance_cache().stamp();
+        let id = user.clone();
+        let balance = self
+            .run(move |conn| Ok(read_balance(conn, id.as_str())?.map(Credits::from_stored)))
+            .await?;
+        if let Some(balance) = balance {
+            self.balance_cache().put(user, balance, started);
+        }
+        Ok(balance)
     }
 
     async fn grant(
@@ -168,12 +177,13 @@ impl AccountStore for DbStore {
         amount: GrantAmount,
         now: Timestamp,
     ) -> Result<Credits, GrantStoreError> {
-        let user = user.clone();
+        let id = user.clone();
         // Both fit in i64 with room to spare (at most 10^12 and 2^53 - 1), so neither the
         // bound nor the sum can overflow, and SQLite never turns the balance into a REAL.
         let amount = amount.credits().as_i64();
         let ceiling = Credits::MAX_BALANCE.as_i64() - amount;
-        self.run(move |conn| {
+        let granted = self.run(move |conn| {
+            let user = id;
             conn.transaction(|conn| {
                 // The increment is the first statement: it locks the row (see `lock_user`). Its
                 // condition makes the limit check and the write one atomic step.
@@ -202,7 +212,9 @@ impl AccountStore for DbStore {
                 Ok(Credits::from_stored(balance))
             })
         })
-        .await
+        .await?;
+        self.balance_cache().committed(&[(user.clone(), granted)]);
+        Ok(granted)
     }
 
     async fn ledger(&self, user: &UserId) -> Result<Vec<LedgerEntry>, StoreError> {

@@ -1,23 +1,17 @@
-//! [`CatalogStore`]: templates, ownership, documents, and the charges that pay for them.
+//! [`CatalogStore`]: templates, ownership and documents (read side; the ledger writer in
+//! `ledger_batch` writes purchases and documents).
 
 use std::collections::HashSet;
 
 use async_trait::async_trait;
 use diesel::prelude::*;
-use keys_domain::credits::{InsufficientCredits, LedgerReason};
-use keys_domain::ports::{CatalogStore, ChargeError, Purchase, StoreError};
+use keys_domain::ports::{CatalogStore, StoreError};
 use keys_domain::template::{Document, DocumentSummary, Template, TemplateListing};
-use keys_domain::{
-    Credits, DocumentId, ListError, Page, PageRequest, TemplateId, Timestamp, UserId,
-};
+use keys_domain::{Credits, DocumentId, ListError, Page, PageRequest, TemplateId, Timestamp, UserId};
 
-use crate::account_store::{append_ledger, read_balance};
 use crate::connection::AnyConnection;
-use crate::failure::Failure;
-use crate::key_store::lock_user;
-use crate::on_conflict::OnConflictDoNothing;
 use crate::pages::document_page;
-use crate::schema::{documents, template_ownership, templates, users};
+use crate::schema::{documents, template_ownership, templates};
 use crate::store::DbStore;
 
 #[derive(Debug, Queryable, Selectable)]
@@ -78,38 +72,6 @@ fn purchased_ids(conn: &mut AnyConnection, user: &str) -> QueryResult<HashSet<St
         .collect())
 }
 
-/// Debits `cost` with a ledger entry: the conditional decrement that can never overspend.
-/// Returns the new balance. Call inside a transaction; on `Err` the caller rolls it back.
-fn debit(
-    conn: &mut AnyConnection,
-    user: &str,
-    cost: Credits,
-    reason: &LedgerReason,
-    now: Timestamp,
-) -> Result<Credits, Failure<ChargeError>> {
-    let cost_i = cost.as_i64();
-    let n = diesel::update(
-        users::table
-            .filter(users::id.eq(user))
-            .filter(users::balance.ge(cost_i)),
-    )
-    .set(users::balance.eq(users::balance - cost_i))
-    .execute(conn)?;
-    let balance = read_balance(conn, user)?.ok_or(Failure::Port(ChargeError::UnknownUser))?;
-    if n == 0 {
-        return Err(Failure::Port(ChargeError::Insufficient(
-            InsufficientCredits {
-                required: cost,
-                balance: Credits::from_stored(balance),
-            },
-        )));
-    }
-    if cost_i > 0 {
-        append_ledger(conn, user, -cost_i, balance, reason, now)?;
-    }
-    Ok(Credits::from_stored(balance))
-}
-
 #[async_trait]
 impl CatalogStore for DbStore {
     async fn list_templates(&self, user: &UserId) -> Result<Vec<TemplateListing>, StoreError> {
@@ -145,76 +107,6 @@ impl CatalogStore for DbStore {
             };
             let purchased = purchased_ids(conn, user.as_str())?;
             Ok(Some(listing(row.into(), &purchased)))
-        })
-        .await
-    }
-
-    async fn purchase(
-        &self,
-        user: &UserId,
-        template: &Template,
-        price: Credits,
-        now: Timestamp,
-    ) -> Result<Purchase, ChargeError> {
-        let (user, template_id) = (user.clone(), template.id.clone());
-        self.run(move |conn| {
-            conn.transaction(|conn| {
-                if !lock_user(conn, user.as_str())? {
-                    return Err(Failure::Port(ChargeError::UnknownUser));
-                }
-                // Ownership first: only the purchase that actually records it pays.
-                let acquired = diesel::insert_into(template_ownership::table).values((
-                    template_ownership::user_id.eq(user.as_str()),
-                    template_ownership::template_id.eq(template_id.as_str()),
-                    template_ownership::acquired_at.eq(now.as_millis()),
-                ));
-                let newly = OnConflictDoNothing(acquired).execute(conn)? == 1;
-                if newly && price > Credits::ZERO {
-                    let reason = LedgerReason::TemplatePurchase(template_id.as_str().to_owned());
-                    let balance = debit(conn, user.as_str(), price, &reason, now)?;
-                    return Ok(Purchase {
-                        charged: price,
-                        balance,
-                    });
-                }
-                let balance = read_balance(conn, user.as_str())?
-                    .ok_or(Failure::Port(ChargeError::UnknownUser))?;
-                Ok(Purchase {
-                    charged: Credits::ZERO,
-                    balance: Credits::from_stored(balance),
-                })
-            })
-        })
-        .await
-    }
-
-    async fn create_document(
-        &self,
-        document: Document,
-        cost: Credits,
-    ) -> Result<Credits, ChargeError> {
-        self.run(move |conn| {
-            conn.transaction(|conn| {
-                // The conditional decrement is the first statement, so it is also the lock.
-                let reason = LedgerReason::DocumentRender(document.id.as_str().to_owned());
-                let balance = debit(
-                    conn,
-                    document.user_id.as_str(),
-                    cost,
-                    &reason,
-                    document.created_at,
-                )?;
-                diesel::insert_into(documents::table)
-                    .values((
-                        documents::id.eq(document.id.as_str()),
-                        documents::user_id.eq(document.user_id.as_str()),
-                        documents::template_id.eq(document.template_id.as_str()),
-                        documents::content.eq(document.content.as_str()),
-                        documents::created_at.eq(document.created_at.as_millis()),
-                    ))
-                    .execute(conn)?;
-                Ok(balance)
-            })
         })
         .await
     }

@@ -7,7 +7,7 @@
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use keys_domain::ListError;
 use keys_domain::ports::{
-    ChargeError, CreateUserError, GrantStoreError, InsertKeyError, RotateKeyStoreError, StoreError,
+    CreateUserError, GrantStoreError, InsertKeyError, RotateKeyStoreError, StoreError,
 };
 
 /// Why a store closure stopped.
@@ -61,12 +61,6 @@ impl FromStoreError for InsertKeyError {
 impl FromStoreError for RotateKeyStoreError {
     fn from_store_error(e: StoreError) -> Self {
         Self::Insert(InsertKeyError::Store(e))
-    }
-}
-
-impl FromStoreError for ChargeError {
-    fn from_store_error(e: StoreError) -> Self {
-        Self::Store(e)
     }
 }
 

@@ -47,17 +47,7 @@ pub(crate) struct KeyRow {
 
 impl KeyRow {
     fn state(&self) -> Result<KeyState, StoreError> {
-        let corrupt = || StoreError::Internal(format!("key {} has an invalid state", self.id));
-        match (self.status.as_str(), self.revoked_at, self.revokes_at) {
-            (ACTIVE, None, None) => Ok(KeyState::Active),
-            (EXPIRING, None, Some(at)) => Ok(KeyState::Expiring {
-                revokes_at: Timestamp::from_millis(at),
-            }),
-            (REVOKED, Some(at), None) => Ok(KeyState::Revoked {
-                revoked_at: Timestamp::from_millis(at),
-            }),
-            _ => Err(corrupt()),
-        }
+        stored_state(&self.id, &self.status, self.revoked_at, self.revokes_at)
     }
 
     pub(crate) fn into_key(self) -> Result<ApiKey, StoreError> {
@@ -78,6 +68,27 @@ impl KeyRow {
             last_used_at: self.last_used_at.map(Timestamp::from_millis),
             usage_count,
         })
+    }
+}
+
+/// A key's state from its stored columns (status, revoked_at, revokes_at).
+pub(crate) fn stored_state(
+    id: &str,
+    status: &str,
+    revoked_at: Option<i64>,
+    revokes_at: Option<i64>,
+) -> Result<KeyState, StoreError> {
+    match (status, revoked_at, revokes_at) {
+        (ACTIVE, None, None) => Ok(KeyState::Active),
+        (EXPIRING, None, Some(at)) => Ok(KeyState::Expiring {
+            revokes_at: Timestamp::from_millis(at),
+        }),
+        (REVOKED, Some(at), None) => Ok(KeyState::Revoked {
+            revoked_at: Timestamp::from_millis(at),
+        }),
+        _ => Err(StoreError::Internal(format!(
+            "key {id} has an invalid state"
+        ))),
     }
 }
 

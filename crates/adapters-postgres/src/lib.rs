@@ -12,11 +12,15 @@
 
 mod account_store;
 mod alert_outbox;
+mod balance_cache;
 mod catalog_store;
 mod connect_gate;
 pub mod connection;
 mod failure;
+mod group_commit;
 mod key_store;
+mod ledger_batch;
+mod ledger_writer;
 mod migrations;
 mod on_conflict;
 mod pages;

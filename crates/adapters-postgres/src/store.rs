@@ -3,12 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keys_domain::ports::StoreError;
+use keys_domain::ports::{Charge, ChargeOutcome, StoreError};
 use r2d2::{CustomizeConnection as _, Pool, PooledConnection};
 
+use crate::balance_cache::BalanceCache;
 use crate::connect_gate::ConnectGate;
 use crate::connection::{AnyConnection, CONNECT_DRAIN_LIMIT, Manager, SqliteSetup, Target};
 use crate::failure::{Failure, FromStoreError};
+use crate::group_commit::{BATCH_CAP, GroupCommit};
 use crate::migrations;
 
 /// How long a request waits for a pooled connection. Short, so a database outage becomes a fast
@@ -29,6 +31,9 @@ struct Inner {
     connections: Connections,
     gate: Arc<ConnectGate>,
     backend: &'static str,
+    /// The ledger writer's queue: charges waiting for the next batch.
+    ledger: GroupCommit<Charge, ChargeOutcome>,
+    balances: BalanceCache,
 }
 
 /// Where a port method's connection comes from.
@@ -134,6 +139,8 @@ impl DbStore {
                 connections,
                 gate,
                 backend,
+                ledger: GroupCommit::new(BATCH_CAP),
+                balances: BalanceCache::default(),
             }),
         }
     }
@@ -162,6 +169,14 @@ impl DbStore {
             )
         })?;
         migrations::run_pending(&mut conn)
+    }
+
+    pub(crate) fn ledger_queue(&self) -> &GroupCommit<Charge, ChargeOutcome> {
+        &self.inner.ledger
+    }
+
+    pub(crate) fn balance_cache(&self) -> &BalanceCache {
+        &self.inner.balances
     }
 
     /// "postgres" or "sqlite".

@@ -2,16 +2,20 @@
 //!
 //! Each case takes a freshly migrated, empty store. Times are fixed instants, not the clock.
 
+mod ledger_writer;
+
+pub use ledger_writer::*;
+
 use std::collections::HashSet;
 use std::time::Duration;
 
 use keys_domain::alert_email::OutgoingEmail;
 use keys_domain::api_key::{ApiKey, KeyLimits, NewApiKey};
-use keys_domain::credits::{InsufficientCredits, LedgerEntry};
+use keys_domain::credits::LedgerEntry;
 use keys_domain::ports::{
-    AccountStore, AlertOutbox, CatalogStore, ChargeError, CreateUserError, GrantStoreError,
-    InsertKeyError, KeyListQuery, KeyStore, RotateKeyStoreError, Rotation, SettingsStore,
-    StoreError, TokenCutoffStore, UserRef,
+    AccountStore, AlertOutbox, CatalogStore, Charge, ChargeKind, ChargeOutcome, CreateUserError,
+    GrantStoreError, InsertKeyError, KeyListQuery, KeyStore, LedgerWriter, RotateKeyStoreError,
+    Rotation, SettingsStore, StoreError, TokenCutoffStore, UserRef,
 };
 use keys_domain::random::OsRandom;
 use keys_domain::template::{Document, DocumentSummary};
@@ -29,6 +33,7 @@ pub trait Store:
     KeyStore
     + AccountStore
     + CatalogStore
+    + LedgerWriter
     + SettingsStore
     + AlertOutbox
     + TokenCutoffStore
@@ -36,16 +41,16 @@ pub trait Store:
     + 'static
 {
 }
-impl<
+impl<T> Store for T where
     T: KeyStore
         + AccountStore
         + CatalogStore
+        + LedgerWriter
         + SettingsStore
         + AlertOutbox
         + TokenCutoffStore
         + Clone
-        + 'static,
-> Store for T
+        + 'static
 {
 }
 
@@ -53,7 +58,7 @@ pub const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 const HOUR: Duration = Duration::from_secs(3600);
 const LIMITS: KeyLimits = KeyLimits { max_live_keys: 25 };
 
-fn at(ms: i64) -> Timestamp {
+pub fn at(ms: i64) -> Timestamp {
     Timestamp::from_millis(T0.as_millis() + ms)
 }
 
@@ -80,7 +85,7 @@ pub fn new_key(user: &UserId, name: &str, created_at: Timestamp) -> (NewApiKey, 
     (key, secret)
 }
 
-async fn insert(store: &impl Store, user: &UserId, name: &str, now: Timestamp) -> ApiKey {
+pub async fn insert(store: &impl Store, user: &UserId, name: &str, now: Timestamp) -> ApiKey {
     let (key, _) = new_key(user, name, now);
     store.insert(key, LIMITS, now).await.unwrap()
 }
@@ -95,7 +100,7 @@ async fn insert_err(
     store.insert(key, LIMITS, now).await.unwrap_err()
 }
 
-fn document(user: &UserId, created_at: Timestamp) -> Document {
+pub fn document(user: &UserId, created_at: Timestamp) -> Document {
     Document {
         id: DocumentId::generate(&OsRandom),
         user_id: user.clone(),
@@ -643,10 +648,17 @@ pub async fn catalogue_lists_templates_with_ownership(store: impl Store) {
             .unwrap(),
         None
     );
-    store
-        .purchase(&user, &executive.template, executive.template.price, at(1))
+    let bought = store
+        .apply(vec![Charge {
+            user_id: user.clone(),
+            key_id: None,
+            cost: executive.template.price,
+            kind: ChargeKind::Purchase(executive.template.id.clone()),
+            at: at(1),
+        }])
         .await
         .unwrap();
+    assert!(matches!(bought[0], ChargeOutcome::Charged { .. }));
     let executive = store
         .find_template(&user, &TemplateId::new("executive"))
         .await
@@ -656,210 +668,6 @@ pub async fn catalogue_lists_templates_with_ownership(store: impl Store) {
     let other = new_user(&store, 0).await;
     let listed = store.list_templates(&other).await.unwrap();
     assert!(!listed[1].owned, "ownership is per user");
-}
-
-async fn executive(store: &impl Store, user: &UserId) -> keys_domain::template::Template {
-    store
-        .find_template(user, &TemplateId::new("executive"))
-        .await
-        .unwrap()
-        .unwrap()
-        .template
-}
-
-pub async fn purchase_charges_once(store: impl Store) {
-    let user = new_user(&store, 120).await;
-    let template = executive(&store, &user).await;
-    let bought = store
-        .purchase(&user, &template, Credits::new(50), at(1))
-        .await
-        .unwrap();
-    assert_eq!(
-        (bought.charged, bought.balance),
-        (Credits::new(50), Credits::new(70))
-    );
-    // Buying again (even if the caller read a stale "not owned") charges nothing.
-    let again = store
-        .purchase(&user, &template, Credits::new(50), at(2))
-        .await
-        .unwrap();
-    assert_eq!(
-        (again.charged, again.balance),
-        (Credits::ZERO, Credits::new(70))
-    );
-    let classic = store
-        .find_template(&user, &TemplateId::new("classic"))
-        .await
-        .unwrap()
-        .unwrap()
-        .template;
-    let free = store
-        .purchase(&user, &classic, Credits::ZERO, at(3))
-        .await
-        .unwrap();
-    assert_eq!(
-        (free.charged, free.balance),
-        (Credits::ZERO, Credits::new(70))
-    );
-    let ledger = assert_ledger_matches(&store, &user).await;
-    let reasons: Vec<(&str, i64)> = ledger
-        .iter()
-        .map(|e| (e.reason.as_str(), e.delta))
-        .collect();
-    assert_eq!(
-        reasons,
-        vec![("grant", 120), ("template_purchase:executive", -50)]
-    );
-}
-
-pub async fn purchase_without_enough_credits_debits_and_records_nothing(store: impl Store) {
-    let user = new_user(&store, 49).await;
-    let template = executive(&store, &user).await;
-    let err = store
-        .purchase(&user, &template, Credits::new(50), at(1))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err,
-        ChargeError::Insufficient(InsufficientCredits {
-            required: Credits::new(50),
-            balance: Credits::new(49)
-        })
-    );
-    assert_eq!(store.balance(&user).await.unwrap(), Some(Credits::new(49)));
-    assert!(
-        !store
-            .find_template(&user, &template.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .owned
-    );
-    assert_eq!(assert_ledger_matches(&store, &user).await.len(), 1);
-    let err = store
-        .purchase(
-            &UserId::new("usr_nobody"),
-            &template,
-            Credits::new(50),
-            at(1),
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(err, ChargeError::UnknownUser);
-}
-
-pub async fn concurrent_purchases_charge_once(store: impl Store) {
-    let user = new_user(&store, 500).await;
-    let template = executive(&store, &user).await;
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let (store, user, template) = (store.clone(), user.clone(), template.clone());
-            tokio::spawn(async move {
-                store
-                    .purchase(&user, &template, Credits::new(50), at(1))
-                    .await
-            })
-        })
-        .collect();
-    let mut charged = 0;
-    for t in tasks {
-        charged += t.await.unwrap().unwrap().charged.get();
-    }
-    assert_eq!(charged, 50);
-    assert_eq!(store.balance(&user).await.unwrap(), Some(Credits::new(450)));
-    assert_eq!(assert_ledger_matches(&store, &user).await.len(), 2);
-}
-
-pub async fn documents_are_charged_stored_and_private(store: impl Store) {
-    let user = new_user(&store, 2).await;
-    let other = new_user(&store, 5).await;
-    let first = document(&user, at(1));
-    let second = document(&user, at(2));
-    assert_eq!(
-        store
-            .create_document(first.clone(), Credits::new(1))
-            .await
-            .unwrap(),
-        Credits::new(1)
-    );
-    assert_eq!(
-        store
-            .create_document(second.clone(), Credits::new(1))
-            .await
-            .unwrap(),
-        Credits::ZERO
-    );
-    let third = document(&user, at(3));
-    let err = store
-        .create_document(third.clone(), Credits::new(1))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err,
-        ChargeError::Insufficient(InsufficientCredits {
-            required: Credits::new(1),
-            balance: Credits::ZERO
-        })
-    );
-    assert_eq!(
-        store.find_document(&user, &third.id).await.unwrap(),
-        None,
-        "nothing stored"
-    );
-    let err = store
-        .create_document(document(&UserId::new("usr_nobody"), at(4)), Credits::new(1))
-        .await
-        .unwrap_err();
-    assert_eq!(err, ChargeError::UnknownUser);
-
-    assert_eq!(
-        all_documents(&store, &user).await,
-        vec![summary(&second), summary(&first)]
-    );
-    assert_eq!(
-        store.find_document(&user, &first.id).await.unwrap(),
-        Some(first.clone())
-    );
-    assert_eq!(
-        store.find_document(&other, &first.id).await.unwrap(),
-        None,
-        "another user's"
-    );
-    assert!(all_documents(&store, &other).await.is_empty());
-    let ledger = assert_ledger_matches(&store, &user).await;
-    assert_eq!(
-        ledger[1].reason,
-        format!("document_render:{}", first.id.as_str())
-    );
-    assert_eq!(ledger[1].delta, -1);
-    assert_eq!(store.balance(&other).await.unwrap(), Some(Credits::new(5)));
-}
-
-pub async fn concurrent_charges_never_overspend(store: impl Store) {
-    let user = new_user(&store, 50).await;
-    let tasks: Vec<_> = (0..200)
-        .map(|i| {
-            let (store, user) = (store.clone(), user.clone());
-            tokio::spawn(async move {
-                store
-                    .create_document(document(&user, at(i)), Credits::new(1))
-                    .await
-            })
-        })
-        .collect();
-    let mut ok = 0;
-    for t in tasks {
-        match t.await.unwrap() {
-            Ok(_) => ok += 1,
-            Err(ChargeError::Insufficient(i)) => assert_eq!(i.required, Credits::new(1)),
-            Err(e) => panic!("unexpected error: {e:?}"),
-        }
-    }
-    assert_eq!(ok, 50);
-    assert_eq!(store.balance(&user).await.unwrap(), Some(Credits::ZERO));
-    let ledger = assert_ledger_matches(&store, &user).await;
-    assert_eq!(ledger.len(), 51);
-    assert_eq!(all_documents(&store, &user).await.len(), 50);
 }
 
 // ---------------------------------------------------------------- AlertOutbox
@@ -1236,8 +1044,14 @@ pub async fn an_unreachable_store_is_unavailable(store: impl Store) {
             Credits::ZERO,
             T0
         ),
-        store.purchase(&user, &template, Credits::new(50), T0),
-        store.create_document(document(&user, T0), Credits::new(1)),
+        store.apply(vec![Charge {
+            user_id: user.clone(),
+            key_id: None,
+            cost: Credits::new(1),
+            kind: ChargeKind::Render(document(&user, T0)),
+            at: T0,
+        }]),
+        store.balance(&user),
     );
     assert!(
         matches!(a, Err(InsertKeyError::Store(StoreError::Unavailable(_)))),
@@ -1257,12 +1071,12 @@ pub async fn an_unreachable_store_is_unavailable(store: impl Store) {
         "create_user: {c:?}"
     );
     assert!(
-        matches!(d, Err(ChargeError::Store(StoreError::Unavailable(_)))),
-        "purchase: {d:?}"
+        matches!(d, Err(StoreError::Unavailable(_))),
+        "ledger apply: {d:?}"
     );
     assert!(
-        matches!(e, Err(ChargeError::Store(StoreError::Unavailable(_)))),
-        "create_document: {e:?}"
+        matches!(e, Err(StoreError::Unavailable(_))),
+        "balance: {e:?}"
     );
     // Four rounds of concurrent calls, each bounded by the 2 s checkout timeout (generous
     // margin for a loaded machine: this guards against hanging, not speed).

@@ -1,0 +1,211 @@
+//! The ledger writer's transaction: one batch of charges, applied all or nothing.
+//!
+//! Lock each payer's row once (sorted by id, so two instances' batches never deadlock), read
+//! the paying keys (on PostgreSQL with `FOR SHARE`, so a revocation committing meanwhile either
+//! is seen or waits for this batch), let the pure planner decide every charge in arrival order,
+//! then write each changed balance once and the ledger rows, documents and ownership rows with
+//! one multi-row statement each, and commit. The caller answers only after the commit.
+
+use std::collections::{HashMap, HashSet};
+
+use diesel::prelude::*;
+use keys_domain::charge_batch::{self, Account, BatchPlan, KeySnapshot};
+use keys_domain::ports::{Charge, ChargeOutcome, StoreError};
+use keys_domain::{Credits, KeyId, TemplateId, UserId};
+
+use crate::connection::AnyConnection;
+use crate::failure::Failure;
+use crate::key_store::stored_state;
+use crate::schema::{api_keys, credit_ledger, documents, template_ownership, users};
+
+/// What a committed batch answers, and the balances it wrote (for the balance cache).
+pub(crate) struct Applied {
+    pub outcomes: Vec<ChargeOutcome>,
+    pub balances: Vec<(UserId, Credits)>,
+}
+
+/// Applies `charges` in one transaction on `conn`.
+pub(crate) fn apply(
+    conn: &mut AnyConnection,
+    charges: Vec<Charge>,
+) -> Result<Applied, Failure<StoreError>> {
+    conn.transaction(|conn| {
+        let payers = charge_batch::payers(&charges);
+        let mut accounts = lock_accounts(conn, &payers)?;
+        let purchasers = charge_batch::purchasers(&charges);
+        if !purchasers.is_empty() {
+            read_ownership(conn, &purchasers, &mut accounts)?;
+        }
+        let keys = read_keys(conn, &charge_batch::keys(&charges))?;
+        let plan = charge_batch::plan(charges, accounts, &keys);
+        write(conn, &plan)?;
+        Ok(Applied {
+            outcomes: plan.outcomes,
+            balances: plan.balances,
+        })
+    })
+}
+
+/// Runs `$body` with `$c` bound to the backend's own connection: for the statements that
+/// diesel's multi-backend connection cannot express (row locks, multi-row inserts).
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            AnyConnection::Postgres($c) => $body,
+            AnyConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
+/// Locks the payers' rows and reads their balances; a missing user is absent from the map.
+fn lock_accounts(
+    conn: &mut AnyConnection,
+    payers: &[UserId],
+) -> QueryResult<HashMap<UserId, Account>> {
+    let ids: Vec<&str> = payers.iter().map(UserId::as_str).collect();
+    let query = users::table
+        .filter(users::id.eq_any(&ids))
+        .order(users::id)
+        .select((users::id, users::balance));
+    let rows: Vec<(String, i64)> = match conn {
+        // Row locks in id order: the one thing that serialises batches across instances.
+        AnyConnection::Postgres(pg) => query.for_update().load(pg)?,
+        // A write as the first statement takes SQLite's write lock at once (see `lock_user`):
+        // the whole batch then runs alone, and no read lock ever has to be upgraded.
+        AnyConnection::Sqlite(lite) => {
+            diesel::update(users::table.filter(users::id.eq_any(&ids)))
+                .set(users::balance.eq(users::balance))
+                .execute(lite)?;
+            query.load(lite)?
+        }
+    };
+    Ok(rows
+        .into_iter()
+        .map(|(id, balance)| {
+            let account = Account {
+                balance: Credits::from_stored(balance),
+                owned: HashSet::new(),
+            };
+            (UserId::new(id), account)
+        })
+        .collect())
+}
+
+fn read_ownership(
+    conn: &mut AnyConnection,
+    purchasers: &[UserId],
+    accounts: &mut HashMap<UserId, Account>,
+) -> QueryResult<()> {
+    let ids: Vec<&str> = purchasers.iter().map(UserId::as_str).collect();
+    let rows: Vec<(String, String)> = template_ownership::table
+        .filter(template_ownership::user_id.eq_any(&ids))
+        .select((template_ownership::user_id, template_ownership::template_id))
+        .load(conn)?;
+    for (user, template) in rows {
+        if let Some(account) = accounts.get_mut(&UserId::new(user)) {
+            account.owned.insert(TemplateId::new(template));
+        }
+    }
+    Ok(())
+}
+
+type KeyColumns = (String, String, String, Option<i64>, Option<i64>);
+
+/// The paying keys as of now. On PostgreSQL `FOR SHARE` waits for a revocation in flight (it
+/// holds the key row) and makes one that starts later wait for this batch's commit.
+fn read_keys(
+    conn: &mut AnyConnection,
+    keys: &[KeyId],
+) -> Result<HashMap<KeyId, KeySnapshot>, Failure<StoreError>> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<&str> = keys.iter().map(KeyId::as_str).collect();
+    let query = api_keys::table
+        .filter(api_keys::id.eq_any(&ids))
+        .order(api_keys::id)
+        .select((
+            api_keys::id,
+            api_keys::user_id,
+            api_keys::status,
+            api_keys::revoked_at,
+            api_keys::revokes_at,
+        ));
+    let rows: Vec<KeyColumns> = match conn {
+        AnyConnection::Postgres(pg) => query.for_share().load(pg)?,
+        AnyConnection::Sqlite(lite) => query.load(lite)?,
+    };
+    let mut out = HashMap::with_capacity(rows.len());
+    for (id, user, status, revoked_at, revokes_at) in rows {
+        let state = stored_state(&id, &status, revoked_at, revokes_at)?;
+        out.insert(
+            KeyId::new(id),
+            KeySnapshot {
+                user_id: UserId::new(user),
+                state,
+            },
+        );
+    }
+    Ok(out)
+}
+
+fn write(conn: &mut AnyConnection, plan: &BatchPlan) -> QueryResult<()> {
+    for (user, balance) in &plan.balances {
+        diesel::update(users::table.find(user.as_str()))
+            .set(users::balance.eq(balance.as_i64()))
+            .execute(conn)?;
+    }
+    if !plan.ledger.is_empty() {
+        let rows: Vec<_> = plan
+            .ledger
+            .iter()
+            .map(|e| {
+                (
+                    credit_ledger::user_id.eq(e.user_id.as_str()),
+                    credit_ledger::delta.eq(e.delta),
+                    credit_ledger::balance_after.eq(e.balance_after.as_i64()),
+                    credit_ledger::reason.eq(e.reason.as_str()),
+                    credit_ledger::created_at.eq(e.created_at.as_millis()),
+                )
+            })
+            .collect();
+        on_backend!(conn, |c| diesel::insert_into(credit_ledger::table)
+            .values(&rows)
+            .execute(c))?;
+    }
+    if !plan.documents.is_empty() {
+        let rows: Vec<_> = plan
+            .documents
+            .iter()
+            .map(|d| {
+                (
+                    documents::id.eq(d.id.as_str()),
+                    documents::user_id.eq(d.user_id.as_str()),
+                    documents::template_id.eq(d.template_id.as_str()),
+                    documents::content.eq(d.content.as_str()),
+                    documents::created_at.eq(d.created_at.as_millis()),
+                )
+            })
+            .collect();
+        on_backend!(conn, |c| diesel::insert_into(documents::table)
+            .values(&rows)
+            .execute(c))?;
+    }
+    if !plan.ownership.is_empty() {
+        let rows: Vec<_> = plan
+            .ownership
+            .iter()
+            .map(|(user, template, at)| {
+                (
+                    template_ownership::user_id.eq(user.as_str()),
+                    template_ownership::template_id.eq(template.as_str()),
+                    template_ownership::acquired_at.eq(at.as_millis()),
+                )
+            })
+            .collect();
+        on_backend!(conn, |c| diesel::insert_into(template_ownership::table)
+            .values(&rows)
+            .execute(c))?;
+    }
+    Ok(())
+}
