@@ -2,6 +2,7 @@
 //! `ledger_batch` writes purchases and documents).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use diesel::prelude::*;
@@ -72,22 +73,39 @@ fn purchased_ids(conn: &mut AnyConnection, user: &str) -> QueryResult<HashSet<St
         .collect())
 }
 
+impl DbStore {
+    /// The catalogue, from memory or (every [`crate::template_cache::CATALOGUE_TTL`]) the
+    /// database.
+    async fn catalogue(&self) -> Result<Arc<Vec<Template>>, StoreError> {
+        if let Some(templates) = self.template_cache().get() {
+            return Ok(templates);
+        }
+        let rows: Vec<TemplateRow> = self
+            .run(|conn| {
+                Ok(templates::table
+                    .order((templates::sort_order.asc(), templates::id.asc()))
+                    .select(TemplateRow::as_select())
+                    .load(conn)?)
+            })
+            .await?;
+        Ok(self
+            .template_cache()
+            .put(rows.into_iter().map(Template::from).collect()))
+    }
+}
+
 #[async_trait]
 impl CatalogStore for DbStore {
     async fn list_templates(&self, user: &UserId) -> Result<Vec<TemplateListing>, StoreError> {
+        let catalogue = self.catalogue().await?;
         let user = user.clone();
-        self.run(move |conn| {
-            let rows = templates::table
-                .order((templates::sort_order.asc(), templates::id.asc()))
-                .select(TemplateRow::as_select())
-                .load(conn)?;
-            let purchased = purchased_ids(conn, user.as_str())?;
-            Ok(rows
-                .into_iter()
-                .map(|r| listing(r.into(), &purchased))
-                .collect())
-        })
-        .await
+        let purchased = self
+            .run(move |conn| Ok(purchased_ids(conn, user.as_str())?))
+            .await?;
+        Ok(catalogue
+            .iter()
+            .map(|t| listing(t.clone(), &purchased))
+            .collect())
     }
 
     async fn find_template(
@@ -95,20 +113,32 @@ impl CatalogStore for DbStore {
         user: &UserId,
         id: &TemplateId,
     ) -> Result<Option<TemplateListing>, StoreError> {
+        let catalogue = self.catalogue().await?;
+        let Some(template) = catalogue.iter().find(|t| &t.id == id).cloned() else {
+            return Ok(None);
+        };
+        if template.usable_by(false) {
+            // Free: owned by everyone, no ownership row to read.
+            return Ok(Some(TemplateListing {
+                template,
+                owned: true,
+            }));
+        }
         let (user, id) = (user.clone(), id.clone());
-        self.run(move |conn| {
-            let Some(row) = templates::table
-                .find(id.as_str())
-                .select(TemplateRow::as_select())
-                .first(conn)
-                .optional()?
-            else {
-                return Ok(None);
-            };
-            let purchased = purchased_ids(conn, user.as_str())?;
-            Ok(Some(listing(row.into(), &purchased)))
-        })
-        .await
+        let purchased = self
+            .run(move |conn| {
+                Ok(template_ownership::table
+                    .find((user.as_str(), id.as_str()))
+                    .select(template_ownership::template_id)
+                    .first::<String>(conn)
+                    .optional()?
+                    .is_some())
+            })
+            .await?;
+        Ok(Some(TemplateListing {
+            template,
+            owned: purchased,
+        }))
     }
 
     async fn list_documents(

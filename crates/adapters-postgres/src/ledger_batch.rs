@@ -24,11 +24,37 @@ pub(crate) struct Applied {
     pub balances: Vec<(UserId, Credits)>,
 }
 
+/// How often a batch is attempted when PostgreSQL rolls it back as a deadlock victim or a
+/// serialization failure: such a rollback is certain, so trying again cannot apply anything
+/// twice (unlike a connection lost around COMMIT, which is never retried here).
+const ATTEMPTS: usize = 3;
+
 /// Applies `charges` in one transaction on `conn`.
 pub(crate) fn apply(
     conn: &mut AnyConnection,
     charges: Vec<Charge>,
 ) -> Result<Applied, Failure<StoreError>> {
+    for _ in 1..ATTEMPTS {
+        match attempt(conn, charges.clone()) {
+            Err(Failure::Db(e)) if rolled_back_for_retry(&e) => {
+                tracing::warn!(error = %e, "ledger batch rolled back by the database; retrying");
+            }
+            done => return done,
+        }
+    }
+    attempt(conn, charges)
+}
+
+fn rolled_back_for_retry(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+        Error::DatabaseError(_, info) => info.message().contains("deadlock detected"),
+        _ => false,
+    }
+}
+
+fn attempt(conn: &mut AnyConnection, charges: Vec<Charge>) -> Result<Applied, Failure<StoreError>> {
     conn.transaction(|conn| {
         let payers = charge_batch::payers(&charges);
         let mut accounts = lock_accounts(conn, &payers)?;
@@ -69,7 +95,11 @@ fn lock_accounts(
         .select((users::id, users::balance));
     let rows: Vec<(String, i64)> = match conn {
         // Row locks in id order: the one thing that serialises batches across instances.
-        AnyConnection::Postgres(pg) => query.for_update().load(pg)?,
+        // `FOR NO KEY UPDATE`, the lock the balance update takes anyway: it excludes other
+        // batches but not the foreign-key checks (`FOR KEY SHARE`) of a transaction writing a
+        // row that references the user (the usage flusher updating a key), which would
+        // otherwise wait on us while we wait on its key row: a deadlock.
+        AnyConnection::Postgres(pg) => query.for_no_key_update().load(pg)?,
         // A write as the first statement takes SQLite's write lock at once (see `lock_user`):
         // the whole batch then runs alone, and no read lock ever has to be upgraded.
         AnyConnection::Sqlite(lite) => {

@@ -28,6 +28,7 @@ pub mod schema;
 mod settings_store;
 mod sqlite_file_mode;
 mod store;
+mod template_cache;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod token_cutoff_store;

@@ -12,6 +12,7 @@ use crate::connection::{AnyConnection, CONNECT_DRAIN_LIMIT, Manager, SqliteSetup
 use crate::failure::{Failure, FromStoreError};
 use crate::group_commit::{BATCH_CAP, GroupCommit};
 use crate::migrations;
+use crate::template_cache::TemplateCache;
 
 /// How long a request waits for a pooled connection. Short, so a database outage becomes a fast
 /// 503 rather than a hung request.
@@ -20,6 +21,10 @@ const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(2);
 const POSTGRES_POOL_SIZE: u32 = 16;
 /// SQLite connections: many readers in WAL mode; writers take turns on the file lock.
 const SQLITE_POOL_SIZE: u32 = 8;
+/// Connections reserved for the ledger writer, which has one batch in flight at a time: a
+/// batch never queues behind request reads for a connection, so a burst of reads cannot time
+/// out a whole batch (and answer hundreds of requests 503 at once).
+const LEDGER_POOL_SIZE: u32 = 1;
 
 /// The store behind every persistence port, on PostgreSQL or SQLite. Cheap to clone.
 #[derive(Clone)]
@@ -29,11 +34,14 @@ pub struct DbStore {
 
 struct Inner {
     connections: Connections,
+    /// The ledger writer's own connections (server pools only).
+    ledger_pool: Option<Pool<Manager>>,
     gate: Arc<ConnectGate>,
     backend: &'static str,
     /// The ledger writer's queue: charges waiting for the next batch.
     ledger: GroupCommit<Charge, ChargeOutcome>,
     balances: BalanceCache,
+    templates: TemplateCache,
 }
 
 /// Where a port method's connection comes from.
@@ -95,21 +103,35 @@ impl DbStore {
         let target = Target::parse(database_url)?;
         let backend = target.backend_name();
         let gate = Arc::new(ConnectGate::default());
-        let builder = Pool::builder()
-            .connection_timeout(CHECKOUT_TIMEOUT)
-            // No `SELECT 1` before every checkout: it doubled the round trips of each lookup.
-            // A connection that broke is dropped when a query on it fails (`has_broken`), and
-            // that query's failure is `Unavailable`, a 503.
-            .test_on_check_out(false)
-            .min_idle(Some(1));
-        let pool = match target {
-            Target::Sqlite(_) => builder
-                .max_size(SQLITE_POOL_SIZE)
-                .connection_customizer(Box::new(SqliteSetup)),
-            Target::Postgres(_) => builder.max_size(POSTGRES_POOL_SIZE),
-        }
-        .build_unchecked(Manager::new(target, gate.clone()));
-        Ok(Self::with(Connections::Pool(pool), gate, backend))
+        let builder = || {
+            let builder = Pool::builder()
+                .connection_timeout(CHECKOUT_TIMEOUT)
+                // No `SELECT 1` before every checkout: it doubled the round trips of each
+                // lookup. A connection that broke is dropped when a query on it fails
+                // (`has_broken`), and that query's failure is `Unavailable`, a 503.
+                .test_on_check_out(false)
+                .min_idle(Some(1));
+            match target {
+                Target::Sqlite(_) => builder.connection_customizer(Box::new(SqliteSetup)),
+                Target::Postgres(_) => builder,
+            }
+        };
+        let size = match target {
+            Target::Sqlite(_) => SQLITE_POOL_SIZE,
+            Target::Postgres(_) => POSTGRES_POOL_SIZE,
+        };
+        let pool = builder()
+            .max_size(size)
+            .build_unchecked(Manager::new(target.clone(), gate.clone()));
+        let ledger_pool = builder()
+            .max_size(LEDGER_POOL_SIZE)
+            .build_unchecked(Manager::new(target, gate.clone()));
+        Ok(Self::with(
+            Connections::Pool(pool),
+            Some(ledger_pool),
+            gate,
+            backend,
+        ))
     }
 
     /// As [`DbStore::connect`], for a command that makes a few calls and exits: no pool and no
@@ -128,19 +150,27 @@ impl DbStore {
                 manager,
                 sqlite_setup,
             },
+            None,
             gate,
             backend,
         ))
     }
 
-    fn with(connections: Connections, gate: Arc<ConnectGate>, backend: &'static str) -> Self {
+    fn with(
+        connections: Connections,
+        ledger_pool: Option<Pool<Manager>>,
+        gate: Arc<ConnectGate>,
+        backend: &'static str,
+    ) -> Self {
         DbStore {
             inner: Arc::new(Inner {
                 connections,
+                ledger_pool,
                 gate,
                 backend,
                 ledger: GroupCommit::new(BATCH_CAP),
                 balances: BalanceCache::default(),
+                templates: TemplateCache::default(),
             }),
         }
     }
@@ -179,6 +209,10 @@ impl DbStore {
         &self.inner.balances
     }
 
+    pub(crate) fn template_cache(&self) -> &TemplateCache {
+        &self.inner.templates
+    }
+
     /// "postgres" or "sqlite".
     #[must_use]
     pub fn backend_name(&self) -> &'static str {
@@ -193,9 +227,32 @@ impl DbStore {
         T: Send + 'static,
         E: FromStoreError + Send + 'static,
     {
+        self.run_with(false, work).await
+    }
+
+    /// As [`DbStore::run`], on the ledger writer's reserved connection.
+    pub(crate) async fn run_ledger<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, Failure<E>> + Send + 'static,
+        T: Send + 'static,
+        E: FromStoreError + Send + 'static,
+    {
+        self.run_with(true, work).await
+    }
+
+    async fn run_with<T, E, F>(&self, ledger: bool, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, Failure<E>> + Send + 'static,
+        T: Send + 'static,
+        E: FromStoreError + Send + 'static,
+    {
         let inner = self.inner.clone();
         let joined = tokio::task::spawn_blocking(move || {
-            let mut conn = inner.checkout().map_err(|e| {
+            let checkout = match (&inner.ledger_pool, ledger) {
+                (Some(pool), true) => pool.get().map(Checkout::Pooled).map_err(|e| e.to_string()),
+                _ => inner.checkout(),
+            };
+            let mut conn = checkout.map_err(|e| {
                 tracing::warn!(error = %e, "no database connection");
                 Failure::Store(StoreError::Unavailable(format!(
                     "no database connection: {e}"

@@ -461,6 +461,7 @@ impl From<PurchaseError> for ApiError {
             PurchaseError::TemplateNotFound => Self::NotFound(e.to_string().into()),
             PurchaseError::Insufficient(i) => Self::InsufficientCredits(i),
             PurchaseError::UnknownUser => Unauthorized::InvalidApiKey.into(),
+            PurchaseError::KeyRevoked => Unauthorized::RevokedApiKey.into(),
             PurchaseError::Store(s) => s.into(),
         }
     }
@@ -473,6 +474,7 @@ impl From<RenderError> for ApiError {
             RenderError::TemplateNotOwned => Self::TemplateNotPurchased,
             RenderError::Insufficient(i) => Self::InsufficientCredits(i),
             RenderError::UnknownUser => Unauthorized::InvalidApiKey.into(),
+            RenderError::KeyRevoked => Unauthorized::RevokedApiKey.into(),
             RenderError::Store(s) => s.into(),
         }
     }

@@ -128,6 +128,11 @@ impl Application {
         for task in self.background {
             let _ = task.await;
         }
+        // How well paid requests were grouped into transactions: (smallest size, batches).
+        tracing::info!(
+            batches = ?self.store.ledger_batch_sizes(),
+            "ledger batch sizes"
+        );
         self.store.close().await;
         served.context("the HTTP server failed")
     }

@@ -246,6 +246,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         },
         catalog: CatalogService {
             store: store.clone(),
+            ledger: store.clone(),
             clock: clock.clone(),
             random: random.clone(),
         },

@@ -23,7 +23,7 @@ pub async fn render(
     let (template, fields) = body.0.try_into_domain()?;
     let rendered = state
         .catalog
-        .render_document(&auth.key.user_id, &template, &fields)
+        .render_document(&auth.key.user_id, &auth.key.id, &template, &fields)
         .await?;
     Ok(HttpResponse::Created().json(RenderedDocumentObject::of(&rendered)))
 }

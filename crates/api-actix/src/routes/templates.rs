@@ -23,6 +23,9 @@ pub async fn purchase(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = TemplateId::new(id.into_inner());
-    let purchase = state.catalog.purchase(&auth.key.user_id, &id).await?;
+    let purchase = state
+        .catalog
+        .purchase(&auth.key.user_id, &auth.key.id, &id)
+        .await?;
     Ok(HttpResponse::Ok().json(PurchaseObject::of(&id, purchase)))
 }

@@ -20,5 +20,6 @@ mod lists;
 mod look_alike_names;
 mod operations;
 mod outage;
+mod paid_path;
 mod public;
 mod raw_http;
