@@ -184,3 +184,7 @@ if redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
   report redis redis_healthz redis_me 0.85
   stop_server
 fi
+
+# The paid path and balance reads on both stores (issue 10).
+# shellcheck source=scripts/paid-path-bench.sh
+source scripts/paid-path-bench.sh

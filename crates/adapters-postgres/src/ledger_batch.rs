@@ -35,14 +35,14 @@ pub(crate) fn apply(
     charges: Vec<Charge>,
 ) -> Result<Applied, Failure<StoreError>> {
     for _ in 1..ATTEMPTS {
-        match attempt(conn, charges.clone()) {
+        match attempt(conn, &charges) {
             Err(Failure::Db(e)) if rolled_back_for_retry(&e) => {
                 tracing::warn!(error = %e, "ledger batch rolled back by the database; retrying");
             }
             done => return done,
         }
     }
-    attempt(conn, charges)
+    attempt(conn, &charges)
 }
 
 fn rolled_back_for_retry(e: &diesel::result::Error) -> bool {
@@ -54,15 +54,15 @@ fn rolled_back_for_retry(e: &diesel::result::Error) -> bool {
     }
 }
 
-fn attempt(conn: &mut AnyConnection, charges: Vec<Charge>) -> Result<Applied, Failure<StoreError>> {
+fn attempt(conn: &mut AnyConnection, charges: &[Charge]) -> Result<Applied, Failure<StoreError>> {
     conn.transaction(|conn| {
-        let payers = charge_batch::payers(&charges);
+        let payers = charge_batch::payers(charges);
         let mut accounts = lock_accounts(conn, &payers)?;
-        let purchasers = charge_batch::purchasers(&charges);
+        let purchasers = charge_batch::purchasers(charges);
         if !purchasers.is_empty() {
             read_ownership(conn, &purchasers, &mut accounts)?;
         }
-        let keys = read_keys(conn, &charge_batch::keys(&charges))?;
+        let keys = read_keys(conn, &charge_batch::keys(charges))?;
         let plan = charge_batch::plan(charges, accounts, &keys);
         write(conn, &plan)?;
         Ok(Applied {

@@ -1,5 +1,7 @@
 //! Seeds a store for the `just bench` load run: USERS users with KEYS keys each, through the
-//! same use cases the API uses, and writes the full keys (one per line) to OUT.
+//! same use cases the API uses, and writes the full keys (one per line) to OUT and the user
+//! ids (one per line) to OUT.users. Each user has 10^9 credits, so paid-path rounds never run
+//! out.
 //!
 //! `cargo run --release -p api-actix --example bench_seed -- DATABASE_URL USERS KEYS OUT`
 //!
@@ -50,14 +52,16 @@ async fn main() -> anyhow::Result<()> {
         limits: KeyLimits::default(),
     };
     let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
+    let mut ids = std::io::BufWriter::new(std::fs::File::create(format!("{out}.users"))?);
     let run = std::process::id();
     for u in 0..users {
         let user = user_service
             .create(
                 &format!("bench-{run}-{u}@example.com"),
-                GrantAmount::new(1_000_000).ok(),
+                GrantAmount::new(1_000_000_000).ok(),
             )
             .await?;
+        writeln!(ids, "{}", user.id.as_str())?;
         for k in 0..keys {
             let issued = key_service
                 .issue(&user.id, KeyName::parse(&format!("bench-{k}"))?)
@@ -66,5 +70,6 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     file.flush()?;
+    ids.flush()?;
     Ok(())
 }

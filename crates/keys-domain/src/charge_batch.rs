@@ -72,7 +72,7 @@ pub fn keys(charges: &[Charge]) -> Vec<KeyId> {
 /// is `KeyNotAccepted`).
 #[must_use]
 pub fn plan(
-    charges: Vec<Charge>,
+    charges: &[Charge],
     mut accounts: HashMap<UserId, Account>,
     keys: &HashMap<KeyId, KeySnapshot>,
 ) -> BatchPlan {
@@ -93,7 +93,7 @@ pub fn plan(
 }
 
 fn decide(
-    charge: Charge,
+    charge: &Charge,
     accounts: &mut HashMap<UserId, Account>,
     keys: &HashMap<KeyId, KeySnapshot>,
     out: &mut BatchPlan,
@@ -118,10 +118,10 @@ fn decide(
         Ok(balance) => balance,
         Err(short) => return ChargeOutcome::Insufficient(short),
     };
-    let reason = match charge.kind {
+    let reason = match &charge.kind {
         ChargeKind::Render(document) => {
             let reason = LedgerReason::DocumentRender(document.id.as_str().to_owned());
-            out.documents.push(document);
+            out.documents.push(document.clone());
             reason
         }
         ChargeKind::Purchase(template) => {
@@ -141,7 +141,7 @@ fn decide(
         account.balance = balance;
         changed.insert(charge.user_id.clone());
         out.ledger.push(LedgerEntry {
-            user_id: charge.user_id,
+            user_id: charge.user_id.clone(),
             delta: -cost.as_i64(),
             balance_after: balance,
             reason: reason.to_stored(),
@@ -221,7 +221,7 @@ mod tests {
             render(1, "d3", None),
             render(1, "d4", None),
         ];
-        let plan = plan(charges, accounts(&[(1, 2), (2, 0)]), &HashMap::new());
+        let plan = plan(&charges, accounts(&[(1, 2), (2, 0)]), &HashMap::new());
         assert_eq!(
             plan.outcomes,
             vec![
@@ -248,7 +248,7 @@ mod tests {
     #[test]
     fn a_template_bought_twice_in_one_batch_is_charged_once() {
         let plan = plan(
-            vec![purchase(1, 50), purchase(1, 50)],
+            &[purchase(1, 50), purchase(1, 50)],
             accounts(&[(1, 120)]),
             &HashMap::new(),
         );
@@ -263,11 +263,7 @@ mod tests {
         if let Some(a) = owner.get_mut(&user(1)) {
             a.owned.insert(TemplateId::new("executive"));
         }
-        let plan = plan(
-            vec![purchase(1, 50), purchase(2, 50)],
-            owner,
-            &HashMap::new(),
-        );
+        let plan = plan(&[purchase(1, 50), purchase(2, 50)], owner, &HashMap::new());
         assert_eq!(plan.outcomes[0], charged(0, 10));
         assert!(matches!(plan.outcomes[1], ChargeOutcome::Insufficient(_)));
         assert!(plan.ownership.is_empty() && plan.ledger.is_empty() && plan.balances.is_empty());
@@ -307,7 +303,7 @@ mod tests {
             render(1, "d", Some("key_missing")),
             render(1, "e", Some("key_live")),
         ];
-        let plan = plan(charges, accounts(&[(1, 5)]), &keys);
+        let plan = plan(&charges, accounts(&[(1, 5)]), &keys);
         assert_eq!(
             plan.outcomes,
             vec![

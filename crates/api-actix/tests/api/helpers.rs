@@ -10,7 +10,7 @@ use api_actix::config::Config;
 use api_actix::dashboard_token::JwtKeys;
 use api_actix::startup::{Running, spawn};
 use api_actix::wiring;
-use keys_domain::ports::{AccountStore, Clock, SystemClock};
+use keys_domain::ports::{AccountStore, Clock, SystemClock, UserRef};
 use keys_domain::rate_limit::RateLimitPolicy;
 use keys_domain::{GrantAmount, UserId};
 use reqwest::header::HeaderMap;
@@ -246,8 +246,11 @@ impl TestApp {
         body
     }
 
+    /// The balance as stored now. Read from the user's row rather than `AccountStore::balance`,
+    /// whose per-process cache may be up to 1 s behind debits made by the app (another store).
     pub async fn balance(&self, user: &TestUser) -> u64 {
-        self.store.balance(&user.id).await.unwrap().unwrap().get()
+        let found = self.store.find_user(&UserRef::Id(user.id.clone())).await;
+        found.unwrap().unwrap().balance.get()
     }
 
     pub async fn ledger_len(&self, user: &TestUser) -> usize {
