@@ -182,37 +182,38 @@ impl AccountStore for DbStore {
         // bound nor the sum can overflow, and SQLite never turns the balance into a REAL.
         let amount = amount.credits().as_i64();
         let ceiling = Credits::MAX_BALANCE.as_i64() - amount;
-        let granted = self.run(move |conn| {
-            let user = id;
-            conn.transaction(|conn| {
-                // The increment is the first statement: it locks the row (see `lock_user`). Its
-                // condition makes the limit check and the write one atomic step.
-                let n = diesel::update(
-                    users::table
-                        .find(user.as_str())
-                        .filter(users::balance.le(ceiling)),
-                )
-                .set(users::balance.eq(users::balance + amount))
-                .execute(conn)?;
-                let balance = read_balance(conn, user.as_str())?
-                    .ok_or(Failure::Port(GrantStoreError::UnknownUser))?;
-                if n == 0 {
-                    return Err(Failure::Port(GrantStoreError::BalanceLimit {
-                        balance: Credits::from_stored(balance),
-                    }));
-                }
-                append_ledger(
-                    conn,
-                    user.as_str(),
-                    amount,
-                    balance,
-                    &LedgerReason::Grant,
-                    now,
-                )?;
-                Ok(Credits::from_stored(balance))
+        let granted = self
+            .run(move |conn| {
+                let user = id;
+                conn.transaction(|conn| {
+                    // The increment is the first statement: it locks the row (see `lock_user`). Its
+                    // condition makes the limit check and the write one atomic step.
+                    let n = diesel::update(
+                        users::table
+                            .find(user.as_str())
+                            .filter(users::balance.le(ceiling)),
+                    )
+                    .set(users::balance.eq(users::balance + amount))
+                    .execute(conn)?;
+                    let balance = read_balance(conn, user.as_str())?
+                        .ok_or(Failure::Port(GrantStoreError::UnknownUser))?;
+                    if n == 0 {
+                        return Err(Failure::Port(GrantStoreError::BalanceLimit {
+                            balance: Credits::from_stored(balance),
+                        }));
+                    }
+                    append_ledger(
+                        conn,
+                        user.as_str(),
+                        amount,
+                        balance,
+                        &LedgerReason::Grant,
+                        now,
+                    )?;
+                    Ok(Credits::from_stored(balance))
+                })
             })
-        })
-        .await?;
+            .await?;
         self.balance_cache().committed(&[(user.clone(), granted)]);
         Ok(granted)
     }

@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use keys_domain::ports::{CatalogStore, StoreError};
 use keys_domain::template::{Document, DocumentSummary, Template, TemplateListing};
-use keys_domain::{Credits, DocumentId, ListError, Page, PageRequest, TemplateId, Timestamp, UserId};
+use keys_domain::{
+    Credits, DocumentId, ListError, Page, PageRequest, TemplateId, Timestamp, UserId,
+};
 
 use crate::connection::AnyConnection;
 use crate::pages::document_page;

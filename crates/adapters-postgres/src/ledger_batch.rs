@@ -32,17 +32,17 @@ const ATTEMPTS: usize = 3;
 /// Applies `charges` in one transaction on `conn`.
 pub(crate) fn apply(
     conn: &mut AnyConnection,
-    charges: Vec<Charge>,
+    charges: &[Charge],
 ) -> Result<Applied, Failure<StoreError>> {
     for _ in 1..ATTEMPTS {
-        match attempt(conn, &charges) {
+        match attempt(conn, charges) {
             Err(Failure::Db(e)) if rolled_back_for_retry(&e) => {
                 tracing::warn!(error = %e, "ledger batch rolled back by the database; retrying");
             }
             done => return done,
         }
     }
-    attempt(conn, &charges)
+    attempt(conn, charges)
 }
 
 fn rolled_back_for_retry(e: &diesel::result::Error) -> bool {

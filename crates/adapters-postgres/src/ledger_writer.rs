@@ -34,7 +34,7 @@ impl DbStore {
     /// request of the batch is answered.
     async fn apply_batch(&self, batch: Vec<Charge>) -> Result<Vec<ChargeOutcome>, StoreError> {
         let applied = self
-            .run_ledger(move |conn| ledger_batch::apply(conn, batch))
+            .run_ledger(move |conn| ledger_batch::apply(conn, &batch))
             .await?;
         self.balance_cache().committed(&applied.balances);
         Ok(applied.outcomes)

@@ -6,9 +6,7 @@ use keys_domain::ports::{Charge, ChargeKind, ChargeOutcome, StoreError};
 use keys_domain::template::Document;
 use keys_domain::{Credits, DocumentId, KeyId, KeyState, TemplateId, UserId};
 
-use super::{
-    Store, all_documents, assert_ledger_matches, at, document, insert, new_user, summary,
-};
+use super::{Store, all_documents, assert_ledger_matches, at, document, insert, new_user, summary};
 
 fn render(doc: &Document) -> Charge {
     Charge {
@@ -33,6 +31,15 @@ fn purchase(user: &UserId, template: &str, price: u64) -> Charge {
         kind: ChargeKind::Purchase(TemplateId::new(template)),
         at: at(1),
     }
+}
+
+/// Renders `doc` for 1 credit, which must be charged (for cases about something else).
+pub async fn render_paid(store: &impl Store, doc: Document) {
+    let outcome = one(store, render(&doc)).await;
+    assert!(
+        matches!(outcome, ChargeOutcome::Charged { .. }),
+        "{outcome:?}"
+    );
 }
 
 async fn one(store: &impl Store, charge: Charge) -> ChargeOutcome {

@@ -191,10 +191,7 @@ pub async fn an_unknown_or_foreign_cursor_is_refused(store: impl Store) {
         );
     }
     let their_doc = document(&other, at(1));
-    store
-        .create_document(their_doc.clone(), keys_domain::Credits::new(1))
-        .await
-        .unwrap();
+    super::render_paid(&store, their_doc.clone()).await;
     for after in [their_doc.id, keys_domain::DocumentId::new("doc_nope")] {
         let page = PageRequest {
             limit: limit(5),
@@ -214,16 +211,10 @@ pub async fn document_pages_hold_every_document_once_without_content(store: impl
     let mut docs = Vec::new();
     for i in 0..23 {
         let d = document(&user, at(i / 2));
-        store
-            .create_document(d.clone(), keys_domain::Credits::new(1))
-            .await
-            .unwrap();
+        super::render_paid(&store, d.clone()).await;
         docs.push(d);
     }
-    store
-        .create_document(document(&other, at(5)), keys_domain::Credits::new(1))
-        .await
-        .unwrap();
+    super::render_paid(&store, document(&other, at(5))).await;
     docs.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
     let expected: Vec<_> = docs.iter().map(super::summary).collect();
 
@@ -264,10 +255,7 @@ pub async fn ledger_pages_hold_every_entry_once_newest_first(store: impl Store) 
             )
             .await
             .unwrap();
-        store
-            .create_document(document(&user, at(10)), keys_domain::Credits::new(1))
-            .await
-            .unwrap();
+        super::render_paid(&store, document(&user, at(10))).await;
         store
             .grant(&other, GrantAmount::new(1).unwrap(), at(0))
             .await

@@ -11,8 +11,9 @@ use std::time::Duration;
 use adapters_postgres::DbStore;
 use api_actix::auth::dashboard_jwt::JwtKeys;
 use api_actix::wiring;
+use keys_domain::credits::GrantAmount;
 use keys_domain::ports::{AccountStore, CatalogStore, Clock, KeyStore, SystemClock, UserRef};
-use keys_domain::{Credits, KeyId, KeyState, UserId};
+use keys_domain::{KeyId, KeyState, PageLimit, PageRequest, UserId};
 use reqwest::{Client, Method};
 use serde_json::{Value, json};
 
@@ -100,13 +101,16 @@ async fn assert_invariants(store: &DbStore, user: &UserId) -> HashSet<String> {
             .count(),
         "one debit per document"
     );
-    let documents: HashSet<String> = store
-        .list_documents(user)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| d.id.as_str().to_owned())
-        .collect();
+    let mut documents: HashSet<String> = HashSet::new();
+    let mut page = PageRequest::first(PageLimit::MAX);
+    loop {
+        let got = store.list_documents(user, &page).await.unwrap();
+        page.after = got.items.last().map(|d| d.id.clone());
+        documents.extend(got.items.iter().map(|d| d.id.as_str().to_owned()));
+        if !got.has_more {
+            break;
+        }
+    }
     assert_eq!(
         debited, documents,
         "no debit without its document, nor the reverse"
@@ -267,7 +271,7 @@ async fn kill_nine_during_renders_loses_nothing_acknowledged(backend: Backend) {
     let user = wiring::user_service(&store)
         .create(
             &format!("{}@example.com", unique("k9")),
-            Credits::new(100_000),
+            GrantAmount::new(100_000).ok(),
         )
         .await
         .unwrap();
