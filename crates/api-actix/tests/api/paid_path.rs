@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adapters_postgres::DbStore;
-use api_actix::auth::dashboard_jwt::JwtKeys;
+use api_actix::dashboard_token::JwtKeys;
 use api_actix::wiring;
 use keys_domain::credits::GrantAmount;
 use keys_domain::ports::{AccountStore, CatalogStore, Clock, KeyStore, SystemClock, UserRef};
