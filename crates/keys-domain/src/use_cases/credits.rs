@@ -59,12 +59,20 @@ pub struct RenderedDocument {
     pub balance: Credits,
 }
 
-/// Why a charge changed nothing.
-enum Refused {
-    Insufficient(InsufficientCredits),
-    UnknownUser,
-    KeyRevoked,
-    Store(StoreError),
+/// The outcomes every charged use case shares, so one mapping serves them all.
+trait ChargeRefusal: From<InsufficientCredits> + From<StoreError> {
+    const UNKNOWN_USER: Self;
+    const KEY_REVOKED: Self;
+}
+
+impl ChargeRefusal for PurchaseError {
+    const UNKNOWN_USER: Self = Self::UnknownUser;
+    const KEY_REVOKED: Self = Self::KeyRevoked;
+}
+
+impl ChargeRefusal for RenderError {
+    const UNKNOWN_USER: Self = Self::UnknownUser;
+    const KEY_REVOKED: Self = Self::KeyRevoked;
 }
 
 /// Templates and documents, paid for in credits through the ledger writer.
@@ -106,12 +114,7 @@ impl CatalogService {
             kind: ChargeKind::Purchase(listing.template.id.clone()),
             at: self.clock.now(),
         };
-        let (charged, balance) = self.charge(charge).await.map_err(|e| match e {
-            Refused::Insufficient(i) => PurchaseError::Insufficient(i),
-            Refused::UnknownUser => PurchaseError::UnknownUser,
-            Refused::KeyRevoked => PurchaseError::KeyRevoked,
-            Refused::Store(s) => PurchaseError::Store(s),
-        })?;
+        let (charged, balance) = self.charge::<PurchaseError>(charge).await?;
         Ok(Purchase { charged, balance })
     }
 
@@ -150,12 +153,7 @@ impl CatalogService {
             at: document.created_at,
             kind: ChargeKind::Render(document.clone()),
         };
-        let (charged, balance) = self.charge(charge).await.map_err(|e| match e {
-            Refused::Insufficient(i) => RenderError::Insufficient(i),
-            Refused::UnknownUser => RenderError::UnknownUser,
-            Refused::KeyRevoked => RenderError::KeyRevoked,
-            Refused::Store(s) => RenderError::Store(s),
-        })?;
+        let (charged, balance) = self.charge::<RenderError>(charge).await?;
         Ok(RenderedDocument {
             document,
             charged,
@@ -164,20 +162,16 @@ impl CatalogService {
     }
 
     /// One charge through the ledger writer: (charged, balance after).
-    async fn charge(&self, charge: Charge) -> Result<(Credits, Credits), Refused> {
-        let outcomes = self
-            .ledger
-            .apply(vec![charge])
-            .await
-            .map_err(Refused::Store)?;
+    async fn charge<E: ChargeRefusal>(&self, charge: Charge) -> Result<(Credits, Credits), E> {
+        let outcomes = self.ledger.apply(vec![charge]).await?;
         match outcomes.first() {
             Some(ChargeOutcome::Charged { charged, balance }) => Ok((*charged, *balance)),
-            Some(ChargeOutcome::Insufficient(i)) => Err(Refused::Insufficient(*i)),
-            Some(ChargeOutcome::UnknownUser) => Err(Refused::UnknownUser),
-            Some(ChargeOutcome::KeyNotAccepted) => Err(Refused::KeyRevoked),
-            None => Err(Refused::Store(StoreError::Internal(
-                "the ledger writer answered no outcome".into(),
-            ))),
+            Some(ChargeOutcome::Insufficient(i)) => Err((*i).into()),
+            Some(ChargeOutcome::UnknownUser) => Err(E::UNKNOWN_USER),
+            Some(ChargeOutcome::KeyNotAccepted) => Err(E::KEY_REVOKED),
+            None => {
+                Err(StoreError::Internal("the ledger writer answered no outcome".into()).into())
+            }
         }
     }
 
