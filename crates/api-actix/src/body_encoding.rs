@@ -1,4 +1,4 @@
-//! Request bodies are never decompressed (contract §2): a 33 KB zstd body inflated to 1 GiB
+//! Request bodies are never decompressed (docs/api.md): a 33 KB zstd body inflated to 1 GiB
 //! before the 64 KiB limit applied. actix-web is built without its decoders, and a body sent
 //! with a `Content-Encoding` other than `identity` is refused with 415 before it is read.
 

@@ -1,4 +1,4 @@
-//! Which address a request comes from (contract §2): the socket peer, or, when the peer is a
+//! Which address a request comes from (docs/api.md): the socket peer, or, when the peer is a
 //! trusted proxy (`JT_TRUSTED_PROXIES`), the right-most `X-Forwarded-For` address that is not
 //! itself trusted. Addresses left of that one were written by the client and prove nothing.
 

@@ -54,7 +54,7 @@ pub struct Tuning {
     /// Most "no such key" answers remembered, apart from the known keys so that a flood of
     /// made-up keys never pushes a known one out.
     pub unknown_key_capacity: u64,
-    /// How long a request body may take to arrive before 408 (contract §2: 10 s).
+    /// How long a request body may take to arrive before 408 (10 s, docs/api.md).
     pub body_timeout: Duration,
     /// How often the alert outbox is polled.
     pub alert_poll_interval: Duration,

@@ -1,4 +1,4 @@
-//! Dashboard writes (create, rotate, revoke, sign-out) per user (contract §7,
+//! Dashboard writes (create, rotate, revoke, sign-out) per user (docs/api.md,
 //! `JT_DASHBOARD_WRITES_PER_MINUTE`): a stolen or scripted token cannot churn keys without
 //! bound. Per instance: behind N instances a user gets up to N times the limit.
 

@@ -17,7 +17,7 @@ use crate::state::AppState;
 
 /// Largest accepted request body (64 KiB); larger is 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
-/// How long a body may take to arrive when no state configures it (contract §2).
+/// How long a body may take to arrive when no state configures it (docs/api.md).
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A request body parsed as JSON into a DTO.

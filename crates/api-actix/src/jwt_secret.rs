@@ -1,5 +1,5 @@
 //! The HS256 secret of dashboard tokens, from `JWT_SECRET` or the file `JWT_SECRET_FILE` names
-//! (contract §2, §7). Never a command-line flag: argv is visible to every local user. At least
+//! (docs/api.md). Never a command-line flag: argv is visible to every local user. At least
 //! 32 bytes, or the service refuses to start: an empty or one-letter secret let anyone who knew
 //! a user id forge dashboard tokens.
 

@@ -1,4 +1,4 @@
-//! Failed authentications per client IP (contract §2): after `JT_AUTH_FAILURES_PER_MINUTE`
+//! Failed authentications per client IP (docs/api.md): after `JT_AUTH_FAILURES_PER_MINUTE`
 //! failures in a minute, every request from that address is 429 before its credential is
 //! looked at, so a flood of made-up keys (the checksum is public) reaches no store.
 

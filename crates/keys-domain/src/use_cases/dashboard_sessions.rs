@@ -12,7 +12,7 @@ use crate::ids::UserId;
 use crate::ports::{Clock, StoreError, TokenCutoffStore};
 use crate::timestamp::Timestamp;
 
-/// The longest a dashboard token may live (contract §2).
+/// The longest a dashboard token may live (docs/api.md).
 pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 /// How far in the future an issue time may lie (clock skew between issuers).
 pub const ISSUED_AT_SKEW: Duration = Duration::from_secs(60);
