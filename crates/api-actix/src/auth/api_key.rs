@@ -7,7 +7,7 @@
 //! result from the request. The middleware also writes the rate-limit headers on every response
 //! to an authenticated request, whatever its status.
 
-use std::future::{Ready, ready};
+use std::future::Ready;
 use std::sync::Arc;
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -19,6 +19,7 @@ use keys_domain::rate_limit::RateDecision;
 use keys_domain::use_cases::Admitted;
 
 use super::bearer::{Credential, credential, looks_like_jwt};
+use super::set_by_middleware::set_by_middleware;
 use crate::error::{ApiError, Unauthorized};
 use crate::rate_limit_headers::insert_rate_limit_headers;
 use crate::state::AppState;
@@ -73,12 +74,7 @@ impl FromRequest for ApiKeyAuth {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         // Routes with this extractor are mounted behind `require_api_key`; without it there is
         // nothing to read, which is a wiring bug rather than a client error.
-        ready(
-            req.extensions()
-                .get::<Self>()
-                .cloned()
-                .ok_or(ApiError::Internal),
-        )
+        set_by_middleware(req)
     }
 }
 

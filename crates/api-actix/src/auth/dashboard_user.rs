@@ -1,11 +1,12 @@
 //! The dashboard user of a request, as the dashboard gate (`dashboard_gate`) authenticated it.
 
-use std::future::{Ready, ready};
+use std::future::Ready;
 
 use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
+use actix_web::{FromRequest, HttpRequest};
 use keys_domain::UserId;
 
+use super::set_by_middleware::set_by_middleware;
 use crate::error::ApiError;
 
 /// The dashboard user a request's JWT authenticates.
@@ -22,11 +23,6 @@ impl FromRequest for DashboardUser {
     /// (so the token is checked before any body is read); absent means a route was mounted
     /// without it, a wiring bug rather than a client error.
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(
-            req.extensions()
-                .get::<Self>()
-                .cloned()
-                .ok_or(ApiError::Internal),
-        )
+        set_by_middleware(req)
     }
 }

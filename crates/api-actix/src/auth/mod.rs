@@ -6,3 +6,4 @@ pub mod bearer;
 pub mod dashboard_gate;
 pub mod dashboard_user;
 pub mod failure_limit;
+mod set_by_middleware;
