@@ -5,6 +5,7 @@ use crate::key_hash::KeyHash;
 use crate::key_name::KeyName;
 use crate::key_preview::KeyPreview;
 use crate::key_state::KeyState;
+use crate::revocation_reason::RevocationReason;
 use crate::timestamp::Timestamp;
 
 /// A stored key record.
@@ -19,6 +20,19 @@ pub struct ApiKey {
     pub created_at: Timestamp,
     pub last_used_at: Option<Timestamp>,
     pub usage_count: u64,
+    /// Why it was (or, while expiring, will be) revoked; `None` while active.
+    pub revocation_reason: Option<RevocationReason>,
+}
+
+impl ApiKey {
+    /// `revocation_reason` as of `now`: shown once the key is effectively revoked (an expiring
+    /// key carries `rotation` before its grace ends, but is not revoked yet). `None` for keys
+    /// revoked before reasons were recorded.
+    #[must_use]
+    pub fn revocation_reason_at(&self, now: Timestamp) -> Option<RevocationReason> {
+        self.revocation_reason
+            .filter(|_| !self.state.is_accepted(now))
+    }
 }
 
 /// What a store needs to insert a new key.
@@ -46,6 +60,7 @@ impl NewApiKey {
             created_at: self.created_at,
             last_used_at: None,
             usage_count: 0,
+            revocation_reason: None,
         }
     }
 }

@@ -3,6 +3,7 @@ use async_trait::async_trait;
 use super::StoreError;
 use crate::alert_email::OutgoingEmail;
 use crate::ids::{AlertId, KeyId};
+use crate::key_event::KeyEvent;
 use crate::timestamp::Timestamp;
 
 /// An email waiting in the outbox.
@@ -21,7 +22,8 @@ pub struct QueuedEmail {
 #[async_trait]
 pub trait AlertOutbox: Send + Sync {
     /// Stores `email` for `key` unless an alert for that key was enqueued within the last 24 h
-    /// (checked and recorded atomically, so concurrent instances enqueue once). `true` when stored.
+    /// (checked and recorded atomically, so concurrent instances enqueue once). `true` when stored;
+    /// then `event` (the key's `high_usage_alert`) is written in the same transaction.
     ///
     /// # Errors
     /// `Unavailable`.
@@ -30,6 +32,7 @@ pub trait AlertOutbox: Send + Sync {
         id: AlertId,
         key: &KeyId,
         email: OutgoingEmail,
+        event: KeyEvent,
         now: Timestamp,
     ) -> Result<bool, StoreError>;
 

@@ -1,11 +1,14 @@
 use async_trait::async_trait;
 
 use super::StoreError;
+use crate::alert_email::OutgoingEmail;
 use crate::api_key::{ApiKey, KeyLimits, NewApiKey};
-use crate::ids::{KeyId, UserId};
+use crate::ids::{AlertId, KeyId, UserId};
+use crate::key_event::{Actor, EventDetail, KeyEvent};
 use crate::key_hash::KeyHash;
 use crate::key_state::{KeyState, KeyStatus};
 use crate::page::{ListError, Page, PageRequest};
+use crate::revocation_reason::RevocationReason;
 use crate::timestamp::Timestamp;
 use crate::usage::UsageDelta;
 
@@ -55,6 +58,79 @@ pub struct Rotation {
     pub now: Timestamp,
 }
 
+impl Rotation {
+    /// The audit events the rotation writes with itself: on the old key `rotated` and then
+    /// `revoked` (zero grace) or `revocation_scheduled`; on the new key `created`.
+    #[must_use]
+    pub fn events(&self) -> Vec<KeyEvent> {
+        let on_old = |detail| KeyEvent {
+            key_id: self.old_id.clone(),
+            actor: Actor::User,
+            at: self.now,
+            detail,
+        };
+        let mut events = vec![on_old(EventDetail::Rotated {
+            replaced_by: self.new_key.id.clone(),
+        })];
+        match self.old_to {
+            KeyState::Expiring { revokes_at } => {
+                events.push(on_old(EventDetail::RevocationScheduled { revokes_at }));
+            }
+            KeyState::Revoked { .. } => events.push(on_old(EventDetail::Revoked {
+                reason: RevocationReason::Rotation,
+            })),
+            KeyState::Active => {}
+        }
+        events.push(KeyEvent {
+            key_id: self.new_key.id.clone(),
+            actor: Actor::User,
+            at: self.now,
+            detail: EventDetail::Created {
+                name: self.new_key.name.as_str().to_owned(),
+                rotated_from: Some(self.old_id.clone()),
+            },
+        });
+        events
+    }
+}
+
+/// An email put in the outbox by the transaction of a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedWithChange {
+    pub id: AlertId,
+    pub email: OutgoingEmail,
+}
+
+/// A compare-and-set of a key's state, with what is written along with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    /// The stored state the change expects.
+    pub expected: KeyState,
+    /// The state it writes.
+    pub to: KeyState,
+    /// Stored as the key's `revocation_reason` (when `to` revokes).
+    pub reason: Option<RevocationReason>,
+    /// Audit events written in the same transaction, only when the change is applied.
+    pub events: Vec<KeyEvent>,
+    /// An email queued in the same transaction, only when the change is applied (outside the
+    /// high-usage alert's 24-hour rule).
+    pub email: Option<QueuedWithChange>,
+}
+
+impl StateChange {
+    /// A bare change: no reason, no event, no email.
+    #[must_use]
+    pub const fn new(expected: KeyState, to: KeyState) -> Self {
+        Self {
+            expected,
+            to,
+            reason: None,
+            events: Vec::new(),
+            email: None,
+        }
+    }
+}
+
 /// Which of a user's keys to list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyListQuery {
@@ -69,8 +145,9 @@ pub struct KeyListQuery {
 #[async_trait]
 pub trait KeyStore: Send + Sync {
     /// Inserts a new active key in one transaction that first settles the user's expired
-    /// `expiring` keys as revoked, then enforces name uniqueness among the user's non-revoked keys
+    /// `expiring` keys as revoked (with a `revoked` event by `system` at their `revokes_at`), then enforces name uniqueness among the user's non-revoked keys
     /// and `limits.max_live_keys`. Concurrent inserts for one user must not exceed the limit.
+    /// Writes the key's [`KeyEvent::created`] event in the same transaction.
     ///
     /// # Errors
     /// `DuplicateName`, `TooManyKeys`, `UnknownUser`, or `Store(Unavailable)`.
@@ -106,9 +183,10 @@ pub trait KeyStore: Send + Sync {
         now: Timestamp,
     ) -> Result<Page<ApiKey>, ListError>;
 
-    /// Compare-and-set of a key's state: writes `to` only if the stored state is still exactly
-    /// `expected`. Returns the key as stored afterwards, or `None` when the key is not the user's.
-    /// When the state did not match, returns the key unchanged (the caller re-decides).
+    /// Compare-and-set of a key's state: writes `change.to` (and its reason, events and email,
+    /// in one transaction) only if the stored state is still exactly `change.expected`. Returns
+    /// the key as stored afterwards, or `None` when the key is not the user's. When the state did
+    /// not match, returns the key unchanged and writes nothing (the caller re-decides).
     ///
     /// # Errors
     /// `Unavailable`.
@@ -116,13 +194,13 @@ pub trait KeyStore: Send + Sync {
         &self,
         user: &UserId,
         id: &KeyId,
-        expected: KeyState,
-        to: KeyState,
+        change: StateChange,
     ) -> Result<Option<ApiKey>, StoreError>;
 
     /// A rotation in one transaction: compare-and-set the old key (which must be `user`'s) from
     /// `expected` to `old_to`, then insert `new_key` as in [`KeyStore::insert`] (the old key's
-    /// new state counts for the name and limit checks). Returns the new key.
+    /// new state counts for the name and limit checks), store the old key's reason `rotation`
+    /// and write [`Rotation::events`]. Returns the new key.
     ///
     /// # Errors
     /// `NotFound`, `StateChanged`, `Insert(DuplicateName | TooManyKeys | Store(..))`.

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::api_key::{ApiKey, KeyLimits, NewApiKey};
 use crate::ids::{KeyId, UserId};
+use crate::key_event::Actor;
 use crate::key_name::KeyName;
 use crate::key_secret::ApiKeySecret;
 use crate::key_state::GracePeriod;
@@ -13,6 +14,9 @@ use crate::ports::{
     Rotation, StoreError,
 };
 use crate::random::RandomSource;
+use crate::revocation_reason::RevocationReason;
+
+use super::revocation::{RevokeOrder, Revoked, revoke_key};
 
 /// A key just created: the record plus the secret, shown exactly once.
 #[derive(Debug, Clone)]
@@ -147,29 +151,24 @@ impl KeyService {
     /// # Errors
     /// `NotFound`, `Store`.
     pub async fn revoke(&self, user: &UserId, id: &KeyId) -> Result<ApiKey, KeyLookupError> {
-        // A concurrent rotation can change the state between read and write; the compare-and-set
-        // then fails and we decide again from the fresh state. Two rounds always suffice because
-        // states only move forward, but we allow a few.
-        for _ in 0..4 {
-            let key = self.get(user, id).await?;
-            let now = self.clock.now();
-            let to = key.state.revoke(now);
-            if to == key.state {
-                return Ok(key);
-            }
-            let stored = self
-                .store
-                .transition(user, id, key.state, to)
-                .await?
-                .ok_or(KeyLookupError::NotFound)?;
-            if stored.state == to {
-                self.notifier.key_changed(&stored.hash).await;
-                return Ok(stored);
-            }
+        let key = self.get(user, id).await?;
+        let order = RevokeOrder {
+            actor: Actor::User,
+            reason: RevocationReason::User,
+            before: Vec::new(),
+            email: None,
+        };
+        match revoke_key(
+            self.store.as_ref(),
+            self.notifier.as_ref(),
+            self.clock.as_ref(),
+            key,
+            order,
+        )
+        .await?
+        {
+            Revoked::Now(key) | Revoked::Already(key) => Ok(key),
         }
-        Err(KeyLookupError::Store(StoreError::Internal(
-            "revocation kept racing".into(),
-        )))
     }
 
     /// Rotates one of the user's keys: a new key named `name`, and the old one revoked at once

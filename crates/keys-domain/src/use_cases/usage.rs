@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::alert_email::high_usage_alert;
 use crate::ids::AlertId;
+use crate::key_event::{Actor, EventDetail, KeyEvent};
 use crate::ports::{AccountStore, AlertOutbox, Clock, KeyStore, StoreError, UsageWindow, UserRef};
 use crate::random::RandomSource;
 use crate::usage::{HighUsageThreshold, UsageDelta};
@@ -113,8 +114,16 @@ impl UsageService {
             self.threshold.get(),
         );
         let id = AlertId::generate(self.random.as_ref());
-        self.outbox
-            .enqueue(id, &key.id, email, self.clock.now())
-            .await
+        let now = self.clock.now();
+        let event = KeyEvent {
+            key_id: key.id.clone(),
+            actor: Actor::System,
+            at: now,
+            detail: EventDetail::HighUsageAlert {
+                count,
+                threshold: self.threshold.get(),
+            },
+        };
+        self.outbox.enqueue(id, &key.id, email, event, now).await
     }
 }

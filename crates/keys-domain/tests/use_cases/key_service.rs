@@ -8,7 +8,9 @@ use keys_domain::ports::{
     InsertKeyError, MockKeyStore, MockRevocationNotifier, RotateKeyStoreError, Rotation, StoreError,
 };
 use keys_domain::use_cases::{IssueKeyError, KeyLookupError, KeyService, RotateKeyError};
-use keys_domain::{ApiKey, ApiKeySecret, KeyState, NewApiKey};
+use keys_domain::{
+    Actor, ApiKey, ApiKeySecret, EventDetail, KeyState, NewApiKey, RevocationReason,
+};
 
 use crate::support::{SeqRandom, T0, clock_at, name, other_user, secs, stored_key, user};
 
@@ -151,11 +153,21 @@ fn revoke_active_key_transitions_once_and_notifies_with_its_hash() {
     };
     store
         .expect_transition()
-        .withf(move |u, _, expected, to| {
-            *u == user() && *expected == KeyState::Active && *to == revoked
+        .withf(move |u, _, c| {
+            *u == user()
+                && c.expected == KeyState::Active
+                && c.to == revoked
+                && c.reason == Some(RevocationReason::User)
+                && c.events.len() == 1
+                && c.events[0].actor == Actor::User
+                && c.events[0].detail
+                    == EventDetail::Revoked {
+                        reason: RevocationReason::User,
+                    }
+                && c.email.is_none()
         })
         .times(1)
-        .returning(move |_, _, _, _| Ok(Some(after.clone())));
+        .returning(move |_, _, _| Ok(Some(after.clone())));
     let mut notifier = MockRevocationNotifier::new();
     notifier
         .expect_key_changed()
@@ -190,7 +202,7 @@ fn revoke_is_idempotent_on_a_revoked_key() {
 #[test]
 fn revoke_re_reads_and_decides_again_when_the_compare_and_set_loses() {
     // A rotation lands between our read (active) and our write: the store answers with the key
-    // now expiring; the next round revokes from that state.
+    // now expiring; the next round revokes from that fresh state (no second read needed).
     let (key, _) = stored_key(&user(), "ci-bot", KeyState::Active, 1);
     let hash = key.hash;
     let expiring = KeyState::Expiring {
@@ -209,28 +221,22 @@ fn revoke_re_reads_and_decides_again_when_the_compare_and_set_loses() {
         state: expiring,
         ..key.clone()
     };
-    let raced2 = raced.clone();
     store
         .expect_transition()
-        .withf(move |_, _, expected, to| *expected == KeyState::Active && *to == revoked)
+        .withf(move |_, _, c| c.expected == KeyState::Active && c.to == revoked)
         .times(1)
         .in_sequence(&mut seq)
-        .returning(move |_, _, _, _| Ok(Some(raced.clone())));
-    store
-        .expect_find()
-        .times(1)
-        .in_sequence(&mut seq)
-        .returning(move |_, _| Ok(Some(raced2.clone())));
+        .returning(move |_, _, _| Ok(Some(raced.clone())));
     let done = ApiKey {
         state: revoked,
         ..key.clone()
     };
     store
         .expect_transition()
-        .withf(move |_, _, expected, to| *expected == expiring && *to == revoked)
+        .withf(move |_, _, c| c.expected == expiring && c.to == revoked)
         .times(1)
         .in_sequence(&mut seq)
-        .returning(move |_, _, _, _| Ok(Some(done.clone())));
+        .returning(move |_, _, _| Ok(Some(done.clone())));
     let mut notifier = MockRevocationNotifier::new();
     notifier
         .expect_key_changed()
@@ -265,13 +271,7 @@ fn revoke_that_loses_to_a_concurrent_revoke_returns_it_without_notifying() {
         .expect_transition()
         .times(1)
         .in_sequence(&mut seq)
-        .returning(move |_, _, _, _| Ok(Some(answer.clone())));
-    let reread = theirs.clone();
-    store
-        .expect_find()
-        .times(1)
-        .in_sequence(&mut seq)
-        .returning(move |_, _| Ok(Some(reread.clone())));
+        .returning(move |_, _, _| Ok(Some(answer.clone())));
     let svc = service(store, silent_notifier());
 
     let out = futures_executor::block_on(svc.revoke(&user(), &key.id)).unwrap();
@@ -295,7 +295,7 @@ fn revoke_of_unknown_or_vanished_key_is_not_found() {
     store
         .expect_find()
         .returning(move |_, _| Ok(Some(found.clone())));
-    store.expect_transition().returning(|_, _, _, _| Ok(None));
+    store.expect_transition().returning(|_, _, _| Ok(None));
     let svc = service(store, silent_notifier());
     assert_eq!(
         futures_executor::block_on(svc.revoke(&user(), &key.id)),
@@ -313,7 +313,7 @@ fn revoke_reports_store_errors_and_endless_races() {
         .returning(move |_, _| Ok(Some(found.clone())));
     store
         .expect_transition()
-        .returning(|_, _, _, _| Err(StoreError::Unavailable("down".into())));
+        .returning(|_, _, _| Err(StoreError::Unavailable("down".into())));
     let svc = service(store, silent_notifier());
     assert_eq!(
         futures_executor::block_on(svc.revoke(&user(), &key.id)),
@@ -327,13 +327,13 @@ fn revoke_reports_store_errors_and_endless_races() {
     let found = key.clone();
     store
         .expect_find()
-        .times(4)
+        .times(1)
         .returning(move |_, _| Ok(Some(found.clone())));
     let unchanged = key.clone();
     store
         .expect_transition()
         .times(4)
-        .returning(move |_, _, _, _| Ok(Some(unchanged.clone())));
+        .returning(move |_, _, _| Ok(Some(unchanged.clone())));
     let svc = service(store, silent_notifier());
     assert!(matches!(
         futures_executor::block_on(svc.revoke(&user(), &key.id)),

@@ -7,7 +7,7 @@ use keys_domain::ports::{
 };
 use keys_domain::usage::{HighUsageThreshold, UsageDelta, WindowCount};
 use keys_domain::use_cases::{FlushReport, MissedAlert, UsageService};
-use keys_domain::{ApiKey, Credits, KeyState};
+use keys_domain::{Actor, ApiKey, Credits, EventDetail, KeyState};
 
 use crate::support::{SeqRandom, T0, clock_at, email, secs, stored_key, user};
 
@@ -129,9 +129,17 @@ fn a_crossing_enqueues_one_alert_naming_the_key_by_name_and_preview() {
     let (id, name, preview) = (key.id.clone(), key.name.clone(), key.preview.clone());
     m.outbox
         .expect_enqueue()
-        .withf(move |alert, k, mail, now| {
+        .withf(move |alert, k, mail, event, now| {
             alert.as_str().starts_with("alr_")
                 && *k == id
+                && event.key_id == id
+                && event.actor == Actor::System
+                && event.at == T0
+                && event.detail
+                    == EventDetail::HighUsageAlert {
+                        count: 11,
+                        threshold: 10,
+                    }
                 && *now == T0
                 && mail.to == email()
                 && mail.subject.contains("High usage")
@@ -140,7 +148,7 @@ fn a_crossing_enqueues_one_alert_naming_the_key_by_name_and_preview() {
                 && mail.body.contains("11")
         })
         .times(1)
-        .returning(|_, _, _, _| Ok(true));
+        .returning(|_, _, _, _, _| Ok(true));
     assert_eq!(
         m.flush(&[delta(&key, 3)]),
         Ok(FlushReport {
@@ -192,7 +200,7 @@ fn an_alert_within_the_cooldown_is_not_counted() {
     m.outbox
         .expect_enqueue()
         .times(1)
-        .returning(|_, _, _, _| Ok(false));
+        .returning(|_, _, _, _, _| Ok(false));
     assert_eq!(
         m.flush(&[delta(&key, 3)]),
         Ok(FlushReport {
@@ -217,7 +225,7 @@ fn a_failed_enqueue_is_counted_and_the_flush_still_succeeds() {
     m.outbox
         .expect_enqueue()
         .times(1)
-        .returning(|_, _, _, _| Err(StoreError::Unavailable("down".into())));
+        .returning(|_, _, _, _, _| Err(StoreError::Unavailable("down".into())));
     assert_eq!(
         m.flush(&[delta(&key, 3)]),
         Ok(FlushReport {
@@ -251,7 +259,7 @@ fn a_missed_alert_is_enqueued_on_retry_and_kept_while_the_outbox_fails() {
     m.outbox
         .expect_enqueue()
         .times(1)
-        .returning(|_, _, _, _| Err(StoreError::Unavailable("down".into())));
+        .returning(|_, _, _, _, _| Err(StoreError::Unavailable("down".into())));
     assert_eq!(m.retry(missed.clone()), missed);
     // Back: enqueued once, nothing kept.
     let mut m = Mocks::new();
@@ -264,9 +272,9 @@ fn a_missed_alert_is_enqueued_on_retry_and_kept_while_the_outbox_fails() {
         .returning(|_| Ok(Some(owner())));
     m.outbox
         .expect_enqueue()
-        .withf(|_, _, mail, _| mail.subject.contains("High usage") && mail.body.contains("12"))
+        .withf(|_, _, mail, _, _| mail.subject.contains("High usage") && mail.body.contains("12"))
         .times(1)
-        .returning(|_, _, _, _| Ok(true));
+        .returning(|_, _, _, _, _| Ok(true));
     assert_eq!(m.retry(missed), Vec::new());
 }
 
