@@ -23,12 +23,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use keys_domain::api_key::KeyLimits;
 use keys_domain::ports::{
-    InsertKeyError, KeyListQuery, KeyStore, RotateKeyStoreError, Rotation, StoreError,
+    InsertKeyError, KeyListQuery, KeyStore, RotateKeyStoreError, Rotation, StateChange, StoreError,
 };
 use keys_domain::usage::UsageDelta;
-use keys_domain::{
-    ApiKey, KeyHash, KeyId, KeyState, ListError, NewApiKey, Page, Timestamp, UserId,
-};
+use keys_domain::{ApiKey, KeyHash, KeyId, ListError, NewApiKey, Page, Timestamp, UserId};
 
 /// The cache itself; shared by the caching store and the revocation bus listener.
 pub struct KeyCache {
@@ -161,10 +159,9 @@ impl KeyStore for CachedKeyStore {
         &self,
         user: &UserId,
         id: &KeyId,
-        expected: KeyState,
-        to: KeyState,
+        change: StateChange,
     ) -> Result<Option<ApiKey>, StoreError> {
-        let stored = self.inner.transition(user, id, expected, to).await?;
+        let stored = self.inner.transition(user, id, change).await?;
         if let Some(key) = &stored {
             self.cache.evict(&key.hash);
         }
@@ -192,6 +189,7 @@ impl KeyStore for CachedKeyStore {
 mod tests {
     use std::sync::atomic::AtomicUsize;
 
+    use keys_domain::KeyState;
     use keys_domain::ports::MockKeyStore;
     use keys_domain::random::OsRandom;
     use keys_domain::{ApiKeySecret, KeyName};
@@ -211,6 +209,7 @@ mod tests {
             created_at: Timestamp::from_millis(0),
             last_used_at: None,
             usage_count: 0,
+            revocation_reason: None,
         };
         let hash = key.hash;
         (key, hash)
@@ -415,8 +414,7 @@ mod tests {
             &self,
             _: &UserId,
             _: &KeyId,
-            _: KeyState,
-            _: KeyState,
+            _: StateChange,
         ) -> Result<Option<ApiKey>, StoreError> {
             unimplemented!()
         }

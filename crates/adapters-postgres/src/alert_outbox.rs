@@ -5,8 +5,10 @@ use diesel::prelude::*;
 use keys_domain::alert_email::OutgoingEmail;
 use keys_domain::ports::{AlertOutbox, QueuedEmail, StoreError};
 use keys_domain::usage::ALERT_COOLDOWN;
-use keys_domain::{AlertId, Email, KeyId, Timestamp};
+use keys_domain::{AlertId, Email, KeyEvent, KeyId, Timestamp};
 
+use crate::connection::AnyConnection;
+use crate::key_events::write_events;
 use crate::on_conflict::OnConflictDoNothing;
 use crate::schema::{email_outbox, key_alerts};
 use crate::store::DbStore;
@@ -40,6 +42,29 @@ impl From<OutboxRow> for QueuedEmail {
     }
 }
 
+/// Puts `email` in the outbox, due at once, on the caller's transaction.
+pub(crate) fn insert_email(
+    conn: &mut AnyConnection,
+    id: &AlertId,
+    key: &KeyId,
+    email: &OutgoingEmail,
+    now: Timestamp,
+) -> QueryResult<()> {
+    diesel::insert_into(email_outbox::table)
+        .values((
+            email_outbox::id.eq(id.as_str()),
+            email_outbox::key_id.eq(key.as_str()),
+            email_outbox::to_address.eq(email.to.as_str()),
+            email_outbox::subject.eq(email.subject.as_str()),
+            email_outbox::body.eq(email.body.as_str()),
+            email_outbox::attempts.eq(0),
+            email_outbox::next_attempt_at.eq(now.as_millis()),
+            email_outbox::created_at.eq(now.as_millis()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
 #[async_trait]
 impl AlertOutbox for DbStore {
     async fn enqueue(
@@ -47,6 +72,7 @@ impl AlertOutbox for DbStore {
         id: AlertId,
         key: &KeyId,
         email: OutgoingEmail,
+        event: KeyEvent,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let key = key.clone();
@@ -75,18 +101,8 @@ impl AlertOutbox for DbStore {
                 if !claimed {
                     return Ok(false);
                 }
-                diesel::insert_into(email_outbox::table)
-                    .values((
-                        email_outbox::id.eq(id.as_str()),
-                        email_outbox::key_id.eq(key.as_str()),
-                        email_outbox::to_address.eq(email.to.as_str()),
-                        email_outbox::subject.eq(email.subject.as_str()),
-                        email_outbox::body.eq(email.body.as_str()),
-                        email_outbox::attempts.eq(0),
-                        email_outbox::next_attempt_at.eq(now.as_millis()),
-                        email_outbox::created_at.eq(now.as_millis()),
-                    ))
-                    .execute(conn)?;
+                insert_email(conn, &id, &key, &email, now)?;
+                write_events(conn, &[event])?;
                 Ok(true)
             })
         })

@@ -4,15 +4,18 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use keys_domain::api_key::{ApiKey, KeyLimits, NewApiKey};
 use keys_domain::ports::{
-    InsertKeyError, KeyListQuery, KeyStore, RotateKeyStoreError, Rotation, StoreError,
+    InsertKeyError, KeyListQuery, KeyStore, RotateKeyStoreError, Rotation, StateChange, StoreError,
 };
 use keys_domain::usage::UsageDelta;
 use keys_domain::{
-    KeyHash, KeyId, KeyName, KeyPreview, KeyState, KeyStatus, ListError, Page, Timestamp, UserId,
+    Actor, EventDetail, KeyEvent, KeyHash, KeyId, KeyName, KeyPreview, KeyState, KeyStatus,
+    ListError, Page, RevocationReason, Timestamp, UserId,
 };
 
+use crate::alert_outbox::insert_email;
 use crate::connection::AnyConnection;
 use crate::failure::{Failure, UniqueIndex};
+use crate::key_events::write_events;
 use crate::pages::key_page;
 use crate::schema::{api_keys, users};
 use crate::store::DbStore;
@@ -43,6 +46,7 @@ pub(crate) struct KeyRow {
     created_at: i64,
     last_used_at: Option<i64>,
     usage_count: i64,
+    revocation_reason: Option<String>,
 }
 
 impl KeyRow {
@@ -57,6 +61,12 @@ impl KeyRow {
         })?;
         let hash = KeyHash::from_slice(&self.key_hash)
             .ok_or_else(|| StoreError::Internal(format!("key {} has a corrupt hash", self.id)))?;
+        let revocation_reason = match self.revocation_reason.as_deref() {
+            None => None,
+            Some(r) => Some(RevocationReason::parse(r).ok_or_else(|| {
+                StoreError::Internal(format!("key {} has an invalid revocation reason", self.id))
+            })?),
+        };
         Ok(ApiKey {
             id: KeyId::new(self.id),
             user_id: UserId::new(self.user_id),
@@ -67,6 +77,7 @@ impl KeyRow {
             created_at: Timestamp::from_millis(self.created_at),
             last_used_at: self.last_used_at.map(Timestamp::from_millis),
             usage_count,
+            revocation_reason,
         })
     }
 }
@@ -132,16 +143,26 @@ fn lock_key(
     mine.select(KeyRow::as_select()).first(conn).optional()
 }
 
-/// Writes `to` over the key's state columns.
-fn write_state(conn: &mut AnyConnection, id: &str, to: KeyState) -> QueryResult<()> {
+/// Writes `to` over the key's state columns, and `reason` when given.
+fn write_state(
+    conn: &mut AnyConnection,
+    id: &str,
+    to: KeyState,
+    reason: Option<RevocationReason>,
+) -> QueryResult<()> {
     let (status, revoked_at, revokes_at) = state_columns(to);
-    diesel::update(api_keys::table.find(id))
-        .set((
-            api_keys::status.eq(status),
-            api_keys::revoked_at.eq(revoked_at),
-            api_keys::revokes_at.eq(revokes_at),
-        ))
-        .execute(conn)?;
+    let row = api_keys::table.find(id);
+    let columns = (
+        api_keys::status.eq(status),
+        api_keys::revoked_at.eq(revoked_at),
+        api_keys::revokes_at.eq(revokes_at),
+    );
+    match reason {
+        Some(reason) => diesel::update(row)
+            .set((columns, api_keys::revocation_reason.eq(reason.as_str())))
+            .execute(conn)?,
+        None => diesel::update(row).set(columns).execute(conn)?,
+    };
     Ok(())
 }
 
@@ -154,19 +175,34 @@ fn insert_locked(
     now: Timestamp,
 ) -> Result<ApiKey, Failure<InsertKeyError>> {
     let user = key.user_id.as_str();
-    // An expiring key past its revokes_at is revoked; make the rows say so before counting.
-    diesel::update(
-        api_keys::table
-            .filter(api_keys::user_id.eq(user))
-            .filter(api_keys::status.eq(EXPIRING))
-            .filter(api_keys::revokes_at.le(now.as_millis())),
-    )
-    .set((
-        api_keys::status.eq(REVOKED),
-        api_keys::revoked_at.eq(api_keys::revokes_at),
-        api_keys::revokes_at.eq(None::<i64>),
-    ))
-    .execute(conn)?;
+    // An expiring key past its revokes_at is revoked; make the rows say so before counting, and
+    // record when it stopped working (its grace period's end, by the service itself).
+    let expired = api_keys::table
+        .filter(api_keys::user_id.eq(user))
+        .filter(api_keys::status.eq(EXPIRING))
+        .filter(api_keys::revokes_at.le(now.as_millis()));
+    let ended: Vec<(String, Option<i64>)> = expired
+        .select((api_keys::id, api_keys::revokes_at))
+        .load(conn)?;
+    let settled: Vec<KeyEvent> = ended
+        .into_iter()
+        .map(|(id, at)| KeyEvent {
+            key_id: KeyId::new(id),
+            actor: Actor::System,
+            at: Timestamp::from_millis(at.unwrap_or_else(|| now.as_millis())),
+            detail: EventDetail::Revoked {
+                reason: RevocationReason::Rotation,
+            },
+        })
+        .collect();
+    write_events(conn, &settled)?;
+    diesel::update(expired)
+        .set((
+            api_keys::status.eq(REVOKED),
+            api_keys::revoked_at.eq(api_keys::revokes_at),
+            api_keys::revokes_at.eq(None::<i64>),
+        ))
+        .execute(conn)?;
 
     let live = api_keys::table
         .filter(api_keys::user_id.eq(user))
@@ -208,6 +244,19 @@ fn insert_locked(
     }
 }
 
+/// When a change's email is queued: the time of its events (the use case's clock), else the
+/// time its new state names.
+fn key_now(change: &StateChange) -> Timestamp {
+    change.events.first().map_or(
+        match change.to {
+            KeyState::Revoked { revoked_at } => revoked_at,
+            KeyState::Expiring { revokes_at } => revokes_at,
+            KeyState::Active => Timestamp::from_millis(0),
+        },
+        |e| e.at,
+    )
+}
+
 #[async_trait]
 impl KeyStore for DbStore {
     async fn insert(
@@ -216,12 +265,15 @@ impl KeyStore for DbStore {
         limits: KeyLimits,
         now: Timestamp,
     ) -> Result<ApiKey, InsertKeyError> {
+        let created = KeyEvent::created(&key);
         self.run(move |conn| {
             conn.transaction(|conn| {
                 if !lock_user(conn, key.user_id.as_str())? {
                     return Err(Failure::Port(InsertKeyError::UnknownUser));
                 }
-                insert_locked(conn, key, limits, now)
+                let key = insert_locked(conn, key, limits, now)?;
+                write_events(conn, &[created])?;
+                Ok(key)
             })
         })
         .await
@@ -272,20 +324,25 @@ impl KeyStore for DbStore {
         &self,
         user: &UserId,
         id: &KeyId,
-        expected: KeyState,
-        to: KeyState,
+        change: StateChange,
     ) -> Result<Option<ApiKey>, StoreError> {
         let (user, id) = (user.clone(), id.clone());
         self.run(move |conn| {
             conn.transaction(|conn| {
-                // Lock, compare, write: the row lock makes the compare-and-set atomic.
+                // Lock, compare, write: the row lock makes the compare-and-set atomic, so of two
+                // concurrent changes from one state only one writes its events and email.
                 let Some(row) = lock_key(conn, user.as_str(), id.as_str())? else {
                     return Ok(None);
                 };
                 let mut key = row.into_key()?;
-                if key.state == expected {
-                    write_state(conn, id.as_str(), to)?;
-                    key.state = to;
+                if key.state == change.expected {
+                    write_state(conn, id.as_str(), change.to, change.reason)?;
+                    write_events(conn, &change.events)?;
+                    if let Some(queued) = &change.email {
+                        insert_email(conn, &queued.id, &id, &queued.email, key_now(&change))?;
+                    }
+                    key.state = change.to;
+                    key.revocation_reason = change.reason.or(key.revocation_reason);
                 }
                 Ok(Some(key))
             })
@@ -311,14 +368,24 @@ impl KeyStore for DbStore {
                 if old.state()? != rotation.expected {
                     return Err(Failure::Port(RotateKeyStoreError::StateChanged));
                 }
-                write_state(conn, rotation.old_id.as_str(), rotation.old_to)?;
+                write_state(
+                    conn,
+                    rotation.old_id.as_str(),
+                    rotation.old_to,
+                    Some(RevocationReason::Rotation),
+                )?;
+                let events = rotation.events();
                 let mut new_key = rotation.new_key;
                 new_key.user_id = user;
-                insert_locked(conn, new_key, rotation.limits, rotation.now).map_err(|f| match f {
-                    Failure::Port(e) => Failure::Port(RotateKeyStoreError::Insert(e)),
-                    Failure::Db(e) => Failure::Db(e),
-                    Failure::Store(e) => Failure::Store(e),
-                })
+                let key = insert_locked(conn, new_key, rotation.limits, rotation.now).map_err(
+                    |f| match f {
+                        Failure::Port(e) => Failure::Port(RotateKeyStoreError::Insert(e)),
+                        Failure::Db(e) => Failure::Db(e),
+                        Failure::Store(e) => Failure::Store(e),
+                    },
+                )?;
+                write_events(conn, &events)?;
+                Ok(key)
             })
         })
         .await

@@ -27,6 +27,41 @@ pub fn run_pending(conn: &mut AnyConnection) -> anyhow::Result<usize> {
     applied.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
 }
 
+/// The migrations by name (`2025-01-01-000001_users_and_ledger`), oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MigrationStatus {
+    pub applied: Vec<String>,
+    pub pending: Vec<String>,
+}
+
+/// Which of the backend's embedded migrations are applied; applies nothing. A database never
+/// migrated has every migration pending.
+pub fn status(conn: &mut AnyConnection) -> anyhow::Result<MigrationStatus> {
+    fn split<C: MigrationHarness<B>, B: diesel::backend::Backend>(
+        conn: &mut C,
+        source: EmbeddedMigrations,
+    ) -> anyhow::Result<MigrationStatus> {
+        let all = diesel::migration::MigrationSource::<B>::migrations(&source)
+            .map_err(|e| anyhow::anyhow!("cannot list the migrations: {e}"))?;
+        let pending: Vec<String> = conn
+            .pending_migrations(source)
+            .map_err(|e| anyhow::anyhow!("cannot read the migration table: {e}"))?
+            .iter()
+            .map(|m| m.name().to_string())
+            .collect();
+        let applied = all
+            .iter()
+            .map(|m| m.name().to_string())
+            .filter(|name| !pending.contains(name))
+            .collect();
+        Ok(MigrationStatus { applied, pending })
+    }
+    match conn {
+        AnyConnection::Postgres(c) => split(c, POSTGRES),
+        AnyConnection::Sqlite(c) => split(c, SQLITE),
+    }
+}
+
 /// Reverts every applied migration; how many were reverted.
 #[cfg(all(test, feature = "testing"))]
 fn revert_all(conn: &mut AnyConnection) -> anyhow::Result<usize> {

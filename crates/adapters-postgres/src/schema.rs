@@ -33,6 +33,18 @@ diesel::table! {
         created_at -> BigInt,
         last_used_at -> Nullable<BigInt>,
         usage_count -> BigInt,
+        revocation_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    key_events (seq) {
+        seq -> BigInt,
+        key_id -> Text,
+        kind -> Text,
+        actor -> Text,
+        at -> BigInt,
+        detail -> Text,
     }
 }
 
@@ -119,4 +131,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     email_outbox,
     settings,
     dashboard_token_cutoffs,
+    key_events,
 );

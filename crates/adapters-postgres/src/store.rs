@@ -201,6 +201,20 @@ impl DbStore {
         migrations::run_pending(&mut conn)
     }
 
+    /// The backend's migrations by name, split into applied and pending (nothing is applied).
+    ///
+    /// # Errors
+    /// The database is unreachable or its migration table cannot be read.
+    pub fn migration_status(&self) -> anyhow::Result<migrations::MigrationStatus> {
+        let mut conn = self.inner.checkout().map_err(|e| {
+            anyhow::anyhow!(
+                "cannot connect to the {} database: {e}",
+                self.backend_name()
+            )
+        })?;
+        migrations::status(&mut conn)
+    }
+
     pub(crate) fn ledger_queue(&self) -> &GroupCommit<Charge, ChargeOutcome> {
         &self.inner.ledger
     }

@@ -122,6 +122,10 @@ async fn sqlite_unreachable_store_is_unavailable() {
     let url = format!("sqlite://{}/missing/dir/test.db", dir.path().display());
     let store = DbStore::connect(&url).unwrap();
     assert_eq!(store.backend_name(), "sqlite");
+    // The operator is told which directory is missing, not only "unable to open".
+    let e = format!("{:#}", store.run_migrations().unwrap_err());
+    let missing = format!("{}/missing/dir", dir.path().display());
+    assert!(e.contains(&missing) && e.contains("does not exist"), "{e}");
     contract::an_unreachable_store_is_unavailable(store).await;
 }
 
@@ -130,3 +134,10 @@ fn unsupported_urls_are_refused_at_connect() {
     assert!(DbStore::connect("mysql://localhost/x").is_err());
     assert!(DbStore::connect("").is_err());
 }
+
+contract_cases!(in key_events:
+    creation_rotation_and_revocation_are_recorded_newest_first,
+    a_revocation_writes_reason_events_and_email_once,
+    a_usage_alert_is_recorded_only_when_enqueued,
+    an_ended_grace_period_is_recorded_when_settled,
+);

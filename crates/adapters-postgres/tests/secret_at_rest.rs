@@ -53,7 +53,21 @@ async fn live_a_keys_life(store: &DbStore) -> Vec<ApiKeySecret> {
     let alert = high_usage_alert(email, &key.name, &key.preview, 10_001, 10_000);
     assert!(
         store
-            .enqueue(AlertId::generate(&OsRandom), &key.id, alert, T0)
+            .enqueue(
+                AlertId::generate(&OsRandom),
+                &key.id,
+                alert,
+                keys_domain::KeyEvent {
+                    key_id: key.id.clone(),
+                    actor: keys_domain::Actor::System,
+                    at: T0,
+                    detail: keys_domain::EventDetail::HighUsageAlert {
+                        count: 2,
+                        threshold: 1
+                    },
+                },
+                T0
+            )
             .await
             .unwrap()
     );

@@ -38,6 +38,15 @@ async fn enqueue(outbox: &MemoryOutbox, to: &str) -> AlertId {
             id.clone(),
             &KeyId::new("key_test"),
             email_to(to),
+            keys_domain::KeyEvent {
+                key_id: KeyId::new("key_test"),
+                actor: keys_domain::Actor::System,
+                at: SystemClock.now(),
+                detail: keys_domain::EventDetail::HighUsageAlert {
+                    count: 2,
+                    threshold: 1,
+                },
+            },
             SystemClock.now(),
         )
         .await

@@ -2,7 +2,7 @@
 //! never twice, with the paying key re-checked inside the charge.
 
 use keys_domain::credits::{GrantAmount, InsufficientCredits};
-use keys_domain::ports::{Charge, ChargeKind, ChargeOutcome, StoreError};
+use keys_domain::ports::{Charge, ChargeKind, ChargeOutcome, StateChange, StoreError};
 use keys_domain::template::Document;
 use keys_domain::{Credits, DocumentId, KeyId, KeyState, TemplateId, UserId};
 
@@ -300,8 +300,7 @@ pub async fn a_charge_with_a_key_revoked_meanwhile_is_refused(store: impl Store)
         .transition(
             &user,
             &gone.id,
-            KeyState::Active,
-            KeyState::Revoked { revoked_at: at(50) },
+            StateChange::new(KeyState::Active, KeyState::Revoked { revoked_at: at(50) }),
         )
         .await
         .unwrap();
@@ -310,8 +309,7 @@ pub async fn a_charge_with_a_key_revoked_meanwhile_is_refused(store: impl Store)
         .transition(
             &user,
             &expired.id,
-            KeyState::Active,
-            KeyState::Expiring { revokes_at: at(60) },
+            StateChange::new(KeyState::Active, KeyState::Expiring { revokes_at: at(60) }),
         )
         .await
         .unwrap();

@@ -15,7 +15,7 @@ use keys_domain::credits::LedgerEntry;
 use keys_domain::ports::{
     AccountStore, AlertOutbox, CatalogStore, Charge, ChargeKind, ChargeOutcome, CreateUserError,
     GrantStoreError, InsertKeyError, KeyListQuery, KeyStore, LedgerWriter, RotateKeyStoreError,
-    Rotation, SettingsStore, StoreError, TokenCutoffStore, UserRef,
+    Rotation, SettingsStore, StateChange, StoreError, TokenCutoffStore, UserRef,
 };
 use keys_domain::random::OsRandom;
 use keys_domain::template::{Document, DocumentSummary};
@@ -26,7 +26,21 @@ use keys_domain::{
 };
 
 pub mod credit_limits;
+pub mod key_events;
 pub mod pages;
+
+/// The `high_usage_alert` event an enqueue writes with its email.
+pub fn alert_event(key: &KeyId) -> keys_domain::KeyEvent {
+    keys_domain::KeyEvent {
+        key_id: key.clone(),
+        actor: keys_domain::Actor::System,
+        at: T0,
+        detail: keys_domain::EventDetail::HighUsageAlert {
+            count: 11,
+            threshold: 10,
+        },
+    }
+}
 
 /// Everything a full store implements.
 pub trait Store:
@@ -37,6 +51,7 @@ pub trait Store:
     + SettingsStore
     + AlertOutbox
     + TokenCutoffStore
+    + keys_domain::ports::KeyEventLog
     + Clone
     + 'static
 {
@@ -49,6 +64,7 @@ impl<T> Store for T where
         + SettingsStore
         + AlertOutbox
         + TokenCutoffStore
+        + keys_domain::ports::KeyEventLog
         + Clone
         + 'static
 {
@@ -110,7 +126,7 @@ pub fn document(user: &UserId, created_at: Timestamp) -> Document {
     }
 }
 
-fn email(n: usize) -> OutgoingEmail {
+pub fn email(n: usize) -> OutgoingEmail {
     OutgoingEmail {
         to: Email::parse("owner@example.com").unwrap(),
         subject: format!("High usage on API key \"k{n}\""),
@@ -229,7 +245,7 @@ pub async fn key_names_are_unique_among_live_keys(store: impl Store) {
     insert(&store, &other, "ci-bot", at(1)).await;
     let revoked = KeyState::Revoked { revoked_at: at(2) };
     let stored = store
-        .transition(&user, &key.id, KeyState::Active, revoked)
+        .transition(&user, &key.id, StateChange::new(KeyState::Active, revoked))
         .await
         .unwrap()
         .unwrap();
@@ -253,8 +269,7 @@ pub async fn at_most_25_live_keys(store: impl Store) {
         .transition(
             &user,
             &keys[3].id,
-            KeyState::Active,
-            KeyState::Revoked { revoked_at: at(31) },
+            StateChange::new(KeyState::Active, KeyState::Revoked { revoked_at: at(31) }),
         )
         .await
         .unwrap();
@@ -294,7 +309,7 @@ pub async fn expired_expiring_keys_are_settled_on_insert(store: impl Store) {
         revokes_at: at(1000),
     };
     store
-        .transition(&user, &key.id, KeyState::Active, expiring)
+        .transition(&user, &key.id, StateChange::new(KeyState::Active, expiring))
         .await
         .unwrap();
     // Still accepted until revokes_at, so its name is taken.
@@ -322,13 +337,13 @@ pub async fn transition_is_a_compare_and_set(store: impl Store) {
     let revoked = KeyState::Revoked { revoked_at: at(10) };
 
     let stored = store
-        .transition(&user, &key.id, KeyState::Active, expiring)
+        .transition(&user, &key.id, StateChange::new(KeyState::Active, expiring))
         .await
         .unwrap();
     assert_eq!(stored.unwrap().state, expiring);
     // Stale expectation: unchanged, and the caller sees the current state.
     let stale = store
-        .transition(&user, &key.id, KeyState::Active, revoked)
+        .transition(&user, &key.id, StateChange::new(KeyState::Active, revoked))
         .await
         .unwrap();
     assert_eq!(stale.unwrap().state, expiring);
@@ -336,13 +351,13 @@ pub async fn transition_is_a_compare_and_set(store: impl Store) {
         revokes_at: at(4999),
     };
     let stale = store
-        .transition(&user, &key.id, wrong_time, revoked)
+        .transition(&user, &key.id, StateChange::new(wrong_time, revoked))
         .await
         .unwrap();
     assert_eq!(stale.unwrap().state, expiring);
 
     let done = store
-        .transition(&user, &key.id, expiring, revoked)
+        .transition(&user, &key.id, StateChange::new(expiring, revoked))
         .await
         .unwrap()
         .unwrap();
@@ -355,14 +370,18 @@ pub async fn transition_is_a_compare_and_set(store: impl Store) {
 
     assert_eq!(
         store
-            .transition(&other, &key.id, revoked, KeyState::Active)
+            .transition(&other, &key.id, StateChange::new(revoked, KeyState::Active))
             .await
             .unwrap(),
         None
     );
     assert_eq!(
         store
-            .transition(&user, &KeyId::new("key_nope"), KeyState::Active, revoked)
+            .transition(
+                &user,
+                &KeyId::new("key_nope"),
+                StateChange::new(KeyState::Active, revoked)
+            )
             .await
             .unwrap(),
         None
@@ -675,28 +694,33 @@ pub async fn catalogue_lists_templates_with_ownership(store: impl Store) {
 pub async fn alerts_are_enqueued_at_most_once_per_key_per_24h(store: impl Store) {
     let (k1, k2) = (KeyId::new("key_one"), KeyId::new("key_two"));
     let alert = || AlertId::generate(&OsRandom);
-    assert!(store.enqueue(alert(), &k1, email(1), T0).await.unwrap());
-    assert!(
-        !store
-            .enqueue(alert(), &k1, email(1), T0.plus(23 * HOUR))
-            .await
-            .unwrap()
-    );
     assert!(
         store
-            .enqueue(alert(), &k2, email(2), T0.plus(HOUR))
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .enqueue(alert(), &k1, email(1), T0.plus(24 * HOUR))
+            .enqueue(alert(), &k1, email(1), alert_event(&k1), T0)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .enqueue(alert(), &k1, email(1), T0.plus(47 * HOUR))
+            .enqueue(alert(), &k1, email(1), alert_event(&k1), T0.plus(23 * HOUR))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .enqueue(alert(), &k2, email(2), alert_event(&k2), T0.plus(HOUR))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .enqueue(alert(), &k1, email(1), alert_event(&k1), T0.plus(24 * HOUR))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .enqueue(alert(), &k1, email(1), alert_event(&k1), T0.plus(47 * HOUR))
             .await
             .unwrap()
     );
@@ -711,7 +735,11 @@ pub async fn alerts_are_enqueued_at_most_once_per_key_per_24h(store: impl Store)
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let (store, k3) = (store.clone(), k3.clone());
-            tokio::spawn(async move { store.enqueue(alert(), &k3, email(3), T0).await })
+            tokio::spawn(async move {
+                store
+                    .enqueue(alert(), &k3, email(3), alert_event(&k3), T0)
+                    .await
+            })
         })
         .collect();
     let mut stored = 0;
@@ -727,7 +755,13 @@ pub async fn outbox_claims_lease_and_retry(store: impl Store) {
         let key = KeyId::new(format!("key_{n}"));
         assert!(
             store
-                .enqueue(id.clone(), &key, email(n), at(i64::try_from(n).unwrap()))
+                .enqueue(
+                    id.clone(),
+                    &key,
+                    email(n),
+                    alert_event(&key),
+                    at(i64::try_from(n).unwrap())
+                )
                 .await
                 .unwrap()
         );
@@ -814,7 +848,7 @@ pub async fn abandoned_emails_are_never_claimed_again(store: impl Store) {
         let key = KeyId::new(format!("key_{n}"));
         assert!(
             store
-                .enqueue(id.clone(), &key, email(n), at(0))
+                .enqueue(id.clone(), &key, email(n), alert_event(&key), at(0))
                 .await
                 .unwrap()
         );
@@ -850,7 +884,13 @@ pub async fn concurrent_workers_never_claim_the_same_email(store: impl Store) {
         let key = KeyId::new(format!("key_{n}"));
         assert!(
             store
-                .enqueue(AlertId::generate(&OsRandom), &key, email(n), T0)
+                .enqueue(
+                    AlertId::generate(&OsRandom),
+                    &key,
+                    email(n),
+                    alert_event(&key),
+                    T0
+                )
                 .await
                 .unwrap()
         );
@@ -954,8 +994,7 @@ pub async fn an_unreachable_store_is_unavailable(store: impl Store) {
         store.transition(
             &user,
             &key,
-            KeyState::Active,
-            KeyState::Revoked { revoked_at: T0 }
+            StateChange::new(KeyState::Active, KeyState::Revoked { revoked_at: T0 })
         ),
         store.record_usage(&[]),
         store.balance(&user),
@@ -1010,7 +1049,7 @@ pub async fn an_unreachable_store_is_unavailable(store: impl Store) {
     assert_unavailable("get_or_insert", &g);
     let (a, b, c, d, e) = tokio::join!(
         store.ping(),
-        store.enqueue(AlertId::new("alr_x"), &key, email(0), T0),
+        store.enqueue(AlertId::new("alr_x"), &key, email(0), alert_event(&key), T0),
         store.claim_due(T0, T0, 1),
         store.mark_sent(&alert, T0),
         store.mark_failed(&alert, 1, T0, "x"),

@@ -1,7 +1,7 @@
 //! Paged lists: every item exactly once, newest first, one page at a time, filters and cursors.
 
 use keys_domain::api_key::{ApiKey, KeyLimits};
-use keys_domain::ports::KeyListQuery;
+use keys_domain::ports::{KeyListQuery, StateChange};
 use keys_domain::{
     GrantAmount, KeyId, KeyState, KeyStatus, LedgerCursor, ListError, Page, PageLimit, PageRequest,
     Timestamp, UserId,
@@ -130,7 +130,7 @@ pub async fn key_pages_filter_by_status_as_of_now(store: impl Store) {
             _ => KeyState::Revoked { revoked_at: at(10) },
         };
         let stored = store
-            .transition(&user, &key.id, KeyState::Active, to)
+            .transition(&user, &key.id, StateChange::new(KeyState::Active, to))
             .await
             .unwrap()
             .unwrap();

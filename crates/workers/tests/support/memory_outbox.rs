@@ -34,6 +34,7 @@ impl AlertOutbox for MemoryOutbox {
         id: AlertId,
         key: &KeyId,
         email: OutgoingEmail,
+        _event: keys_domain::KeyEvent,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         self.rows.lock().unwrap().push(Row {

@@ -1,0 +1,2 @@
+DROP TABLE key_events;
+ALTER TABLE api_keys DROP COLUMN revocation_reason;
