@@ -1,5 +1,6 @@
-//! The command line (`docs/api.md`, "Running it"): `serve` (default), `migrate`, `users create`, `tokens issue`,
-//! `credits grant`. Settings come from environment variables (flags override them).
+//! The command line (`docs/api.md`, "Running it"): `serve` (default), `migrate [--status]`,
+//! `users create`, `tokens issue`, `credits grant`, `keys list`, `keys revoke`. Settings come from
+//! environment variables (flags override them); flags only the server uses are `serve`'s.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,10 +8,10 @@ use std::time::Duration;
 use adapters_postgres::DbStore;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use keys_domain::GrantAmount;
 use keys_domain::credits::{InvalidGrant, parse_initial_credits};
 use keys_domain::ports::{Clock, SystemClock};
 use keys_domain::rate_limit::RateLimitPolicy;
+use keys_domain::{GrantAmount, RevocationReason};
 use serde_json::json;
 
 use keys_domain::use_cases::MAX_TOKEN_LIFETIME;
@@ -18,8 +19,9 @@ use keys_domain::use_cases::MAX_TOKEN_LIFETIME;
 use crate::client_ip::TrustedProxies;
 use crate::config::{
     Config, DEFAULT_AUTH_FAILURES_PER_MINUTE, DEFAULT_BIND, DEFAULT_DASHBOARD_WRITES_PER_MINUTE,
-    DEFAULT_DATABASE_URL, DEFAULT_MAIL_FROM, Tuning,
+    DEFAULT_DATABASE_URL, DEFAULT_GITHUB_SCANNING_KEYS, DEFAULT_MAIL_FROM,
 };
+use crate::dto::keys::KeyObject;
 use crate::jwt_secret::JwtSecret;
 use crate::wiring;
 
@@ -27,51 +29,53 @@ use crate::wiring;
 #[command(
     name = "api-actix",
     version,
-    about = "The JobTactics API key service and its operator commands"
+    about = "The JobTactics API key service and its operator commands",
+    after_help = "With no command, serves (as `serve`, configured from the environment)."
 )]
 pub struct Cli {
-    #[command(flatten)]
-    pub settings: Settings,
+    /// `postgres://…`, `postgresql://…` or `sqlite://PATH`.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true, global = true)]
+    pub database_url: String,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
-/// The environment variables, each also a flag.
+/// What only the server uses: each also an environment variable (`docs/api.md`, "Running it").
 #[derive(Debug, Args)]
-pub struct Settings {
+pub struct ServeArgs {
     /// Listen address.
-    #[arg(long, env = "JT_BIND", default_value = DEFAULT_BIND, global = true)]
+    #[arg(long, env = "JT_BIND", default_value = DEFAULT_BIND)]
     pub bind: String,
-    /// `postgres://…`, `postgresql://…` or `sqlite://PATH`.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true, global = true)]
-    pub database_url: String,
     /// Shares rate limits, revocations and usage windows between instances.
-    #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
     /// Where alert emails go; unset: they are written to the log.
-    #[arg(long, env = "SMTP_URL", hide_env_values = true, global = true)]
+    #[arg(long, env = "SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
     /// Sender of alert emails.
-    #[arg(long, env = "MAIL_FROM", default_value = DEFAULT_MAIL_FROM, global = true)]
+    #[arg(long, env = "MAIL_FROM", default_value = DEFAULT_MAIL_FROM)]
     pub mail_from: String,
     /// Sustained requests per second per key.
-    #[arg(long, env = "JT_RATE_LIMIT_PER_SECOND", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    #[arg(long, env = "JT_RATE_LIMIT_PER_SECOND", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit_per_second: u32,
     /// Burst per key.
-    #[arg(long, env = "JT_RATE_LIMIT_BURST", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    #[arg(long, env = "JT_RATE_LIMIT_BURST", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit_burst: u32,
     /// Requests per key per trailing 24 h that trigger the high-usage email.
-    #[arg(long, env = "JT_HIGH_USAGE_THRESHOLD", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    #[arg(long, env = "JT_HIGH_USAGE_THRESHOLD", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub high_usage_threshold: u64,
     /// Failed authentications per client IP per minute before 429.
-    #[arg(long, env = "JT_AUTH_FAILURES_PER_MINUTE", default_value_t = DEFAULT_AUTH_FAILURES_PER_MINUTE, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    #[arg(long, env = "JT_AUTH_FAILURES_PER_MINUTE", default_value_t = DEFAULT_AUTH_FAILURES_PER_MINUTE, value_parser = clap::value_parser!(u32).range(1..))]
     pub auth_failures_per_minute: u32,
     /// Dashboard writes (create, rotate, revoke, sign-out) per user per minute before 429.
-    #[arg(long, env = "JT_DASHBOARD_WRITES_PER_MINUTE", default_value_t = DEFAULT_DASHBOARD_WRITES_PER_MINUTE, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    #[arg(long, env = "JT_DASHBOARD_WRITES_PER_MINUTE", default_value_t = DEFAULT_DASHBOARD_WRITES_PER_MINUTE, value_parser = clap::value_parser!(u32).range(1..))]
     pub dashboard_writes_per_minute: u32,
     /// Comma-separated IPs/CIDRs whose `X-Forwarded-For` is believed.
-    #[arg(long, env = "JT_TRUSTED_PROXIES", value_parser = parse_trusted_proxies, global = true)]
+    #[arg(long, env = "JT_TRUSTED_PROXIES", value_parser = parse_trusted_proxies)]
     pub trusted_proxies: Option<TrustedProxies>,
+    /// GitHub's secret-scanning public keys: their URL, or `file:///path.json`.
+    #[arg(long, env = "JT_GITHUB_SCANNING_KEYS", default_value = DEFAULT_GITHUB_SCANNING_KEYS)]
+    pub github_scanning_keys: String,
 }
 
 fn parse_trusted_proxies(s: &str) -> Result<TrustedProxies, String> {
@@ -91,39 +95,65 @@ fn parse_token_ttl(s: &str) -> Result<u64, String> {
     }
 }
 
-impl Settings {
-    /// The configuration, with the JWT secret read from the environment only (a flag's value
+impl Cli {
+    /// The configuration: the server's from `serve`'s flags, an operator command's from the
+    /// documented defaults. The JWT secret is read from the environment only (a flag's value
     /// is visible to every local user).
     ///
     /// # Errors
     /// `JWT_SECRET` and `JWT_SECRET_FILE` both set, or the file cannot be read.
-    pub fn into_config(self) -> anyhow::Result<Config> {
-        Ok(Config {
-            bind: self.bind,
-            database_url: self.database_url,
-            redis_url: self.redis_url,
-            smtp_url: self.smtp_url,
-            mail_from: self.mail_from,
-            jwt_secret: JwtSecret::from_env()?,
-            rate_limit: RateLimitPolicy {
-                per_second: self.rate_limit_per_second,
-                burst: self.rate_limit_burst,
-            },
-            high_usage_threshold: self.high_usage_threshold,
-            auth_failures_per_minute: self.auth_failures_per_minute,
-            dashboard_writes_per_minute: self.dashboard_writes_per_minute,
-            trusted_proxies: self.trusted_proxies.unwrap_or_default(),
-            tuning: Tuning::default(),
-        })
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let mut config = Config::for_database(self.database_url.clone());
+        config.jwt_secret = JwtSecret::from_env()?;
+        if let Some(Command::Serve(serve)) = &self.command {
+            serve.apply(&mut config);
+        }
+        Ok(config)
+    }
+
+    /// The command to run: `serve` configured from the environment when none was given.
+    ///
+    /// # Errors
+    /// An environment variable of `serve` holds an invalid value.
+    pub fn with_default_command(mut self) -> Result<Self, clap::Error> {
+        if self.command.is_none() {
+            let serve = Self::try_parse_from(["api-actix", "serve"])?;
+            self.command = serve.command;
+        }
+        Ok(self)
+    }
+}
+
+impl ServeArgs {
+    fn apply(&self, config: &mut Config) {
+        config.bind.clone_from(&self.bind);
+        config.redis_url.clone_from(&self.redis_url);
+        config.smtp_url.clone_from(&self.smtp_url);
+        config.mail_from.clone_from(&self.mail_from);
+        config.rate_limit = RateLimitPolicy {
+            per_second: self.rate_limit_per_second,
+            burst: self.rate_limit_burst,
+        };
+        config.high_usage_threshold = self.high_usage_threshold;
+        config.auth_failures_per_minute = self.auth_failures_per_minute;
+        config.dashboard_writes_per_minute = self.dashboard_writes_per_minute;
+        config.trusted_proxies = self.trusted_proxies.clone().unwrap_or_default();
+        config
+            .github_scanning_keys
+            .clone_from(&self.github_scanning_keys);
     }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Apply pending migrations, then serve on JT_BIND (the default command).
-    Serve,
+    Serve(Box<ServeArgs>),
     /// Apply pending migrations and exit.
-    Migrate,
+    Migrate {
+        /// List applied and pending migrations instead; apply nothing.
+        #[arg(long)]
+        status: bool,
+    },
     /// Manage users.
     Users {
         #[command(subcommand)]
@@ -139,12 +169,56 @@ pub enum Command {
         #[command(subcommand)]
         command: CreditsCommand,
     },
+    /// Inspect and revoke API keys, without the owner's dashboard token.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print the user's keys, newest first, one key object (JSON) a line.
+    List {
+        /// The user's id or email.
+        #[arg(long)]
+        user: String,
+    },
+    /// Revoke the key read from standard input (never from the command line, where every
+    /// local user could read it); prints its key object.
+    Revoke {
+        /// Recorded as the key's revocation_reason.
+        #[arg(long, value_enum, default_value_t = RevokeReason::Operator)]
+        reason: RevokeReason,
+        /// Announces the revocation to running instances (they also notice within 1 s without it).
+        #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+        redis_url: Option<String>,
+    },
+}
+
+/// `keys revoke --reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RevokeReason {
+    /// The key was found in public.
+    Leaked,
+    /// Any other operator decision.
+    Operator,
+}
+
+impl RevokeReason {
+    const fn domain(self) -> RevocationReason {
+        match self {
+            Self::Leaked => RevocationReason::Leaked,
+            Self::Operator => RevocationReason::Operator,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
     /// Create a user; prints {"id", "email", "balance"}.
     Create {
+        /// The user's email address (unique, case-insensitive); alerts are sent there.
         #[arg(long)]
         email: String,
         /// Initial credits, 0 or 1 to 10^12 (a grant in the ledger).
@@ -217,10 +291,14 @@ async fn run_with_store(
     command: Command,
     store: &Arc<DbStore>,
 ) -> anyhow::Result<String> {
+    if let Command::Migrate { status: true } = command {
+        return wiring::migration_status(store).await;
+    }
     let applied = wiring::migrate(store).await?;
     match command {
-        Command::Serve => anyhow::bail!("`serve` is not an operator command"),
-        Command::Migrate => Ok(json!({ "applied": applied }).to_string()),
+        Command::Serve(_) => anyhow::bail!("`serve` is not an operator command"),
+        Command::Migrate { .. } => Ok(json!({ "applied": applied }).to_string()),
+        Command::Keys { command } => run_keys(command, store).await,
         Command::Users {
             command: UsersCommand::Create { email, credits },
         } => {
@@ -259,6 +337,56 @@ async fn run_with_store(
             Ok(json!({ "balance": balance.get() }).to_string())
         }
     }
+}
+
+/// `keys list` and `keys revoke`.
+async fn run_keys(command: KeysCommand, store: &Arc<DbStore>) -> anyhow::Result<String> {
+    let now = SystemClock.now();
+    match command {
+        KeysCommand::List { user } => {
+            let found = wiring::user_service(store)
+                .find(&user)
+                .await?
+                .with_context(|| format!("no user matches `{user}`"))?;
+            let keys = wiring::operator_keys(store, None)
+                .await?
+                .list(&found.id)
+                .await?;
+            let lines = keys
+                .iter()
+                .map(|k| serde_json::to_string(&KeyObject::of(k, now)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(lines.join("\n"))
+        }
+        KeysCommand::Revoke { reason, redis_url } => {
+            let presented = read_one_key_from_stdin()?;
+            let operator = wiring::operator_keys(store, redis_url.as_deref()).await?;
+            let (key, revoked_now) = operator.revoke(&presented, reason.domain()).await?;
+            if revoked_now {
+                tracing::warn!(key_id = %key.id, preview = key.preview.as_str(), reason = reason.domain().as_str(), "key revoked by an operator");
+            }
+            Ok(serde_json::to_string(&KeyObject::of(
+                &key,
+                SystemClock.now(),
+            ))?)
+        }
+    }
+}
+
+/// One key from standard input: surrounding whitespace (the newline of `echo`) is ignored.
+fn read_one_key_from_stdin() -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut text)
+        .context("cannot read the key from standard input")?;
+    let key = text.trim();
+    anyhow::ensure!(
+        !key.is_empty(),
+        "pipe the full key on standard input, e.g. `printf %s \"$KEY\" | api-actix keys revoke`"
+    );
+    Ok(key.to_owned())
 }
 
 #[cfg(test)]

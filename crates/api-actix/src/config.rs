@@ -34,6 +34,8 @@ pub struct Config {
     pub dashboard_writes_per_minute: u32,
     /// `JT_TRUSTED_PROXIES`.
     pub trusted_proxies: TrustedProxies,
+    /// `JT_GITHUB_SCANNING_KEYS`: GitHub's key-list URL, or `file:///path.json`.
+    pub github_scanning_keys: String,
     pub tuning: Tuning,
 }
 
@@ -89,6 +91,9 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 300;
 /// `JT_DASHBOARD_WRITES_PER_MINUTE`'s default.
 pub const DEFAULT_DASHBOARD_WRITES_PER_MINUTE: u32 = 60;
+/// `JT_GITHUB_SCANNING_KEYS`' default: where GitHub publishes its secret-scanning keys.
+pub const DEFAULT_GITHUB_SCANNING_KEYS: &str =
+    "https://api.github.com/meta/public_keys/secret_scanning";
 /// `DATABASE_URL`'s default.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://jobtactics.db";
 
@@ -111,6 +116,7 @@ impl Config {
             auth_failures_per_minute: DEFAULT_AUTH_FAILURES_PER_MINUTE,
             dashboard_writes_per_minute: DEFAULT_DASHBOARD_WRITES_PER_MINUTE,
             trusted_proxies: TrustedProxies::default(),
+            github_scanning_keys: DEFAULT_GITHUB_SCANNING_KEYS.to_owned(),
             tuning: Tuning::default(),
         }
     }
@@ -152,6 +158,7 @@ impl fmt::Debug for Config {
                 &self.dashboard_writes_per_minute,
             )
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("github_scanning_keys", &self.github_scanning_keys)
             .field("tuning", &self.tuning)
             .finish()
     }

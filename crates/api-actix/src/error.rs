@@ -12,8 +12,8 @@ use keys_domain::credits::InsufficientCredits;
 use keys_domain::ports::StoreError;
 use keys_domain::rate_limit::RateDecision;
 use keys_domain::use_cases::{
-    AdmitError, AuthError, DocumentLookupError, IssueKeyError, KeyLookupError, PurchaseError,
-    RenderError, RotateKeyError,
+    AdmitError, AuthError, DocumentLookupError, IssueKeyError, KeyEventsError, KeyLookupError,
+    LeakReportError, PurchaseError, RenderError, RotateKeyError,
 };
 use serde_json::{Map, Value, json};
 
@@ -65,6 +65,8 @@ pub enum Unauthorized {
     /// A valid token naming a user who does not exist (any more).
     TokenUserGone,
     ApiKeyNotAccepted,
+    /// A secret-scanning report whose signature is missing or does not verify.
+    InvalidSignature(&'static str),
 }
 
 impl Unauthorized {
@@ -118,6 +120,11 @@ impl Unauthorized {
                 "API keys are not accepted here; use a dashboard token".into(),
                 true,
             ),
+            Self::InvalidSignature(why) => (
+                "invalid_signature",
+                format!("the report's signature is not valid: {why}").into(),
+                true,
+            ),
         }
     }
 }
@@ -137,6 +144,8 @@ pub enum ApiError {
     MethodNotAllowed(&'static str),
     Conflict(String),
     PayloadTooLarge,
+    /// A secret-scanning report over 1 MiB.
+    ReportTooLarge,
     /// The body did not arrive in time; the connection is closed.
     RequestTimeout,
     /// A body with a `Content-Encoding`: bodies are never decompressed.
@@ -220,6 +229,11 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 "the request body is larger than 64 KiB",
+            ),
+            Self::ReportTooLarge => row(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the report is larger than 1 MiB",
             ),
             Self::RequestTimeout => row(
                 StatusCode::REQUEST_TIMEOUT,
@@ -436,6 +450,28 @@ impl From<KeyLookupError> for ApiError {
         match e {
             KeyLookupError::NotFound => Self::NotFound(e.to_string().into()),
             KeyLookupError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<KeyEventsError> for ApiError {
+    fn from(e: KeyEventsError) -> Self {
+        match e {
+            KeyEventsError::NotFound => Self::NotFound(e.to_string().into()),
+            KeyEventsError::List(e) => e.into(),
+        }
+    }
+}
+
+impl From<LeakReportError> for ApiError {
+    fn from(e: LeakReportError) -> Self {
+        match e {
+            LeakReportError::InvalidSignature(why) => Unauthorized::InvalidSignature(why).into(),
+            LeakReportError::Malformed(message) => Self::invalid(message),
+            LeakReportError::Unavailable(reason) => {
+                tracing::warn!(%reason, "a secret-scanning report cannot be handled now");
+                Self::ServiceUnavailable
+            }
         }
     }
 }

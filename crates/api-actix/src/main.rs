@@ -9,16 +9,22 @@ use clap::Parser;
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let config = match cli.settings.into_config() {
+    let cli = match Cli::parse().with_default_command() {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let config = match cli.config() {
         Ok(config) => config,
         Err(e) => {
             eprintln!("error: {e:#}");
             return ExitCode::FAILURE;
         }
     };
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
+    let Some(command) = cli.command else {
+        return ExitCode::FAILURE;
+    };
+    match command {
+        Command::Serve(_) => {
             telemetry::init("info");
             tracing::info!(?config, "starting");
             let served = match Application::build(&config).await {

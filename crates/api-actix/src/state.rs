@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use keys_domain::ports::{AccountStore, Clock, SettingsStore};
-use keys_domain::use_cases::{Admission, CatalogService, DashboardSessions, KeyService};
+use keys_domain::use_cases::{
+    Admission, CatalogService, DashboardSessions, KeyAuditTrail, KeyService, LeakReports,
+};
 
 use crate::auth::failure_limit::AuthFailureLimiter;
 use crate::dashboard_token::JwtKeys;
@@ -16,6 +18,10 @@ pub struct AppState {
     /// Every public request: authentication, usage count, rate limit.
     pub admission: Admission,
     pub keys: KeyService,
+    /// Keys' audit trails.
+    pub audit: KeyAuditTrail,
+    /// Secret-scanning reports.
+    pub leaks: LeakReports,
     pub catalog: CatalogService,
     /// Balances are a plain read; no use case adds anything to it.
     pub accounts: Arc<dyn AccountStore>,

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use adapters_github::GithubReportVerifier;
 use adapters_inprocess::{
     CachedKeyStore, KeyCache, LocalRateLimiter, LocalUsageWindow, NoOtherInstances, PendingUsage,
 };
@@ -21,8 +22,8 @@ use keys_domain::ports::{
 use keys_domain::random::{OsRandom, RandomSource};
 use keys_domain::usage::HighUsageThreshold;
 use keys_domain::use_cases::{
-    Admission, AlertDelivery, Authenticator, CatalogService, DashboardSessions, KeyService,
-    UsageService, UserService,
+    Admission, AlertDelivery, Authenticator, CatalogService, DashboardSessions, KeyAuditTrail,
+    KeyService, LeakReports, OperatorKeys, UsageService, UserService,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -73,6 +74,18 @@ pub async fn migrate(store: &Arc<DbStore>) -> anyhow::Result<usize> {
     Ok(applied)
 }
 
+/// `migrate --status`: `{"applied": [names], "pending": [names]}`, oldest first; applies nothing.
+///
+/// # Errors
+/// The database is unreachable.
+pub async fn migration_status(store: &Arc<DbStore>) -> anyhow::Result<String> {
+    let store = store.clone();
+    let status = tokio::task::spawn_blocking(move || store.migration_status())
+        .await
+        .context("the migration task failed")??;
+    Ok(serde_json::json!({ "applied": status.applied, "pending": status.pending }).to_string())
+}
+
 /// `JWT_SECRET` (or `JWT_SECRET_FILE`), or the one generated on first use and kept in the
 /// database, so that the CLI and every server instance agree without configuration.
 ///
@@ -107,6 +120,26 @@ pub fn user_service(store: &Arc<DbStore>) -> UserService {
         clock: Arc::new(SystemClock),
         random: Arc::new(OsRandom),
     }
+}
+
+/// The operator's key commands over `store`, announcing revocations on Redis when `redis_url`
+/// is set (so running instances forget the key at once).
+///
+/// # Errors
+/// Redis cannot be reached.
+pub async fn operator_keys(
+    store: &Arc<DbStore>,
+    redis_url: Option<&str>,
+) -> anyhow::Result<OperatorKeys> {
+    let notifier: Arc<dyn RevocationNotifier> = match redis_url {
+        Some(url) => Arc::new(RedisRevocationBus::new(RedisShared::connect(url).await?)),
+        None => Arc::new(NoOtherInstances),
+    };
+    Ok(OperatorKeys {
+        keys: store.clone(),
+        notifier,
+        clock: Arc::new(SystemClock),
+    })
 }
 
 /// Everything the server runs: the request state and the background work.
@@ -227,6 +260,8 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         None => Arc::new(LogMailer::new(&config.mail_from)),
     };
 
+    let verifier = Arc::new(GithubReportVerifier::new(&config.github_scanning_keys)?);
+
     let recorder: Arc<dyn UsageRecorder> = Arc::new(PendingUsage::new());
     let state = AppState {
         admission: Admission {
@@ -239,10 +274,23 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         },
         keys: KeyService {
             store: keys.clone(),
-            notifier,
+            notifier: notifier.clone(),
             clock: clock.clone(),
             random: random.clone(),
             limits: KeyLimits::default(),
+        },
+        audit: KeyAuditTrail {
+            keys: keys.clone(),
+            log: store.clone(),
+            clock: clock.clone(),
+        },
+        leaks: LeakReports {
+            verifier,
+            keys: keys.clone(),
+            accounts: store.clone(),
+            notifier,
+            clock: clock.clone(),
+            random: random.clone(),
         },
         catalog: CatalogService {
             store: store.clone(),

@@ -2,7 +2,7 @@
 
 use keys_domain::key_state::{GracePeriod, KeyStatus};
 use keys_domain::use_cases::IssuedKey;
-use keys_domain::{ApiKey, KeyName, Timestamp};
+use keys_domain::{ApiKey, KeyName, RevocationReason, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -62,6 +62,8 @@ pub struct KeyObject<'a> {
     pub revoked_at: Option<Timestamp>,
     #[serde(serialize_with = "super::wire::optional_timestamp")]
     pub revokes_at: Option<Timestamp>,
+    /// `user`, `rotation`, `leaked` or `operator` once revoked; else `null`.
+    pub revocation_reason: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<&'a str>,
 }
@@ -80,6 +82,7 @@ impl<'a> KeyObject<'a> {
             usage_count: key.usage_count,
             revoked_at: key.state.revoked_at(now),
             revokes_at: key.state.revokes_at(now),
+            revocation_reason: key.revocation_reason_at(now).map(RevocationReason::as_str),
             key: None,
         }
     }

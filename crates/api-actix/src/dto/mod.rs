@@ -1,8 +1,10 @@
 //! Request bodies (validated into domain types by `try_into_domain`) and response bodies.
 
 pub mod documents;
+pub mod key_events;
 pub mod keys;
 pub mod ledger;
 pub mod pages;
+pub mod secret_scanning;
 pub mod templates;
 pub mod wire;

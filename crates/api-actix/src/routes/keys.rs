@@ -1,13 +1,14 @@
-//! Dashboard key management: create, list, get, revoke, rotate.
+//! Dashboard key management: create, list, get, revoke, rotate, the audit trail.
 
 use std::convert::Infallible;
 
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use keys_domain::KeyId;
 use keys_domain::ports::KeyListQuery;
+use keys_domain::{EventCursor, KeyId};
 
 use crate::auth::dashboard_user::DashboardUser;
+use crate::dto::key_events::KeyEventObject;
 use crate::dto::keys::{CreateKeyRequest, KeyObject, RotateKeyRequest};
 use crate::dto::pages::{ListKind, ListParams, PageOf};
 use crate::error::ApiError;
@@ -93,4 +94,24 @@ pub async fn rotate(
     Ok(HttpResponse::Created()
         .insert_header(NO_STORE)
         .json(KeyObject::issued(&issued, state.clock.now())))
+}
+
+/// `GET /api/v1/keys/{id}/events`: one page of the key's audit trail, newest first.
+pub async fn events(
+    user: DashboardUser,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let params = ListParams::from_request(&req, ListKind::Plain)?;
+    let page = params.page(EventCursor::parse)?;
+    let events = state
+        .audit
+        .events(&user.user_id, &KeyId::new(id.into_inner()), &page)
+        .await?;
+    let data = events.items.iter().map(KeyEventObject::of).collect();
+    Ok(HttpResponse::Ok().json(PageOf {
+        data,
+        has_more: events.has_more,
+    }))
 }

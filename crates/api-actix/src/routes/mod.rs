@@ -5,6 +5,7 @@ pub mod documents;
 pub mod health;
 pub mod keys;
 pub mod me;
+pub mod secret_scanning;
 pub mod templates;
 
 use actix_web::middleware::from_fn;
@@ -70,6 +71,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     resource("/keys/{id}", GET).route(get().to(keys::get))
                 ))
                 .service(dashboard!(
+                    resource("/keys/{id}/events", GET).route(get().to(keys::events))
+                ))
+                .service(dashboard!(
                     resource("/keys/{id}/revoke", POST).route(web::post().to(keys::revoke))
                 ))
                 .service(dashboard!(
@@ -81,6 +85,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(dashboard!(
                     resource("/credits/ledger", GET).route(get().to(credits::dashboard_ledger))
                 ))
+                // Signed by GitHub, not authenticated by a key or token; a larger body limit.
+                .service(
+                    resource("/secret-scanning/github", POST)
+                        .app_data(web::PayloadConfig::new(secret_scanning::REPORT_LIMIT))
+                        .route(web::post().to(secret_scanning::github)),
+                )
                 .default_service(web::to(route_not_found)),
         );
 }

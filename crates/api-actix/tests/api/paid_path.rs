@@ -12,7 +12,9 @@ use adapters_postgres::DbStore;
 use api_actix::dashboard_token::JwtKeys;
 use api_actix::wiring;
 use keys_domain::credits::GrantAmount;
-use keys_domain::ports::{AccountStore, CatalogStore, Clock, KeyStore, SystemClock, UserRef};
+use keys_domain::ports::{
+    AccountStore, CatalogStore, Clock, KeyStore, StateChange, SystemClock, UserRef,
+};
 use keys_domain::{KeyId, KeyState, PageLimit, PageRequest, UserId};
 use reqwest::{Client, Method};
 use serde_json::{Value, json};
@@ -192,8 +194,7 @@ async fn a_render_with_a_key_revoked_elsewhere_debits_nothing(backend: Backend) 
         .transition(
             &user.id,
             &id,
-            KeyState::Active,
-            KeyState::Revoked { revoked_at: now },
+            StateChange::new(KeyState::Active, KeyState::Revoked { revoked_at: now }),
         )
         .await
         .unwrap()

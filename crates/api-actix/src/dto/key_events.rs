@@ -1,0 +1,50 @@
+//! The audit trail as `GET /api/v1/keys/{id}/events` lists it.
+
+use keys_domain::{EventDetail, PositionedEvent, Timestamp};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// One event: `type`, `actor`, `at`, `detail`; `cursor` is what `starting_after` takes to read
+/// the events before this one.
+#[derive(Debug, Serialize)]
+pub struct KeyEventObject {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub actor: &'static str,
+    #[serde(serialize_with = "super::wire::timestamp")]
+    pub at: Timestamp,
+    pub detail: Value,
+    pub cursor: String,
+}
+
+impl KeyEventObject {
+    #[must_use]
+    pub fn of(p: &PositionedEvent) -> Self {
+        Self {
+            kind: p.event.kind().as_str(),
+            actor: p.event.actor.as_str(),
+            at: p.event.at,
+            detail: detail(&p.event.detail),
+            cursor: p.cursor.to_string(),
+        }
+    }
+}
+
+/// The `detail` object of each kind (`docs/api.md`, "Audit trail").
+fn detail(d: &EventDetail) -> Value {
+    match d {
+        EventDetail::Created { name, rotated_from } => json!({
+            "name": name,
+            "rotated_from": rotated_from.as_ref().map(keys_domain::KeyId::as_str),
+        }),
+        EventDetail::Rotated { replaced_by } => json!({ "replaced_by": replaced_by.as_str() }),
+        EventDetail::RevocationScheduled { revokes_at } => {
+            json!({ "revokes_at": revokes_at.to_rfc3339() })
+        }
+        EventDetail::Revoked { reason } => json!({ "reason": reason.as_str() }),
+        EventDetail::HighUsageAlert { count, threshold } => {
+            json!({ "count": count, "threshold": threshold })
+        }
+        EventDetail::LeakReported { url, source } => json!({ "url": url, "source": source }),
+    }
+}

@@ -1,0 +1,67 @@
+//! `POST /api/v1/secret-scanning/github`: GitHub's secret-scanning partner endpoint.
+//!
+//! No API key or dashboard token: the signature is the credential. Its failures are not
+//! counted by the per-IP limiter of failed authentications, and that limiter never refuses it,
+//! so that a burst of bad requests from anyone cannot lock GitHub's shared addresses out
+//! (`docs/secret-scanning.md`).
+
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use keys_domain::use_cases::SignedReport;
+
+use crate::dto::secret_scanning::{TokenLabelObject, parse_report};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Largest report accepted (1 MiB); larger is 413.
+pub const REPORT_LIMIT: usize = 1024 * 1024;
+
+const KEY_IDENTIFIER: &str = "Github-Public-Key-Identifier";
+const SIGNATURE: &str = "Github-Public-Key-Signature";
+
+/// Verifies, revokes what is ours and still works, answers one label per token.
+pub async fn github(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(&req, payload, &state).await?;
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let signed = SignedReport {
+        key_identifier: header(KEY_IDENTIFIER),
+        signature: header(SIGNATURE),
+        body: &body,
+    };
+    let outcome = state.leaks.receive(signed, parse_report).await?;
+    if outcome.revoked > 0 {
+        tracing::warn!(
+            tokens = outcome.labels.len(),
+            revoked = outcome.revoked,
+            "leaked keys reported by GitHub secret scanning were revoked"
+        );
+    } else {
+        tracing::info!(
+            tokens = outcome.labels.len(),
+            "secret-scanning report handled"
+        );
+    }
+    let labels: Vec<_> = outcome.labels.iter().map(TokenLabelObject::of).collect();
+    Ok(HttpResponse::Ok().json(labels))
+}
+
+/// The raw body, up to [`REPORT_LIMIT`], within the body deadline.
+async fn read_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<web::Bytes, ApiError> {
+    let mut payload = payload.into_inner();
+    let bytes = web::Bytes::from_request(req, &mut payload);
+    match tokio::time::timeout(state.body_timeout, bytes).await {
+        Err(_) => Err(ApiError::RequestTimeout),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => match e.as_error::<actix_web::error::PayloadError>() {
+            Some(actix_web::error::PayloadError::Overflow) => Err(ApiError::ReportTooLarge),
+            _ => Err(ApiError::invalid("the request body could not be read")),
+        },
+    }
+}
