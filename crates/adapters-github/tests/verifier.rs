@@ -1,0 +1,157 @@
+//! `GithubReportVerifier` against a `file://` key list made here with a fresh P-256 key pair.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use adapters_github::testing::{TestSigner, key_list};
+use adapters_github::{GithubReportVerifier, KeyListSource};
+use keys_domain::ports::{ReportVerifier, VerifyError};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new(keys: &[(&TestSigner, bool)]) -> Self {
+        let f = Self {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        f.publish(keys);
+        f
+    }
+
+    fn publish(&self, keys: &[(&TestSigner, bool)]) {
+        std::fs::write(self.dir.path().join("keys.json"), key_list(keys)).unwrap();
+    }
+
+    fn verifier(&self) -> GithubReportVerifier {
+        let location = format!("file://{}", self.dir.path().join("keys.json").display());
+        GithubReportVerifier::new(&location)
+            .unwrap()
+            .with_reread_interval(Duration::ZERO)
+    }
+}
+
+const BODY: &[u8] = br#"[{"token":"x","type":"t","url":"u","source":"content"}]"#;
+
+#[tokio::test]
+async fn a_signature_over_the_exact_body_with_a_current_key_verifies() {
+    let current = TestSigner::generate("k1");
+    let f = Fixture::new(&[(&current, true)]);
+    let v = f.verifier();
+    assert_eq!(v.verify("k1", &current.sign(BODY), BODY).await, Ok(()));
+    // Surrounding whitespace in the headers is tolerated.
+    let padded = format!(" {} ", current.sign(BODY));
+    assert_eq!(v.verify(" k1", &padded, BODY).await, Ok(()));
+}
+
+#[tokio::test]
+async fn everything_else_is_invalid() {
+    let current = TestSigner::generate("k1");
+    let retired = TestSigner::generate("k0");
+    let stranger = TestSigner::generate("k9");
+    let f = Fixture::new(&[(&current, true), (&retired, false)]);
+    let v = f.verifier();
+    let mut tampered = BODY.to_vec();
+    tampered[3] ^= 1;
+    let cases = [
+        ("k1", current.sign(&tampered), BODY.to_vec()),
+        ("k1", current.sign(BODY), tampered.clone()),
+        ("k1", stranger.sign(BODY), BODY.to_vec()),
+        ("k9", stranger.sign(BODY), BODY.to_vec()),
+        ("k0", retired.sign(BODY), BODY.to_vec()),
+        ("k1", "not base64!".to_owned(), BODY.to_vec()),
+        ("k1", "AAAA".to_owned(), BODY.to_vec()),
+        ("k1", "A".repeat(500), BODY.to_vec()),
+        ("k1", String::new(), BODY.to_vec()),
+    ];
+    for (id, sig, body) in cases {
+        assert!(
+            matches!(
+                v.verify(id, &sig, &body).await,
+                Err(VerifyError::Invalid(_))
+            ),
+            "{id} {sig}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_identifier_re_reads_the_list_once() {
+    let old = TestSigner::generate("k1");
+    let f = Fixture::new(&[(&old, true)]);
+    let v = f.verifier();
+    assert_eq!(v.verify("k1", &old.sign(BODY), BODY).await, Ok(()));
+    let new = TestSigner::generate("k2");
+    f.publish(&[(&old, false), (&new, true)]);
+    // Still cached: k1 is current until the list is read again...
+    assert_eq!(v.verify("k1", &old.sign(BODY), BODY).await, Ok(()));
+    // ...which an unknown identifier triggers.
+    assert_eq!(v.verify("k2", &new.sign(BODY), BODY).await, Ok(()));
+    assert!(matches!(
+        v.verify("k1", &old.sign(BODY), BODY).await,
+        Err(VerifyError::Invalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn re_reads_are_rate_limited_by_default() {
+    let k = TestSigner::generate("k1");
+    let f = Fixture::new(&[(&k, true)]);
+    let location = format!("file://{}", f.dir.path().join("keys.json").display());
+    let v = GithubReportVerifier::new(&location).unwrap();
+    assert_eq!(v.verify("k1", &k.sign(BODY), BODY).await, Ok(()));
+    let new = TestSigner::generate("k2");
+    f.publish(&[(&k, true), (&new, true)]);
+    // Within a second of the last read, an unknown identifier does not read again.
+    assert!(v.verify("k2", &new.sign(BODY), BODY).await.is_err());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(v.verify("k2", &new.sign(BODY), BODY).await, Ok(()));
+}
+
+#[tokio::test]
+async fn an_unreadable_list_is_unavailable_and_a_stale_one_keeps_working() {
+    let k = TestSigner::generate("k1");
+    let f = Fixture::new(&[(&k, true)]);
+    let missing = format!("file://{}/nope.json", f.dir.path().display());
+    let v = GithubReportVerifier::new(&missing).unwrap();
+    assert!(matches!(
+        v.verify("k1", &k.sign(BODY), BODY).await,
+        Err(VerifyError::Unavailable(_))
+    ));
+    let v = f.verifier();
+    assert_eq!(v.verify("k1", &k.sign(BODY), BODY).await, Ok(()));
+    std::fs::write(f.dir.path().join("keys.json"), "garbage").unwrap();
+    // The unknown identifier's re-read fails; the cached list still verifies k1.
+    assert!(v.verify("k2", &k.sign(BODY), BODY).await.is_err());
+    assert_eq!(v.verify("k1", &k.sign(BODY), BODY).await, Ok(()));
+}
+
+#[test]
+fn locations_are_urls_or_absolute_files() {
+    assert_eq!(
+        KeyListSource::parse("file:///etc/keys.json").unwrap(),
+        KeyListSource::File("/etc/keys.json".into())
+    );
+    assert!(KeyListSource::parse("file://relative.json").is_err());
+    assert!(KeyListSource::parse("ftp://x").is_err());
+    assert!(KeyListSource::parse(adapters_github::DEFAULT_KEYS_URL).is_ok());
+}
+
+/// GitHub's own documented example (its partner-program page): a real key list entry, body and
+/// signature, so the format GitHub actually sends is verified, not only our test signer's.
+#[tokio::test]
+async fn github_s_documented_example_verifies() {
+    let id = "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a";
+    let pem = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE9MJJHnMfn2+H4xL4YaPDA4RpJqUq\nkCmRCBnYERxZanmcpzQSXs1X/AljlKkbJ8qpVIW4clayyef9gWhFbNHWAA==\n-----END PUBLIC KEY-----\n";
+    let body = br#"[{"token":"some_token","type":"some_type","url":"some_url"}]"#;
+    let signature = "MEUCIQDKZokqnCjrRtw0tni+2Ltvl/uiMJ1EGumEsp1BsNr32AIgQY1YXD2nlj+XNfGK4rBfkMJ1JDOQcYXxa2sY8FNkrKc=";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.json");
+    let list = serde_json::json!({"public_keys": [{"key_identifier": id, "key": pem, "is_current": true}]});
+    std::fs::write(&path, list.to_string()).unwrap();
+    let v = GithubReportVerifier::new(&format!("file://{}", path.display())).unwrap();
+    assert_eq!(v.verify(id, signature, body).await, Ok(()));
+    assert!(v.verify(id, signature, &body[1..]).await.is_err());
+}
