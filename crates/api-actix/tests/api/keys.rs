@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, TestUser, eventually, expect_error, parts};
 
-const FIELDS: [&str; 9] = [
+const FIELDS: [&str; 10] = [
     "id",
     "name",
     "preview",
@@ -19,6 +19,7 @@ const FIELDS: [&str; 9] = [
     "usage_count",
     "revoked_at",
     "revokes_at",
+    "revocation_reason",
 ];
 
 fn field_names(v: &Value) -> BTreeSet<String> {

@@ -314,7 +314,7 @@ async fn malformed_and_empty_reports(backend: Backend) {
     app.stop().await;
 }
 
-async fn a_thousand_tokens_in_one_report_are_answered_quickly(backend: Backend) {
+async fn a_thousand_tokens_in_one_report_are_all_labelled(backend: Backend) {
     let github = FakeGithub::new();
     let app = app_with(backend, &github).await;
     let user = app.user(0).await;
@@ -344,9 +344,8 @@ async fn a_thousand_tokens_in_one_report_are_answered_quickly(backend: Backend) 
     for key in &ours {
         assert!(!works(&app, key).await);
     }
+    // A figure for docs/secret-scanning.md, not a pass/fail bound (GitHub waits 30 s).
     eprintln!("{backend:?}: 1000 tokens (5 ours) answered in {took:?}");
-    // GitHub waits 30 s; a loaded test machine still answers in a fraction of that.
-    assert!(took < Duration::from_secs(15), "{took:?}");
     app.stop().await;
 }
 
@@ -565,7 +564,7 @@ on_both_backends!(
     a_valid_report_revokes_the_key_records_the_leak_and_labels_every_token,
     bad_signatures_are_refused_and_revoke_nothing,
     malformed_and_empty_reports,
-    a_thousand_tokens_in_one_report_are_answered_quickly,
+    a_thousand_tokens_in_one_report_are_all_labelled,
     concurrent_reports_of_one_key_revoke_it_once,
     an_unknown_identifier_re_reads_the_key_list,
     the_endpoint_is_outside_the_failed_authentication_limit,
