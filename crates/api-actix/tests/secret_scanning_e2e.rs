@@ -226,3 +226,71 @@ async fn a_reported_key_is_revoked_and_its_owner_emailed_on_sqlite() {
     assert_eq!(emails_about(&smtp, &key).len(), 1);
     app.stop().await;
 }
+
+/// `keys revoke` run by an operator against the shared database and Redis: a running instance
+/// whose cache would keep the key for 30 s refuses it within 1 s of the command's end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_revocation_reaches_running_instances_within_a_second() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+
+    require_shared_redis();
+    let db = fresh_postgres_url();
+    let mut cfg = config(&db);
+    cfg.redis_url = Some(SHARED_REDIS_URL.to_owned());
+    cfg.tuning.key_cache_ttl = LONG_CACHE_TTL;
+    let app = Instance::start(&cfg).await;
+    let http = client();
+    let owner = create_owner(&db, 0).await;
+    let key = create_key(&http, &app, &owner, "operator-revoked").await;
+    assert_eq!(me(&http, &app, &key).await.0, 200);
+    assert_eq!(me(&http, &app, &key).await.0, 200);
+
+    let (db_url, secret) = (db.clone(), key.secret.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_api-actix"))
+            .args(["keys", "revoke", "--reason", "leaked"])
+            .env("DATABASE_URL", db_url)
+            .env("REDIS_URL", SHARED_REDIS_URL)
+            .env_remove("JWT_SECRET")
+            .env_remove("JWT_SECRET_FILE")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(secret.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let done = Instant::now();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["revocation_reason"], "leaked");
+    let took = loop {
+        let (status, body) = me(&http, &app, &key).await;
+        if status == 401 {
+            assert_eq!(error_type(&body), "revoked_api_key");
+            break done.elapsed();
+        }
+        assert!(done.elapsed() < Duration::from_secs(10), "still accepted");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    eprintln!("keys revoke finished -> first 401 on the instance: {took:?}");
+    assert!(
+        took < REVOCATION_BOUND,
+        "accepted for {took:?} after the revocation"
+    );
+    app.stop().await;
+    drop_postgres_database(&db);
+}
