@@ -214,7 +214,9 @@ impl AccountStore for DbStore {
                 })
             })
             .await?;
-        self.balance_cache().committed(&[(user.clone(), granted)]);
+        // Forgotten, not stored: concurrent grants may finish in another order than they
+        // committed (see `balance_cache`).
+        self.balance_cache().forget(user);
         Ok(granted)
     }
 

@@ -9,6 +9,11 @@
 //! Stamps: every store here takes a new stamp from one counter, a read at its *start* and a
 //! write at its *completion*; an entry is only replaced by a higher stamp. So a database read
 //! that started before a commit was cached can never replace that commit's balance.
+//!
+//! Only the ledger writer stores what it committed: its batches run one after another, so
+//! their completions are stamped in commit order. Grants run concurrently, and two grants'
+//! completions may be stamped in the opposite order of their commits, so a grant only
+//! *forgets* the balance ([`BalanceCache::forget`]): the next read takes it from the database.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -23,7 +28,9 @@ pub(crate) const BALANCE_TTL: Duration = Duration::from_secs(1);
 const CAPACITY: usize = 100_000;
 
 struct Entry {
-    balance: Credits,
+    /// `None`: forgotten (a grant committed); kept for its stamp, so that a read that started
+    /// before the grant cannot store the balance from before it.
+    balance: Option<Credits>,
     stamp: u64,
     stored: Instant,
 }
@@ -64,11 +71,25 @@ impl BalanceCache {
     pub(crate) fn get(&self, user: &UserId) -> Option<Credits> {
         let entries = self.lock();
         let entry = entries.get(user)?;
-        (entry.stored.elapsed() < self.ttl).then_some(entry.balance)
+        if entry.stored.elapsed() < self.ttl {
+            entry.balance
+        } else {
+            None
+        }
     }
 
     /// Stores `balance` unless a higher stamp is there already.
     pub(crate) fn put(&self, user: &UserId, balance: Credits, stamp: u64) {
+        self.store(user, Some(balance), stamp);
+    }
+
+    /// Forgets the balance of `user` after a change committed outside the ledger writer.
+    pub(crate) fn forget(&self, user: &UserId) {
+        let stamp = self.stamp();
+        self.store(user, None, stamp);
+    }
+
+    fn store(&self, user: &UserId, balance: Option<Credits>, stamp: u64) {
         let mut entries = self.lock();
         if let Some(entry) = entries.get_mut(user) {
             if entry.stamp < stamp {
@@ -97,7 +118,7 @@ impl BalanceCache {
         );
     }
 
-    /// Stores the balances a transaction has just committed.
+    /// Stores the balances a ledger batch has just committed (batches complete one at a time).
     pub(crate) fn committed(&self, balances: &[(UserId, Credits)]) {
         let stamp = self.stamp();
         for (user, balance) in balances {
@@ -126,6 +147,26 @@ mod tests {
         let later = cache.stamp();
         cache.put(&ada(), Credits::new(104), later);
         assert_eq!(cache.get(&ada()), Some(Credits::new(104)));
+    }
+
+    #[test]
+    fn grants_completing_out_of_order_leave_no_stale_balance() {
+        let cache = BalanceCache::new(Duration::from_secs(60));
+        let read_started = cache.stamp();
+        // Grant A commits 10, grant B commits 20; A's thread finishes last.
+        cache.forget(&ada());
+        cache.forget(&ada());
+        assert_eq!(
+            cache.get(&ada()),
+            None,
+            "the next read goes to the database"
+        );
+        // A read that started before the grants cannot bring back the old balance.
+        cache.put(&ada(), Credits::new(5), read_started);
+        assert_eq!(cache.get(&ada()), None);
+        let later = cache.stamp();
+        cache.put(&ada(), Credits::new(20), later);
+        assert_eq!(cache.get(&ada()), Some(Credits::new(20)));
     }
 
     #[test]
