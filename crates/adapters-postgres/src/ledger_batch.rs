@@ -72,41 +72,50 @@ fn attempt(conn: &mut AnyConnection, charges: &[Charge]) -> Result<Applied, Fail
     })
 }
 
-/// Runs `$body` with `$c` bound to the backend's own connection: for the statements that
-/// diesel's multi-backend connection cannot express (row locks, multi-row inserts).
-macro_rules! on_backend {
-    ($conn:expr, |$c:ident| $body:expr) => {
-        match $conn {
-            AnyConnection::Postgres($c) => $body,
-            AnyConnection::Sqlite($c) => $body,
-        }
-    };
-}
-
 /// Locks the payers' rows and reads their balances; a missing user is absent from the map.
 fn lock_accounts(
     conn: &mut AnyConnection,
     payers: &[UserId],
 ) -> QueryResult<HashMap<UserId, Account>> {
-    let ids: Vec<&str> = payers.iter().map(UserId::as_str).collect();
-    let query = users::table
-        .filter(users::id.eq_any(&ids))
-        .order(users::id)
-        .select((users::id, users::balance));
     let rows: Vec<(String, i64)> = match conn {
         // Row locks in id order: the one thing that serialises batches across instances.
         // `FOR NO KEY UPDATE`, the lock the balance update takes anyway: it excludes other
         // batches but not the foreign-key checks (`FOR KEY SHARE`) of a transaction writing a
         // row that references the user (the usage flusher updating a key), which would
         // otherwise wait on us while we wait on its key row: a deadlock.
-        AnyConnection::Postgres(pg) => query.for_no_key_update().load(pg)?,
-        // A write as the first statement takes SQLite's write lock at once (see `lock_user`):
-        // the whole batch then runs alone, and no read lock ever has to be upgraded.
+        AnyConnection::Postgres(pg) => {
+            let ids: Vec<&str> = payers.iter().map(UserId::as_str).collect();
+            users::table
+                .filter(users::id.eq_any(&ids))
+                .order(users::id)
+                .select((users::id, users::balance))
+                .for_no_key_update()
+                .load(pg)?
+        }
+        // One statement per payer rather than one `IN (…)` per batch: its text is the same
+        // whatever the batch, so SQLite prepares it once per connection (diesel's statement
+        // cache); a list's text changes with its length and was prepared anew for every batch.
         AnyConnection::Sqlite(lite) => {
-            diesel::update(users::table.filter(users::id.eq_any(&ids)))
-                .set(users::balance.eq(users::balance))
-                .execute(lite)?;
-            query.load(lite)?
+            let mut rows = Vec::with_capacity(payers.len());
+            for (i, id) in payers.iter().enumerate() {
+                // A write as the first statement takes SQLite's write lock at once (see
+                // `lock_user`): the whole batch then runs alone, and no read lock ever has to
+                // be upgraded.
+                if i == 0 {
+                    diesel::update(users::table.find(id.as_str()))
+                        .set(users::balance.eq(users::balance))
+                        .execute(lite)?;
+                }
+                let balance = users::table
+                    .find(id.as_str())
+                    .select(users::balance)
+                    .get_result::<i64>(lite)
+                    .optional()?;
+                if let Some(balance) = balance {
+                    rows.push((id.as_str().to_owned(), balance));
+                }
+            }
+            rows
         }
     };
     Ok(rows
@@ -150,20 +159,36 @@ fn read_keys(
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
-    let ids: Vec<&str> = keys.iter().map(KeyId::as_str).collect();
-    let query = api_keys::table
-        .filter(api_keys::id.eq_any(&ids))
-        .order(api_keys::id)
-        .select((
-            api_keys::id,
-            api_keys::user_id,
-            api_keys::status,
-            api_keys::revoked_at,
-            api_keys::revokes_at,
-        ));
+    let columns = (
+        api_keys::id,
+        api_keys::user_id,
+        api_keys::status,
+        api_keys::revoked_at,
+        api_keys::revokes_at,
+    );
     let rows: Vec<KeyColumns> = match conn {
-        AnyConnection::Postgres(pg) => query.for_share().load(pg)?,
-        AnyConnection::Sqlite(lite) => query.load(lite)?,
+        AnyConnection::Postgres(pg) => {
+            let ids: Vec<&str> = keys.iter().map(KeyId::as_str).collect();
+            api_keys::table
+                .filter(api_keys::id.eq_any(&ids))
+                .order(api_keys::id)
+                .select(columns)
+                .for_share()
+                .load(pg)?
+        }
+        // One cached statement per key, as in `lock_accounts`.
+        AnyConnection::Sqlite(lite) => {
+            let mut rows = Vec::with_capacity(keys.len());
+            for id in keys {
+                let row = api_keys::table
+                    .find(id.as_str())
+                    .select(columns)
+                    .get_result::<KeyColumns>(lite)
+                    .optional()?;
+                rows.extend(row);
+            }
+            rows
+        }
     };
     let mut out = HashMap::with_capacity(rows.len());
     for (id, user, status, revoked_at, revokes_at) in rows {
@@ -177,6 +202,19 @@ fn read_keys(
         );
     }
     Ok(out)
+}
+
+/// Inserts `$rows` (a `Vec` of value tuples) into `$table` with one multi-row statement, on
+/// either backend's own connection (diesel's multi-backend connection cannot express it).
+/// Measured on SQLite (callgrind): one cached single-row statement per row saved the
+/// multi-row statement's preparation but cost more in execution than it saved.
+macro_rules! insert_rows {
+    ($conn:expr, $table:expr, $rows:expr) => {
+        match $conn {
+            AnyConnection::Postgres(c) => diesel::insert_into($table).values(&$rows).execute(c)?,
+            AnyConnection::Sqlite(c) => diesel::insert_into($table).values(&$rows).execute(c)?,
+        }
+    };
 }
 
 fn write(conn: &mut AnyConnection, plan: &BatchPlan) -> QueryResult<()> {
@@ -199,9 +237,7 @@ fn write(conn: &mut AnyConnection, plan: &BatchPlan) -> QueryResult<()> {
                 )
             })
             .collect();
-        on_backend!(conn, |c| diesel::insert_into(credit_ledger::table)
-            .values(&rows)
-            .execute(c))?;
+        insert_rows!(conn, credit_ledger::table, rows);
     }
     if !plan.documents.is_empty() {
         let rows: Vec<_> = plan
@@ -217,9 +253,7 @@ fn write(conn: &mut AnyConnection, plan: &BatchPlan) -> QueryResult<()> {
                 )
             })
             .collect();
-        on_backend!(conn, |c| diesel::insert_into(documents::table)
-            .values(&rows)
-            .execute(c))?;
+        insert_rows!(conn, documents::table, rows);
     }
     if !plan.ownership.is_empty() {
         let rows: Vec<_> = plan
@@ -233,9 +267,7 @@ fn write(conn: &mut AnyConnection, plan: &BatchPlan) -> QueryResult<()> {
                 )
             })
             .collect();
-        on_backend!(conn, |c| diesel::insert_into(template_ownership::table)
-            .values(&rows)
-            .execute(c))?;
+        insert_rows!(conn, template_ownership::table, rows);
     }
     Ok(())
 }
