@@ -13,6 +13,7 @@ use crate::dto::keys::{CreateKeyRequest, KeyObject, RotateKeyRequest};
 use crate::dto::pages::{ListKind, ListParams, PageOf};
 use crate::error::ApiError;
 use crate::json_body::JsonBody;
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 /// On every response that carries a full key: no cache, shared or private, may keep it.
@@ -20,6 +21,12 @@ const NO_STORE: (actix_web::http::header::HeaderName, HeaderValue) =
     (CACHE_CONTROL, HeaderValue::from_static("no-store"));
 
 /// `POST /api/v1/keys` → 201 with the key, shown this once.
+#[utoipa::path(post, path = "/api/v1/keys", tag = "dashboard",
+    request_body = CreateKeyRequest,
+    responses(
+        (status = 201, description = "The key object with `key`, the full key, shown this once (`Cache-Control: no-store`)", body = KeyObject),
+        (status = 409, description = "`conflict`: the name is taken, or 25 keys are not revoked", body = ErrorBody),
+    ))]
 pub async fn create(
     user: DashboardUser,
     state: web::Data<AppState>,
@@ -34,6 +41,13 @@ pub async fn create(
 }
 
 /// `GET /api/v1/keys`: one page, newest first, optionally of one `status`.
+#[utoipa::path(get, path = "/api/v1/keys", tag = "dashboard",
+    params(
+        ("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
+        ("starting_after" = Option<String>, Query, description = "the `id` of the last key of the previous page"),
+        ("status" = Option<String>, Query, description = "`active`, `expiring` or `revoked`"),
+    ),
+    responses((status = 200, description = "One page of key objects, newest first (never `key`)", body = PageOf<KeyObject>)))]
 pub async fn list(
     user: DashboardUser,
     state: web::Data<AppState>,
@@ -54,6 +68,12 @@ pub async fn list(
 }
 
 /// `GET /api/v1/keys/{id}`.
+#[utoipa::path(get, path = "/api/v1/keys/{id}", tag = "dashboard",
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 200, description = "The key object", body = KeyObject),
+        (status = 404, description = "`not_found`: no such key, or another user's", body = ErrorBody),
+    ))]
 pub async fn get(
     user: DashboardUser,
     state: web::Data<AppState>,
@@ -67,6 +87,12 @@ pub async fn get(
 }
 
 /// `POST /api/v1/keys/{id}/revoke`, idempotent.
+#[utoipa::path(post, path = "/api/v1/keys/{id}/revoke", tag = "dashboard",
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 200, description = "The key object, `status: revoked` (unchanged if it already was)", body = KeyObject),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
 pub async fn revoke(
     user: DashboardUser,
     state: web::Data<AppState>,
@@ -81,6 +107,14 @@ pub async fn revoke(
 }
 
 /// `POST /api/v1/keys/{id}/rotate` → 201 with the new key.
+#[utoipa::path(post, path = "/api/v1/keys/{id}/rotate", tag = "dashboard",
+    params(("id" = String, Path, description = "The key's id")),
+    request_body = RotateKeyRequest,
+    responses(
+        (status = 201, description = "The new key object with `key`, shown this once", body = KeyObject),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`conflict`: the key is revoked, or the name is taken", body = ErrorBody),
+    ))]
 pub async fn rotate(
     user: DashboardUser,
     state: web::Data<AppState>,
@@ -97,6 +131,16 @@ pub async fn rotate(
 }
 
 /// `GET /api/v1/keys/{id}/events`: one page of the key's audit trail, newest first.
+#[utoipa::path(get, path = "/api/v1/keys/{id}/events", tag = "dashboard",
+    params(
+        ("id" = String, Path, description = "The key's id"),
+        ("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
+        ("starting_after" = Option<String>, Query, description = "the `cursor` of the last event of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page of the key's events, newest first", body = PageOf<KeyEventObject>),
+        (status = 404, description = "`not_found`: no such key, or another user's", body = ErrorBody),
+    ))]
 pub async fn events(
     user: DashboardUser,
     state: web::Data<AppState>,
