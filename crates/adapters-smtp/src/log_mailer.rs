@@ -5,7 +5,7 @@ use keys_domain::alert_email::OutgoingEmail;
 use keys_domain::ports::{MailError, Mailer};
 
 /// Used when `SMTP_URL` is unset: every email is logged (it carries a key's name and preview,
-/// never the key) and counts as accepted, so the outbox marks it sent.
+/// never the key) as one log line, and counts as accepted, so the outbox marks it sent.
 #[derive(Debug, Clone)]
 pub struct LogMailer {
     from: String,
@@ -27,7 +27,8 @@ impl Mailer for LogMailer {
             from = %self.from,
             to = %email.to.as_str(),
             subject = %email.subject,
-            body = %email.body,
+            // Debug-escaped: one log record stays one line, whatever the body holds.
+            body = ?email.body,
             "SMTP_URL is not set: alert email logged instead of sent"
         );
         Ok(())

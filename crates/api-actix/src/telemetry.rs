@@ -16,7 +16,6 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, ResponseError};
-use anyhow::Context as _;
 use tracing::Instrument as _;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -68,7 +67,7 @@ pub fn filter(default_filter: &str) -> anyhow::Result<EnvFilter> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => EnvFilter::builder()
             .parse(&v)
-            .with_context(|| format!("RUST_LOG `{v}` is not a valid log filter"))?,
+            .map_err(|e| anyhow::anyhow!("RUST_LOG `{v}` is not a valid log filter: {e}"))?,
         Ok(_) | Err(std::env::VarError::NotPresent) => EnvFilter::new(default_filter),
         Err(std::env::VarError::NotUnicode(_)) => anyhow::bail!("RUST_LOG is not valid UTF-8"),
     };

@@ -13,6 +13,7 @@ use crate::dto::pages::{ListKind, ListParams, PageOf};
 use crate::error::ApiError;
 use crate::json_body::JsonBody;
 use crate::openapi::ErrorBody;
+use crate::prometheus::CREDITS_DEBITED;
 use crate::state::AppState;
 
 /// `POST /api/v1/public/documents`.
@@ -35,6 +36,7 @@ pub async fn render(
         .catalog
         .render_document(&auth.key.user_id, &auth.key.id, &template, &fields)
         .await?;
+    metrics::counter!(CREDITS_DEBITED).increment(rendered.charged.get());
     Ok(HttpResponse::Created().json(RenderedDocumentObject::of(&rendered)))
 }
 

@@ -8,6 +8,7 @@ use crate::dto::keys::ListOf;
 use crate::dto::templates::{PurchaseObject, TemplateObject};
 use crate::error::ApiError;
 use crate::openapi::ErrorBody;
+use crate::prometheus::CREDITS_DEBITED;
 use crate::state::AppState;
 
 /// `GET /api/v1/public/templates`.
@@ -39,5 +40,6 @@ pub async fn purchase(
         .catalog
         .purchase(&auth.key.user_id, &auth.key.id, &id)
         .await?;
+    metrics::counter!(CREDITS_DEBITED).increment(purchase.charged.get());
     Ok(HttpResponse::Ok().json(PurchaseObject::of(&id, purchase)))
 }
