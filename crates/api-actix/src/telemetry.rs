@@ -23,8 +23,8 @@ use tracing_subscriber::fmt::MakeWriter;
 use crate::auth::api_key::ApiKeyAuth;
 use crate::error::ApiError;
 use crate::prometheus::{HTTP_DURATION, HTTP_REQUESTS};
-use crate::request_id::{RequestId, TraceContext, X_REQUEST_ID};
-use crate::routes::RouteLabel;
+use crate::request_id::{RequestId, X_REQUEST_ID};
+use crate::routes::RouteMetrics;
 
 /// `JT_LOG_FORMAT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -138,7 +138,8 @@ impl Write for OneLineWriter {
 static STATUS_LABELS: LazyLock<Vec<String>> =
     LazyLock::new(|| (0..600).map(|s: u16| s.to_string()).collect());
 
-fn status_label(status: StatusCode) -> &'static str {
+/// The status label of a response.
+pub fn status_label(status: StatusCode) -> &'static str {
     STATUS_LABELS
         .get(usize::from(status.as_u16()))
         .map_or("other", String::as_str)
@@ -154,12 +155,11 @@ pub async fn observe(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
     let started = Instant::now();
-    let id = RequestId::of(req.headers());
-    let trace = TraceContext::of(req.headers());
+    let (id, trace) = RequestId::and_trace(req.headers());
+    // Few fields: the fmt layer formats them on every request, logged or not. The method and
+    // path are in the end event, written only when it is logged.
     let span = tracing::info_span!(
         "request",
-        method = %req.method(),
-        path = req.path(),
         request_id = id.as_str(),
         trace_id = trace.trace_id.as_str(),
         parent_span_id = trace.parent_id.as_deref(),
@@ -192,13 +192,18 @@ pub async fn observe(
         }
     };
     let status = res.status();
-    let route = res
-        .request()
-        .app_data::<RouteLabel>()
-        .map_or("unmatched", |r| r.0);
-    metrics::counter!(HTTP_REQUESTS, "route" => route, "status" => status_label(status))
-        .increment(1);
-    metrics::histogram!(HTTP_DURATION, "route" => route).record(started.elapsed());
+    let route = match res.request().app_data::<RouteMetrics>() {
+        Some(m) => {
+            m.record(status, started.elapsed());
+            m.route
+        }
+        None => {
+            metrics::counter!(HTTP_REQUESTS, "route" => "unmatched", "status" => status_label(status))
+                .increment(1);
+            metrics::histogram!(HTTP_DURATION, "route" => "unmatched").record(started.elapsed());
+            "unmatched"
+        }
+    };
     log_end(&span, &res, route);
     if let Ok(v) = HeaderValue::from_str(id.as_str()) {
         res.headers_mut().insert(X_REQUEST_ID.clone(), v);
@@ -235,9 +240,10 @@ fn log_end<B>(span: &tracing::Span, res: &ServiceResponse<B>, route: &str) {
         .extensions()
         .get::<ApiKeyAuth>()
         .map(|a| a.key.id.to_string());
+    let (method, path) = (res.request().method().as_str(), res.request().path());
     if server_error {
-        tracing::error!(parent: span, status = status.as_u16(), route, key_id = key_id.as_deref(), error = error.as_deref(), "request failed");
+        tracing::error!(parent: span, method, path, status = status.as_u16(), route, key_id = key_id.as_deref(), error = error.as_deref(), "request failed");
     } else {
-        tracing::debug!(parent: span, status = status.as_u16(), route, key_id = key_id.as_deref(), error = error.as_deref(), "request done");
+        tracing::debug!(parent: span, method, path, status = status.as_u16(), route, key_id = key_id.as_deref(), error = error.as_deref(), "request done");
     }
 }

@@ -46,10 +46,7 @@ pub struct Endpoint {
     pub body_limit: Option<usize>,
 }
 
-/// The route pattern a request matched, kept on its resource for the metrics' `route` label
-/// (never the raw path: that would be one series per id).
-#[derive(Debug, Clone, Copy)]
-pub struct RouteLabel(pub &'static str);
+pub use crate::prometheus::RouteMetrics;
 
 /// Every route of the service.
 pub const ENDPOINTS: &[Endpoint] = &[
@@ -184,7 +181,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     for endpoint in ENDPOINTS {
         let allow = endpoint.allow();
         let mut resource = web::resource(endpoint.path)
-            .app_data(RouteLabel(endpoint.path))
+            // The route pattern, for the metrics' `route` label (never the raw path: that
+            // would be one series per id), with its series' handles.
+            .app_data(RouteMetrics::new(endpoint.path))
             .default_service(web::to(move || {
                 let allow = allow.clone();
                 async move { method_not_allowed(allow) }
