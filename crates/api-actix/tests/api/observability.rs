@@ -350,10 +350,20 @@ async fn without_cors_origins_there_are_no_cors_headers() {
     );
 }
 
+/// `YYYY-MM-DDT…`.
+fn looks_like_time(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() > 19
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+}
+
 /// Every string that looks like a time, anywhere in `v`.
 fn times(v: &Value, out: &mut Vec<String>) {
     match v {
-        Value::String(s) if s.len() > 19 && s.as_bytes()[10] == b'T' => out.push(s.clone()),
+        Value::String(s) if looks_like_time(s) => out.push(s.clone()),
         Value::Array(a) => a.iter().for_each(|x| times(x, out)),
         Value::Object(o) => o.values().for_each(|x| times(x, out)),
         _ => {}
