@@ -18,6 +18,7 @@ mod connect_gate;
 pub mod connection;
 mod failure;
 mod group_commit;
+mod idempotency_store;
 mod key_events;
 mod key_store;
 mod ledger_batch;

@@ -115,6 +115,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    idempotency_records (lookup) {
+        lookup -> Binary,
+        request -> Binary,
+        sealed -> Nullable<Binary>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
 diesel::joinable!(credit_ledger -> users (user_id));
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(documents -> users (user_id));
@@ -132,4 +142,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     settings,
     dashboard_token_cutoffs,
     key_events,
+    idempotency_records,
 );

@@ -94,6 +94,50 @@ pub fn fresh_sqlite_url() -> (tempfile::TempDir, String) {
     (dir, url)
 }
 
+/// Every byte of every row of `idempotency_records` (all columns, row after row): for tests
+/// that check what the store keeps.
+pub async fn idempotency_record_bytes(store: &crate::DbStore) -> Vec<u8> {
+    use diesel::prelude::*;
+
+    use crate::schema::idempotency_records as records;
+    store
+        .run::<_, keys_domain::ports::StoreError, _>(|conn| {
+            let rows = records::table
+                .select((
+                    records::lookup,
+                    records::request,
+                    records::sealed,
+                    records::created_at,
+                    records::expires_at,
+                ))
+                .load::<(Vec<u8>, Vec<u8>, Option<Vec<u8>>, i64, i64)>(conn)?;
+            let mut out = Vec::new();
+            for (lookup, request, sealed, created, expires) in rows {
+                out.extend(lookup);
+                out.extend(request);
+                out.extend(sealed.unwrap_or_default());
+                out.extend(created.to_be_bytes());
+                out.extend(expires.to_be_bytes());
+            }
+            Ok(out)
+        })
+        .await
+        .expect("cannot read idempotency_records")
+}
+
+/// How many rows `idempotency_records` holds.
+pub async fn idempotency_record_count(store: &crate::DbStore) -> i64 {
+    use diesel::prelude::*;
+
+    use crate::schema::idempotency_records as records;
+    store
+        .run::<_, keys_domain::ports::StoreError, _>(|conn| {
+            Ok(records::table.count().get_result::<i64>(conn)?)
+        })
+        .await
+        .expect("cannot count idempotency_records")
+}
+
 #[derive(QueryableByName)]
 struct Datname {
     #[diesel(sql_type = diesel::sql_types::Text)]

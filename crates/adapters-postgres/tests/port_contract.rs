@@ -100,6 +100,13 @@ contract_cases!(in pages:
     ledger_pages_hold_every_entry_once_newest_first,
 );
 
+contract_cases!(in idempotency:
+    a_claim_holds_its_key_until_completed_and_then_keeps_the_response,
+    a_released_claim_lets_a_retry_run,
+    of_concurrent_claims_exactly_one_wins,
+    expired_records_are_replaced_and_swept,
+);
+
 contract_cases!(in credit_limits:
     grants_never_take_a_balance_past_2_pow_53_minus_1,
     concurrent_grants_near_the_limit_never_overshoot,

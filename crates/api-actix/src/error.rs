@@ -12,8 +12,8 @@ use keys_domain::credits::InsufficientCredits;
 use keys_domain::ports::StoreError;
 use keys_domain::rate_limit::RateDecision;
 use keys_domain::use_cases::{
-    AdmitError, AuthError, DocumentLookupError, IssueKeyError, KeyEventsError, KeyLookupError,
-    LeakReportError, PurchaseError, RenderError, RotateKeyError,
+    AdmitError, AuthError, DocumentLookupError, IdempotencyError, IssueKeyError, KeyEventsError,
+    KeyLookupError, LeakReportError, PurchaseError, RenderError, RotateKeyError,
 };
 use serde_json::{Map, Value, json};
 
@@ -148,6 +148,8 @@ pub enum ApiError {
     /// The methods the resource serves, for `Allow`.
     MethodNotAllowed(Cow<'static, str>),
     Conflict(String),
+    /// An `Idempotency-Key` sent again with another method, path or body.
+    IdempotencyKeyReused,
     PayloadTooLarge,
     /// A secret-scanning report over 1 MiB.
     ReportTooLarge,
@@ -236,6 +238,11 @@ impl ApiError {
                 "this method is not allowed on this resource",
             ),
             Self::Conflict(message) => row(StatusCode::CONFLICT, "conflict", message.clone()),
+            Self::IdempotencyKeyReused => row(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                IdempotencyError::Reused.to_string(),
+            ),
             Self::PayloadTooLarge => row(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -558,6 +565,16 @@ impl From<RotateKeyError> for ApiError {
             | RotateKeyError::TooManyKeys(_)
             | RotateKeyError::Conflict => Self::Conflict(e.to_string()),
             RotateKeyError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<IdempotencyError> for ApiError {
+    fn from(e: IdempotencyError) -> Self {
+        match e {
+            IdempotencyError::InProgress => Self::Conflict(e.to_string()),
+            IdempotencyError::Reused => Self::IdempotencyKeyReused,
+            IdempotencyError::Store(s) => s.into(),
         }
     }
 }

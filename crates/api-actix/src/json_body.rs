@@ -29,6 +29,21 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let raw = JsonBytes::from_request(req, payload);
+        Box::pin(async move { parse(&raw.await?.0).map(JsonBody) })
+    }
+}
+
+/// A JSON request body as received, checked for size, content type and arrival time but not
+/// parsed: for handlers that also need the exact bytes (an `Idempotency-Key` fingerprint).
+#[derive(Debug)]
+pub struct JsonBytes(pub web::Bytes);
+
+impl FromRequest for JsonBytes {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let content_type = check_content_type(req);
         let body = web::Bytes::from_request(req, payload);
         // A body trickled in a byte at a time would otherwise hold its connection forever.
@@ -41,7 +56,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 .await
                 .map_err(|_| ApiError::RequestTimeout)?
                 .map_err(|e| payload_error(&e))?;
-            parse(&bytes).map(JsonBody)
+            Ok(JsonBytes(bytes))
         })
     }
 }

@@ -17,6 +17,7 @@ pub mod dashboard_token;
 pub mod dashboard_write_limit;
 pub mod dto;
 pub mod error;
+pub mod idempotency;
 pub mod json_body;
 pub mod json_response;
 pub mod jwt_secret;

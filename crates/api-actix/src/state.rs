@@ -6,7 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use keys_domain::ports::{AccountStore, Clock, SettingsStore};
 use keys_domain::use_cases::{
-    Admission, CatalogService, DashboardSessions, KeyAuditTrail, KeyService, LeakReports,
+    Admission, CatalogService, DashboardSessions, Idempotency, KeyAuditTrail, KeyService,
+    LeakReports,
 };
 
 use crate::auth::failure_limit::AuthFailureLimiter;
@@ -23,6 +24,8 @@ pub struct AppState {
     /// Secret-scanning reports.
     pub leaks: LeakReports,
     pub catalog: CatalogService,
+    /// `Idempotency-Key` records of renders, purchases, key creations and rotations.
+    pub idempotency: Idempotency,
     /// Balances are a plain read; no use case adds anything to it.
     pub accounts: Arc<dyn AccountStore>,
     /// The sign-out cut-off of dashboard tokens.

@@ -22,8 +22,8 @@ use keys_domain::ports::{
 use keys_domain::random::{OsRandom, RandomSource};
 use keys_domain::usage::HighUsageThreshold;
 use keys_domain::use_cases::{
-    Admission, AlertDelivery, Authenticator, CatalogService, DashboardSessions, KeyAuditTrail,
-    KeyService, LeakReports, OperatorKeys, UsageService, UserService,
+    Admission, AlertDelivery, Authenticator, CatalogService, DashboardSessions, Idempotency,
+    KeyAuditTrail, KeyService, LeakReports, OperatorKeys, UsageService, UserService,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -37,7 +37,7 @@ use crate::state::{AppState, Probe, Readiness};
 
 /// The settings row holding the generated JWT secret.
 const JWT_SECRET_SETTING: &str = "jwt_secret";
-/// How often idle per-key limiter and window state is dropped.
+/// How often idle per-key limiter and window state, and expired idempotency records, are dropped.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Opens the database named by `DATABASE_URL` with a connection pool, for the server (lazily:
@@ -298,6 +298,11 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
             clock: clock.clone(),
             random: random.clone(),
         },
+        idempotency: Idempotency {
+            store: store.clone(),
+            clock: clock.clone(),
+            random: random.clone(),
+        },
         accounts: store.clone(),
         sessions: DashboardSessions {
             cutoffs: store.clone(),
@@ -365,6 +370,7 @@ impl Wired {
             ),
             spawn_sweeper(
                 self.sweeps.clone(),
+                Some(self.state.idempotency.clone()),
                 self.state.clock.clone(),
                 SWEEP_INTERVAL,
                 shutdown.clone(),

@@ -26,6 +26,7 @@ use keys_domain::{
 };
 
 pub mod credit_limits;
+pub mod idempotency;
 pub mod key_events;
 pub mod pages;
 

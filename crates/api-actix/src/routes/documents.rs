@@ -11,33 +11,46 @@ use crate::dto::documents::{
 };
 use crate::dto::pages::{ListKind, ListParams, PageOf};
 use crate::error::ApiError;
-use crate::json_body::JsonBody;
+use crate::idempotency::run_once;
+use crate::json_body::{JsonBytes, parse};
 use crate::openapi::ErrorBody;
 use crate::prometheus::CREDITS_DEBITED;
 use crate::state::AppState;
 
-/// `POST /api/v1/public/documents`.
+/// `POST /api/v1/public/documents`, once per `Idempotency-Key`.
 #[utoipa::path(post, path = "/api/v1/public/documents", tag = "public",
-    description = "Renders a template. Costs 1 credit; a 402, 403 or 404 debits nothing.",
+    description = "Renders a template. Costs 1 credit; a 402, 403 or 404 debits nothing. \
+        With `Idempotency-Key`, a retry gets the first response again and is not charged.",
     request_body = RenderDocumentRequest,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "1-255 printable ASCII characters; see docs/api.md, Retries")),
     responses(
-        (status = 201, description = "Rendered and charged", body = RenderedDocumentObject),
+        (status = 201, description = "Rendered and charged (or a replay: `Idempotent-Replayed: true`)", body = RenderedDocumentObject),
         (status = 402, description = "`insufficient_credits`", body = ErrorBody),
         (status = 403, description = "`forbidden`, `reason`: `template_not_purchased`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such template", body = ErrorBody),
+        (status = 409, description = "`conflict`: a request with this Idempotency-Key is still running", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`: the key came with another request", body = ErrorBody),
     ))]
 pub async fn render(
     auth: ApiKeyAuth,
     state: web::Data<AppState>,
-    body: JsonBody<RenderDocumentRequest>,
+    req: HttpRequest,
+    body: JsonBytes,
 ) -> Result<HttpResponse, ApiError> {
-    let (template, fields) = body.0.try_into_domain()?;
-    let rendered = state
-        .catalog
-        .render_document(&auth.key.user_id, &auth.key.id, &template, &fields)
-        .await?;
-    metrics::counter!(CREDITS_DEBITED).increment(rendered.charged.get());
-    Ok(HttpResponse::Created().json(RenderedDocumentObject::of(&rendered)))
+    let (template, fields) = parse::<RenderDocumentRequest>(&body.0)?.try_into_domain()?;
+    let work = {
+        let (state, key) = (state.clone(), auth.key.clone());
+        move || async move {
+            let rendered = state
+                .catalog
+                .render_document(&key.user_id, &key.id, &template, &fields)
+                .await?;
+            metrics::counter!(CREDITS_DEBITED).increment(rendered.charged.get());
+            Ok(HttpResponse::Created().json(RenderedDocumentObject::of(&rendered)))
+        }
+    };
+    run_once(&state, &req, &auth.key.user_id, &body.0, work).await
 }
 
 /// `GET /api/v1/public/documents`: one page, newest first, without content.

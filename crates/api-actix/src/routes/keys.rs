@@ -12,7 +12,8 @@ use crate::dto::key_events::KeyEventObject;
 use crate::dto::keys::{CreateKeyRequest, KeyObject, RotateKeyRequest};
 use crate::dto::pages::{ListKind, ListParams, PageOf};
 use crate::error::ApiError;
-use crate::json_body::JsonBody;
+use crate::idempotency::run_once;
+use crate::json_body::{JsonBytes, parse};
 use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
@@ -20,24 +21,35 @@ use crate::state::AppState;
 const NO_STORE: (actix_web::http::header::HeaderName, HeaderValue) =
     (CACHE_CONTROL, HeaderValue::from_static("no-store"));
 
-/// `POST /api/v1/keys` → 201 with the key, shown this once.
+/// `POST /api/v1/keys` → 201 with the key, shown this once (and to retries with the same
+/// `Idempotency-Key`).
 #[utoipa::path(post, path = "/api/v1/keys", tag = "dashboard",
     request_body = CreateKeyRequest,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "1-255 printable ASCII characters; a retry returns the same key (docs/api.md, Retries)")),
     responses(
-        (status = 201, description = "The key object with `key`, the full key, shown this once (`Cache-Control: no-store`)", body = KeyObject),
-        (status = 409, description = "`conflict`: the name is taken, or 25 keys are not revoked", body = ErrorBody),
+        (status = 201, description = "The key object with `key`, the full key, shown this once (`Cache-Control: no-store`), or again to a retry with the same `Idempotency-Key` (`Idempotent-Replayed: true`)", body = KeyObject),
+        (status = 409, description = "`conflict`: the name is taken, or 25 keys are not revoked, or a request with this Idempotency-Key is still running", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`: the key came with another request", body = ErrorBody),
     ))]
 pub async fn create(
     user: DashboardUser,
     state: web::Data<AppState>,
-    body: JsonBody<CreateKeyRequest>,
+    req: HttpRequest,
+    body: JsonBytes,
 ) -> Result<HttpResponse, ApiError> {
-    let name = body.0.try_into_domain()?;
-    let issued = state.keys.issue(&user.user_id, name).await?;
-    tracing::info!(key_id = %issued.key.id, preview = issued.key.preview.as_str(), "key created");
-    Ok(HttpResponse::Created()
-        .insert_header(NO_STORE)
-        .json(KeyObject::issued(&issued, state.clock.now())))
+    let name = parse::<CreateKeyRequest>(&body.0)?.try_into_domain()?;
+    let work = {
+        let (state, user) = (state.clone(), user.user_id.clone());
+        move || async move {
+            let issued = state.keys.issue(&user, name).await?;
+            tracing::info!(key_id = %issued.key.id, preview = issued.key.preview.as_str(), "key created");
+            Ok(HttpResponse::Created()
+                .insert_header(NO_STORE)
+                .json(KeyObject::issued(&issued, state.clock.now())))
+        }
+    };
+    run_once(&state, &req, &user.user_id, &body.0, work).await
 }
 
 /// `GET /api/v1/keys`: one page, newest first, optionally of one `status`.
@@ -106,28 +118,40 @@ pub async fn revoke(
     Ok(HttpResponse::Ok().json(KeyObject::of(&key, state.clock.now())))
 }
 
-/// `POST /api/v1/keys/{id}/rotate` → 201 with the new key.
+/// `POST /api/v1/keys/{id}/rotate` → 201 with the new key, once per `Idempotency-Key`.
 #[utoipa::path(post, path = "/api/v1/keys/{id}/rotate", tag = "dashboard",
-    params(("id" = String, Path, description = "The key's id")),
+    params(
+        ("id" = String, Path, description = "The key's id"),
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "1-255 printable ASCII characters; a retry returns the same new key"),
+    ),
     request_body = RotateKeyRequest,
     responses(
-        (status = 201, description = "The new key object with `key`, shown this once", body = KeyObject),
+        (status = 201, description = "The new key object with `key`, shown this once (or again to a retry with the same `Idempotency-Key`)", body = KeyObject),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 409, description = "`conflict`: the key is revoked, or the name is taken", body = ErrorBody),
+        (status = 409, description = "`conflict`: the key is revoked, or the name is taken, or a request with this Idempotency-Key is still running", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`: the key came with another request", body = ErrorBody),
     ))]
 pub async fn rotate(
     user: DashboardUser,
     state: web::Data<AppState>,
+    req: HttpRequest,
     id: web::Path<String>,
-    body: JsonBody<RotateKeyRequest>,
+    body: JsonBytes,
 ) -> Result<HttpResponse, ApiError> {
-    let (name, grace) = body.0.try_into_domain()?;
+    let (name, grace) = parse::<RotateKeyRequest>(&body.0)?.try_into_domain()?;
     let old = KeyId::new(id.into_inner());
-    let issued = state.keys.rotate(&user.user_id, &old, name, grace).await?;
-    tracing::info!(old_key_id = %old, key_id = %issued.key.id, "key rotated");
-    Ok(HttpResponse::Created()
-        .insert_header(NO_STORE)
-        .json(KeyObject::issued(&issued, state.clock.now())))
+    let work = {
+        let (state, user) = (state.clone(), user.user_id.clone());
+        move || async move {
+            let issued = state.keys.rotate(&user, &old, name, grace).await?;
+            tracing::info!(old_key_id = %old, key_id = %issued.key.id, "key rotated");
+            Ok(HttpResponse::Created()
+                .insert_header(NO_STORE)
+                .json(KeyObject::issued(&issued, state.clock.now())))
+        }
+    };
+    run_once(&state, &req, &user.user_id, &body.0, work).await
 }
 
 /// `GET /api/v1/keys/{id}/events`: one page of the key's audit trail, newest first.

@@ -16,6 +16,7 @@ mod cli_amounts;
 mod cli_keys;
 mod dashboard_tokens;
 mod edge;
+mod idempotency;
 mod keys;
 mod lists;
 mod logs;
