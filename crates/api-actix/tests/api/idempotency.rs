@@ -253,6 +253,10 @@ async fn concurrent_duplicates_execute_exactly_once(backend: Backend) {
             other => panic!("{other}: {body}"),
         }
     }
+    eprintln!(
+        "1 executed, {conflicts} conflicts, {} replays",
+        replays.len()
+    );
     assert_eq!(
         executed.len(),
         1,

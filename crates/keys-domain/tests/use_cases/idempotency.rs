@@ -46,16 +46,17 @@ fn created() -> RecordedResponse {
 }
 
 fn run(begun: Result<Begun, IdempotencyError>) -> keys_domain::use_cases::InFlight {
-    match begun {
-        Ok(Begun::Run(f)) => f,
-        other => panic!("{other:?}"),
-    }
+    let Ok(Begun::Run(in_flight)) = begun else {
+        unreachable!("expected to run, got {begun:?}")
+    };
+    in_flight
 }
 
+/// The records of [`memory_store`]: each claim with its sealed response, once completed.
+type Records = Arc<Mutex<Vec<(IdempotencyClaim, Option<Vec<u8>>)>>>;
+
 /// A store in memory, enough to carry a record from the first request to its retry.
-fn memory_store(
-    records: Arc<Mutex<Vec<(IdempotencyClaim, Option<Vec<u8>>)>>>,
-) -> MockIdempotencyStore {
+fn memory_store(records: Records) -> MockIdempotencyStore {
     let mut store = MockIdempotencyStore::new();
     let r = records.clone();
     store.expect_claim().returning(move |c| {
@@ -106,10 +107,11 @@ fn the_first_request_claims_for_24_hours_and_its_success_is_replayed() {
     // The store holds the response sealed, not in the clear.
     let sealed = records.lock().unwrap()[0].1.clone().unwrap();
     assert!(!sealed.windows(5).any(|w| w == b"doc_1"));
-    match futures_executor::block_on(svc.begin(request(&k, b"{}"))) {
-        Ok(Begun::Replay(r)) => assert_eq!(r, created()),
-        other => panic!("{other:?}"),
-    }
+    let replay = futures_executor::block_on(svc.begin(request(&k, b"{}")));
+    assert!(
+        matches!(replay, Ok(Begun::Replay(ref r)) if *r == created()),
+        "{replay:?}"
+    );
 }
 
 #[test]
