@@ -8,8 +8,13 @@ use adapters_postgres::DbStore;
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
 use keys_domain::alert_email::high_usage_alert;
 use keys_domain::api_key::{KeyLimits, NewApiKey};
-use keys_domain::ports::{AccountStore, AlertOutbox, KeyStore, Rotation, SettingsStore};
+use keys_domain::idempotency_key::IdempotencyKey;
+use keys_domain::ports::{
+    AccountStore, AlertOutbox, IdempotencyClaim, IdempotencyStore, KeyStore, Rotation,
+    SettingsStore,
+};
 use keys_domain::random::OsRandom;
+use keys_domain::sealed_response::{RecordedResponse, seal};
 use keys_domain::usage::UsageDelta;
 use keys_domain::{
     AlertId, ApiKeySecret, Credits, Email, KeyId, KeyName, KeyState, Timestamp, UserId,
@@ -89,6 +94,25 @@ async fn live_a_keys_life(store: &DbStore) -> Vec<ApiKeySecret> {
         .unwrap();
     store
         .get_or_insert("jwt_secret", "not-a-key")
+        .await
+        .unwrap();
+    // The rotation's response kept for an `Idempotency-Key` retry: it holds the new key, sealed.
+    let idem = IdempotencyKey::parse(b"9b1c7f3e-retry")
+        .unwrap()
+        .derive(&user);
+    let claim = IdempotencyClaim {
+        lookup: idem.lookup,
+        request: idem.fingerprint("POST", "/api/v1/keys/x/rotate", b"{}"),
+        created_at: T0,
+        expires_at: T0,
+    };
+    store.claim(claim).await.unwrap();
+    let response = RecordedResponse {
+        status: 201,
+        body: format!(r#"{{"key":"{}"}}"#, second_secret.expose()).into_bytes(),
+    };
+    store
+        .complete(&idem.lookup, seal(&idem, &response, &OsRandom))
         .await
         .unwrap();
     vec![first_secret, second_secret]

@@ -14,8 +14,9 @@ use keys_domain::api_key::{ApiKey, KeyLimits, NewApiKey};
 use keys_domain::credits::LedgerEntry;
 use keys_domain::ports::{
     AccountStore, AlertOutbox, CatalogStore, Charge, ChargeKind, ChargeOutcome, CreateUserError,
-    GrantStoreError, InsertKeyError, KeyListQuery, KeyStore, LedgerWriter, RotateKeyStoreError,
-    Rotation, SettingsStore, StateChange, StoreError, TokenCutoffStore, UserRef,
+    GrantStoreError, IdempotencyClaim, IdempotencyStore, InsertKeyError, KeyListQuery, KeyStore,
+    LedgerWriter, RotateKeyStoreError, Rotation, SettingsStore, StateChange, StoreError,
+    TokenCutoffStore, UserRef,
 };
 use keys_domain::random::OsRandom;
 use keys_domain::template::{Document, DocumentSummary};
@@ -53,6 +54,7 @@ pub trait Store:
     + AlertOutbox
     + TokenCutoffStore
     + keys_domain::ports::KeyEventLog
+    + IdempotencyStore
     + Clone
     + 'static
 {
@@ -66,6 +68,7 @@ impl<T> Store for T where
         + AlertOutbox
         + TokenCutoffStore
         + keys_domain::ports::KeyEventLog
+        + IdempotencyStore
         + Clone
         + 'static
 {
@@ -1015,6 +1018,19 @@ pub async fn an_unreachable_store_is_unavailable(store: impl Store) {
             .await,
     );
     assert_unavailable("tokens_cutoff", &store.tokens_cutoff(&user).await);
+    let idem = keys_domain::idempotency_key::IdempotencyKey::parse(b"k")
+        .unwrap()
+        .derive(&user);
+    let claim = IdempotencyClaim {
+        lookup: idem.lookup,
+        request: idem.fingerprint("POST", "/", b""),
+        created_at: T0,
+        expires_at: T0,
+    };
+    assert_unavailable("claim", &store.claim(claim).await);
+    assert_unavailable("complete", &store.complete(&idem.lookup, Vec::new()).await);
+    assert_unavailable("release", &store.release(&idem.lookup).await);
+    assert_unavailable("sweep_expired", &store.sweep_expired(T0).await);
     assert_unavailable(
         "raise_tokens_cutoff",
         &store.raise_tokens_cutoff(&user, T0).await,
