@@ -388,7 +388,60 @@ async fn replays_survive_a_restart(backend: Backend) {
     assert_eq!(app.balance(&user).await, 9);
 }
 
+/// The case retries are for: the client sends a render and hangs up before the answer. The
+/// render is not cut half way (it runs in a task of its own), and the retry is charged nothing
+/// more: it gets the replay (or, if the server never started the first, runs it once).
+async fn a_client_that_hangs_up_then_retries_is_charged_once(backend: Backend) {
+    use std::io::Write;
+
+    let app = TestApp::spawn(backend).await;
+    let (user, key) = payer(&app, 10).await;
+    let idem = unique("hangup-");
+    let body = serde_json::to_string(&render_body("Ada")).unwrap();
+    let head = format!(
+        "POST {RENDER} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+         Idempotency-Key: {idem}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let addr = crate::raw_http::addr(&app.base);
+    tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.write_all(head.as_bytes()).unwrap();
+        // Gone before any answer.
+        stream.shutdown(std::net::Shutdown::Both).unwrap();
+    })
+    .await
+    .unwrap();
+    let mut answer = None;
+    for _ in 0..200 {
+        let (status, headers, body) = send(render(&app, &key, &idem, &render_body("Ada"))).await;
+        match status {
+            409 => tokio::time::sleep(std::time::Duration::from_millis(25)).await,
+            201 => {
+                answer = Some((replayed(&headers), body));
+                break;
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    let (was_replayed, body) = answer.expect("the retry got an answer");
+    eprintln!("the retry after the hang-up was a replay: {was_replayed}");
+    assert_eq!(body["charged"], 1);
+    // A second retry is a replay of whatever the first answer was.
+    let (s, h, again) = send(render(&app, &key, &idem, &render_body("Ada"))).await;
+    assert_eq!((s, &again), (201, &body));
+    assert!(replayed(&h));
+    assert_eq!(
+        app.balance(&user).await,
+        9,
+        "one credit (replayed: {was_replayed})"
+    );
+    assert_eq!(document_count(&app, &key).await, 1);
+}
+
 on_both_backends!(
+    a_client_that_hangs_up_then_retries_is_charged_once,
     a_retried_render_is_replayed_and_charged_once,
     a_replayed_key_creation_returns_the_same_working_key,
     another_body_method_or_path_is_refused_with_422,
