@@ -44,7 +44,8 @@ pub struct InFlight {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdempotencyError {
     #[error(
-        "a request with this Idempotency-Key is still being processed; retry it after a moment"
+        "a request with this Idempotency-Key is still being processed (or was interrupted); \
+         retry it after a moment"
     )]
     InProgress,
     #[error(
