@@ -440,7 +440,180 @@ async fn a_client_that_hangs_up_then_retries_is_charged_once(backend: Backend) {
     assert_eq!(document_count(&app, &key).await, 1);
 }
 
+/// Starts the binary on `db` as its own process (so it can be killed with SIGKILL); its
+/// address and the child.
+fn spawn_server(db_url: &str) -> (String, std::process::Child) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_api-actix"))
+        .arg("serve")
+        .env("DATABASE_URL", db_url)
+        .env(
+            "JWT_SECRET",
+            unique("kill-nine-secret-padding-to-32-bytes-"),
+        )
+        .env("JT_BIND", "127.0.0.1:0")
+        .env("JT_METRICS_BIND", "off")
+        .env("JT_RATE_LIMIT_PER_SECOND", "100000")
+        .env("JT_RATE_LIMIT_BURST", "100000")
+        .env("RUST_LOG", "info")
+        .env_remove("REDIS_URL")
+        .env_remove("SMTP_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let logs = BufReader::new(child.stderr.take().unwrap());
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in logs.lines().map_while(Result::ok) {
+            if line.contains("listening")
+                && let Some(addr) = line.split("addr=").nth(1)
+            {
+                let addr = addr.split_whitespace().next().unwrap_or_default();
+                let _ = addr_tx.send(addr.to_owned());
+            }
+        }
+    });
+    let addr = addr_rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the server did not start");
+    (format!("http://{addr}"), child)
+}
+
+/// kill -9 while 200 renders, each with its own `Idempotency-Key` (and that value as the
+/// document's text), are in flight; then every render is retried with its key on a restarted
+/// server. Whatever instant the kill hit, no key ever has two documents: a retry is a replay,
+/// a first run (the original never committed), or a 409 (a record the crash left running).
+async fn a_kill_nine_never_lets_a_retry_charge_twice(backend: Backend) {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use keys_domain::DocumentId;
+    use keys_domain::ports::CatalogStore;
+
+    let db = crate::helpers::Database::fresh(backend).await;
+    let url = db.url.clone();
+    let (base, mut child) = tokio::task::spawn_blocking(move || spawn_server(&url))
+        .await
+        .unwrap();
+    let store = api_actix::wiring::open_store(&db.url).unwrap();
+    let user = api_actix::wiring::user_service(&store)
+        .create(
+            &format!("{}@example.com", unique("k9i")),
+            GrantAmount::new(10_000).ok(),
+        )
+        .await
+        .unwrap();
+    // An API key made through the store: the server's JWT secret does not matter here.
+    let secret_key = {
+        let keys = keys_domain::use_cases::KeyService {
+            store: store.clone(),
+            notifier: Arc::new(adapters_inprocess::NoOtherInstances),
+            clock: Arc::new(keys_domain::ports::SystemClock),
+            random: Arc::new(keys_domain::random::OsRandom),
+            limits: keys_domain::api_key::KeyLimits::default(),
+        };
+        let issued = keys
+            .issue(&user.id, keys_domain::KeyName::parse("k9").unwrap())
+            .await
+            .unwrap();
+        issued.secret.expose().to_owned()
+    };
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let values: Vec<String> = (0..200).map(|i| format!("k9-{i}-{}", unique(""))).collect();
+    let answered = Arc::new(tokio::sync::Notify::new());
+    let first: Arc<Mutex<HashMap<String, Value>>> = Arc::default();
+    let tasks: Vec<_> = values
+        .iter()
+        .map(|idem| {
+            let req = client
+                .post(format!("{base}{RENDER}"))
+                .bearer_auth(&secret_key)
+                .header("Idempotency-Key", idem)
+                .json(&render_body(idem));
+            let (idem, first, answered) = (idem.clone(), first.clone(), answered.clone());
+            tokio::spawn(async move {
+                let Ok(res) = req.send().await else { return };
+                if res.status().as_u16() != 201 {
+                    return;
+                }
+                let Ok(body) = res.json::<Value>().await else {
+                    return;
+                };
+                let mut seen = first.lock().unwrap();
+                seen.insert(idem, body);
+                if seen.len() == 50 {
+                    answered.notify_one();
+                }
+            })
+        })
+        .collect();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(60), answered.notified()).await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+
+    let app = TestApp::start(db.clone(), crate::helpers::test_config(&db.url)).await;
+    let first = first.lock().unwrap().clone();
+    let (mut replays, mut runs, mut running) = (0, 0, 0);
+    for idem in &values {
+        let (status, headers, body) = send(
+            app.public(&secret_key, Method::POST, RENDER)
+                .header("Idempotency-Key", idem)
+                .json(&render_body(idem)),
+        )
+        .await;
+        match status {
+            201 if replayed(&headers) => {
+                replays += 1;
+                if let Some(acknowledged) = first.get(idem) {
+                    assert_eq!(
+                        &body, acknowledged,
+                        "a replay differs from the first answer"
+                    );
+                }
+            }
+            201 => {
+                runs += 1;
+                assert!(!first.contains_key(idem), "an answered render ran again");
+            }
+            409 => running += 1,
+            other => panic!("{other}: {body}"),
+        }
+    }
+    eprintln!(
+        "{} answered before the kill; retries: {replays} replays, {runs} first runs, {running} \
+         left running",
+        first.len()
+    );
+    // Every document belongs to one key, and no key has two.
+    let documents = crate::paid_path::assert_invariants(&app.store, &user.id).await;
+    let mut per_key: HashMap<String, usize> = HashMap::new();
+    for id in &documents {
+        let doc = app
+            .store
+            .find_document(&user.id, &DocumentId::new(id.clone()))
+            .await
+            .unwrap()
+            .unwrap();
+        let idem = doc.content.lines().next().unwrap().to_owned();
+        *per_key.entry(idem).or_default() += 1;
+    }
+    assert!(per_key.values().all(|&n| n == 1), "a key was charged twice");
+    assert!(per_key.keys().all(|k| values.contains(k)));
+    assert!(documents.len() >= replays + runs);
+    assert!(documents.len() <= replays + runs + running);
+}
+
 on_both_backends!(
+    a_kill_nine_never_lets_a_retry_charge_twice,
     a_client_that_hangs_up_then_retries_is_charged_once,
     a_retried_render_is_replayed_and_charged_once,
     a_replayed_key_creation_returns_the_same_working_key,

@@ -73,7 +73,7 @@ fn count(results: &[(u16, Option<String>)], status: u16) -> usize {
 /// The ledger invariants for one user, read from the database: the balance equals the sum of
 /// the ledger and is not negative, and the render debits and the documents are the same set.
 /// Returns the documents' ids.
-async fn assert_invariants(store: &DbStore, user: &UserId) -> HashSet<String> {
+pub(crate) async fn assert_invariants(store: &DbStore, user: &UserId) -> HashSet<String> {
     // The row itself: `balance()` may serve this test store's cache (up to 1 s behind the app).
     let balance = store
         .find_user(&UserRef::Id(user.clone()))
