@@ -690,18 +690,27 @@ async fn the_example_client_charges_one_credit_for_a_render_and_its_retry() {
             "the example needs `{tool}`: install it (apt-get install {tool})"
         );
     }
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    // The script issues its dashboard token with `api-actix tokens issue`, as documented: the
+    // CLI needs the server's database and JWT secret.
+    let secret = unique("example-secret-padding-to-32-bytes-");
+    let jwt = secret.clone();
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| c.jwt_secret = Some(jwt.into())).await;
     let user = app.user(5).await;
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../examples/retry-render.sh"
     );
-    let (base, token) = (app.base.clone(), user.token.clone());
+    let (base, email, db_url) = (app.base.clone(), user.email.clone(), app.db.url.clone());
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new("bash")
             .arg(script)
             .env("BASE_URL", base)
-            .env("TOKEN", token)
+            .env("JT_USER", email)
+            .env("API_ACTIX", env!("CARGO_BIN_EXE_api-actix"))
+            .env("DATABASE_URL", db_url)
+            .env("JWT_SECRET", secret)
+            .env_remove("TOKEN")
+            .env_remove("JWT_SECRET_FILE")
             .output()
             .unwrap()
     })
