@@ -13,6 +13,7 @@ use keys_domain::sealed_response::RecordedResponse;
 use keys_domain::use_cases::{Begun, IdempotentRequest, Recorded};
 
 use crate::error::ApiError;
+use crate::request_id;
 use crate::state::AppState;
 
 /// The request header.
@@ -82,8 +83,15 @@ where
         Begun::Run(in_flight) => in_flight,
     };
     let records = state.idempotency.clone();
+    // The task-local request id does not follow a spawned task: carry it over, so the work's
+    // errors quote it like any other.
+    let request_id = request_id::current();
     let task = actix_web::rt::spawn(async move {
-        let response = work().await.unwrap_or_else(|e| e.error_response());
+        let run = async move { work().await.unwrap_or_else(|e| e.error_response()) };
+        let response = match request_id {
+            Some(id) => id.scope(run).await,
+            None => run.await,
+        };
         let (head, body) = response.into_parts();
         let Ok(bytes) = to_bytes(body).await else {
             // Our bodies are in memory; this does not happen. The key stays running.
