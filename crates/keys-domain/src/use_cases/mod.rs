@@ -11,6 +11,8 @@ mod keys;
 mod leak_reports;
 mod operator_keys;
 mod revocation;
+mod key_usage;
+mod sign_in;
 mod usage;
 mod users;
 
@@ -23,5 +25,7 @@ pub use key_audit::*;
 pub use keys::*;
 pub use leak_reports::*;
 pub use operator_keys::*;
+pub use key_usage::*;
+pub use sign_in::*;
 pub use usage::*;
 pub use users::*;

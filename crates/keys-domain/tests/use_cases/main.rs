@@ -13,6 +13,8 @@ mod key_audit;
 mod key_service;
 mod leak_reports;
 mod operator_keys;
+mod key_usage;
+mod sign_in;
 mod support;
 mod usage_service;
 mod user_service;
