@@ -3,10 +3,10 @@
 use async_trait::async_trait;
 use diesel::prelude::*;
 use keys_domain::api_key::{ApiKey, KeyLimits, NewApiKey};
+use keys_domain::hourly_usage::hour_start;
 use keys_domain::ports::{
     InsertKeyError, KeyListQuery, KeyStore, RotateKeyStoreError, Rotation, StateChange, StoreError,
 };
-use keys_domain::hourly_usage::hour_start;
 use keys_domain::usage::UsageDelta;
 use keys_domain::{
     Actor, EventDetail, KeyEvent, KeyHash, KeyId, KeyName, KeyPreview, KeyState, KeyStatus,

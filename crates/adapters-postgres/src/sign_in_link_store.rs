@@ -73,7 +73,8 @@ impl SignInLinkStore for DbStore {
         let now = now.as_millis();
         self.run(move |conn| {
             conn.transaction(|conn| {
-                let link = sign_in_links::table.filter(sign_in_links::token_hash.eq(hash.as_slice()));
+                let link =
+                    sign_in_links::table.filter(sign_in_links::token_hash.eq(hash.as_slice()));
                 // The conditional write is the consumption: of two concurrent exchanges, the
                 // second finds `used_at` set (PostgreSQL re-checks after the first commits;
                 // SQLite has one writer) and changes nothing.
@@ -106,8 +107,10 @@ impl SignInLinkStore for DbStore {
                         .filter(email_outbox::created_at.lt(before)),
                 )
                 .execute(conn)?;
-                let n = diesel::delete(sign_in_links::table.filter(sign_in_links::created_at.lt(before)))
-                    .execute(conn)?;
+                let n = diesel::delete(
+                    sign_in_links::table.filter(sign_in_links::created_at.lt(before)),
+                )
+                .execute(conn)?;
                 Ok(u64::try_from(n).unwrap_or(0))
             })
         })

@@ -13,7 +13,11 @@ use crate::store::DbStore;
 
 #[async_trait]
 impl UsageHistory for DbStore {
-    async fn hourly_usage(&self, key: &KeyId, from: Timestamp) -> Result<Vec<HourCount>, StoreError> {
+    async fn hourly_usage(
+        &self,
+        key: &KeyId,
+        from: Timestamp,
+    ) -> Result<Vec<HourCount>, StoreError> {
         let key = key.clone();
         self.run(move |conn| {
             let rows: Vec<(i64, i64)> = hours::table

@@ -187,17 +187,31 @@ async fn postgres_keeps_no_sign_in_token_once_its_email_is_sent() {
         id: AlertId::generate(&OsRandom),
         email: mail,
     };
-    assert!(store.issue(link, mail, Timestamp::from_millis(0), 5).await.unwrap());
+    assert!(
+        store
+            .issue(link, mail, Timestamp::from_millis(0), 5)
+            .await
+            .unwrap()
+    );
     let queued = all_postgres_rows(db.url());
-    assert!(queued.contains(token.expose()), "the scan sees the queued email");
+    assert!(
+        queued.contains(token.expose()),
+        "the scan sees the queued email"
+    );
     let claimed = store
         .claim_due(T0, Timestamp::from_millis(T0.as_millis() + 60_000), 10)
         .await
         .unwrap();
     store.mark_sent(&claimed[0].id, T0).await.unwrap();
     let after = all_postgres_rows(db.url());
-    assert!(after.contains(&hex(token.hash().as_bytes())), "the hash is stored");
-    assert!(!after.contains(token.expose()), "a row still holds the sign-in token");
+    assert!(
+        after.contains(&hex(token.hash().as_bytes())),
+        "the hash is stored"
+    );
+    assert!(
+        !after.contains(token.expose()),
+        "a row still holds the sign-in token"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,8 +4,11 @@ use async_trait::async_trait;
 use keys_domain::alert_email::OutgoingEmail;
 use keys_domain::ports::{MailError, Mailer};
 
-/// Used when `SMTP_URL` is unset: every email is logged (it carries a key's name and preview,
-/// never the key) and counts as accepted, so the outbox marks it sent.
+/// Used when `SMTP_URL` is unset: every email is logged and counts as accepted, so the outbox
+/// marks it sent. An alert carries a key's name and preview, never the key. A sign-in email
+/// carries its one-time link, and it is logged whole on purpose: without a mail server the log
+/// is the only way to sign in (development); the service warns about it at start-up, and
+/// production sets `SMTP_URL` (docs/security.md).
 #[derive(Debug, Clone)]
 pub struct LogMailer {
     from: String,
@@ -28,7 +31,7 @@ impl Mailer for LogMailer {
             to = %email.to.as_str(),
             subject = %email.subject,
             body = %email.body,
-            "SMTP_URL is not set: alert email logged instead of sent"
+            "SMTP_URL is not set: email logged instead of sent"
         );
         Ok(())
     }

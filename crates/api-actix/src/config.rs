@@ -22,6 +22,8 @@ pub struct Config {
     pub smtp_url: Option<String>,
     /// `MAIL_FROM`.
     pub mail_from: String,
+    /// `JT_PUBLIC_URL`: the address users reach the service at, for links in emails.
+    pub public_url: String,
     /// `JWT_SECRET` or `JWT_SECRET_FILE`; `None`: generated once and kept in the database.
     pub jwt_secret: Option<JwtSecret>,
     /// `JT_RATE_LIMIT_PER_SECOND` and `JT_RATE_LIMIT_BURST`.
@@ -85,6 +87,8 @@ impl Default for Tuning {
 
 /// `MAIL_FROM`'s default.
 pub const DEFAULT_MAIL_FROM: &str = "JobTactics <alerts@jobtactics.io>";
+/// `JT_PUBLIC_URL`'s default.
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 /// `JT_BIND`'s default.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 /// `JT_AUTH_FAILURES_PER_MINUTE`'s default.
@@ -107,6 +111,7 @@ impl Config {
             redis_url: None,
             smtp_url: None,
             mail_from: DEFAULT_MAIL_FROM.to_owned(),
+            public_url: DEFAULT_PUBLIC_URL.to_owned(),
             jwt_secret: None,
             rate_limit: RateLimitPolicy {
                 per_second: 20,
@@ -149,6 +154,7 @@ impl fmt::Debug for Config {
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
             .field("mail_from", &self.mail_from)
+            .field("public_url", &self.public_url)
             .field("jwt_secret", &self.jwt_secret)
             .field("rate_limit", &self.rate_limit)
             .field("high_usage_threshold", &self.high_usage_threshold)

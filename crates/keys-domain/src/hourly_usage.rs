@@ -63,15 +63,39 @@ mod tests {
         let c = chart(
             now,
             &[
-                HourCount { start: current, count: 3 },
-                HourCount { start: old, count: 2 },
-                HourCount { start: too_old, count: 9 },
+                HourCount {
+                    start: current,
+                    count: 3,
+                },
+                HourCount {
+                    start: old,
+                    count: 2,
+                },
+                HourCount {
+                    start: too_old,
+                    count: 9,
+                },
             ],
         );
         assert_eq!(c.len(), HOURS_SHOWN);
-        assert_eq!(c[0], HourCount { start: old, count: 2 });
-        assert_eq!(c[24], HourCount { start: current, count: 3 });
+        assert_eq!(
+            c[0],
+            HourCount {
+                start: old,
+                count: 2
+            }
+        );
+        assert_eq!(
+            c[24],
+            HourCount {
+                start: current,
+                count: 3
+            }
+        );
         assert_eq!(c.iter().map(|h| h.count).sum::<u64>(), 5);
-        assert!(c.windows(2).all(|w| w[1].start.as_millis() - w[0].start.as_millis() == HOUR_MS));
+        assert!(
+            c.windows(2)
+                .all(|w| w[1].start.as_millis() - w[0].start.as_millis() == HOUR_MS)
+        );
     }
 }

@@ -27,8 +27,8 @@ use keys_domain::{
 };
 
 pub mod credit_limits;
-pub mod key_events;
 pub mod dashboard;
+pub mod key_events;
 pub mod pages;
 
 /// The `high_usage_alert` event an enqueue writes with its email.

@@ -1,5 +1,7 @@
 //! One module per resource; [`configure`] mounts them all.
 
+pub mod app;
+pub mod auth;
 pub mod credits;
 pub mod documents;
 pub mod health;
@@ -42,6 +44,12 @@ macro_rules! dashboard {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz", GET).route(get().to(health::healthz)))
         .service(resource("/readyz", GET).route(get().to(health::readyz)))
+        .service(resource("/app", GET).route(get().to(app::index)))
+        .service(resource("/app/", GET).route(get().to(app::index)))
+        .service(resource("/app/sign-in", GET).route(get().to(app::index)))
+        .service(resource("/app/keys", GET).route(get().to(app::index)))
+        .service(resource("/app/credits", GET).route(get().to(app::index)))
+        .service(resource("/app/assets/{name}", GET).route(get().to(app::asset)))
         .service(
             web::scope("/api/v1/public")
                 .wrap(from_fn(require_api_key))
@@ -62,6 +70,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(
             web::scope("/api/v1")
+                .service(resource("/auth/email-link", POST).route(web::post().to(auth::email_link)))
+                .service(resource("/auth/session", POST).route(web::post().to(auth::session)))
+                .service(dashboard!(
+                    resource("/auth/sign-out", POST).route(web::post().to(auth::sign_out))
+                ))
+                .service(dashboard!(
+                    resource("/keys/{id}/usage", GET).route(get().to(keys::usage))
+                ))
                 .service(dashboard!(
                     resource("/keys", GET_POST)
                         .route(get().to(keys::list))

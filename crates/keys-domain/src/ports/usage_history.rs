@@ -15,7 +15,11 @@ pub trait UsageHistory: Send + Sync {
     ///
     /// # Errors
     /// `Unavailable`.
-    async fn hourly_usage(&self, key: &KeyId, from: Timestamp) -> Result<Vec<HourCount>, StoreError>;
+    async fn hourly_usage(
+        &self,
+        key: &KeyId,
+        from: Timestamp,
+    ) -> Result<Vec<HourCount>, StoreError>;
 
     /// Deletes hours that started before `before`. How many rows.
     ///

@@ -20,7 +20,11 @@ impl KeyUsage {
     ///
     /// # Errors
     /// `NotFound` (no such key, or another user's), `Store`.
-    pub async fn hours(&self, user: &UserId, key: &KeyId) -> Result<Vec<HourCount>, KeyLookupError> {
+    pub async fn hours(
+        &self,
+        user: &UserId,
+        key: &KeyId,
+    ) -> Result<Vec<HourCount>, KeyLookupError> {
         if self.keys.find(user, key).await?.is_none() {
             return Err(KeyLookupError::NotFound);
         }

@@ -15,13 +15,14 @@ fn the_owner_gets_25_hours_and_another_user_404() {
     let (key, _) = stored_key(&user(), "ci", KeyState::Active, 1);
     let id = key.id.clone();
     let mut keys = MockKeyStore::new();
-    keys.expect_find().returning(move |u, _| {
-        Ok((*u == user()).then(|| key.clone()))
-    });
+    keys.expect_find()
+        .returning(move |u, _| Ok((*u == user()).then(|| key.clone())));
     let mut history = MockUsageHistory::new();
     history
         .expect_hourly_usage()
-        .withf(|_, from| *from == Timestamp::from_millis(hour_start(T0).as_millis() - 24 * 3_600_000))
+        .withf(|_, from| {
+            *from == Timestamp::from_millis(hour_start(T0).as_millis() - 24 * 3_600_000)
+        })
         .returning(|_, _| {
             Ok(vec![HourCount {
                 start: hour_start(T0),

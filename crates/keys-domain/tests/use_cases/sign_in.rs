@@ -53,7 +53,9 @@ fn a_known_address_gets_a_hashed_link_and_an_email_carrying_the_token() {
     let mut links = MockSignInLinkStore::new();
     links
         .expect_issue()
-        .withf(|_, _, window_start, max| *window_start == T0.minus(secs(3600)) && *max == LINKS_PER_WINDOW)
+        .withf(|_, _, window_start, max| {
+            *window_start == T0.minus(secs(3600)) && *max == LINKS_PER_WINDOW
+        })
         .returning(move |link, email, _, _| {
             *keep.lock().unwrap() = Some((link, email));
             Ok(true)
@@ -73,8 +75,16 @@ fn a_known_address_gets_a_hashed_link_and_an_email_carrying_the_token() {
         .chars()
         .take_while(char::is_ascii_alphanumeric)
         .collect();
-    assert!(token.len() >= 22, "at least 128 bits: {} characters", token.len());
-    assert_eq!(link.token_hash, SignInTokenHash::of(&token), "only the hash is stored");
+    assert!(
+        token.len() >= 22,
+        "at least 128 bits: {} characters",
+        token.len()
+    );
+    assert_eq!(
+        link.token_hash,
+        SignInTokenHash::of(&token),
+        "only the hash is stored"
+    );
 }
 
 #[test]
@@ -101,7 +111,10 @@ fn exchange_hashes_the_token_and_refuses_unknown_used_or_junk_tokens() {
     links.expect_consume().returning(|_, _| Ok(None));
     let s = sign_in(MockAccountStore::new(), links);
     assert_eq!(block_on(s.exchange("good")), Ok(user()));
-    assert_eq!(block_on(s.exchange("used")), Err(ExchangeError::InvalidLink));
+    assert_eq!(
+        block_on(s.exchange("used")),
+        Err(ExchangeError::InvalidLink)
+    );
     assert_eq!(block_on(s.exchange("")), Err(ExchangeError::InvalidLink));
     assert_eq!(
         block_on(s.exchange(&"x".repeat(500))),
