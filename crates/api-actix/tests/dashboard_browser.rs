@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use adapters_postgres::testing::fresh_sqlite_url;
 use adapters_smtp::testing::{TestSmtpServer, free_port};
-use e2e_support::{Instance, Owner, client, config, create_key, create_owner, eventually};
+use e2e_support::{Instance, client, config, create_key, create_owner, eventually};
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -156,12 +156,12 @@ async fn save_screenshot(b: &Client, name: &str) {
 }
 
 /// Signs the tab in with a dashboard token (as the landing page would store it).
-async fn sign_in_with_token(b: &Client, base: &str, owner: &Owner) {
+async fn sign_in_with_token(b: &Client, base: &str, jwt: &str) {
     b.goto(&format!("{base}/app/sign-in")).await.unwrap();
     b.execute(
         "sessionStorage.setItem('jt.dashboard.token', arguments[0]); \
          sessionStorage.setItem('jt.dashboard.expires_at', new Date(Date.now() + 3600e3).toISOString());",
-        vec![json!(owner.jwt)],
+        vec![json!(jwt)],
     )
     .await
     .unwrap();
@@ -369,7 +369,7 @@ async fn the_dashboard_from_sign_in_to_sign_out() {
     let (status, body) = balance_status(&http, &app, &key).await;
     assert_eq!((status, &body), (200, &json!({ "balance": 49 })));
     let used = Instant::now();
-    let row = "document.querySelector('#key-list > li:first-child')";
+    let row = "[...document.querySelectorAll('#key-list > li')].find(li => li.querySelector('.key-name').textContent === 'browser-bot')";
     let shown = until(
         &b,
         "usage of the new key",
@@ -408,6 +408,60 @@ async fn the_dashboard_from_sign_in_to_sign_out() {
     )
     .await;
     assert!(!events.as_str().unwrap().contains('{'), "{events}");
+
+    // Rotate "staging" keeping the old key for an hour: a new key, shown once; the old one
+    // is expiring.
+    let staging = "[...document.querySelectorAll('#key-list > li')].find(li => li.querySelector('.key-name').textContent === 'staging')";
+    b.execute(
+        &format!("{staging}.querySelector('button.rotate').click()"),
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(
+        &b,
+        "the rotate dialog",
+        "document.getElementById('rotate-dialog').open",
+        STEP,
+    )
+    .await;
+    assert_eq!(
+        js(&b, "document.getElementById('rotate-name').value").await,
+        "staging-2"
+    );
+    b.execute(
+        "document.getElementById('rotate-grace').value = '3600'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    b.find(Locator::Id("rotate-yes"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &b,
+        "the rotated key's dialog",
+        "document.getElementById('created-dialog').open",
+        STEP,
+    )
+    .await;
+    assert!(text(&b, "#created-key").await.starts_with("jt_sk_"));
+    b.find(Locator::Id("close-created"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &b,
+        "the old key expiring, the new one listed",
+        &format!("{staging}.querySelector('.status').textContent.startsWith('expiring') && document.querySelectorAll('#key-list > li').length === 4"),
+        STEP,
+    )
+    .await;
 
     // Revoke after the confirmation: the API refuses the key within 1 s.
     b.execute(
@@ -573,6 +627,33 @@ async fn the_dashboard_from_sign_in_to_sign_out() {
         .unwrap();
     assert_eq!(res.status(), 401);
 
+    // A session ended elsewhere (here: signed out through the API) sends the page back to the
+    // sign-in form at its next request, with a sentence.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let fresh = api_actix::dashboard_token::JwtKeys::new(e2e_support::JWT_SECRET.as_bytes())
+        .issue(
+            &UserId::new(owner.id.clone()),
+            SystemClock.now(),
+            Duration::from_secs(600),
+        )
+        .unwrap();
+    sign_in_with_token(&b, &app.base, &fresh).await;
+    let res = http
+        .post(app.url("/api/v1/auth/sign-out"))
+        .bearer_auth(&fresh)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    until(
+        &b,
+        "back to sign-in after the 401",
+        "!document.getElementById('view-sign-in').hidden && \
+         document.getElementById('banner').textContent.includes('Your session has ended')",
+        STEP,
+    )
+    .await;
+
     b.close().await.unwrap();
     app.stop().await;
 }
@@ -595,7 +676,7 @@ async fn keyboard_only_and_a_375_pixel_screen() {
 
     let driver = Chromedriver::start();
     let b = driver.browser(Some(375)).await;
-    sign_in_with_token(&b, &app.base, &owner).await;
+    sign_in_with_token(&b, &app.base, &owner.jwt).await;
     assert_eq!(js(&b, "window.innerWidth").await, 375);
     let fits = "document.documentElement.scrollWidth <= document.documentElement.clientWidth";
     until(
