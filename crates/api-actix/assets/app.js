@@ -216,7 +216,9 @@ function buildRow(key) {
 function fillRow(row, key) {
   row.key = key;
   row.name.textContent = key.name;
-  row.status.textContent = key.status === 'expiring' ? `expiring ${fmtTime(key.revokes_at)}` : key.status;
+  const why = REVOCATION_TEXT[key.revocation_reason];
+  row.status.textContent =
+    key.status === 'expiring' ? `expiring ${fmtTime(key.revokes_at)}` : key.status === 'revoked' && why ? `revoked: ${why}` : key.status;
   row.status.className = `status status-${key.status}`;
   row.preview.textContent = key.preview;
   row.created.textContent = fmtTime(key.created_at);
@@ -408,12 +410,44 @@ const EVENT_TEXT = {
   high_usage_alert: 'High-usage email sent',
   leak_reported: 'Reported as leaked',
 };
+// `revocation_reason` of the key object (absent on servers that do not report it yet).
+const REVOCATION_TEXT = {
+  leaked: 'reported as leaked',
+  operator: 'by JobTactics support',
+};
 const ACTOR_TEXT = {
   user: 'by you',
   operator: 'by JobTactics support',
   github_secret_scanning: 'by GitHub secret scanning',
   system: 'automatically',
 };
+
+function eventItem(ev) {
+  const item = el('li');
+  const what = EVENT_TEXT[ev.type] ?? ev.type;
+  const who = ACTOR_TEXT[ev.actor] ?? '';
+  item.append(el('span', 'when', fmtTime(ev.at)), ' ', el('span', '', `${what} ${who}`.trim()));
+  if (ev.detail && typeof ev.detail.url === 'string') {
+    item.append(' — ', el('span', 'muted', ev.detail.url));
+  }
+  return item;
+}
+
+/** Appends the page of events after `cursor` (the first page when null) to `list`. */
+async function loadEvents(row, list, cursor) {
+  const query = cursor ? `?starting_after=${encodeURIComponent(cursor)}` : '';
+  const page = await api('GET', `/keys/${encodeURIComponent(row.key.id)}/events${query}`);
+  for (const ev of page.data) list.append(eventItem(ev));
+  row.panel.querySelector('button.more-events')?.remove();
+  const last = page.data[page.data.length - 1];
+  if (page.has_more && last && last.cursor) {
+    const more = el('button', 'more-events quiet', 'Show older activity');
+    more.type = 'button';
+    more.addEventListener('click', () => loadEvents(row, list, last.cursor).catch(showError));
+    row.panel.append(more);
+  }
+  return page.data.length;
+}
 
 async function toggleEvents(row) {
   const open = row.panel.hidden;
@@ -423,19 +457,11 @@ async function toggleEvents(row) {
   if (!open) return;
   row.panel.replaceChildren(el('p', 'muted', 'Loading…'));
   try {
-    const page = await api('GET', `/keys/${encodeURIComponent(row.key.id)}/events`);
     const list = el('ol', 'events');
-    for (const ev of page.data) {
-      const item = el('li');
-      const what = EVENT_TEXT[ev.type] ?? ev.type;
-      const who = ACTOR_TEXT[ev.actor] ?? '';
-      item.append(el('span', 'when', fmtTime(ev.at)), ' ', el('span', '', `${what} ${who}`.trim()));
-      if (ev.detail && typeof ev.detail.url === 'string') {
-        item.append(' — ', el('span', 'muted', ev.detail.url));
-      }
-      list.append(item);
-    }
-    row.panel.replaceChildren(page.data.length ? list : el('p', 'muted', 'No activity recorded yet.'));
+    const shown = await loadEvents(row, list, null);
+    const more = row.panel.querySelector('button.more-events');
+    row.panel.replaceChildren(shown ? list : el('p', 'muted', 'No activity recorded yet.'));
+    if (more) row.panel.append(more);
   } catch (err) {
     // Until the server has the events endpoint, its 404 says "no such route" (not "no such key").
     if (err instanceof ApiError && err.status === 404 && /route/i.test(err.body?.error?.message ?? '')) {
