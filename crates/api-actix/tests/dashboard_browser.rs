@@ -305,6 +305,27 @@ async fn the_dashboard_from_sign_in_to_sign_out() {
         js(&b, "location.pathname + location.hash").await,
         "/app/keys"
     );
+    // The stylesheet applied under the policy, everything came from this origin, and from
+    // here on any policy violation (an inline style or script the page tried) is recorded.
+    assert_eq!(
+        js(
+            &b,
+            "getComputedStyle(document.querySelector('.top')).display"
+        )
+        .await,
+        "flex"
+    );
+    assert_eq!(
+        js(&b, "performance.getEntriesByType('resource').every(e => e.name.startsWith(location.origin))").await,
+        true
+    );
+    b.execute(
+        "window.cspViolations = []; document.addEventListener('securitypolicyviolation', \
+         e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));",
+        vec![],
+    )
+    .await
+    .unwrap();
     assert_eq!(
         js(&b, "document.querySelectorAll('#key-list > li').length").await,
         2
@@ -502,6 +523,34 @@ async fn the_dashboard_from_sign_in_to_sign_out() {
         STEP,
     )
     .await;
+
+    assert_eq!(
+        js(&b, "window.cspViolations.length").await,
+        0,
+        "{}",
+        js(&b, "window.cspViolations").await
+    );
+    // The control: an inline style is refused and reported, so the count above means something.
+    b.execute(
+        "document.body.setAttribute('style', 'outline: 5px solid red')",
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(
+        &b,
+        "the inline style refused",
+        "window.cspViolations.length === 1",
+        STEP,
+    )
+    .await;
+    assert_eq!(
+        js(&b, "getComputedStyle(document.body).outlineStyle").await,
+        "none"
+    );
+    b.execute("document.body.removeAttribute('style')", vec![])
+        .await
+        .unwrap();
 
     // Credits: balance, history, the top-up link.
     b.find(Locator::Id("nav-credits"))
