@@ -328,7 +328,10 @@ $('copy-key').addEventListener('click', async () => {
   }
 });
 
-$('close-created').addEventListener('click', () => $('created-dialog').close());
+$('close-created').addEventListener('click', () => {
+  $('created-key').textContent = '';
+  $('created-dialog').close();
+});
 $('created-dialog').addEventListener('close', () => {
   // Once closed, the key is gone from the page.
   $('created-key').textContent = '';

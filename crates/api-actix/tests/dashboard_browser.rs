@@ -740,6 +740,7 @@ async fn keyboard_only_and_a_375_pixel_screen() {
         true,
         "keys page scrolls sideways at 375 px"
     );
+    save_screenshot(&b, "keys-375px.png").await;
 
     // Keyboard only: Tab to the name field, type, Enter.
     let mut tabs = 0;
