@@ -62,6 +62,8 @@ pub struct Tuning {
     pub body_timeout: Duration,
     /// How often the alert outbox is polled.
     pub alert_poll_interval: Duration,
+    /// How often idle per-key state, old sign-in links and old hourly usage are dropped.
+    pub sweep_interval: Duration,
     /// How long in-flight requests get to finish on shutdown.
     pub shutdown_timeout: Duration,
     /// Stop gracefully on SIGTERM / ctrl-c (off in tests, which stop through the handle).
@@ -79,6 +81,7 @@ impl Default for Tuning {
             unknown_key_capacity: 100_000,
             body_timeout: Duration::from_secs(10),
             alert_poll_interval: Duration::from_secs(1),
+            sweep_interval: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(10),
             handle_signals: true,
         }

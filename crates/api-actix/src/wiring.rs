@@ -3,7 +3,6 @@
 //! they run exactly the same wiring.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use adapters_github::GithubReportVerifier;
 use adapters_inprocess::{
@@ -40,8 +39,6 @@ const JWT_SECRET_SETTING: &str = "jwt_secret";
 /// Sign-in link requests handled at once in the background; beyond it a request is still
 /// answered 202 but dropped (logged), so a flood cannot queue unbounded work.
 const SIGN_IN_REQUESTS_IN_FLIGHT: usize = 64;
-/// How often idle per-key limiter and window state is dropped.
-const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Opens the database named by `DATABASE_URL` with a connection pool, for the server (lazily:
 /// an unreachable database is an error of each call, not of this one).
@@ -414,7 +411,7 @@ impl Wired {
             spawn_sweeper(
                 self.sweeps.clone(),
                 self.state.clock.clone(),
-                SWEEP_INTERVAL,
+                t.sweep_interval,
                 shutdown.clone(),
             ),
         ];

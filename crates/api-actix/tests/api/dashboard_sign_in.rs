@@ -410,4 +410,54 @@ on_both_backends!(
     sign_out_ends_every_earlier_token,
     usage_has_25_hours_oldest_first_with_this_hours_count,
     the_page_and_its_assets_are_served_with_a_strict_policy,
+    the_sweeper_drops_old_links_and_old_hours,
 );
+
+/// The sweeper deletes sign-in links (and their emails) an hour after creation and hourly usage
+/// after 48 hours, and keeps everything younger.
+async fn the_sweeper_drops_old_links_and_old_hours(backend: Backend) {
+    use keys_domain::KeyId;
+    use keys_domain::ports::{KeyStore as _, UsageHistory as _};
+    use keys_domain::usage::UsageDelta;
+
+    let app = TestApp::spawn_with(backend, |c| {
+        c.tuning.sweep_interval = Duration::from_millis(200);
+    })
+    .await;
+    let user = app.user(0).await;
+    let (created, _) = app.create_key(&user, "swept").await;
+    let key = KeyId::new(created["id"].as_str().unwrap());
+    let now = SystemClock.now();
+    let hours_ago = |h: u64| now.minus(Duration::from_secs(h * 3600));
+    let delta = |at| UsageDelta {
+        key_id: key.clone(),
+        user_id: user.id.clone(),
+        count: 1,
+        last_used_at: at,
+    };
+    app.store
+        .record_usage(&[delta(hours_ago(49)), delta(hours_ago(47))])
+        .await
+        .unwrap();
+    let old = stored_link(&app, &user.id, Duration::from_secs(2 * 3600)).await;
+    let young = stored_link(&app, &user.id, Duration::ZERO).await;
+
+    let swept = eventually(Duration::from_secs(5), || async {
+        app.store
+            .hourly_usage(&key, hours_ago(72))
+            .await
+            .unwrap()
+            .len()
+            == 1
+    })
+    .await;
+    assert!(swept.is_some(), "the 49-hour-old count was not swept");
+    // A few more rounds: nothing older than an hour is left to sweep; the young link still works.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        app.store.sweep_sign_in_links(hours_ago(1)).await.unwrap(),
+        0
+    );
+    expect_error(exchange(&app, &old).await, 401, "invalid_token").await;
+    assert_eq!(exchange(&app, &young).await.status(), 200);
+}
