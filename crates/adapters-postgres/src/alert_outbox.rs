@@ -16,8 +16,8 @@ use crate::store::DbStore;
 /// Longest `last_error` kept; SMTP replies can be long and this is for operators only.
 const MAX_ERROR_CHARS: usize = 1000;
 
-/// `kind` of a high-usage alert row.
-pub(crate) const KIND_ALERT: &str = "high_usage_alert";
+/// `kind` of an email about a key (a high-usage alert, a leak notice).
+pub(crate) const KIND_ALERT: &str = "key_alert";
 /// `kind` of a sign-in email row: its body holds a one-time link, blanked once it is done with.
 pub(crate) const KIND_SIGN_IN: &str = "sign_in";
 /// What a sign-in email's body becomes once sent or abandoned.

@@ -15,4 +15,4 @@ CREATE INDEX sign_in_links_created ON sign_in_links (created_at);
 -- The outbox carries sign-in emails too: they name no key, and `kind` tells the outbox to
 -- blank a sign-in email's body (its link is a credential) once it is sent or abandoned.
 ALTER TABLE email_outbox ALTER COLUMN key_id DROP NOT NULL;
-ALTER TABLE email_outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'high_usage_alert';
+ALTER TABLE email_outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'key_alert';

@@ -28,7 +28,7 @@ CREATE TABLE email_outbox_new (
     last_error      TEXT,
     created_at      BIGINT NOT NULL,
     abandoned_at    BIGINT,
-    kind            TEXT NOT NULL DEFAULT 'high_usage_alert'
+    kind            TEXT NOT NULL DEFAULT 'key_alert'
 );
 INSERT INTO email_outbox_new (id, key_id, to_address, subject, body, attempts, next_attempt_at,
         locked_until, sent_at, last_error, created_at, abandoned_at)
