@@ -32,6 +32,8 @@ unset RUST_LOG
 [ -n "${REDIS:-}" ] && export REDIS_URL="redis://127.0.0.1:6379"
 PORT=$((20000 + RANDOM % 20000))
 export JT_BIND="127.0.0.1:$PORT"
+# Metrics on, as in production, on a free port (JT_METRICS_BIND=off measures without them).
+export JT_METRICS_BIND="${JT_METRICS_BIND:-127.0.0.1:0}"
 URL="http://$JT_BIND"
 "$TARGET/release/examples/bench_seed" "$DATABASE_URL" 2 2 "$WORK/keys.txt" >/dev/null
 KEY=$(head -n1 "$WORK/keys.txt")

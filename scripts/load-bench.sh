@@ -36,6 +36,8 @@ export JT_AUTH_FAILURES_PER_MINUTE=1000000000
 unset RUST_LOG
 PORT=$((20000 + RANDOM % 20000))
 export JT_BIND="127.0.0.1:$PORT"
+# Metrics on, as in production, on a free port (JT_METRICS_BIND=off measures without them).
+export JT_METRICS_BIND="${JT_METRICS_BIND:-127.0.0.1:0}"
 URL="http://$JT_BIND"
 
 echo "seeding $KEYS_USERS users x 25 keys…" >&2

@@ -28,6 +28,10 @@ use keys_domain::ports::{
 use keys_domain::usage::UsageDelta;
 use keys_domain::{ApiKey, KeyHash, KeyId, ListError, NewApiKey, Page, Timestamp, UserId};
 
+/// `jt_key_cache_requests_total{result="hit"|"miss"}`: a no-op unless the binary installed a
+/// metrics recorder.
+const CACHE_REQUESTS: &str = "jt_key_cache_requests_total";
+
 /// The cache itself; shared by the caching store and the revocation bus listener.
 pub struct KeyCache {
     /// Hashed with foldhash, seeded per process: SipHash was a visible share of a cache hit, and
@@ -133,8 +137,10 @@ impl KeyStore for CachedKeyStore {
 
     async fn find_by_hash(&self, hash: &KeyHash) -> Result<Option<ApiKey>, StoreError> {
         if let Some(hit) = self.cache.get(hash) {
+            metrics::counter!(CACHE_REQUESTS, "result" => "hit").increment(1);
             return Ok(hit);
         }
+        metrics::counter!(CACHE_REQUESTS, "result" => "miss").increment(1);
         let generation = self.cache.generation();
         let found = self.inner.find_by_hash(hash).await?;
         self.cache

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use diesel::prelude::*;
 use keys_domain::alert_email::OutgoingEmail;
-use keys_domain::ports::{AlertOutbox, QueuedEmail, StoreError};
+use keys_domain::ports::{AlertOutbox, OutboxBacklog, QueuedEmail, StoreError};
 use keys_domain::usage::ALERT_COOLDOWN;
 use keys_domain::{AlertId, Email, KeyEvent, KeyId, Timestamp};
 
@@ -75,6 +75,24 @@ pub(crate) fn insert_email(
 
 #[async_trait]
 impl AlertOutbox for DbStore {
+    async fn backlog(&self) -> Result<OutboxBacklog, StoreError> {
+        self.run(move |conn| {
+            let (pending, oldest): (i64, Option<i64>) = email_outbox::table
+                .filter(email_outbox::sent_at.is_null())
+                .filter(email_outbox::abandoned_at.is_null())
+                .select((
+                    diesel::dsl::count_star(),
+                    diesel::dsl::min(email_outbox::created_at),
+                ))
+                .first(conn)?;
+            Ok(OutboxBacklog {
+                pending: u64::try_from(pending).unwrap_or(0),
+                oldest: oldest.map(Timestamp::from_millis),
+            })
+        })
+        .await
+    }
+
     async fn enqueue(
         &self,
         id: AlertId,

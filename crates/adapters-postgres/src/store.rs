@@ -110,7 +110,8 @@ impl DbStore {
                 // lookup. A connection that broke is dropped when a query on it fails
                 // (`has_broken`), and that query's failure is `Unavailable`, a 503.
                 .test_on_check_out(false)
-                .min_idle(Some(1));
+                .min_idle(Some(1))
+                .error_handler(Box::new(RetriesAtDebug));
             match target {
                 Target::Sqlite(_) => builder.connection_customizer(Box::new(SqliteSetup)),
                 Target::Postgres(_) => builder,
@@ -300,5 +301,18 @@ impl Inner {
                 Ok(Checkout::Direct(conn))
             }
         }
+    }
+}
+
+/// r2d2 logs every failed connection attempt of its background fill as an error: a database
+/// that is down at start printed six such lines before the one error that matters. Whoever
+/// needed the connection reports the failure (a 503, or the start-up error), so the retries are
+/// only worth a debug line.
+#[derive(Debug)]
+struct RetriesAtDebug;
+
+impl<E: std::fmt::Display> r2d2::HandleError<E> for RetriesAtDebug {
+    fn handle_error(&self, error: E) {
+        tracing::debug!(error = %error, "database connection attempt failed");
     }
 }

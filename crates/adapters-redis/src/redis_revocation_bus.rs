@@ -111,8 +111,13 @@ async fn listen(
         tokio::select! {
             message = stream.next() => {
                 let Some(message) = message else { return Ok(()) };
-                match message.get_payload::<String>().ok().and_then(|hex| KeyHash::from_hex(&hex)) {
-                    Some(hash) => on_revoked(hash),
+                match message.get_payload::<String>().ok().as_deref().and_then(parse_message) {
+                    Some((hash, sent_at)) => {
+                        on_revoked(hash);
+                        if let Some(sent_at) = sent_at {
+                            record_propagation(sent_at);
+                        }
+                    }
                     None => tracing::warn!("redis: ignored a malformed revocation message"),
                 }
             }
@@ -126,6 +131,31 @@ async fn listen(
     }
 }
 
+/// `jt_revocation_propagation_seconds`: from the publishing instance's clock to this one's (a
+/// no-op unless the binary installed a metrics recorder; clock skew between hosts adds to it).
+const PROPAGATION: &str = "jt_revocation_propagation_seconds";
+
+fn epoch_millis() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+/// `HASH_HEX:SENT_AT_MILLIS`, or the bare hash that instances before the timestamp sent.
+fn parse_message(payload: &str) -> Option<(KeyHash, Option<u128>)> {
+    let (hex, sent_at) = match payload.split_once(':') {
+        Some((hex, millis)) => (hex, Some(millis.parse().ok()?)),
+        None => (payload, None),
+    };
+    Some((KeyHash::from_hex(hex)?, sent_at))
+}
+
+fn record_propagation(sent_at_millis: u128) {
+    let elapsed_ms = epoch_millis().saturating_sub(sent_at_millis);
+    #[allow(clippy::cast_precision_loss)]
+    metrics::histogram!(PROPAGATION).record(elapsed_ms as f64 / 1000.0);
+}
+
 #[async_trait]
 impl RevocationNotifier for RedisRevocationBus {
     /// Publishes `hash` to every instance (this one's listener included). Tried even while
@@ -133,7 +163,7 @@ impl RevocationNotifier for RedisRevocationBus {
     /// resync on reconnection and the caches' TTL cover the loss.
     async fn key_changed(&self, hash: &KeyHash) {
         let channel = self.channel.as_str();
-        let hex = hash.to_hex();
+        let hex = format!("{}:{}", hash.to_hex(), epoch_millis());
         let published = self
             .shared
             .attempt("revocation publish", |mut conn| async move {
@@ -149,5 +179,23 @@ impl RevocationNotifier for RedisRevocationBus {
                 "redis: revocation of {hash:?} not published (redis down); other instances resync on reconnection"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_messages_with_and_without_the_sending_time() {
+        let hash = KeyHash::of("jt_sk_example");
+        let hex = hash.to_hex();
+        assert_eq!(parse_message(&hex), Some((hash, None)));
+        assert_eq!(
+            parse_message(&format!("{hex}:1700000000123")),
+            Some((hash, Some(1_700_000_000_123)))
+        );
+        assert_eq!(parse_message(&format!("{hex}:soon")), None);
+        assert_eq!(parse_message("nothex:1"), None);
     }
 }

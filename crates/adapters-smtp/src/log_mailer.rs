@@ -4,11 +4,8 @@ use async_trait::async_trait;
 use keys_domain::alert_email::OutgoingEmail;
 use keys_domain::ports::{MailError, Mailer};
 
-/// Used when `SMTP_URL` is unset: every email is logged and counts as accepted, so the outbox
-/// marks it sent. An alert carries a key's name and preview, never the key. A sign-in email
-/// carries its one-time link, and it is logged whole on purpose: without a mail server the log
-/// is the only way to sign in (development); the service warns about it at start-up, and
-/// production sets `SMTP_URL` (docs/security.md).
+/// Used when `SMTP_URL` is unset: every email is logged (it carries a key's name and preview,
+/// never the key) as one log line, and counts as accepted, so the outbox marks it sent.
 #[derive(Debug, Clone)]
 pub struct LogMailer {
     from: String,

@@ -19,10 +19,13 @@ use keys_domain::use_cases::MAX_TOKEN_LIFETIME;
 use crate::client_ip::TrustedProxies;
 use crate::config::{
     Config, DEFAULT_AUTH_FAILURES_PER_MINUTE, DEFAULT_BIND, DEFAULT_DASHBOARD_WRITES_PER_MINUTE,
-    DEFAULT_DATABASE_URL, DEFAULT_GITHUB_SCANNING_KEYS, DEFAULT_MAIL_FROM, DEFAULT_PUBLIC_URL,
+    DEFAULT_DATABASE_URL, DEFAULT_GITHUB_SCANNING_KEYS, DEFAULT_MAIL_FROM, DEFAULT_METRICS_BIND,
+    DEFAULT_PUBLIC_URL, metrics_bind,
 };
+use crate::cors::CorsOrigins;
 use crate::dto::keys::KeyObject;
 use crate::jwt_secret::JwtSecret;
+use crate::telemetry::LogFormat;
 use crate::wiring;
 
 #[derive(Debug, Parser)]
@@ -36,6 +39,9 @@ pub struct Cli {
     /// `postgres://…`, `postgresql://…` or `sqlite://PATH`.
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true, global = true)]
     pub database_url: String,
+    /// `text`, or `json` for one JSON object per log line.
+    #[arg(long, env = "JT_LOG_FORMAT", default_value = "text", value_parser = parse_log_format, global = true)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -79,6 +85,20 @@ pub struct ServeArgs {
     /// GitHub's secret-scanning public keys: their URL, or `file:///path.json`.
     #[arg(long, env = "JT_GITHUB_SCANNING_KEYS", default_value = DEFAULT_GITHUB_SCANNING_KEYS)]
     pub github_scanning_keys: String,
+    /// Where `GET /metrics` (Prometheus) is served; `off` disables it.
+    #[arg(long, env = "JT_METRICS_BIND", default_value = DEFAULT_METRICS_BIND)]
+    pub metrics_bind: String,
+    /// Comma-separated origins allowed to call the API from a browser.
+    #[arg(long, env = "JT_CORS_ORIGINS", value_parser = parse_cors_origins)]
+    pub cors_origins: Option<CorsOrigins>,
+}
+
+fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    s.parse()
+}
+
+fn parse_cors_origins(s: &str) -> Result<CorsOrigins, String> {
+    s.parse()
 }
 
 fn parse_trusted_proxies(s: &str) -> Result<TrustedProxies, String> {
@@ -108,6 +128,7 @@ impl Cli {
     pub fn config(&self) -> anyhow::Result<Config> {
         let mut config = Config::for_database(self.database_url.clone());
         config.jwt_secret = JwtSecret::from_env()?;
+        config.log_format = self.log_format;
         if let Some(Command::Serve(serve)) = &self.command {
             serve.apply(&mut config);
         }
@@ -145,6 +166,8 @@ impl ServeArgs {
         config
             .github_scanning_keys
             .clone_from(&self.github_scanning_keys);
+        config.metrics_bind = metrics_bind(&self.metrics_bind);
+        config.cors_origins = self.cors_origins.clone().unwrap_or_default();
     }
 }
 

@@ -29,6 +29,17 @@ impl FromStr for TrustedProxies {
     }
 }
 
+impl std::fmt::Display for TrustedProxies {
+    /// As configured, comma-separated; `none` when empty.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none");
+        }
+        let nets: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&nets.join(","))
+    }
+}
+
 impl TrustedProxies {
     #[must_use]
     pub fn is_empty(&self) -> bool {

@@ -7,7 +7,9 @@ use std::time::Duration;
 use keys_domain::rate_limit::RateLimitPolicy;
 
 use crate::client_ip::TrustedProxies;
+use crate::cors::CorsOrigins;
 use crate::jwt_secret::JwtSecret;
+use crate::telemetry::LogFormat;
 
 /// Everything the server and the operator commands need.
 #[derive(Clone)]
@@ -38,6 +40,12 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// `JT_GITHUB_SCANNING_KEYS`: GitHub's key-list URL, or `file:///path.json`.
     pub github_scanning_keys: String,
+    /// `JT_METRICS_BIND`; `None` (`off`): no metrics listener. Port 0 picks a free port.
+    pub metrics_bind: Option<String>,
+    /// `JT_LOG_FORMAT`.
+    pub log_format: LogFormat,
+    /// `JT_CORS_ORIGINS`; empty: no CORS headers at all.
+    pub cors_origins: CorsOrigins,
     pub tuning: Tuning,
 }
 
@@ -101,6 +109,9 @@ pub const DEFAULT_DASHBOARD_WRITES_PER_MINUTE: u32 = 60;
 /// `JT_GITHUB_SCANNING_KEYS`' default: where GitHub publishes its secret-scanning keys.
 pub const DEFAULT_GITHUB_SCANNING_KEYS: &str =
     "https://api.github.com/meta/public_keys/secret_scanning";
+/// `JT_METRICS_BIND`'s default (the command line's; [`Config::for_database`] has none, so
+/// that tests never bind a fixed port).
+pub const DEFAULT_METRICS_BIND: &str = "127.0.0.1:9464";
 /// `DATABASE_URL`'s default.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://jobtactics.db";
 
@@ -125,6 +136,9 @@ impl Config {
             dashboard_writes_per_minute: DEFAULT_DASHBOARD_WRITES_PER_MINUTE,
             trusted_proxies: TrustedProxies::default(),
             github_scanning_keys: DEFAULT_GITHUB_SCANNING_KEYS.to_owned(),
+            metrics_bind: None,
+            log_format: LogFormat::Text,
+            cors_origins: CorsOrigins::default(),
             tuning: Tuning::default(),
         }
     }
@@ -168,8 +182,51 @@ impl fmt::Debug for Config {
             )
             .field("trusted_proxies", &self.trusted_proxies)
             .field("github_scanning_keys", &self.github_scanning_keys)
+            .field("metrics_bind", &self.metrics_bind)
+            .field("log_format", &self.log_format)
+            .field("cors_origins", &self.cors_origins)
             .field("tuning", &self.tuning)
             .finish()
+    }
+}
+
+/// `JT_METRICS_BIND`'s value: `off` (any case) disables the listener.
+#[must_use]
+pub fn metrics_bind(value: &str) -> Option<String> {
+    let v = value.trim();
+    (!v.is_empty() && !v.eq_ignore_ascii_case("off")).then(|| v.to_owned())
+}
+
+impl Config {
+    /// One readable line for the start-up log: every setting, secrets masked.
+    #[must_use]
+    pub fn summary(&self) -> String {
+        let unset = || "unset".to_owned();
+        format!(
+            "bind={} database={} redis={} smtp={} mail_from={:?} jwt_secret={} \
+             rate_limit={}/s burst {} high_usage_threshold={} auth_failures_per_minute={} \
+             dashboard_writes_per_minute={} trusted_proxies={} github_scanning_keys={} metrics={} log_format={} cors_origins={}",
+            self.bind,
+            redact_url(&self.database_url),
+            self.redis_url.as_deref().map_or_else(unset, redact_url),
+            self.smtp_url.as_deref().map_or_else(unset, redact_url),
+            self.mail_from,
+            if self.jwt_secret.is_some() {
+                "configured (hidden)"
+            } else {
+                "kept in the database"
+            },
+            self.rate_limit.per_second,
+            self.rate_limit.burst,
+            self.high_usage_threshold,
+            self.auth_failures_per_minute,
+            self.dashboard_writes_per_minute,
+            self.trusted_proxies,
+            self.github_scanning_keys,
+            self.metrics_bind.as_deref().unwrap_or("off"),
+            self.log_format.as_str(),
+            self.cors_origins,
+        )
     }
 }
 

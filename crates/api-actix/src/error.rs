@@ -19,7 +19,9 @@ use serde_json::{Map, Value, json};
 
 use crate::dashboard_token::TokenError;
 use crate::json_response::json_bytes;
+use crate::prometheus::{AUTH_FAILURES, RATE_LIMITED};
 use crate::rate_limit_headers::insert_rate_limit_headers;
+use crate::request_id::{self, RequestId};
 
 /// Where customers top up (the 402 body names it).
 pub const TOP_UP_URL: &str = "https://app.jobtactics.io/credits";
@@ -44,6 +46,9 @@ struct ErrorObject {
     message: Cow<'static, str>,
     #[serde(flatten)]
     extras: Map<String, Value>,
+    /// The `X-Request-Id` of the response, on every error answered within a request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<RequestId>,
 }
 
 /// Why a request is not authenticated: every 401 of the contract, in one place.
@@ -148,7 +153,7 @@ pub enum ApiError {
     TemplateNotPurchased,
     NotFound(Cow<'static, str>),
     /// The methods the resource serves, for `Allow`.
-    MethodNotAllowed(&'static str),
+    MethodNotAllowed(Cow<'static, str>),
     Conflict(String),
     PayloadTooLarge,
     /// A secret-scanning report over 1 MiB.
@@ -166,6 +171,12 @@ pub enum ApiError {
     },
     ServiceUnavailable,
     Internal,
+    /// An error that actix or another middleware produced, answered in the contract's shape.
+    Other {
+        status: StatusCode,
+        kind: &'static str,
+        message: String,
+    },
 }
 
 /// One variant's status, `type` and message (and, for a 401, whether a credential was sent).
@@ -270,6 +281,53 @@ impl ApiError {
                 "internal_error",
                 "an internal error occurred",
             ),
+            Self::Other {
+                status,
+                kind,
+                message,
+            } => row(*status, kind, message.clone()),
+        }
+    }
+
+    /// The contract's error for a response of `status` that did not come from here (actix's
+    /// own errors, another middleware's); `cause`'s message is kept for 4xx only.
+    #[must_use]
+    pub fn from_status(status: StatusCode, cause: Option<&actix_web::Error>) -> Self {
+        let message =
+            || cause.map_or_else(|| "the request is invalid".to_owned(), ToString::to_string);
+        match status.as_u16() {
+            400 => Self::invalid(message()),
+            404 => Self::NotFound("no such route".into()),
+            408 => Self::RequestTimeout,
+            413 => Self::PayloadTooLarge,
+            415 => Self::UnsupportedMediaType,
+            503 => Self::ServiceUnavailable,
+            405 => Self::Other {
+                status,
+                kind: "method_not_allowed",
+                message: message(),
+            },
+            429 => Self::Other {
+                status,
+                kind: "rate_limited",
+                message: message(),
+            },
+            401 => Self::Other {
+                status,
+                kind: "invalid_token",
+                message: message(),
+            },
+            403 => Self::Other {
+                status,
+                kind: "forbidden",
+                message: message(),
+            },
+            _ if status.is_client_error() => Self::Other {
+                status,
+                kind: "invalid_request",
+                message: message(),
+            },
+            _ => Self::Internal,
         }
     }
 
@@ -335,6 +393,7 @@ impl ResponseError for ApiError {
             message,
             presented,
         } = self.row();
+        self.count();
         let mut res = HttpResponseBuilder::new(status);
         match presented {
             Some(false) => {
@@ -359,7 +418,7 @@ impl ResponseError for ApiError {
                 res.insert_header((header::RETRY_AFTER, UNAVAILABLE_RETRY_AFTER_SECONDS));
             }
             Self::MethodNotAllowed(allow) => {
-                res.insert_header((header::ALLOW, *allow));
+                res.insert_header((header::ALLOW, allow.as_ref()));
             }
             // The rest of a body that did not arrive is not worth waiting for.
             Self::RequestTimeout => {
@@ -382,6 +441,19 @@ const FALLBACK_BODY: &[u8] =
     br#"{"error":{"type":"internal_error","message":"an internal error occurred"}}"#;
 
 impl ApiError {
+    /// The metrics of refusals: every error response is built once, here.
+    fn count(&self) {
+        match self {
+            Self::Unauthorized(_) => {
+                metrics::counter!(AUTH_FAILURES, "type" => self.kind()).increment(1);
+            }
+            Self::RateLimited(_) | Self::Throttled { .. } => {
+                metrics::counter!(RATE_LIMITED).increment(1);
+            }
+            _ => {}
+        }
+    }
+
     /// The contract's JSON body.
     fn body(&self, kind: &'static str, message: Cow<'static, str>) -> Bytes {
         let mut extras = Map::new();
@@ -399,6 +471,7 @@ fn serialize_body(
         kind,
         message,
         extras,
+        request_id: request_id::current(),
     };
     json_bytes(&ErrorBody { error }).unwrap_or_else(|| Bytes::from_static(FALLBACK_BODY))
 }
@@ -556,8 +629,8 @@ pub async fn route_not_found() -> HttpResponse {
 }
 
 /// The JSON 405 for a known path with a method it does not serve; `allow` lists those it does.
-pub fn method_not_allowed(allow: &'static str) -> HttpResponse {
-    ApiError::MethodNotAllowed(allow).error_response()
+pub fn method_not_allowed(allow: impl Into<Cow<'static, str>>) -> HttpResponse {
+    ApiError::MethodNotAllowed(allow.into()).error_response()
 }
 
 #[cfg(test)]

@@ -46,14 +46,16 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     }
 }
 
-/// A missing content type is read as JSON (curl users forget it); another one is refused.
+/// The body must be declared JSON (`application/json` or `…+json`); a body sent as a form (curl's
+/// `-d` default) or with no type at all gets a message that says what to send.
 fn check_content_type(req: &HttpRequest) -> Result<(), ApiError> {
     let Some(value) = req.headers().get(CONTENT_TYPE) else {
-        return Ok(());
+        return Err(ApiError::invalid(
+            "the body must be JSON sent with `Content-Type: application/json`; this request has no Content-Type",
+        ));
     };
-    let essence = value
-        .to_str()
-        .unwrap_or("")
+    let sent = value.to_str().unwrap_or("");
+    let essence = sent
         .split(';')
         .next()
         .unwrap_or("")
@@ -62,9 +64,10 @@ fn check_content_type(req: &HttpRequest) -> Result<(), ApiError> {
     if essence == "application/json" || essence.ends_with("+json") {
         Ok(())
     } else {
-        Err(ApiError::invalid(
-            "the body must be JSON (`Content-Type: application/json`)",
-        ))
+        let shown: String = essence.chars().take(100).collect();
+        Err(ApiError::invalid(format!(
+            "the body must be JSON sent with `Content-Type: application/json`; this request's Content-Type is `{shown}`"
+        )))
     }
 }
 

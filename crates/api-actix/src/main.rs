@@ -23,10 +23,26 @@ async fn main() -> ExitCode {
     let Some(command) = cli.command else {
         return ExitCode::FAILURE;
     };
+    // Operator commands print their result on stdout; only warnings go to stderr.
+    let default_filter = if matches!(command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    match telemetry::filter(default_filter) {
+        Ok(filter) => telemetry::init(config.log_format, filter),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
     match command {
         Command::Serve(_) => {
-            telemetry::init("info");
-            tracing::info!(?config, "starting");
+            tracing::info!(
+                version = env!("CARGO_PKG_VERSION"),
+                config = config.summary(),
+                "starting api-actix"
+            );
             let served = match Application::build(&config).await {
                 Ok(app) => app.run_until_stopped().await,
                 Err(e) => Err(e),
@@ -34,28 +50,24 @@ async fn main() -> ExitCode {
             match served {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
+                    // Once, in the log's format (JSON when asked), as the last line.
                     tracing::error!(error = format!("{e:#}"), "the service failed");
-                    eprintln!("error: {e:#}");
                     ExitCode::FAILURE
                 }
             }
         }
-        command => {
-            // Operator commands print their result on stdout; only warnings go to stderr.
-            telemetry::init("warn");
-            match api_actix::cli::run_operator_command(&config, command).await {
-                Ok(line) => {
-                    #[allow(clippy::print_stdout)]
-                    {
-                        println!("{line}");
-                    }
-                    ExitCode::SUCCESS
+        command => match api_actix::cli::run_operator_command(&config, command).await {
+            Ok(line) => {
+                #[allow(clippy::print_stdout)]
+                {
+                    println!("{line}");
                 }
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

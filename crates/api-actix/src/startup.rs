@@ -4,21 +4,21 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, web};
 use adapters_postgres::DbStore;
 use anyhow::Context as _;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing_actix_web::TracingLogger;
 
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::json_body::BODY_LIMIT;
+use crate::prometheus::{self, ScrapeSources};
 use crate::request_guard::guard_request;
 use crate::routes;
-use crate::telemetry::{RootSpan, request_id_header};
+use crate::telemetry::observe;
 use crate::wiring;
 
 /// A built server, bound and ready to run.
@@ -27,6 +27,8 @@ pub struct Application {
     store: Arc<DbStore>,
     stop_signals: Option<StopSignals>,
     server: Server,
+    /// The metrics listener, when `JT_METRICS_BIND` is not `off`.
+    metrics: Option<(SocketAddr, Server)>,
     shutdown: CancellationToken,
     background: Vec<JoinHandle<()>>,
 }
@@ -54,15 +56,24 @@ impl Application {
             }
         };
         let addr = listener.local_addr()?;
+        let metrics = match start_metrics(config, &wired) {
+            Ok(metrics) => metrics,
+            Err(e) => {
+                wired.store.close().await;
+                return Err(e);
+            }
+        };
         let shutdown = CancellationToken::new();
         let background = wired.spawn_background(config, &shutdown);
         let store = wired.store.clone();
         let state = web::Data::new(wired.state);
+        let cors = config.cors_origins.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(guard_request))
-                .wrap(from_fn(request_id_header))
-                .wrap(TracingLogger::<RootSpan>::new())
+                // Outside the credential checks: a preflight is answered without one.
+                .wrap(Condition::new(!cors.is_empty(), cors.middleware()))
+                .wrap(from_fn(observe))
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(BODY_LIMIT))
                 .app_data(web::PathConfig::default().error_handler(|e, _| {
@@ -87,12 +98,13 @@ impl Application {
         if let Some(n) = config.tuning.workers {
             server = server.workers(n);
         }
-        tracing::info!(%addr, backend = wired.backend, "listening");
+        tracing::info!(%addr, backend = wired.backend, metrics = ?metrics.as_ref().map(|m| m.0), "listening");
         Ok(Self {
             addr,
             store,
             stop_signals,
             server: server.run(),
+            metrics,
             shutdown,
             background,
         })
@@ -101,6 +113,12 @@ impl Application {
     #[must_use]
     pub fn address(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `/metrics` is served, if anywhere.
+    #[must_use]
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.0)
     }
 
     #[must_use]
@@ -122,7 +140,20 @@ impl Application {
                 handle.stop(true).await;
             });
         }
+        let metrics = self.metrics.map(|(_, server)| {
+            let handle = server.handle();
+            (
+                handle,
+                tokio::spawn(server),
+                tokio::spawn(prometheus::upkeep()),
+            )
+        });
         let served = self.server.await;
+        if let Some((handle, server, upkeep)) = metrics {
+            upkeep.abort();
+            handle.stop(false).await;
+            let _ = server.await;
+        }
         tracing::info!("server stopped; flushing usage and stopping workers");
         self.shutdown.cancel();
         for task in self.background {
@@ -136,6 +167,24 @@ impl Application {
         self.store.close().await;
         served.context("the HTTP server failed")
     }
+}
+
+/// Binds `JT_METRICS_BIND` (unless `off`) and builds its server.
+fn start_metrics(
+    config: &Config,
+    wired: &wiring::Wired,
+) -> anyhow::Result<Option<(SocketAddr, Server)>> {
+    let Some(bind) = &config.metrics_bind else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(bind)
+        .with_context(|| format!("cannot listen on JT_METRICS_BIND {bind}"))?;
+    let addr = listener.local_addr()?;
+    let sources = ScrapeSources {
+        outbox: wired.store.clone(),
+        clock: wired.state.clock.clone(),
+    };
+    Ok(Some((addr, prometheus::serve(listener, sources)?)))
 }
 
 /// SIGTERM and SIGINT (ctrl-c), registered once.
@@ -177,6 +226,8 @@ fn json_config_error(e: &actix_web::error::JsonPayloadError) -> ApiError {
 /// A server running in the background (tests, embedding).
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served, if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
     pub handle: ServerHandle,
     join: JoinHandle<anyhow::Result<()>>,
 }
@@ -199,7 +250,13 @@ impl Running {
 pub async fn spawn(config: &Config) -> anyhow::Result<Running> {
     let app = Application::build(config).await?;
     let addr = app.address();
+    let metrics_addr = app.metrics_address();
     let handle = app.handle();
     let join = tokio::spawn(app.run_until_stopped());
-    Ok(Running { addr, handle, join })
+    Ok(Running {
+        addr,
+        metrics_addr,
+        handle,
+        join,
+    })
 }

@@ -1,97 +1,249 @@
-//! Logs: `tracing` to stderr (stdout is for the CLI's JSON), one root span per request with its
-//! request id, and the key only ever as its id (never a header, never the key).
+//! Logs and per-request observation.
+//!
+//! Logs: `tracing` to stderr (stdout is for the CLI's JSON), as text or (`JT_LOG_FORMAT=json`)
+//! one JSON object per line; a record never spans lines. [`observe`] is the outermost middleware:
+//! the request id and trace, the root span, the `X-Request-Id` response header, the HTTP
+//! metrics, and the JSON shape of errors that other middleware produced.
 
-use actix_web::HttpMessage;
-use actix_web::body::MessageBody;
+use std::io::{self, Write};
+use std::str::FromStr;
+use std::sync::LazyLock;
+use std::time::Instant;
+
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
 use actix_web::middleware::Next;
-use tracing::Span;
-use tracing_actix_web::{RequestId, RootSpanBuilder};
+use actix_web::{HttpMessage, ResponseError};
+use tracing::Instrument as _;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 use crate::auth::api_key::ApiKeyAuth;
-use tracing_subscriber::EnvFilter;
+use crate::error::ApiError;
+use crate::prometheus::{HTTP_DURATION, HTTP_REQUESTS};
+use crate::request_id::{RequestId, X_REQUEST_ID};
+use crate::routes::RouteMetrics;
 
-/// Installs the global subscriber; `RUST_LOG` overrides `default_filter`.
-pub fn init(default_filter: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    // tracing-actix-web emits a WARN for every response that carries an error, i.e. every 401,
-    // 404 and 429: a log line per refused request is a flood under attack and costs a third of
-    // the throughput of the 401 path. Our root span logs client errors at debug and server
-    // errors at error already, so its middleware only speaks for errors.
-    let filter = match "tracing_actix_web::middleware=error".parse() {
-        Ok(directive) => filter.add_directive(directive),
-        Err(_) => filter,
-    };
-    // A second call (tests) keeps the first subscriber.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal; they cost formatting on every span.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+/// `JT_LOG_FORMAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
-/// The request's root span: tracing-actix-web's fields (method, route, status, request id, …;
-/// no headers). Its end event names the authenticated key by id, never the key itself.
-pub struct RootSpan;
+impl FromStr for LogFormat {
+    type Err = String;
 
-impl RootSpanBuilder for RootSpan {
-    fn on_request_start(request: &ServiceRequest) -> Span {
-        tracing_actix_web::root_span!(request)
-    }
-
-    fn on_request_end<B: MessageBody>(
-        span: Span,
-        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
-    ) {
-        let status = match outcome {
-            Ok(res) => res.status(),
-            Err(e) => e.as_response_error().status_code(),
-        };
-        span.record("http.status_code", status.as_u16());
-        // Client errors are routine (401s, 429s under load): debug, not a warning per request.
-        // Server errors are logged with their cause. The event's fields are only built when it
-        // will be written, and the key is named here rather than recorded on the span by the
-        // hot path (the fmt layer formats a span record at once, logged or not).
-        let server_error = status.is_server_error();
-        if !server_error && !tracing::enabled!(tracing::Level::DEBUG) {
-            return;
-        }
-        let (error, key_id) = match outcome {
-            Ok(res) => (
-                res.response().error().map(ToString::to_string),
-                res.request()
-                    .extensions()
-                    .get::<ApiKeyAuth>()
-                    .map(|a| a.key.id.to_string()),
-            ),
-            Err(e) => (Some(e.to_string()), None),
-        };
-        if server_error {
-            span.record("otel.status_code", "ERROR");
-            tracing::error!(parent: &span, status = status.as_u16(), key_id = key_id.as_deref(), error = error.as_deref(), "request failed");
-        } else {
-            tracing::debug!(parent: &span, status = status.as_u16(), key_id = key_id.as_deref(), error = error.as_deref(), "request done");
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "text" | "" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!(
+                "`{other}` is not a log format; use `text` or `json`"
+            )),
         }
     }
 }
 
-static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+impl LogFormat {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        }
+    }
+}
 
-/// Returns the request id as `x-request-id`, so a client can quote it.
+/// The filter: `RUST_LOG` when set (an invalid one is an error, not a silent fallback), else
+/// `default_filter`.
 ///
 /// # Errors
-/// What the inner service returns.
-pub async fn request_id_header(
+/// `RUST_LOG` is not a valid filter.
+pub fn filter(default_filter: &str) -> anyhow::Result<EnvFilter> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => EnvFilter::builder()
+            .parse(&v)
+            .map_err(|e| anyhow::anyhow!("RUST_LOG `{v}` is not a valid log filter: {e}"))?,
+        Ok(_) | Err(std::env::VarError::NotPresent) => EnvFilter::new(default_filter),
+        Err(std::env::VarError::NotUnicode(_)) => anyhow::bail!("RUST_LOG is not valid UTF-8"),
+    };
+    Ok(filter)
+}
+
+/// Installs the global subscriber (a second call, in tests, keeps the first).
+pub fn init(format: LogFormat, filter: EnvFilter) {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(OneLine);
+    let _ = match format {
+        LogFormat::Text => builder
+            // Colour codes only for a person at a terminal; they cost formatting on every span.
+            .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
+}
+
+/// stderr, one line per record: a line break inside a record (a multi-line message or field)
+/// is written as `\n`, so that log shippers never split a record.
+struct OneLine;
+
+impl<'a> MakeWriter<'a> for OneLine {
+    type Writer = OneLineWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        OneLineWriter
+    }
+}
+
+struct OneLineWriter;
+
+impl Write for OneLineWriter {
+    /// The formatter hands over one whole record per call.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let body = buf.strip_suffix(b"\n").unwrap_or(buf);
+        let mut err = io::stderr().lock();
+        if body.contains(&b'\n') || body.contains(&b'\r') {
+            let mut escaped = Vec::with_capacity(buf.len() + 16);
+            for &b in body {
+                match b {
+                    b'\n' => escaped.extend_from_slice(b"\\n"),
+                    b'\r' => escaped.extend_from_slice(b"\\r"),
+                    _ => escaped.push(b),
+                }
+            }
+            escaped.push(b'\n');
+            err.write_all(&escaped)?;
+        } else {
+            err.write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
+}
+
+/// `"100"` to `"599"`, so the status label costs no allocation.
+static STATUS_LABELS: LazyLock<Vec<String>> =
+    LazyLock::new(|| (0..600).map(|s: u16| s.to_string()).collect());
+
+/// The status label of a response.
+pub fn status_label(status: StatusCode) -> &'static str {
+    STATUS_LABELS
+        .get(usize::from(status.as_u16()))
+        .map_or("other", String::as_str)
+}
+
+/// The outermost middleware (see the module's documentation). The request id is the current
+/// one ([`crate::request_id::current`]) while the request runs, so every error body quotes it.
+///
+/// # Errors
+/// None: an error of the inner services becomes its JSON response here.
+pub async fn observe(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let id = req.extensions().get::<RequestId>().map(ToString::to_string);
-    let mut res = next.call(req).await?;
-    if let Some(v) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
+    let started = Instant::now();
+    let (id, trace) = RequestId::and_trace(req.headers());
+    // Few fields: the fmt layer formats them on every request, logged or not. The method and
+    // path are in the end event, written only when it is logged.
+    let span = tracing::info_span!(
+        "request",
+        request_id = id.as_str(),
+        trace_id = trace.trace_id.as_str(),
+        parent_span_id = trace.parent_id.as_deref(),
+    );
+    // No clone of the request may be held while it is routed (actix needs it unshared).
+    let outcome = id
+        .clone()
+        .scope(next.call(req))
+        .instrument(span.clone())
+        .await;
+    let mut res = match outcome {
+        Ok(res) if res.status().as_u16() >= 400 && is_foreign_error(&res) => {
+            let e = ApiError::from_status(res.status(), res.response().error());
+            let res = res.into_response(id.clone().sync_scope(|| e.error_response()));
+            res.map_into_right_body()
+        }
+        Ok(res) => res.map_into_left_body(),
+        Err(e) => {
+            // Unreachable with today's middleware (each answers its errors as responses); if
+            // one ever returns an error, it is still answered in the contract's shape.
+            let status = e.as_response_error().status_code();
+            let api = ApiError::from_status(status, Some(&e));
+            let mut response = id.clone().sync_scope(|| api.error_response());
+            if let Ok(v) = HeaderValue::from_str(id.as_str()) {
+                response.headers_mut().insert(X_REQUEST_ID.clone(), v);
+            }
+            metrics::counter!(HTTP_REQUESTS, "route" => "unmatched", "status" => status_label(status))
+                .increment(1);
+            return Err(actix_web::error::InternalError::from_response(e, response).into());
+        }
+    };
+    let status = res.status();
+    let route = match res.request().app_data::<RouteMetrics>() {
+        Some(m) => {
+            m.record(status, started.elapsed());
+            m.route
+        }
+        None => {
+            metrics::counter!(HTTP_REQUESTS, "route" => "unmatched", "status" => status_label(status))
+                .increment(1);
+            metrics::histogram!(HTTP_DURATION, "route" => "unmatched").record(started.elapsed());
+            "unmatched"
+        }
+    };
+    log_end(&span, &res, route);
+    if let Ok(v) = HeaderValue::from_str(id.as_str()) {
         res.headers_mut().insert(X_REQUEST_ID.clone(), v);
     }
     Ok(res)
+}
+
+/// An error response that is not the contract's JSON (actix's own, or another middleware's,
+/// e.g. CORS): rewritten, so that every error has the same shape and a `request_id`.
+fn is_foreign_error<B>(res: &ServiceResponse<B>) -> bool {
+    let json = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    !json
+        && res
+            .response()
+            .error()
+            .is_none_or(|e| e.as_error::<ApiError>().is_none())
+}
+
+/// Client errors are routine (401s, 429s under load): debug, not a line per request. Server
+/// errors are logged with their cause. The fields are built only when the event is written, and
+/// the key is named here by id, never the key itself.
+fn log_end<B>(span: &tracing::Span, res: &ServiceResponse<B>, route: &str) {
+    let status = res.status();
+    let server_error = status.is_server_error();
+    if !server_error && !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let error = res.response().error().map(ToString::to_string);
+    let key_id = res
+        .request()
+        .extensions()
+        .get::<ApiKeyAuth>()
+        .map(|a| a.key.id.to_string());
+    let (method, path) = (res.request().method().as_str(), res.request().path());
+    if server_error {
+        tracing::error!(parent: span, method, path, status = status.as_u16(), route, key_id = key_id.as_deref(), error = error.as_deref(), "request failed");
+    } else {
+        tracing::debug!(parent: span, method, path, status = status.as_u16(), route, key_id = key_id.as_deref(), error = error.as_deref(), "request done");
+    }
 }

@@ -53,6 +53,16 @@ impl std::fmt::Display for Credits {
     }
 }
 
+/// "1 credit", "50 credits".
+#[must_use]
+pub fn credits_phrase(n: Credits) -> String {
+    if n.get() == 1 {
+        "1 credit".to_owned()
+    } else {
+        format!("{n} credits")
+    }
+}
+
 /// What a debit costs.
 pub mod prices {
     use super::Credits;
@@ -63,7 +73,7 @@ pub mod prices {
 
 /// The balance does not cover the cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("this operation costs {required} credits but the balance is {balance}")]
+#[error("this operation costs {} but the balance is {balance}", credits_phrase(*required))]
 pub struct InsufficientCredits {
     pub required: Credits,
     pub balance: Credits,
@@ -189,6 +199,26 @@ pub fn parse_initial_credits(text: &str) -> Result<Option<GrantAmount>, InvalidG
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_credit_is_singular() {
+        let one = InsufficientCredits {
+            required: Credits::new(1),
+            balance: Credits::new(0),
+        };
+        assert_eq!(
+            one.to_string(),
+            "this operation costs 1 credit but the balance is 0"
+        );
+        let fifty = InsufficientCredits {
+            required: Credits::new(50),
+            balance: Credits::new(7),
+        };
+        assert_eq!(
+            fifty.to_string(),
+            "this operation costs 50 credits but the balance is 7"
+        );
+    }
 
     #[test]
     fn a_debit_never_goes_negative() {

@@ -5,7 +5,13 @@
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use time::format_description::FormatItem;
+use time::macros::format_description;
+
+/// RFC 3339 in UTC with exactly three fractional digits, so that every time in a body has the
+/// same shape (the well-known `Rfc3339` drops trailing zeros: `…:40.77Z` beside `…:08.424Z`).
+const MILLIS_UTC: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 
 /// An instant, in milliseconds since 1970-01-01T00:00:00Z.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -38,14 +44,14 @@ impl Timestamp {
         Self(self.0.saturating_sub(ms))
     }
 
-    /// RFC 3339 in UTC, e.g. `2026-11-27T22:23:00.123Z`.
+    /// RFC 3339 in UTC, always with milliseconds, e.g. `2026-11-27T22:23:00.120Z`.
     #[must_use]
     pub fn to_rfc3339(self) -> String {
         let nanos = i128::from(self.0) * 1_000_000;
         OffsetDateTime::from_unix_timestamp_nanos(nanos)
             .ok()
-            .and_then(|t| t.format(&Rfc3339).ok())
-            .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
+            .and_then(|t| t.format(MILLIS_UTC).ok())
+            .unwrap_or_else(|| "1970-01-01T00:00:00.000Z".to_owned())
     }
 }
 
@@ -57,7 +63,11 @@ mod tests {
     fn formats_rfc3339_utc() {
         assert_eq!(
             Timestamp::from_millis(0).to_rfc3339(),
-            "1970-01-01T00:00:00Z"
+            "1970-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            Timestamp::from_millis(1_795_818_180_120).to_rfc3339(),
+            "2026-11-27T22:23:00.120Z"
         );
         assert_eq!(
             Timestamp::from_millis(1_795_818_180_123).to_rfc3339(),

@@ -780,6 +780,9 @@ pub async fn outbox_claims_lease_and_retry(store: impl Store) {
             .is_empty(),
         "not due yet"
     );
+    // The backlog counts what waits, and dates the oldest by when it was enqueued.
+    let backlog = store.backlog().await.unwrap();
+    assert_eq!((backlog.pending, backlog.oldest), (3, Some(at(0))));
     let first = store.claim_due(at(10), at(60_000), 2).await.unwrap();
     assert_eq!(
         first.iter().map(|q| q.id.clone()).collect::<Vec<_>>(),
@@ -803,6 +806,8 @@ pub async fn outbox_claims_lease_and_retry(store: impl Store) {
     );
 
     store.mark_sent(&ids[0], at(40)).await.unwrap();
+    let backlog = store.backlog().await.unwrap();
+    assert_eq!((backlog.pending, backlog.oldest), (2, Some(at(1))));
     store
         .mark_failed(&ids[1], 1, at(120_000), "421 try later")
         .await
@@ -837,6 +842,8 @@ pub async fn outbox_claims_lease_and_retry(store: impl Store) {
             .is_empty(),
         "all sent"
     );
+    let backlog = store.backlog().await.unwrap();
+    assert_eq!((backlog.pending, backlog.oldest), (0, None));
     // Unknown ids are ignored.
     store
         .mark_sent(&AlertId::new("alr_nope"), at(1))

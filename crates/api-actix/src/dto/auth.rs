@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::ApiError;
 
 /// `POST /api/v1/auth/email-link`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct EmailLinkRequest {
+    /// The address to send a sign-in link to, if it has an account.
+    #[schema(value_type = String)]
     email: Option<String>,
 }
 
@@ -25,8 +27,10 @@ impl EmailLinkRequest {
 }
 
 /// `POST /api/v1/auth/session`. Its `Debug` hides the token.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SessionRequest {
+    /// The one-time token of the link (`#token=…`).
+    #[schema(value_type = String)]
     pub token: Option<String>,
 }
 
@@ -37,9 +41,11 @@ impl std::fmt::Debug for SessionRequest {
 }
 
 /// The dashboard token a link was exchanged for.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Session<'a> {
+    /// A dashboard token (JWT), at most 12 hours.
     pub token: &'a str,
     #[serde(serialize_with = "super::wire::timestamp")]
+    #[schema(value_type = String, format = DateTime)]
     pub expires_at: Timestamp,
 }

@@ -8,9 +8,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::ApiError;
 
 /// `POST /api/v1/public/documents`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct RenderDocumentRequest {
+    #[schema(value_type = String, required = true, example = "classic")]
     template_id: Option<String>,
+    /// Values of the template's `{{field}}` placeholders.
+    #[schema(value_type = Option<std::collections::HashMap<String, String>>)]
     fields: Option<Fields>,
 }
 
@@ -28,12 +31,13 @@ impl RenderDocumentRequest {
 }
 
 /// A stored document.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DocumentObject<'a> {
     pub id: &'a str,
     pub template_id: &'a str,
     pub content: &'a str,
     #[serde(serialize_with = "super::wire::timestamp")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-27T22:23:00.123Z")]
     pub created_at: Timestamp,
 }
 
@@ -50,11 +54,12 @@ impl<'a> DocumentObject<'a> {
 }
 
 /// A document as a list shows it: no `content` (read one document for that).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DocumentListItem<'a> {
     pub id: &'a str,
     pub template_id: &'a str,
     #[serde(serialize_with = "super::wire::timestamp")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-27T22:23:00.123Z")]
     pub created_at: Timestamp,
 }
 
@@ -70,7 +75,7 @@ impl<'a> DocumentListItem<'a> {
 }
 
 /// The 201 body of a render: the document, what it cost and the balance after.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RenderedDocumentObject<'a> {
     pub id: &'a str,
     pub template_id: &'a str,
@@ -78,6 +83,7 @@ pub struct RenderedDocumentObject<'a> {
     pub charged: u64,
     pub balance: u64,
     #[serde(serialize_with = "super::wire::timestamp")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-27T22:23:00.123Z")]
     pub created_at: Timestamp,
 }
 

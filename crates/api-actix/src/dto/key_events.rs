@@ -6,13 +6,19 @@ use serde_json::{Value, json};
 
 /// One event: `type`, `actor`, `at`, `detail`; `cursor` is what `starting_after` takes to read
 /// the events before this one.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyEventObject {
+    /// `created`, `rotated`, `revoked`, `revocation_scheduled`, `high_usage_alert` or `leak_reported`.
     #[serde(rename = "type")]
+    #[schema(rename = "type")]
     pub kind: &'static str,
+    /// `user`, `operator`, `github_secret_scanning` or `system`.
     pub actor: &'static str,
     #[serde(serialize_with = "super::wire::timestamp")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
+    /// Depends on `type`, e.g. the leak's `url` and `source`.
+    #[schema(value_type = Object)]
     pub detail: Value,
     pub cursor: String,
 }

@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::ApiError;
 
 /// `POST /api/v1/keys`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateKeyRequest {
+    /// 1 to 100 characters after trimming, no control characters; unique among the user's keys that are not revoked.
+    #[schema(value_type = String, required = true, example = "ci-bot")]
     name: Option<String>,
 }
 
@@ -23,9 +25,13 @@ impl CreateKeyRequest {
 
 /// `POST /api/v1/keys/{id}/rotate`. `name` is required, as on creation: the new key is a new
 /// credential and the name is how its owner tells it apart in the dashboard.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct RotateKeyRequest {
+    /// The new key's name.
+    #[schema(value_type = String, required = true, example = "ci-bot-2")]
     name: Option<String>,
+    /// 0 (default): the old key is revoked at once; else it stays valid this long (at most 604800).
+    #[schema(minimum = 0, maximum = 604_800)]
     grace_period_seconds: Option<i64>,
 }
 
@@ -46,24 +52,32 @@ fn parse_name(name: Option<String>) -> Result<KeyName, ApiError> {
 }
 
 /// The key object (`docs/api.md`); `key` only in the response that creates the key.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyObject<'a> {
     pub id: &'a str,
     pub name: &'a str,
     pub preview: &'a str,
     #[serde(serialize_with = "super::wire::status")]
+    #[schema(value_type = String, example = "active")]
+    /// `active`, `expiring` or `revoked`.
     pub status: KeyStatus,
     #[serde(serialize_with = "super::wire::timestamp")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-27T22:23:00.123Z")]
     pub created_at: Timestamp,
     #[serde(serialize_with = "super::wire::optional_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_used_at: Option<Timestamp>,
     pub usage_count: u64,
     #[serde(serialize_with = "super::wire::optional_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<Timestamp>,
     #[serde(serialize_with = "super::wire::optional_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub revokes_at: Option<Timestamp>,
     /// `user`, `rotation`, `leaked` or `operator` once revoked; else `null`.
+    #[schema(value_type = Option<String>)]
     pub revocation_reason: Option<&'static str>,
+    /// The full key: only in the response that creates it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<&'a str>,
 }
@@ -98,7 +112,7 @@ impl<'a> KeyObject<'a> {
 }
 
 /// `{"data": [...]}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ListOf<T> {
     pub data: Vec<T>,
 }

@@ -5,12 +5,13 @@ use serde::Serialize;
 
 /// One entry: `delta` is negative for debits; `cursor` is what `starting_after` takes to read
 /// the entries before this one.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LedgerItemObject<'a> {
     pub delta: i64,
     pub balance_after: u64,
     pub reason: &'a str,
     #[serde(serialize_with = "super::wire::timestamp")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-27T22:23:00.123Z")]
     pub created_at: Timestamp,
     pub cursor: String,
 }

@@ -129,7 +129,7 @@ impl From<ListError> for ApiError {
 }
 
 /// `{"data": [...], "has_more": true|false}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PageOf<T> {
     pub data: Vec<T>,
     pub has_more: bool,

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 /// One match as GitHub posts it. `url` and `source` are optional: they only go into the
 /// trail and the email.
-#[derive(Debug, Deserialize)]
-struct ReportedMatch {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct ReportedMatch {
     token: String,
     #[serde(rename = "type")]
     token_type: String,
@@ -41,7 +41,7 @@ pub fn parse_report(body: &[u8]) -> Result<Vec<ReportedToken>, String> {
 }
 
 /// One entry of the answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenLabelObject<'a> {
     pub token_hash: &'a str,
     pub token_type: &'a str,

@@ -6,7 +6,7 @@ use keys_domain::template::TemplateListing;
 use serde::Serialize;
 
 /// One catalogue entry with the caller's ownership.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TemplateObject<'a> {
     pub id: &'a str,
     pub name: &'a str,
@@ -29,7 +29,7 @@ impl<'a> TemplateObject<'a> {
 }
 
 /// The 200 body of a purchase.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PurchaseObject<'a> {
     pub template_id: &'a str,
     pub owned: bool,

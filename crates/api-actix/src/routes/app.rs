@@ -62,13 +62,41 @@ fn page(content_type: &'static str, body: &'static str) -> HttpResponse {
         .body(body)
 }
 
-/// `GET /app`, `/app/sign-in`, `/app/keys`, `/app/credits`: the one HTML page; the script
-/// shows the view the path names.
+/// The views of the page, each its own address (`/app/{view}`).
+const VIEWS: &[&str] = &["sign-in", "keys", "credits"];
+
+/// `GET /app`: the one HTML page; its script shows the view the path names.
+#[utoipa::path(get, path = "/app", tag = "dashboard page",
+    responses((status = 200, description = "The dashboard (HTML); everything it loads comes from this service", content_type = "text/html")))]
 pub async fn index() -> HttpResponse {
     page("text/html; charset=utf-8", INDEX)
 }
 
+/// `GET /app/sign-in`, `/app/keys`, `/app/credits`: the same page, opened on that view.
+///
+/// # Errors
+/// 404 `not_found` for any other view.
+#[utoipa::path(get, path = "/app/{view}", tag = "dashboard page",
+    params(("view" = String, Path, description = "`sign-in`, `keys` or `credits`")),
+    responses(
+        (status = 200, description = "The dashboard (HTML), opened on that view", content_type = "text/html"),
+        (status = 404, description = "`not_found`: no such view", body = crate::openapi::ErrorBody),
+    ))]
+pub async fn view(view: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    if VIEWS.contains(&view.as_str()) {
+        Ok(index().await)
+    } else {
+        Err(ApiError::NotFound("no such page".into()))
+    }
+}
+
 /// `GET /app/assets/{name}`.
+#[utoipa::path(get, path = "/app/assets/{name}", tag = "dashboard page",
+    params(("name" = String, Path, description = "e.g. `app.js`, `app.css`")),
+    responses(
+        (status = 200, description = "A script, stylesheet or image of the page"),
+        (status = 404, description = "`not_found`: no such file", body = crate::openapi::ErrorBody),
+    ))]
 ///
 /// # Errors
 /// 404 `not_found` for a name that is not embedded.

@@ -9,10 +9,17 @@ use crate::auth::dashboard_user::DashboardUser;
 use crate::dto::auth::{EmailLinkRequest, Session, SessionRequest};
 use crate::error::ApiError;
 use crate::json_body::JsonBody;
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 /// `POST /api/v1/auth/email-link` → 202 whatever the address. The lookup and the write happen
 /// after the answer, so its timing tells nothing about whether the address has an account.
+#[utoipa::path(post, path = "/api/v1/auth/email-link", tag = "dashboard",
+    request_body = EmailLinkRequest,
+    responses(
+        (status = 202, description = "Accepted, for known and unknown addresses alike; a known one gets an email with a one-time link (15 minutes, at most 5 an hour)"),
+        (status = 400, description = "`invalid_request`: `email` missing or not an address", body = ErrorBody),
+    ))]
 pub async fn email_link(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -47,6 +54,12 @@ pub async fn email_link(
 
 /// `POST /api/v1/auth/session`: a link's token → a dashboard token (12 h). Unknown, used and
 /// expired tokens are one answer, 401 `invalid_token`, and count as failed authentications.
+#[utoipa::path(post, path = "/api/v1/auth/session", tag = "dashboard",
+    request_body = SessionRequest,
+    responses(
+        (status = 200, description = "A dashboard token (at most 12 hours) and when it expires (`Cache-Control: no-store`)", body = Session),
+        (status = 401, description = "`invalid_token`: the link's token is unknown, used or expired", body = ErrorBody),
+    ))]
 pub async fn session(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -83,6 +96,8 @@ async fn exchange(state: &AppState, body: SessionRequest) -> Result<HttpResponse
 
 /// `POST /api/v1/auth/sign-out` → 204; every dashboard token of the user issued until now is
 /// refused from here on, on every instance.
+#[utoipa::path(post, path = "/api/v1/auth/sign-out", tag = "dashboard",
+    responses((status = 204, description = "Signed out: every dashboard token of the user issued until now is refused")))]
 pub async fn sign_out(
     user: DashboardUser,
     state: web::Data<AppState>,

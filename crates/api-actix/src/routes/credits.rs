@@ -2,7 +2,6 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use keys_domain::{LedgerCursor, UserId};
-use serde_json::json;
 
 use crate::auth::api_key::ApiKeyAuth;
 use crate::auth::dashboard_user::DashboardUser;
@@ -11,16 +10,27 @@ use crate::dto::pages::{ListKind, ListParams, PageOf};
 use crate::error::{ApiError, Unauthorized};
 use crate::state::AppState;
 
+/// `{"balance": N}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Balance {
+    balance: u64,
+}
+
 async fn balance(
     state: &AppState,
     user: &UserId,
     missing: Unauthorized,
 ) -> Result<HttpResponse, ApiError> {
     let balance = state.accounts.balance(user).await?.ok_or(missing)?;
-    Ok(HttpResponse::Ok().json(json!({ "balance": balance.get() })))
+    Ok(HttpResponse::Ok().json(Balance {
+        balance: balance.get(),
+    }))
 }
 
 /// `GET /api/v1/public/credits/balance`.
+#[utoipa::path(get, path = "/api/v1/public/credits/balance", tag = "public",
+    description = "The balance of the key's user. Free.",
+    responses((status = 200, description = "The balance in credits", body = Balance)))]
 pub async fn public_balance(
     auth: ApiKeyAuth,
     state: web::Data<AppState>,
@@ -29,6 +39,8 @@ pub async fn public_balance(
 }
 
 /// `GET /api/v1/credits/balance`.
+#[utoipa::path(get, path = "/api/v1/credits/balance", tag = "dashboard",
+    responses((status = 200, description = "The balance in credits", body = Balance)))]
 pub async fn dashboard_balance(
     user: DashboardUser,
     state: web::Data<AppState>,
@@ -37,6 +49,12 @@ pub async fn dashboard_balance(
 }
 
 /// `GET /api/v1/credits/ledger`: one page of the user's ledger, newest first.
+#[utoipa::path(get, path = "/api/v1/credits/ledger", tag = "dashboard",
+    params(
+        ("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
+        ("starting_after" = Option<String>, Query, description = "the `cursor` of the last entry of the previous page"),
+    ),
+    responses((status = 200, description = "One page, newest first", body = PageOf<LedgerItemObject>)))]
 pub async fn dashboard_ledger(
     user: DashboardUser,
     state: web::Data<AppState>,

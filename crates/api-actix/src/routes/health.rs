@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
-use serde_json::json;
 
 use crate::state::AppState;
 
@@ -12,18 +11,33 @@ use crate::state::AppState;
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The `/readyz` body, in the contract's order.
-#[derive(Serialize)]
-struct Readiness {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Readiness {
     status: &'static str,
     database: &'static str,
     redis: &'static str,
     smtp: &'static str,
 }
 
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
+/// `{"status": "ok"}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    status: &'static str,
 }
 
+/// `GET /healthz`: liveness.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process serves", body = Health)))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok" })
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "The database answers (`degraded` when Redis is configured but down)", body = Readiness),
+        (status = 503, description = "The database does not answer", body = Readiness),
+    ))]
 /// 200 while the database answers (`degraded` when Redis is configured but down), else 503.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let r = &state.readiness;

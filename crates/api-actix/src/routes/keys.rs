@@ -14,6 +14,7 @@ use crate::dto::pages::{ListKind, ListParams, PageOf};
 use crate::dto::usage::KeyUsageBody;
 use crate::error::ApiError;
 use crate::json_body::JsonBody;
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 /// On every response that carries a full key: no cache, shared or private, may keep it.
@@ -21,6 +22,12 @@ const NO_STORE: (actix_web::http::header::HeaderName, HeaderValue) =
     (CACHE_CONTROL, HeaderValue::from_static("no-store"));
 
 /// `POST /api/v1/keys` → 201 with the key, shown this once.
+#[utoipa::path(post, path = "/api/v1/keys", tag = "dashboard",
+    request_body = CreateKeyRequest,
+    responses(
+        (status = 201, description = "The key object with `key`, the full key, shown this once (`Cache-Control: no-store`)", body = KeyObject),
+        (status = 409, description = "`conflict`: the name is taken, or 25 keys are not revoked", body = ErrorBody),
+    ))]
 pub async fn create(
     user: DashboardUser,
     state: web::Data<AppState>,
@@ -35,6 +42,13 @@ pub async fn create(
 }
 
 /// `GET /api/v1/keys`: one page, newest first, optionally of one `status`.
+#[utoipa::path(get, path = "/api/v1/keys", tag = "dashboard",
+    params(
+        ("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
+        ("starting_after" = Option<String>, Query, description = "the `id` of the last key of the previous page"),
+        ("status" = Option<String>, Query, description = "`active`, `expiring` or `revoked`"),
+    ),
+    responses((status = 200, description = "One page of key objects, newest first (never `key`)", body = PageOf<KeyObject>)))]
 pub async fn list(
     user: DashboardUser,
     state: web::Data<AppState>,
@@ -55,6 +69,12 @@ pub async fn list(
 }
 
 /// `GET /api/v1/keys/{id}`.
+#[utoipa::path(get, path = "/api/v1/keys/{id}", tag = "dashboard",
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 200, description = "The key object", body = KeyObject),
+        (status = 404, description = "`not_found`: no such key, or another user's", body = ErrorBody),
+    ))]
 pub async fn get(
     user: DashboardUser,
     state: web::Data<AppState>,
@@ -68,6 +88,12 @@ pub async fn get(
 }
 
 /// `POST /api/v1/keys/{id}/revoke`, idempotent.
+#[utoipa::path(post, path = "/api/v1/keys/{id}/revoke", tag = "dashboard",
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 200, description = "The key object, `status: revoked` (unchanged if it already was)", body = KeyObject),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
 pub async fn revoke(
     user: DashboardUser,
     state: web::Data<AppState>,
@@ -82,6 +108,14 @@ pub async fn revoke(
 }
 
 /// `POST /api/v1/keys/{id}/rotate` → 201 with the new key.
+#[utoipa::path(post, path = "/api/v1/keys/{id}/rotate", tag = "dashboard",
+    params(("id" = String, Path, description = "The key's id")),
+    request_body = RotateKeyRequest,
+    responses(
+        (status = 201, description = "The new key object with `key`, shown this once", body = KeyObject),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`conflict`: the key is revoked, or the name is taken", body = ErrorBody),
+    ))]
 pub async fn rotate(
     user: DashboardUser,
     state: web::Data<AppState>,
@@ -98,6 +132,16 @@ pub async fn rotate(
 }
 
 /// `GET /api/v1/keys/{id}/events`: one page of the key's audit trail, newest first.
+#[utoipa::path(get, path = "/api/v1/keys/{id}/events", tag = "dashboard",
+    params(
+        ("id" = String, Path, description = "The key's id"),
+        ("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
+        ("starting_after" = Option<String>, Query, description = "the `cursor` of the last event of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page of the key's events, newest first", body = PageOf<KeyEventObject>),
+        (status = 404, description = "`not_found`: no such key, or another user's", body = ErrorBody),
+    ))]
 pub async fn events(
     user: DashboardUser,
     state: web::Data<AppState>,
@@ -118,6 +162,12 @@ pub async fn events(
 }
 
 /// `GET /api/v1/keys/{id}/usage`: the last 24 whole hours and the current one, oldest first.
+#[utoipa::path(get, path = "/api/v1/keys/{id}/usage", tag = "dashboard",
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 200, description = "25 hourly counts, oldest first", body = KeyUsageBody),
+        (status = 404, description = "`not_found`: no such key, or another user's", body = ErrorBody),
+    ))]
 pub async fn usage(
     user: DashboardUser,
     state: web::Data<AppState>,

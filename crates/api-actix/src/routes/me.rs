@@ -6,19 +6,23 @@ use serde::Serialize;
 use crate::auth::api_key::ApiKeyAuth;
 use crate::json_response::json_response;
 
-#[derive(Serialize)]
-struct Me<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Me<'a> {
     user_id: &'a str,
     key: KeySummary<'a>,
 }
 
-#[derive(Serialize)]
-struct KeySummary<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct KeySummary<'a> {
     id: &'a str,
     name: &'a str,
     preview: &'a str,
 }
 
+/// `GET /api/v1/public/me`.
+#[utoipa::path(get, path = "/api/v1/public/me", tag = "public",
+    description = "Who the key authenticates as. Free.",
+    responses((status = 200, description = "The key's user and the key", body = Me)))]
 pub async fn me(auth: ApiKeyAuth) -> HttpResponse {
     let k = &auth.key;
     json_response(

@@ -1,8 +1,12 @@
-//! One module per resource; [`configure`] mounts them all.
+//! One module per resource; [`ENDPOINTS`] is the one route table: [`configure`] mounts exactly
+//! what it lists, the OpenAPI document is checked against it (`tests/api/openapi.rs`), and its
+//! paths are the `route` label of the metrics. A route mounted any other way would be neither
+//! documented nor measured, so there is no other way.
 
 pub mod app;
 pub mod auth;
 pub mod credits;
+pub mod docs;
 pub mod documents;
 pub mod health;
 pub mod keys;
@@ -10,103 +14,212 @@ pub mod me;
 pub mod secret_scanning;
 pub mod templates;
 
+use actix_web::http::Method;
 use actix_web::middleware::from_fn;
-use actix_web::{Resource, Route, guard, web};
+use actix_web::{Route, guard, web};
 
 use crate::auth::api_key::require_api_key;
 use crate::auth::dashboard_gate::require_dashboard_user;
-use crate::error::{method_not_allowed, route_not_found};
+use crate::error::method_not_allowed;
 
-/// `Allow` of a resource that serves `GET` (and so `HEAD`).
-const GET: &str = "GET, HEAD";
-const GET_POST: &str = "GET, HEAD, POST";
-const POST: &str = "POST";
-
-/// A resource whose unserved methods answer the JSON 405 with `Allow: allow`. `allow` must name
-/// the methods of its routes (checked over HTTP in `tests/api/edge.rs`).
-pub(crate) fn resource(path: &str, allow: &'static str) -> Resource {
-    web::resource(path).default_service(web::to(move || async move { method_not_allowed(allow) }))
+/// Which credential an endpoint takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// None (health, the API's own documentation).
+    Open,
+    /// `Authorization: Bearer jt_sk_…`.
+    ApiKey,
+    /// A dashboard JWT.
+    Dashboard,
+    /// No credential: the body is signed by its sender (GitHub's secret scanning).
+    Signed,
 }
 
-/// `GET`, and `HEAD` with the same handler (actix sends the headers without the body).
-pub(crate) fn get() -> Route {
-    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+/// Each method of a path with the handler it runs (`|r| r.to(handler)`).
+pub type Methods = &'static [(Method, fn(Route) -> Route)];
+
+/// A path, its credential, and each method with the handler it runs.
+pub struct Endpoint {
+    /// The full route pattern, e.g. `/api/v1/keys/{id}`.
+    pub path: &'static str,
+    pub gate: Gate,
+    pub methods: Methods,
+    /// A body limit other than the default 64 KiB.
+    pub body_limit: Option<usize>,
 }
 
-/// Mounts a dashboard resource behind its gate (token, sign-out cut-off, write limit).
-macro_rules! dashboard {
-    ($resource:expr) => {
-        $resource.wrap(from_fn(require_dashboard_user))
-    };
+pub use crate::prometheus::RouteMetrics;
+
+/// Every route of the service.
+pub const ENDPOINTS: &[Endpoint] = &[
+    open("/healthz", &[(Method::GET, |r| r.to(health::healthz))]),
+    open("/readyz", &[(Method::GET, |r| r.to(health::readyz))]),
+    open(
+        "/openapi.json",
+        &[(Method::GET, |r| r.to(docs::openapi_json))],
+    ),
+    open("/docs", &[(Method::GET, |r| r.to(docs::page))]),
+    open("/app", &[(Method::GET, |r| r.to(app::index))]),
+    open("/app/{view}", &[(Method::GET, |r| r.to(app::view))]),
+    open("/app/assets/{name}", &[(Method::GET, |r| r.to(app::asset))]),
+    open("/docs/docs.js", &[(Method::GET, |r| r.to(docs::script))]),
+    open(
+        "/docs/docs.css",
+        &[(Method::GET, |r| r.to(docs::stylesheet))],
+    ),
+    public(
+        "/api/v1/public/credits/balance",
+        &[(Method::GET, |r| r.to(credits::public_balance))],
+    ),
+    public("/api/v1/public/me", &[(Method::GET, |r| r.to(me::me))]),
+    public(
+        "/api/v1/public/templates",
+        &[(Method::GET, |r| r.to(templates::list))],
+    ),
+    public(
+        "/api/v1/public/templates/{id}/purchase",
+        &[(Method::POST, |r| r.to(templates::purchase))],
+    ),
+    public(
+        "/api/v1/public/documents",
+        &[
+            (Method::GET, |r| r.to(documents::list)),
+            (Method::POST, |r| r.to(documents::render)),
+        ],
+    ),
+    public(
+        "/api/v1/public/documents/{id}",
+        &[(Method::GET, |r| r.to(documents::get))],
+    ),
+    dashboard(
+        "/api/v1/keys",
+        &[
+            (Method::GET, |r| r.to(keys::list)),
+            (Method::POST, |r| r.to(keys::create)),
+        ],
+    ),
+    dashboard("/api/v1/keys/{id}", &[(Method::GET, |r| r.to(keys::get))]),
+    dashboard(
+        "/api/v1/keys/{id}/events",
+        &[(Method::GET, |r| r.to(keys::events))],
+    ),
+    dashboard(
+        "/api/v1/keys/{id}/usage",
+        &[(Method::GET, |r| r.to(keys::usage))],
+    ),
+    dashboard(
+        "/api/v1/keys/{id}/revoke",
+        &[(Method::POST, |r| r.to(keys::revoke))],
+    ),
+    dashboard(
+        "/api/v1/keys/{id}/rotate",
+        &[(Method::POST, |r| r.to(keys::rotate))],
+    ),
+    dashboard(
+        "/api/v1/credits/balance",
+        &[(Method::GET, |r| r.to(credits::dashboard_balance))],
+    ),
+    dashboard(
+        "/api/v1/credits/ledger",
+        &[(Method::GET, |r| r.to(credits::dashboard_ledger))],
+    ),
+    // No credential: the body carries a one-time token (or an address) of its own.
+    open(
+        "/api/v1/auth/email-link",
+        &[(Method::POST, |r| r.to(auth::email_link))],
+    ),
+    open(
+        "/api/v1/auth/session",
+        &[(Method::POST, |r| r.to(auth::session))],
+    ),
+    dashboard(
+        "/api/v1/auth/sign-out",
+        &[(Method::POST, |r| r.to(auth::sign_out))],
+    ),
+    Endpoint {
+        path: "/api/v1/secret-scanning/github",
+        gate: Gate::Signed,
+        methods: &[(Method::POST, |r| r.to(secret_scanning::github))],
+        body_limit: Some(secret_scanning::REPORT_LIMIT),
+    },
+];
+
+const fn open(path: &'static str, methods: Methods) -> Endpoint {
+    Endpoint {
+        path,
+        gate: Gate::Open,
+        methods,
+        body_limit: None,
+    }
 }
 
-/// Every route of the contract, plus JSON 404/405 for everything else.
+const fn public(path: &'static str, methods: Methods) -> Endpoint {
+    Endpoint {
+        path,
+        gate: Gate::ApiKey,
+        methods,
+        body_limit: None,
+    }
+}
+
+const fn dashboard(path: &'static str, methods: Methods) -> Endpoint {
+    Endpoint {
+        path,
+        gate: Gate::Dashboard,
+        methods,
+        body_limit: None,
+    }
+}
+
+impl Endpoint {
+    /// The `Allow` header of the resource: its methods, `HEAD` wherever `GET` is.
+    #[must_use]
+    pub fn allow(&self) -> String {
+        let mut names: Vec<&str> = Vec::new();
+        for (m, _) in self.methods {
+            names.push(m.as_str());
+            if *m == Method::GET {
+                names.push("HEAD");
+            }
+        }
+        names.sort_unstable();
+        names.join(", ")
+    }
+}
+
+/// The route of `method`: `GET` also answers `HEAD` with the same handler (actix sends the
+/// headers without the body).
+fn route_for(method: &Method) -> Route {
+    if *method == Method::GET {
+        web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+    } else {
+        web::route().method(method.clone())
+    }
+}
+
+/// Mounts [`ENDPOINTS`], each behind its gate, with the JSON 405 (and `Allow`) for the methods
+/// it does not serve; everything else is the JSON 404 of the app's default service.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/healthz", GET).route(get().to(health::healthz)))
-        .service(resource("/readyz", GET).route(get().to(health::readyz)))
-        .service(resource("/app", GET).route(get().to(app::index)))
-        .service(resource("/app/", GET).route(get().to(app::index)))
-        .service(resource("/app/sign-in", GET).route(get().to(app::index)))
-        .service(resource("/app/keys", GET).route(get().to(app::index)))
-        .service(resource("/app/credits", GET).route(get().to(app::index)))
-        .service(resource("/app/assets/{name}", GET).route(get().to(app::asset)))
-        .service(
-            web::scope("/api/v1/public")
-                .wrap(from_fn(require_api_key))
-                .service(resource("/credits/balance", GET).route(get().to(credits::public_balance)))
-                .service(resource("/me", GET).route(get().to(me::me)))
-                .service(resource("/templates", GET).route(get().to(templates::list)))
-                .service(
-                    resource("/templates/{id}/purchase", POST)
-                        .route(web::post().to(templates::purchase)),
-                )
-                .service(
-                    resource("/documents", GET_POST)
-                        .route(get().to(documents::list))
-                        .route(web::post().to(documents::render)),
-                )
-                .service(resource("/documents/{id}", GET).route(get().to(documents::get)))
-                .default_service(web::to(route_not_found)),
-        )
-        .service(
-            web::scope("/api/v1")
-                .service(resource("/auth/email-link", POST).route(web::post().to(auth::email_link)))
-                .service(resource("/auth/session", POST).route(web::post().to(auth::session)))
-                .service(dashboard!(
-                    resource("/auth/sign-out", POST).route(web::post().to(auth::sign_out))
-                ))
-                .service(dashboard!(
-                    resource("/keys/{id}/usage", GET).route(get().to(keys::usage))
-                ))
-                .service(dashboard!(
-                    resource("/keys", GET_POST)
-                        .route(get().to(keys::list))
-                        .route(web::post().to(keys::create))
-                ))
-                .service(dashboard!(
-                    resource("/keys/{id}", GET).route(get().to(keys::get))
-                ))
-                .service(dashboard!(
-                    resource("/keys/{id}/events", GET).route(get().to(keys::events))
-                ))
-                .service(dashboard!(
-                    resource("/keys/{id}/revoke", POST).route(web::post().to(keys::revoke))
-                ))
-                .service(dashboard!(
-                    resource("/keys/{id}/rotate", POST).route(web::post().to(keys::rotate))
-                ))
-                .service(dashboard!(
-                    resource("/credits/balance", GET).route(get().to(credits::dashboard_balance))
-                ))
-                .service(dashboard!(
-                    resource("/credits/ledger", GET).route(get().to(credits::dashboard_ledger))
-                ))
-                // Signed by GitHub, not authenticated by a key or token; a larger body limit.
-                .service(
-                    resource("/secret-scanning/github", POST)
-                        .app_data(web::PayloadConfig::new(secret_scanning::REPORT_LIMIT))
-                        .route(web::post().to(secret_scanning::github)),
-                )
-                .default_service(web::to(route_not_found)),
-        );
+    for endpoint in ENDPOINTS {
+        let allow = endpoint.allow();
+        let mut resource = web::resource(endpoint.path)
+            // The route pattern, for the metrics' `route` label (never the raw path: that
+            // would be one series per id), with its series' handles.
+            .app_data(RouteMetrics::new(endpoint.path))
+            .default_service(web::to(move || {
+                let allow = allow.clone();
+                async move { method_not_allowed(allow) }
+            }));
+        if let Some(limit) = endpoint.body_limit {
+            resource = resource.app_data(web::PayloadConfig::new(limit));
+        }
+        for (method, handler) in endpoint.methods {
+            resource = resource.route(handler(route_for(method)));
+        }
+        match endpoint.gate {
+            Gate::Open | Gate::Signed => cfg.service(resource),
+            Gate::ApiKey => cfg.service(resource.wrap(from_fn(require_api_key))),
+            Gate::Dashboard => cfg.service(resource.wrap(from_fn(require_dashboard_user))),
+        };
+    }
 }

@@ -8,8 +8,10 @@
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use keys_domain::use_cases::SignedReport;
 
-use crate::dto::secret_scanning::{TokenLabelObject, parse_report};
+use crate::dto::secret_scanning::{ReportedMatch, TokenLabelObject, parse_report};
 use crate::error::ApiError;
+use crate::openapi::ErrorBody;
+use crate::prometheus::leaked_keys_revoked;
 use crate::state::AppState;
 
 /// Largest report accepted (1 MiB); larger is 413.
@@ -19,6 +21,18 @@ const KEY_IDENTIFIER: &str = "Github-Public-Key-Identifier";
 const SIGNATURE: &str = "Github-Public-Key-Signature";
 
 /// Verifies, revokes what is ours and still works, answers one label per token.
+#[utoipa::path(post, path = "/api/v1/secret-scanning/github", tag = "secret scanning",
+    description = "GitHub's secret-scanning partner endpoint: the body is signed (ECDSA P-256, SHA-256) by GitHub; a reported key that is ours is revoked at once with reason `leaked`.",
+    params(
+        ("Github-Public-Key-Identifier" = String, Header, description = "Which of GitHub's published keys signed the body"),
+        ("Github-Public-Key-Signature" = String, Header, description = "Base64 DER signature over the raw body bytes"),
+    ),
+    request_body = Vec<ReportedMatch>,
+    responses(
+        (status = 200, description = "One label per reported token", body = Vec<TokenLabelObject>),
+        (status = 401, description = "`invalid_signature`: missing or bad signature; nothing was revoked", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the report is over 1 MiB", body = ErrorBody),
+    ))]
 pub async fn github(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -32,6 +46,7 @@ pub async fn github(
         body: &body,
     };
     let outcome = state.leaks.receive(signed, parse_report).await?;
+    leaked_keys_revoked(outcome.revoked);
     if outcome.revoked > 0 {
         tracing::warn!(
             tokens = outcome.labels.len(),

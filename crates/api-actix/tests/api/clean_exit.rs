@@ -19,7 +19,8 @@ fn api_actix(database_url: &str, secret: &str) -> Command {
         .env("JWT_SECRET", secret)
         .env_remove("REDIS_URL")
         .env_remove("SMTP_URL")
-        .env_remove("RUST_LOG");
+        .env_remove("RUST_LOG")
+        .env("JT_METRICS_BIND", "off");
     command
 }
 

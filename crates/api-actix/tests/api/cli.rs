@@ -15,6 +15,7 @@ pub(crate) fn cli(database_url: &str, args: &[&str]) -> Output {
         .env_remove("JWT_SECRET_FILE")
         .env_remove("REDIS_URL")
         .env_remove("SMTP_URL")
+        .env("JT_METRICS_BIND", "off")
         .output()
         .expect("run api-actix")
 }

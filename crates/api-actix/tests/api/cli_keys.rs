@@ -188,6 +188,8 @@ fn serve_only_flags_appear_only_under_serve() {
         "--dashboard-writes-per-minute",
         "--trusted-proxies",
         "--github-scanning-keys",
+        "--metrics-bind",
+        "--cors-origins",
     ];
     for flag in serve_only {
         assert!(serve.contains(flag), "serve --help lacks {flag}");

@@ -21,7 +21,8 @@ fn api_actix(database_url: &str) -> Command {
         .env_remove("JWT_SECRET")
         .env_remove("JWT_SECRET_FILE")
         .env_remove("REDIS_URL")
-        .env_remove("SMTP_URL");
+        .env_remove("SMTP_URL")
+        .env("JT_METRICS_BIND", "off");
     c
 }
 

@@ -134,6 +134,8 @@ pub struct TestApp {
     pub config: Config,
     pub jwt: JwtKeys,
     pub db: Arc<Database>,
+    /// Where `/metrics` is served, when the config asked for it.
+    pub metrics: Option<std::net::SocketAddr>,
     running: Option<Running>,
 }
 
@@ -166,6 +168,7 @@ impl TestApp {
             config,
             jwt,
             db,
+            metrics: running.metrics_addr,
             running: Some(running),
         }
     }
@@ -276,6 +279,12 @@ pub async fn expect_error(res: Response, status: u16, kind: &str) -> (Value, Hea
     let (got, headers, body) = parts(res).await;
     assert_eq!(got, status, "{body}");
     assert_eq!(body["error"]["type"], kind, "{body}");
+    // Every error quotes the request id it was answered under.
+    assert_eq!(
+        body["error"]["request_id"].as_str(),
+        headers.get("x-request-id").and_then(|v| v.to_str().ok()),
+        "{body}"
+    );
     assert!(
         body["error"]["message"]
             .as_str()

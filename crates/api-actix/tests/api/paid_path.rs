@@ -237,6 +237,7 @@ async fn kill_nine_during_renders_loses_nothing_acknowledged(backend: Backend) {
         .env("DATABASE_URL", &db.url)
         .env("JWT_SECRET", &secret)
         .env("JT_BIND", "127.0.0.1:0")
+        .env("JT_METRICS_BIND", "off")
         .env("JT_RATE_LIMIT_PER_SECOND", "100000")
         .env("JT_RATE_LIMIT_BURST", "100000")
         .env("RUST_LOG", "info")

@@ -17,6 +17,14 @@ pub struct QueuedEmail {
     pub attempts: u32,
 }
 
+/// Emails waiting to be sent (neither sent nor abandoned), for monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutboxBacklog {
+    pub pending: u64,
+    /// When the oldest of them was enqueued.
+    pub oldest: Option<Timestamp>,
+}
+
 /// The durable email outbox. An alert is stored before anything is sent, so an SMTP outage
 /// delays it and loses nothing.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -79,4 +87,10 @@ pub trait AlertOutbox: Send + Sync {
         now: Timestamp,
         error: &str,
     ) -> Result<(), StoreError>;
+
+    /// How many emails wait to be sent, and since when.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn backlog(&self) -> Result<OutboxBacklog, StoreError>;
 }

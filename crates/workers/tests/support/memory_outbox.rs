@@ -4,7 +4,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use keys_domain::alert_email::OutgoingEmail;
-use keys_domain::ports::{AlertOutbox, QueuedEmail, StoreError};
+use keys_domain::ports::{AlertOutbox, OutboxBacklog, QueuedEmail, StoreError};
 use keys_domain::{AlertId, KeyId, Timestamp};
 
 #[derive(Debug, Clone)]
@@ -29,6 +29,17 @@ impl MemoryOutbox {
 
 #[async_trait]
 impl AlertOutbox for MemoryOutbox {
+    async fn backlog(&self) -> Result<OutboxBacklog, StoreError> {
+        let rows = self.rows.lock().unwrap();
+        let waiting = rows
+            .iter()
+            .filter(|r| r.sent_at.is_none() && r.abandoned_at.is_none());
+        Ok(OutboxBacklog {
+            pending: waiting.clone().count() as u64,
+            oldest: waiting.map(|r| r.due_at).min(),
+        })
+    }
+
     async fn enqueue(
         &self,
         id: AlertId,

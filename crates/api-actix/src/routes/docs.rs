@@ -1,0 +1,54 @@
+//! `GET /openapi.json` and `GET /docs`: the API's own description, and a page that renders it.
+//! Every asset of the page is embedded in the binary; `Content-Security-Policy` lets it load
+//! nothing from elsewhere, and it has no inline script.
+
+use actix_web::HttpResponse;
+use actix_web::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ContentType, X_CONTENT_TYPE_OPTIONS,
+};
+
+use crate::openapi::DOCUMENT;
+
+const PAGE: &str = include_str!("../../assets/docs.html");
+const SCRIPT: &str = include_str!("../../assets/docs.js");
+const STYLESHEET: &str = include_str!("../../assets/docs.css");
+const SELF_ONLY: &str = "default-src 'self'";
+
+/// The OpenAPI 3.1 document of every route.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document (JSON)", content_type = "application/json")))]
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(DOCUMENT.as_str())
+}
+
+/// The page that renders `/openapi.json`.
+#[utoipa::path(get, path = "/docs", tag = "operations",
+    responses((status = 200, description = "HTML; everything it loads comes from this service", content_type = "text/html")))]
+pub async fn page() -> HttpResponse {
+    asset("text/html; charset=utf-8", PAGE)
+}
+
+/// The page's script.
+#[utoipa::path(get, path = "/docs/docs.js", tag = "operations",
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript")))]
+pub async fn script() -> HttpResponse {
+    asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+/// The page's stylesheet.
+#[utoipa::path(get, path = "/docs/docs.css", tag = "operations",
+    responses((status = 200, description = "CSS", content_type = "text/css")))]
+pub async fn stylesheet() -> HttpResponse {
+    asset("text/css; charset=utf-8", STYLESHEET)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, content_type))
+        .insert_header((CONTENT_SECURITY_POLICY, SELF_ONLY))
+        .insert_header((X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((CACHE_CONTROL, "no-cache"))
+        .body(body)
+}
