@@ -16,11 +16,18 @@ use crate::store::DbStore;
 /// Longest `last_error` kept; SMTP replies can be long and this is for operators only.
 const MAX_ERROR_CHARS: usize = 1000;
 
+/// `kind` of an email about a key (a high-usage alert, a leak notice).
+pub(crate) const KIND_ALERT: &str = "key_alert";
+/// `kind` of a sign-in email row: its body holds a one-time link, blanked once it is done with.
+pub(crate) const KIND_SIGN_IN: &str = "sign_in";
+/// What a sign-in email's body becomes once sent or abandoned.
+const SPENT_SIGN_IN_BODY: &str = "(sign-in link removed after delivery)";
+
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = email_outbox)]
 struct OutboxRow {
     id: String,
-    key_id: String,
+    key_id: Option<String>,
     to_address: String,
     subject: String,
     body: String,
@@ -31,7 +38,7 @@ impl From<OutboxRow> for QueuedEmail {
     fn from(r: OutboxRow) -> Self {
         QueuedEmail {
             id: AlertId::new(r.id),
-            key_id: KeyId::new(r.key_id),
+            key_id: r.key_id.map(KeyId::new),
             email: OutgoingEmail {
                 to: Email::from_stored(r.to_address),
                 subject: r.subject,
@@ -53,7 +60,8 @@ pub(crate) fn insert_email(
     diesel::insert_into(email_outbox::table)
         .values((
             email_outbox::id.eq(id.as_str()),
-            email_outbox::key_id.eq(key.as_str()),
+            email_outbox::key_id.eq(Some(key.as_str())),
+            email_outbox::kind.eq(KIND_ALERT),
             email_outbox::to_address.eq(email.to.as_str()),
             email_outbox::subject.eq(email.subject.as_str()),
             email_outbox::body.eq(email.body.as_str()),
@@ -173,13 +181,16 @@ impl AlertOutbox for DbStore {
     async fn mark_sent(&self, id: &AlertId, now: Timestamp) -> Result<(), StoreError> {
         let id = id.clone();
         self.run(move |conn| {
-            diesel::update(email_outbox::table.find(id.as_str()))
-                .set((
-                    email_outbox::sent_at.eq(now.as_millis()),
-                    email_outbox::locked_until.eq(None::<i64>),
-                ))
-                .execute(conn)?;
-            Ok(())
+            conn.transaction(|conn| {
+                diesel::update(email_outbox::table.find(id.as_str()))
+                    .set((
+                        email_outbox::sent_at.eq(now.as_millis()),
+                        email_outbox::locked_until.eq(None::<i64>),
+                    ))
+                    .execute(conn)?;
+                blank_sign_in_body(conn, id.as_str())?;
+                Ok(())
+            })
         })
         .await
     }
@@ -207,6 +218,22 @@ impl AlertOutbox for DbStore {
     }
 }
 
+/// A sign-in email's link is a credential: once the email is done with, its body is blanked so
+/// no copy of the link outlives its delivery in the database.
+fn blank_sign_in_body(
+    conn: &mut crate::connection::AnyConnection,
+    id: &str,
+) -> Result<(), diesel::result::Error> {
+    diesel::update(
+        email_outbox::table
+            .filter(email_outbox::id.eq(id))
+            .filter(email_outbox::kind.eq(KIND_SIGN_IN)),
+    )
+    .set(email_outbox::body.eq(SPENT_SIGN_IN_BODY))
+    .execute(conn)?;
+    Ok(())
+}
+
 /// What a failed attempt leaves an email waiting for.
 enum AfterFailure {
     RetryAt(Timestamp),
@@ -232,13 +259,18 @@ impl DbStore {
                 email_outbox::last_error.eq(error),
             );
             match after {
-                AfterFailure::RetryAt(at) => diesel::update(row)
-                    .set((attempt, email_outbox::next_attempt_at.eq(at.as_millis())))
-                    .execute(conn)?,
-                AfterFailure::AbandonedAt(at) => diesel::update(row)
-                    .set((attempt, email_outbox::abandoned_at.eq(at.as_millis())))
-                    .execute(conn)?,
-            };
+                AfterFailure::RetryAt(at) => {
+                    diesel::update(row)
+                        .set((attempt, email_outbox::next_attempt_at.eq(at.as_millis())))
+                        .execute(conn)?;
+                }
+                AfterFailure::AbandonedAt(at) => {
+                    diesel::update(row)
+                        .set((attempt, email_outbox::abandoned_at.eq(at.as_millis())))
+                        .execute(conn)?;
+                    blank_sign_in_body(conn, id.as_str())?;
+                }
+            }
             Ok(())
         })
         .await

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use diesel::prelude::*;
 use keys_domain::api_key::{ApiKey, KeyLimits, NewApiKey};
+use keys_domain::hourly_usage::hour_start;
 use keys_domain::ports::{
     InsertKeyError, KeyListQuery, KeyStore, RotateKeyStoreError, Rotation, StateChange, StoreError,
 };
@@ -19,6 +20,7 @@ use crate::key_events::write_events;
 use crate::pages::key_page;
 use crate::schema::{api_keys, users};
 use crate::store::DbStore;
+use crate::usage_history::add_to_hour;
 
 /// The `status` column's values: the contract's spelling, one definition.
 const ACTIVE: &str = KeyStatus::Active.as_str();
@@ -414,6 +416,15 @@ impl KeyStore for DbStore {
                     )
                     .set(api_keys::last_used_at.eq(at))
                     .execute(conn)?;
+                    // The chart's hourly count, in the same transaction as usage_count. A batch
+                    // spans at most one flush interval, so its requests are counted in the hour
+                    // of its last one.
+                    add_to_hour(
+                        conn,
+                        delta.key_id.as_str(),
+                        hour_start(delta.last_used_at).as_millis(),
+                        count,
+                    )?;
                 }
                 Ok(())
             })

@@ -29,11 +29,13 @@ mod on_conflict;
 mod pages;
 pub mod schema;
 mod settings_store;
+mod sign_in_link_store;
 mod sqlite_file_mode;
 mod store;
 mod template_cache;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod token_cutoff_store;
+mod usage_history;
 
 pub use store::DbStore;

@@ -87,7 +87,7 @@ diesel::table! {
 diesel::table! {
     email_outbox (id) {
         id -> Text,
-        key_id -> Text,
+        key_id -> Nullable<Text>,
         to_address -> Text,
         subject -> Text,
         body -> Text,
@@ -98,6 +98,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> BigInt,
         abandoned_at -> Nullable<BigInt>,
+        kind -> Text,
     }
 }
 
@@ -125,6 +126,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sign_in_links (id) {
+        id -> Text,
+        user_id -> Text,
+        token_hash -> Binary,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    key_usage_hours (key_id, hour_start) {
+        key_id -> Text,
+        hour_start -> BigInt,
+        count -> BigInt,
+    }
+}
+
 diesel::joinable!(credit_ledger -> users (user_id));
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(documents -> users (user_id));
@@ -143,4 +163,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     dashboard_token_cutoffs,
     key_events,
     idempotency_records,
+    sign_in_links,
+    key_usage_hours,
 );

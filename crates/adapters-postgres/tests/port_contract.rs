@@ -107,6 +107,14 @@ contract_cases!(in idempotency:
     expired_records_are_replaced_and_swept,
 );
 
+contract_cases!(in dashboard:
+    sign_in_links_are_limited_per_user_and_queue_their_email,
+    a_link_is_consumed_once_and_only_before_it_expires,
+    concurrent_exchanges_of_one_link_have_one_winner,
+    sent_sign_in_emails_are_done_with_and_old_links_are_swept,
+    usage_hours_are_written_with_usage_count_and_swept,
+);
+
 contract_cases!(in credit_limits:
     grants_never_take_a_balance_past_2_pow_53_minus_1,
     concurrent_grants_near_the_limit_never_overshoot,

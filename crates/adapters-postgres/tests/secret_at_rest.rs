@@ -149,11 +149,9 @@ struct TextRow {
     text: String,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_stores_no_full_key() {
-    let db = TestDb::postgres();
-    let secrets = live_a_keys_life(db.store()).await;
-    let mut conn = PgConnection::establish(db.url()).unwrap();
+/// Every row of every table of the PostgreSQL database, as text.
+fn all_postgres_rows(url: &str) -> String {
+    let mut conn = PgConnection::establish(url).unwrap();
     let tables: Vec<TextRow> = diesel::sql_query(
         "SELECT table_name::text AS text FROM information_schema.tables \
          WHERE table_schema = 'public'",
@@ -173,7 +171,71 @@ async fn postgres_stores_no_full_key() {
             everything.push('\n');
         }
     }
+    everything
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stores_no_full_key() {
+    let db = TestDb::postgres();
+    let secrets = live_a_keys_life(db.store()).await;
+    let everything = all_postgres_rows(db.url());
     assert_no_secret(everything.as_bytes(), &secrets, "a PostgreSQL row");
+}
+
+/// A sign-in link is stored as its SHA-256; its email carries it until the mail server has
+/// it, and not after: no row holds the token once the email is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_keeps_no_sign_in_token_once_its_email_is_sent() {
+    use keys_domain::alert_email::OutgoingEmail;
+    use keys_domain::ports::{LinkEmail, NewSignInLink, SignInLinkStore};
+    use keys_domain::sign_in_link::{SignInToken, sign_in_email, sign_in_url};
+
+    let db = TestDb::postgres();
+    let store = db.store();
+    let user = UserId::generate(&OsRandom);
+    let email = Email::parse("ada@example.com").unwrap();
+    store
+        .create_user(user.clone(), email.clone(), Credits::new(0), T0)
+        .await
+        .unwrap();
+    let token = SignInToken::generate(&OsRandom);
+    let mail: OutgoingEmail = sign_in_email(email, &sign_in_url("https://x.example", &token));
+    let link = NewSignInLink {
+        id: keys_domain::SignInLinkId::generate(&OsRandom),
+        user_id: user,
+        token_hash: token.hash(),
+        created_at: T0,
+        expires_at: Timestamp::from_millis(T0.as_millis() + 900_000),
+    };
+    let mail = LinkEmail {
+        id: AlertId::generate(&OsRandom),
+        email: mail,
+    };
+    assert!(
+        store
+            .issue(link, mail, Timestamp::from_millis(0), 5)
+            .await
+            .unwrap()
+    );
+    let queued = all_postgres_rows(db.url());
+    assert!(
+        queued.contains(token.expose()),
+        "the scan sees the queued email"
+    );
+    let claimed = store
+        .claim_due(T0, Timestamp::from_millis(T0.as_millis() + 60_000), 10)
+        .await
+        .unwrap();
+    store.mark_sent(&claimed[0].id, T0).await.unwrap();
+    let after = all_postgres_rows(db.url());
+    assert!(
+        after.contains(&hex(token.hash().as_bytes())),
+        "the hash is stored"
+    );
+    assert!(
+        !after.contains(token.expose()),
+        "a row still holds the sign-in token"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,7 +20,7 @@ use crate::client_ip::TrustedProxies;
 use crate::config::{
     Config, DEFAULT_AUTH_FAILURES_PER_MINUTE, DEFAULT_BIND, DEFAULT_DASHBOARD_WRITES_PER_MINUTE,
     DEFAULT_DATABASE_URL, DEFAULT_GITHUB_SCANNING_KEYS, DEFAULT_MAIL_FROM, DEFAULT_METRICS_BIND,
-    metrics_bind,
+    DEFAULT_PUBLIC_URL, metrics_bind,
 };
 use crate::cors::CorsOrigins;
 use crate::dto::keys::KeyObject;
@@ -61,6 +61,9 @@ pub struct ServeArgs {
     /// Sender of alert emails.
     #[arg(long, env = "MAIL_FROM", default_value = DEFAULT_MAIL_FROM)]
     pub mail_from: String,
+    /// The address users reach the service at, for links in emails (sign-in links).
+    #[arg(long, env = "JT_PUBLIC_URL", default_value = DEFAULT_PUBLIC_URL)]
+    pub public_url: String,
     /// Sustained requests per second per key.
     #[arg(long, env = "JT_RATE_LIMIT_PER_SECOND", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit_per_second: u32,
@@ -151,6 +154,7 @@ impl ServeArgs {
         config.redis_url.clone_from(&self.redis_url);
         config.smtp_url.clone_from(&self.smtp_url);
         config.mail_from.clone_from(&self.mail_from);
+        config.public_url.clone_from(&self.public_url);
         config.rate_limit = RateLimitPolicy {
             per_second: self.rate_limit_per_second,
             burst: self.rate_limit_burst,

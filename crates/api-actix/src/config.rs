@@ -24,6 +24,8 @@ pub struct Config {
     pub smtp_url: Option<String>,
     /// `MAIL_FROM`.
     pub mail_from: String,
+    /// `JT_PUBLIC_URL`: the address users reach the service at, for links in emails.
+    pub public_url: String,
     /// `JWT_SECRET` or `JWT_SECRET_FILE`; `None`: generated once and kept in the database.
     pub jwt_secret: Option<JwtSecret>,
     /// `JT_RATE_LIMIT_PER_SECOND` and `JT_RATE_LIMIT_BURST`.
@@ -68,6 +70,8 @@ pub struct Tuning {
     pub body_timeout: Duration,
     /// How often the alert outbox is polled.
     pub alert_poll_interval: Duration,
+    /// How often idle per-key state, old sign-in links and old hourly usage are dropped.
+    pub sweep_interval: Duration,
     /// How long in-flight requests get to finish on shutdown.
     pub shutdown_timeout: Duration,
     /// Stop gracefully on SIGTERM / ctrl-c (off in tests, which stop through the handle).
@@ -85,6 +89,7 @@ impl Default for Tuning {
             unknown_key_capacity: 100_000,
             body_timeout: Duration::from_secs(10),
             alert_poll_interval: Duration::from_secs(1),
+            sweep_interval: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(10),
             handle_signals: true,
         }
@@ -93,6 +98,8 @@ impl Default for Tuning {
 
 /// `MAIL_FROM`'s default.
 pub const DEFAULT_MAIL_FROM: &str = "JobTactics <alerts@jobtactics.io>";
+/// `JT_PUBLIC_URL`'s default.
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 /// `JT_BIND`'s default.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 /// `JT_AUTH_FAILURES_PER_MINUTE`'s default.
@@ -118,6 +125,7 @@ impl Config {
             redis_url: None,
             smtp_url: None,
             mail_from: DEFAULT_MAIL_FROM.to_owned(),
+            public_url: DEFAULT_PUBLIC_URL.to_owned(),
             jwt_secret: None,
             rate_limit: RateLimitPolicy {
                 per_second: 20,
@@ -163,6 +171,7 @@ impl fmt::Debug for Config {
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
             .field("mail_from", &self.mail_from)
+            .field("public_url", &self.public_url)
             .field("jwt_secret", &self.jwt_secret)
             .field("rate_limit", &self.rate_limit)
             .field("high_usage_threshold", &self.high_usage_threshold)

@@ -12,8 +12,9 @@ use keys_domain::credits::InsufficientCredits;
 use keys_domain::ports::StoreError;
 use keys_domain::rate_limit::RateDecision;
 use keys_domain::use_cases::{
-    AdmitError, AuthError, DocumentLookupError, IdempotencyError, IssueKeyError, KeyEventsError,
-    KeyLookupError, LeakReportError, PurchaseError, RenderError, RotateKeyError,
+    AdmitError, AuthError, DocumentLookupError, ExchangeError, IdempotencyError, IssueKeyError,
+    KeyEventsError, KeyLookupError, LeakReportError, PurchaseError, RenderError, RotateKeyError,
+    SignOutError,
 };
 use serde_json::{Map, Value, json};
 
@@ -72,6 +73,8 @@ pub enum Unauthorized {
     ApiKeyNotAccepted,
     /// A secret-scanning report whose signature is missing or does not verify.
     InvalidSignature(&'static str),
+    /// A sign-in link's token that is unknown, used or expired.
+    InvalidSignInLink,
 }
 
 impl Unauthorized {
@@ -128,6 +131,11 @@ impl Unauthorized {
             Self::InvalidSignature(why) => (
                 "invalid_signature",
                 format!("the report's signature is not valid: {why}").into(),
+                true,
+            ),
+            Self::InvalidSignInLink => (
+                "invalid_token",
+                "the sign-in link is unknown, already used or expired; ask for a new one".into(),
                 true,
             ),
         }
@@ -521,6 +529,24 @@ impl From<IssueKeyError> for ApiError {
             }
             IssueKeyError::UnknownUser => Unauthorized::TokenUserGone.into(),
             IssueKeyError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<ExchangeError> for ApiError {
+    fn from(e: ExchangeError) -> Self {
+        match e {
+            ExchangeError::InvalidLink => Unauthorized::InvalidSignInLink.into(),
+            ExchangeError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<SignOutError> for ApiError {
+    fn from(e: SignOutError) -> Self {
+        match e {
+            SignOutError::UnknownUser => Unauthorized::TokenUserGone.into(),
+            SignOutError::Store(s) => s.into(),
         }
     }
 }

@@ -72,6 +72,13 @@ pub struct ErrorDetail {
         routes::credits::dashboard_ledger,
         routes::keys::events,
         routes::secret_scanning::github,
+        routes::keys::usage,
+        routes::auth::email_link,
+        routes::auth::session,
+        routes::auth::sign_out,
+        routes::app::index,
+        routes::app::view,
+        routes::app::asset,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&ByGate),
@@ -79,6 +86,7 @@ pub struct ErrorDetail {
         (name = "public", description = "Called with an API key: `Authorization: Bearer jt_sk_…`"),
         (name = "dashboard", description = "Called with a dashboard token (JWT)"),
         (name = "secret scanning", description = "Called by GitHub's secret scanning; the body's signature is the credential"),
+        (name = "dashboard page", description = "The dashboard in the browser (HTML, scripts, styles); no credential"),
         (name = "operations", description = "Health and this documentation; no credential"),
     )
 )]

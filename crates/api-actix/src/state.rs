@@ -6,9 +6,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use keys_domain::ports::{AccountStore, Clock, SettingsStore};
 use keys_domain::use_cases::{
-    Admission, CatalogService, DashboardSessions, Idempotency, KeyAuditTrail, KeyService,
-    LeakReports,
+    Admission, CatalogService, DashboardSessions, Idempotency, KeyAuditTrail, KeyService, KeyUsage,
+    LeakReports, SignIn,
 };
+use tokio::sync::Semaphore;
 
 use crate::auth::failure_limit::AuthFailureLimiter;
 use crate::dashboard_token::JwtKeys;
@@ -30,6 +31,12 @@ pub struct AppState {
     pub accounts: Arc<dyn AccountStore>,
     /// The sign-out cut-off of dashboard tokens.
     pub sessions: DashboardSessions,
+    /// Sign-in by email link.
+    pub sign_in: SignIn,
+    /// Bounds the link requests being handled in the background.
+    pub sign_in_requests: Arc<Semaphore>,
+    /// Hourly usage for the dashboard chart.
+    pub key_usage: KeyUsage,
     pub auth_failures: Arc<AuthFailureLimiter>,
     pub dashboard_writes: Arc<DashboardWriteLimiter>,
     /// How long a request body may take to arrive.

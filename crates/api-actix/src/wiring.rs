@@ -3,7 +3,6 @@
 //! they run exactly the same wiring.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use adapters_github::GithubReportVerifier;
 use adapters_inprocess::{
@@ -23,7 +22,8 @@ use keys_domain::random::{OsRandom, RandomSource};
 use keys_domain::usage::HighUsageThreshold;
 use keys_domain::use_cases::{
     Admission, AlertDelivery, Authenticator, CatalogService, DashboardSessions, Idempotency,
-    KeyAuditTrail, KeyService, LeakReports, OperatorKeys, UsageService, UserService,
+    KeyAuditTrail, KeyService, KeyUsage, LeakReports, OperatorKeys, SignIn, UsageService,
+    UserService,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -37,8 +37,9 @@ use crate::state::{AppState, Probe, Readiness};
 
 /// The settings row holding the generated JWT secret.
 const JWT_SECRET_SETTING: &str = "jwt_secret";
-/// How often idle per-key limiter and window state, and expired idempotency records, are dropped.
-const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// Sign-in link requests handled at once in the background; beyond it a request is still
+/// answered 202 but dropped (logged), so a flood cannot queue unbounded work.
+const SIGN_IN_REQUESTS_IN_FLIGHT: usize = 64;
 
 /// Opens the database named by `DATABASE_URL` with a connection pool, for the server (lazily:
 /// an unreachable database is an error of each call, not of this one).
@@ -257,13 +258,58 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
 
     let mailer: Arc<dyn Mailer> = match &config.smtp_url {
         Some(url) => Arc::new(SmtpMailer::from_url(url, &config.mail_from)?),
-        None => Arc::new(LogMailer::new(&config.mail_from)),
+        None => {
+            tracing::warn!(
+                "SMTP_URL is not set: emails are written to this log instead of sent, sign-in \
+                 links included (each signs its user in once, for 15 minutes); set SMTP_URL \
+                 anywhere but on a development machine"
+            );
+            Arc::new(LogMailer::new(&config.mail_from))
+        }
     };
 
     let verifier = Arc::new(GithubReportVerifier::new(&config.github_scanning_keys)?);
+    let sign_in = SignIn {
+        accounts: store.clone(),
+        links: store.clone(),
+        clock: clock.clone(),
+        random: random.clone(),
+        public_url: config.public_url.clone(),
+    };
+    let key_usage = KeyUsage {
+        keys: keys.clone(),
+        history: store.clone(),
+        clock: clock.clone(),
+    };
+    // Spent links and old hourly counts: deleted in the background, off the sweeper's timer.
+    sweeps.push({
+        let sign_in = sign_in.clone();
+        Arc::new(move |_| {
+            let sign_in = sign_in.clone();
+            tokio::spawn(async move {
+                if let Err(e) = sign_in.sweep().await {
+                    tracing::warn!(error = %e, "sweeping old sign-in links failed; retried next sweep");
+                }
+            });
+        })
+    });
+    sweeps.push({
+        let key_usage = key_usage.clone();
+        Arc::new(move |_| {
+            let key_usage = key_usage.clone();
+            tokio::spawn(async move {
+                if let Err(e) = key_usage.sweep().await {
+                    tracing::warn!(error = %e, "sweeping old hourly usage failed; retried next sweep");
+                }
+            });
+        })
+    });
 
     let recorder: Arc<dyn UsageRecorder> = Arc::new(PendingUsage::new());
     let state = AppState {
+        sign_in,
+        sign_in_requests: Arc::new(tokio::sync::Semaphore::new(SIGN_IN_REQUESTS_IN_FLIGHT)),
+        key_usage,
         admission: Admission {
             authenticator: Authenticator {
                 store: keys.clone(),
@@ -372,7 +418,7 @@ impl Wired {
                 self.sweeps.clone(),
                 Some(self.state.idempotency.clone()),
                 self.state.clock.clone(),
-                SWEEP_INTERVAL,
+                t.sweep_interval,
                 shutdown.clone(),
             ),
         ];

@@ -59,6 +59,10 @@ opaque_id!(
     AlertId, "alr_"
 );
 opaque_id!(
+    /// A sign-in link's id (not its token: safe to log).
+    SignInLinkId, "sil_"
+);
+opaque_id!(
     /// A template id, e.g. `classic` (chosen by the catalogue, not generated).
     TemplateId, "tpl_"
 );

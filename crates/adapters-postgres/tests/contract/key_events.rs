@@ -178,7 +178,7 @@ pub async fn a_revocation_writes_reason_events_and_email_once(store: impl Store)
     );
     let queued = store.claim_due(at(100), at(200), 100).await.unwrap();
     assert_eq!(queued.len(), 1, "one email");
-    assert_eq!(queued[0].key_id, key.id);
+    assert_eq!(queued[0].key_id, Some(key.id.clone()));
     store.mark_sent(&queued[0].id, at(150)).await.unwrap();
 
     // A change that loses writes nothing.

@@ -15,8 +15,8 @@ use keys_domain::credits::LedgerEntry;
 use keys_domain::ports::{
     AccountStore, AlertOutbox, CatalogStore, Charge, ChargeKind, ChargeOutcome, CreateUserError,
     GrantStoreError, IdempotencyClaim, IdempotencyStore, InsertKeyError, KeyListQuery, KeyStore,
-    LedgerWriter, RotateKeyStoreError, Rotation, SettingsStore, StateChange, StoreError,
-    TokenCutoffStore, UserRef,
+    LedgerWriter, RotateKeyStoreError, Rotation, SettingsStore, SignInLinkStore, StateChange,
+    StoreError, TokenCutoffStore, UsageHistory, UserRef,
 };
 use keys_domain::random::OsRandom;
 use keys_domain::template::{Document, DocumentSummary};
@@ -27,6 +27,7 @@ use keys_domain::{
 };
 
 pub mod credit_limits;
+pub mod dashboard;
 pub mod idempotency;
 pub mod key_events;
 pub mod pages;
@@ -55,6 +56,8 @@ pub trait Store:
     + TokenCutoffStore
     + keys_domain::ports::KeyEventLog
     + IdempotencyStore
+    + SignInLinkStore
+    + UsageHistory
     + Clone
     + 'static
 {
@@ -69,6 +72,8 @@ impl<T> Store for T where
         + TokenCutoffStore
         + keys_domain::ports::KeyEventLog
         + IdempotencyStore
+        + SignInLinkStore
+        + UsageHistory
         + Clone
         + 'static
 {
@@ -787,7 +792,7 @@ pub async fn outbox_claims_lease_and_retry(store: impl Store) {
         ids[..2].to_vec()
     );
     assert_eq!(first[0].email, email(0));
-    assert_eq!(first[0].key_id, KeyId::new("key_0"));
+    assert_eq!(first[0].key_id, Some(KeyId::new("key_0")));
     assert_eq!(first[0].attempts, 0);
     // Leased rows are not handed out again while the lease runs.
     let rest = store.claim_due(at(20), at(60_000), 10).await.unwrap();

@@ -1,5 +1,6 @@
 //! Request bodies (validated into domain types by `try_into_domain`) and response bodies.
 
+pub mod auth;
 pub mod documents;
 pub mod key_events;
 pub mod keys;
@@ -7,4 +8,5 @@ pub mod ledger;
 pub mod pages;
 pub mod secret_scanning;
 pub mod templates;
+pub mod usage;
 pub mod wire;

@@ -11,6 +11,7 @@ use crate::auth::dashboard_user::DashboardUser;
 use crate::dto::key_events::KeyEventObject;
 use crate::dto::keys::{CreateKeyRequest, KeyObject, RotateKeyRequest};
 use crate::dto::pages::{ListKind, ListParams, PageOf};
+use crate::dto::usage::KeyUsageBody;
 use crate::error::ApiError;
 use crate::idempotency::run_once;
 use crate::json_body::{JsonBytes, parse};
@@ -182,4 +183,23 @@ pub async fn events(
         data,
         has_more: events.has_more,
     }))
+}
+
+/// `GET /api/v1/keys/{id}/usage`: the last 24 whole hours and the current one, oldest first.
+#[utoipa::path(get, path = "/api/v1/keys/{id}/usage", tag = "dashboard",
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 200, description = "25 hourly counts, oldest first", body = KeyUsageBody),
+        (status = 404, description = "`not_found`: no such key, or another user's", body = ErrorBody),
+    ))]
+pub async fn usage(
+    user: DashboardUser,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let hours = state
+        .key_usage
+        .hours(&user.user_id, &KeyId::new(id.into_inner()))
+        .await?;
+    Ok(HttpResponse::Ok().json(KeyUsageBody::of(&hours)))
 }

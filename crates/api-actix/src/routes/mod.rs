@@ -3,6 +3,8 @@
 //! paths are the `route` label of the metrics. A route mounted any other way would be neither
 //! documented nor measured, so there is no other way.
 
+pub mod app;
+pub mod auth;
 pub mod credits;
 pub mod docs;
 pub mod documents;
@@ -57,6 +59,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
         &[(Method::GET, |r| r.to(docs::openapi_json))],
     ),
     open("/docs", &[(Method::GET, |r| r.to(docs::page))]),
+    open("/app", &[(Method::GET, |r| r.to(app::index))]),
+    open("/app/{view}", &[(Method::GET, |r| r.to(app::view))]),
+    open("/app/assets/{name}", &[(Method::GET, |r| r.to(app::asset))]),
     open("/docs/docs.js", &[(Method::GET, |r| r.to(docs::script))]),
     open(
         "/docs/docs.css",
@@ -99,6 +104,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
         &[(Method::GET, |r| r.to(keys::events))],
     ),
     dashboard(
+        "/api/v1/keys/{id}/usage",
+        &[(Method::GET, |r| r.to(keys::usage))],
+    ),
+    dashboard(
         "/api/v1/keys/{id}/revoke",
         &[(Method::POST, |r| r.to(keys::revoke))],
     ),
@@ -113,6 +122,19 @@ pub const ENDPOINTS: &[Endpoint] = &[
     dashboard(
         "/api/v1/credits/ledger",
         &[(Method::GET, |r| r.to(credits::dashboard_ledger))],
+    ),
+    // No credential: the body carries a one-time token (or an address) of its own.
+    open(
+        "/api/v1/auth/email-link",
+        &[(Method::POST, |r| r.to(auth::email_link))],
+    ),
+    open(
+        "/api/v1/auth/session",
+        &[(Method::POST, |r| r.to(auth::session))],
+    ),
+    dashboard(
+        "/api/v1/auth/sign-out",
+        &[(Method::POST, |r| r.to(auth::sign_out))],
     ),
     Endpoint {
         path: "/api/v1/secret-scanning/github",

@@ -143,7 +143,7 @@ async fn json_logs_are_one_object_per_line_with_the_request_id_and_trace() {
         .await
         .unwrap();
     assert_eq!(me.status(), 200);
-    let alert = served.wait_for("alert email logged");
+    let alert = served.wait_for("email logged instead of sent");
     let lines = served.stop();
 
     let records: Vec<Value> = lines
@@ -241,7 +241,7 @@ async fn text_logs_keep_a_multi_line_email_on_one_line() {
         .send()
         .await
         .unwrap();
-    let alert = served.wait_for("alert email logged");
+    let alert = served.wait_for("email logged instead of sent");
     let lines = served.stop();
     assert!(
         alert.contains("Hello,") && alert.contains("-- JobTactics"),

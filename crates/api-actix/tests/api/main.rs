@@ -14,6 +14,7 @@ mod clean_exit;
 mod cli;
 mod cli_amounts;
 mod cli_keys;
+mod dashboard_sign_in;
 mod dashboard_tokens;
 mod edge;
 mod idempotency;

@@ -173,6 +173,26 @@ async fn a_database_outage_is_503_with_retry_after_never_401() {
     let (_, h) = expect_error(res, 503, "service_unavailable").await;
     assert!(h.get("retry-after").is_some());
 
+    // Sign-in: exchanging a link is 503, not "invalid link"; asking for one is still 202 (the
+    // work happens after the answer and is logged when the store is down).
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/session"))
+        .json(&serde_json::json!({ "token": "any-token" }))
+        .send()
+        .await
+        .unwrap();
+    let (_, h) = expect_error(res, 503, "service_unavailable").await;
+    assert!(h.get("retry-after").is_some());
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/email-link"))
+        .json(&serde_json::json!({ "email": user.email }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+
     let (status, _, body) = parts(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
     assert_eq!(status, 503);
     assert_eq!(body["database"], "down");

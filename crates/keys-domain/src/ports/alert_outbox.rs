@@ -10,7 +10,8 @@ use crate::timestamp::Timestamp;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedEmail {
     pub id: AlertId,
-    pub key_id: KeyId,
+    /// The key a high-usage alert is about; `None` for a sign-in email.
+    pub key_id: Option<KeyId>,
     pub email: OutgoingEmail,
     /// Failed attempts so far.
     pub attempts: u32,

@@ -15,7 +15,7 @@ use crate::support::{SeqRandom, T0, clock_at, email, secs};
 fn queued(id: &str, attempts: u32) -> QueuedEmail {
     QueuedEmail {
         id: AlertId::new(id),
-        key_id: KeyId::new("key_1"),
+        key_id: Some(KeyId::new("key_1")),
         email: OutgoingEmail {
             to: email(),
             subject: "High usage on API key".into(),

@@ -51,7 +51,7 @@ impl AlertOutbox for MemoryOutbox {
         self.rows.lock().unwrap().push(Row {
             queued: QueuedEmail {
                 id,
-                key_id: key.clone(),
+                key_id: Some(key.clone()),
                 email,
                 attempts: 0,
             },

@@ -1,0 +1,56 @@
+// Turns an API answer into a sentence a person understands. Never shows raw JSON: the API's
+// own `message` is a short English clause and is used only for the statuses where it says
+// what to fix (400, 409).
+
+export const TOP_UP_URL = 'https://app.jobtactics.io/credits';
+
+function clause(message) {
+  if (typeof message !== 'string' || message.trim() === '') return null;
+  const m = message.trim();
+  return m.charAt(0).toUpperCase() + m.slice(1) + (/[.!?]$/.test(m) ? '' : '.');
+}
+
+function seconds(retryAfter) {
+  const n = Number.parseInt(retryAfter ?? '', 10);
+  return Number.isFinite(n) && n > 0 ? n : null;
+}
+
+/**
+ * @param {number} status HTTP status; 0 when the request never got an answer.
+ * @param {any} body the parsed error body, or null.
+ * @param {string|null} retryAfter the `Retry-After` header.
+ * @returns {string}
+ */
+export function sentence(status, body, retryAfter) {
+  const message = body && body.error ? body.error.message : null;
+  switch (status) {
+    case 0:
+      return 'JobTactics cannot be reached. Check your connection and try again.';
+    case 400:
+      return clause(message) ?? 'Something in the form is not right. Check it and try again.';
+    case 401:
+      return 'Your session has ended. Sign in again to continue.';
+    case 402:
+      return `You do not have enough credits for this. Buy more at ${TOP_UP_URL} and try again.`;
+    case 403:
+      return 'You do not have access to this.';
+    case 404:
+      return 'This no longer exists. The page has been refreshed.';
+    case 409:
+      return (clause(message) ?? 'This conflicts with the current state of your keys.') + ' Nothing was changed.';
+    case 413:
+      return 'That is too long. Shorten it and try again.';
+    case 429: {
+      const s = seconds(retryAfter);
+      return s
+        ? `Too many requests right now. Wait ${s} second${s === 1 ? '' : 's'} and try again.`
+        : 'Too many requests right now. Wait a moment and try again.';
+    }
+    case 503:
+      return 'JobTactics is briefly unavailable. Nothing was lost; try again in a moment.';
+    default:
+      return status >= 500
+        ? 'Something went wrong on our side. Try again in a moment.'
+        : 'That did not work. Try again.';
+  }
+}

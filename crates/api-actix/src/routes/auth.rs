@@ -1,0 +1,108 @@
+//! Dashboard sign-in by email link, and sign-out (docs/dashboard.md).
+
+use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use keys_domain::sign_in_link::SESSION_LIFETIME;
+use keys_domain::use_cases::LinkRequestOutcome;
+
+use crate::auth::dashboard_user::DashboardUser;
+use crate::dto::auth::{EmailLinkRequest, Session, SessionRequest};
+use crate::error::ApiError;
+use crate::json_body::JsonBody;
+use crate::openapi::ErrorBody;
+use crate::state::AppState;
+
+/// `POST /api/v1/auth/email-link` → 202 whatever the address. The lookup and the write happen
+/// after the answer, so its timing tells nothing about whether the address has an account.
+#[utoipa::path(post, path = "/api/v1/auth/email-link", tag = "dashboard",
+    request_body = EmailLinkRequest,
+    responses(
+        (status = 202, description = "Accepted, for known and unknown addresses alike; a known one gets an email with a one-time link (15 minutes, at most 5 an hour)"),
+        (status = 400, description = "`invalid_request`: `email` missing or not an address", body = ErrorBody),
+    ))]
+pub async fn email_link(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: JsonBody<EmailLinkRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let client = state.auth_failures.client(&req);
+    state.auth_failures.check(client)?;
+    let email = body.0.try_into_domain()?;
+    match state.sign_in_requests.clone().try_acquire_owned() {
+        Ok(permit) => {
+            let sign_in = state.sign_in.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                match sign_in.request_link(&email).await {
+                    Ok(LinkRequestOutcome::Queued) => tracing::info!("sign-in link queued"),
+                    Ok(LinkRequestOutcome::UnknownAddress) => {
+                        tracing::info!("sign-in link asked for an address without an account");
+                    }
+                    Ok(LinkRequestOutcome::TooMany) => tracing::warn!(
+                        "sign-in link refused: the address had 5 links in the last hour"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sign-in link not sent: store unavailable");
+                    }
+                }
+            });
+        }
+        Err(_) => tracing::warn!("sign-in link requests saturated; this one was dropped"),
+    }
+    Ok(HttpResponse::Accepted().finish())
+}
+
+/// `POST /api/v1/auth/session`: a link's token → a dashboard token (12 h). Unknown, used and
+/// expired tokens are one answer, 401 `invalid_token`, and count as failed authentications.
+#[utoipa::path(post, path = "/api/v1/auth/session", tag = "dashboard",
+    request_body = SessionRequest,
+    responses(
+        (status = 200, description = "A dashboard token (at most 12 hours) and when it expires (`Cache-Control: no-store`)", body = Session),
+        (status = 401, description = "`invalid_token`: the link's token is unknown, used or expired", body = ErrorBody),
+    ))]
+pub async fn session(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: JsonBody<SessionRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let client = state.auth_failures.client(&req);
+    state.auth_failures.check(client)?;
+    let outcome = exchange(&state, body.0).await;
+    state.auth_failures.record(client, &outcome);
+    outcome
+}
+
+async fn exchange(state: &AppState, body: SessionRequest) -> Result<HttpResponse, ApiError> {
+    let token = body
+        .token
+        .ok_or_else(|| ApiError::invalid_field("token", "token is required"))?;
+    let user = state.sign_in.exchange(&token).await?;
+    let now = state.clock.now();
+    let jwt = state
+        .jwt
+        .issue(&user, now, SESSION_LIFETIME)
+        .map_err(|_| ApiError::Internal)?;
+    // `exp` is whole seconds after the whole-second `iat`.
+    let expires_at = keys_domain::Timestamp::from_millis(now.as_millis().div_euclid(1000) * 1000)
+        .plus(SESSION_LIFETIME);
+    tracing::info!(user_id = %user, "signed in by email link");
+    Ok(HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .json(Session {
+            token: &jwt,
+            expires_at,
+        }))
+}
+
+/// `POST /api/v1/auth/sign-out` → 204; every dashboard token of the user issued until now is
+/// refused from here on, on every instance.
+#[utoipa::path(post, path = "/api/v1/auth/sign-out", tag = "dashboard",
+    responses((status = 204, description = "Signed out: every dashboard token of the user issued until now is refused")))]
+pub async fn sign_out(
+    user: DashboardUser,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    state.sessions.sign_out(&user.user_id).await?;
+    tracing::info!(user_id = %user.user_id, "signed out");
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,818 @@
+//! The dashboard in a real browser: Debian's chromium, headless, driven through chromedriver
+//! (started here on a free port) with fantoccini. The real server, the embedded SQLite store and
+//! a real SMTP server (aiosmtpd) for the sign-in email.
+//!
+//! Needs `chromium`, `chromium-driver` and `python3-aiosmtpd` (Debian), which
+//! `scripts/ensure-services.sh` installs. With `JT_UPDATE_SCREENSHOTS=1` the screenshots in
+//! `docs/dashboard/` are rewritten; otherwise they go to a temporary directory.
+
+// Tests fail loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod e2e_support;
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use adapters_postgres::testing::fresh_sqlite_url;
+use adapters_smtp::testing::{TestSmtpServer, free_port};
+use e2e_support::{Instance, client, config, create_key, create_owner, eventually};
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use keys_domain::ports::{Clock as _, KeyStore as _, SystemClock};
+use keys_domain::usage::UsageDelta;
+use keys_domain::{KeyId, UserId};
+use serde_json::{Value, json};
+
+const PUBLIC_URL: &str = "https://dashboard.jobtactics.test";
+const STEP: Duration = Duration::from_secs(10);
+
+/// chromedriver on a free port, killed on drop.
+struct Chromedriver {
+    child: Child,
+    port: u16,
+}
+
+impl Chromedriver {
+    fn start() -> Self {
+        let port = free_port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start chromedriver ({e}); install Debian's chromium and \
+                     chromium-driver: `bash scripts/ensure-services.sh`"
+                )
+            });
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < STEP,
+                "chromedriver did not listen on 127.0.0.1:{port} within {STEP:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, port }
+    }
+
+    /// A headless chromium session; `mobile_width` emulates a phone screen that wide.
+    async fn browser(&self, mobile_width: Option<u32>) -> Client {
+        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("chromium is not installed: `bash scripts/ensure-services.sh`");
+        let mut options = json!({
+            "binary": chromium,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1280,1000", "--hide-scrollbars", "--force-device-scale-factor=1",
+                "--lang=en-GB",
+            ],
+        });
+        if let Some(width) = mobile_width {
+            options["mobileEmulation"] =
+                json!({ "deviceMetrics": { "width": width, "height": 800, "pixelRatio": 2 } });
+        }
+        let mut caps = serde_json::Map::new();
+        caps.insert("goog:chromeOptions".into(), options);
+        let mut builder = ClientBuilder::new(HttpConnector::new());
+        builder.capabilities(caps);
+        builder
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .unwrap_or_else(|e| panic!("chromedriver would not start chromium: {e}"))
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Evaluates `expr` in the page.
+async fn js(b: &Client, expr: &str) -> Value {
+    b.execute(&format!("return ({expr});"), vec![])
+        .await
+        .unwrap()
+}
+
+/// Polls `expr` until it is `true`.
+async fn until(b: &Client, what: &str, expr: &str, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        if js(b, expr).await == Value::Bool(true) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for: {what} ({expr}); banner: {}",
+            js(b, "document.getElementById('banner').textContent").await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn text(b: &Client, css: &str) -> String {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn press(b: &Client, key: Key) {
+    let k: char = key.into();
+    let actions = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: k })
+        .then(KeyAction::Up { value: k });
+    b.perform_actions(actions).await.unwrap();
+}
+
+fn screenshot_dir() -> PathBuf {
+    if std::env::var_os("JT_UPDATE_SCREENSHOTS").is_some() {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/dashboard")
+    } else {
+        std::env::temp_dir().join(format!("jt-dashboard-shots-{}", std::process::id()))
+    }
+}
+
+async fn save_screenshot(b: &Client, name: &str) {
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = b.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    std::fs::write(dir.join(name), png).unwrap();
+}
+
+/// Signs the tab in with a dashboard token (as the landing page would store it).
+async fn sign_in_with_token(b: &Client, base: &str, jwt: &str) {
+    b.goto(&format!("{base}/app/sign-in")).await.unwrap();
+    b.execute(
+        "sessionStorage.setItem('jt.dashboard.token', arguments[0]); \
+         sessionStorage.setItem('jt.dashboard.expires_at', new Date(Date.now() + 3600e3).toISOString());",
+        vec![json!(jwt)],
+    )
+    .await
+    .unwrap();
+    b.goto(&format!("{base}/app/keys")).await.unwrap();
+    until(
+        b,
+        "the keys page",
+        "!document.getElementById('view-keys').hidden",
+        STEP,
+    )
+    .await;
+}
+
+async fn balance_status(http: &reqwest::Client, app: &Instance, key: &str) -> (u16, Value) {
+    let res = http
+        .get(app.url("/api/v1/public/credits/balance"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    (
+        res.status().as_u16(),
+        res.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// Sign in by the emailed link, create a key and read it from the dialog, use it, watch its
+/// usage appear, revoke it (401 within 1 s), credits, a used link refused, 402 as a sentence,
+/// sign-out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_from_sign_in_to_sign_out() {
+    let (_dir, url) = fresh_sqlite_url();
+    let smtp = TestSmtpServer::start();
+    let mut cfg = config(&url);
+    cfg.smtp_url = Some(smtp.url());
+    cfg.public_url = PUBLIC_URL.to_owned();
+    cfg.tuning.alert_poll_interval = Duration::from_millis(100);
+    let app = Instance::start(&cfg).await;
+    let http = client();
+    let owner = create_owner(&url, 120).await;
+    // Two older keys with a day of history, so the list and its charts have something to show,
+    // and a purchase and 21 renders, so the credit history has more than one page (20 a page).
+    let store = api_actix::wiring::open_store(&url).unwrap();
+    let now = SystemClock.now();
+    for (name, shape) in [
+        ("nightly-export", [0u64, 0, 3, 41, 118, 36, 4, 0]),
+        ("staging", [2, 5, 0, 0, 1, 7, 3, 0]),
+    ] {
+        let k = create_key(&http, &app, &owner, name).await;
+        let history: Vec<UsageDelta> = (1..=24u64)
+            .map(|hours_ago| UsageDelta {
+                key_id: KeyId::new(k.id.clone()),
+                user_id: UserId::new(owner.id.clone()),
+                count: shape[usize::try_from(hours_ago).unwrap() % shape.len()],
+                last_used_at: now.minus(Duration::from_secs(hours_ago * 3600)),
+            })
+            .filter(|d| d.count > 0)
+            .collect();
+        store.record_usage(&history).await.unwrap();
+        if name == "nightly-export" {
+            let res = http
+                .post(app.url("/api/v1/public/templates/executive/purchase"))
+                .bearer_auth(&k.secret)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            for _ in 0..21 {
+                let res = http
+                    .post(app.url("/api/v1/public/documents"))
+                    .bearer_auth(&k.secret)
+                    .json(&json!({ "template_id": "classic", "fields": { "name": "Ada" } }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), 201);
+            }
+        }
+    }
+
+    let driver = Chromedriver::start();
+    let b = driver.browser(None).await;
+
+    // Sign-in form → "check your mail".
+    b.goto(&app.url("/app")).await.unwrap();
+    until(
+        &b,
+        "the sign-in form",
+        "!document.getElementById('view-sign-in').hidden",
+        STEP,
+    )
+    .await;
+    assert_eq!(js(&b, "location.pathname").await, "/app/sign-in");
+    b.find(Locator::Id("sign-in-email"))
+        .await
+        .unwrap()
+        .send_keys(&owner.email)
+        .await
+        .unwrap();
+    b.find(Locator::Id("sign-in-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &b,
+        "check your mail",
+        "!document.getElementById('sign-in-sent').hidden",
+        STEP,
+    )
+    .await;
+    assert!(text(&b, "#sign-in-sent").await.contains("Check your mail"));
+
+    // The link from the email: `{JT_PUBLIC_URL}/app/sign-in#token=…`.
+    let mail = eventually("the sign-in email", STEP, || async {
+        smtp.messages()
+            .into_iter()
+            .find(|m| m.to.contains(&owner.email))
+    })
+    .await;
+    let prefix = format!("{PUBLIC_URL}/app/sign-in#token=");
+    let at = mail.body.find(&prefix).expect("the link in the email") + prefix.len();
+    let token: String = mail.body[at..]
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect();
+    assert!(token.len() >= 22);
+    let link = app.url(&format!("/app/sign-in#token={token}"));
+
+    // The landing exchanges the token, clears the fragment and opens "API keys".
+    b.goto(&link).await.unwrap();
+    until(
+        &b,
+        "the keys page",
+        "!document.getElementById('view-keys').hidden",
+        STEP,
+    )
+    .await;
+    assert_eq!(
+        js(&b, "location.pathname + location.hash").await,
+        "/app/keys"
+    );
+    // The stylesheet applied under the policy, everything came from this origin, and from
+    // here on any policy violation (an inline style or script the page tried) is recorded.
+    assert_eq!(
+        js(
+            &b,
+            "getComputedStyle(document.querySelector('.top')).display"
+        )
+        .await,
+        "flex"
+    );
+    assert_eq!(
+        js(&b, "performance.getEntriesByType('resource').every(e => e.name.startsWith(location.origin))").await,
+        true
+    );
+    b.execute(
+        "window.cspViolations = []; document.addEventListener('securitypolicyviolation', \
+         e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));",
+        vec![],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        js(&b, "document.querySelectorAll('#key-list > li').length").await,
+        2
+    );
+
+    // Create a key; the dialog shows it once.
+    b.find(Locator::Id("new-key-name"))
+        .await
+        .unwrap()
+        .send_keys("browser-bot")
+        .await
+        .unwrap();
+    b.find(Locator::Id("create-key"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &b,
+        "the new-key dialog",
+        "document.getElementById('created-dialog').open",
+        STEP,
+    )
+    .await;
+    let key = text(&b, "#created-key").await;
+    assert!(key.starts_with("jt_sk_"), "{key}");
+    assert!(
+        text(&b, "#created-dialog")
+            .await
+            .contains("cannot be shown again")
+    );
+    assert_eq!(js(&b, "document.activeElement.id").await, "copy-key");
+    until(
+        &b,
+        "the list behind the dialog",
+        "document.querySelectorAll('#key-list > li').length === 3",
+        STEP,
+    )
+    .await;
+    save_screenshot(&b, "create-dialog.png").await;
+    b.find(Locator::Id("close-created"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &b,
+        "the dialog closed",
+        "!document.getElementById('created-dialog').open",
+        STEP,
+    )
+    .await;
+    let html = js(&b, "document.documentElement.outerHTML").await;
+    assert!(
+        !html.as_str().unwrap().contains(&key),
+        "the key stays in the page after closing"
+    );
+
+    // The key works, and its use shows up in the page without a reload.
+    let (status, body) = balance_status(&http, &app, &key).await;
+    assert_eq!((status, &body), (200, &json!({ "balance": 49 })));
+    let used = Instant::now();
+    let row = "[...document.querySelectorAll('#key-list > li')].find(li => li.querySelector('.key-name').textContent === 'browser-bot')";
+    let shown = until(
+        &b,
+        "usage of the new key",
+        &format!(
+            "{row}.querySelector('.usage-count').textContent === '1' && \
+             {row}.querySelector('.last-used').textContent !== 'Never' && \
+             [...{row}.querySelectorAll('rect.bar')].some(r => r.dataset.count === '1')"
+        ),
+        Duration::from_secs(10),
+    )
+    .await;
+    eprintln!(
+        "usage shown in the page {:?} after the request",
+        used.elapsed()
+    );
+    let _ = shown;
+    save_screenshot(&b, "keys.png").await;
+
+    // Events: the page says so politely while the endpoint is missing, never raw JSON.
+    b.execute(
+        &format!("{row}.querySelector('button.events').click()"),
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(
+        &b,
+        "the activity panel",
+        &format!("{row}.querySelector('.events-panel').textContent.length > 0 && !{row}.querySelector('.events-panel').textContent.includes('Loading')"),
+        STEP,
+    )
+    .await;
+    let events = js(
+        &b,
+        &format!("{row}.querySelector('.events-panel').textContent"),
+    )
+    .await;
+    assert!(!events.as_str().unwrap().contains('{'), "{events}");
+
+    // Rotate "staging" keeping the old key for an hour: a new key, shown once; the old one
+    // is expiring.
+    let staging = "[...document.querySelectorAll('#key-list > li')].find(li => li.querySelector('.key-name').textContent === 'staging')";
+    b.execute(
+        &format!("{staging}.querySelector('button.rotate').click()"),
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(
+        &b,
+        "the rotate dialog",
+        "document.getElementById('rotate-dialog').open",
+        STEP,
+    )
+    .await;
+    assert_eq!(
+        js(&b, "document.getElementById('rotate-name').value").await,
+        "staging-2"
+    );
+    b.execute(
+        "document.getElementById('rotate-grace').value = '3600'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    b.find(Locator::Id("rotate-yes"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &b,
+        "the rotated key's dialog",
+        "document.getElementById('created-dialog').open",
+        STEP,
+    )
+    .await;
+    assert!(text(&b, "#created-key").await.starts_with("jt_sk_"));
+    b.find(Locator::Id("close-created"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &b,
+        "the old key expiring, the new one listed",
+        &format!("{staging}.querySelector('.status').textContent.startsWith('expiring') && document.querySelectorAll('#key-list > li').length === 4"),
+        STEP,
+    )
+    .await;
+
+    // Revoke after the confirmation: the API refuses the key within 1 s.
+    b.execute(
+        &format!("{row}.querySelector('button.revoke').click()"),
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(
+        &b,
+        "the confirmation",
+        "document.getElementById('confirm-dialog').open",
+        STEP,
+    )
+    .await;
+    assert!(text(&b, "#confirm-text").await.contains("browser-bot"));
+    b.find(Locator::Id("confirm-yes"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let confirmed = Instant::now();
+    let refused = eventually(
+        "401 for the revoked key",
+        Duration::from_secs(5),
+        || async {
+            (balance_status(&http, &app, &key).await.0 == 401).then(|| confirmed.elapsed())
+        },
+    )
+    .await;
+    eprintln!("revoked key refused {refused:?} after the confirmation click");
+    assert!(refused < Duration::from_secs(1), "{refused:?}");
+    until(
+        &b,
+        "revoked in the list",
+        &format!("{row}.querySelector('.status').textContent === 'revoked'"),
+        STEP,
+    )
+    .await;
+
+    assert_eq!(
+        js(&b, "window.cspViolations.length").await,
+        0,
+        "{}",
+        js(&b, "window.cspViolations").await
+    );
+    // The control: an inline style is refused and reported, so the count above means something.
+    b.execute(
+        "document.body.setAttribute('style', 'outline: 5px solid red')",
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(
+        &b,
+        "the inline style refused",
+        "window.cspViolations.length === 1",
+        STEP,
+    )
+    .await;
+    assert_eq!(
+        js(&b, "getComputedStyle(document.body).outlineStyle").await,
+        "none"
+    );
+    b.execute("document.body.removeAttribute('style')", vec![])
+        .await
+        .unwrap();
+
+    // Credits: balance, history, the top-up link.
+    b.find(Locator::Id("nav-credits"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &b,
+        "the balance",
+        "document.getElementById('balance').textContent === '49'",
+        STEP,
+    )
+    .await;
+    until(
+        &b,
+        "the first ledger page",
+        "document.querySelectorAll('#ledger-rows tr').length === 20",
+        STEP,
+    )
+    .await;
+    assert_eq!(
+        js(&b, "document.getElementById('top-up').href").await,
+        "https://app.jobtactics.io/credits"
+    );
+    save_screenshot(&b, "credits.png").await;
+    b.find(Locator::Id("ledger-more"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &b,
+        "the older entries",
+        "document.querySelectorAll('#ledger-rows tr').length === 23",
+        STEP,
+    )
+    .await;
+    assert_eq!(
+        js(&b, "document.getElementById('ledger-more').hidden").await,
+        true
+    );
+    assert_eq!(
+        js(&b, "document.querySelector('#ledger-rows tr:last-child').textContent.includes('Credits added')").await,
+        true,
+        "oldest last"
+    );
+
+    // No dashboard action can cost credits, so a 402 is shown through the page's error path.
+    let banner = js(
+        &b,
+        "(window.jtShowApiError(402, {error: {type: 'insufficient_credits', message: 'x'}}), \
+          document.getElementById('banner').textContent)",
+    )
+    .await;
+    let banner = banner.as_str().unwrap();
+    assert!(
+        banner.contains("enough credits") && banner.contains("https://app.jobtactics.io/credits"),
+        "{banner}"
+    );
+    assert!(!banner.contains('{'), "{banner}");
+    for (status, want) in [
+        (409, "Nothing was changed"),
+        (429, "Wait 7 seconds"),
+        (503, "briefly unavailable"),
+    ] {
+        let shown = b
+            .execute(
+                "window.jtShowApiError(arguments[0], {error: {type: 't', message: 'a live key with this name already exists'}}, '7'); \
+                 return document.getElementById('banner').textContent;",
+                vec![json!(status)],
+            )
+            .await
+            .unwrap();
+        assert!(shown.as_str().unwrap().contains(want), "{status}: {shown}");
+    }
+
+    // A used link is refused, in words, and leaves no token in the address bar.
+    let jwt = js(&b, "sessionStorage.getItem('jt.dashboard.token')").await;
+    b.goto(&link).await.unwrap();
+    until(
+        &b,
+        "the refusal",
+        "document.getElementById('banner').textContent.includes('expired or was already used')",
+        STEP,
+    )
+    .await;
+    assert_eq!(js(&b, "location.hash").await, "");
+    assert_eq!(
+        js(&b, "document.getElementById('view-sign-in').hidden").await,
+        false
+    );
+
+    // Sign-out ends the token.
+    b.goto(&app.url("/app/keys")).await.unwrap();
+    until(
+        &b,
+        "the keys page",
+        "!document.getElementById('view-keys').hidden",
+        STEP,
+    )
+    .await;
+    b.find(Locator::Id("sign-out"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &b,
+        "signed out",
+        "!document.getElementById('view-sign-in').hidden && sessionStorage.length === 0",
+        STEP,
+    )
+    .await;
+    let res = http
+        .get(app.url("/api/v1/keys"))
+        .bearer_auth(jwt.as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+
+    // A session ended elsewhere (here: signed out through the API) sends the page back to the
+    // sign-in form at its next request, with a sentence.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let fresh = api_actix::dashboard_token::JwtKeys::new(e2e_support::JWT_SECRET.as_bytes())
+        .issue(
+            &UserId::new(owner.id.clone()),
+            SystemClock.now(),
+            Duration::from_secs(600),
+        )
+        .unwrap();
+    sign_in_with_token(&b, &app.base, &fresh).await;
+    let res = http
+        .post(app.url("/api/v1/auth/sign-out"))
+        .bearer_auth(&fresh)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    until(
+        &b,
+        "back to sign-in after the 401",
+        "!document.getElementById('view-sign-in').hidden && \
+         document.getElementById('banner').textContent.includes('Your session has ended')",
+        STEP,
+    )
+    .await;
+
+    b.close().await.unwrap();
+    app.stop().await;
+}
+
+/// Tab and Enter alone create a key and close its dialog; on a 375-pixel screen nothing
+/// scrolls sideways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyboard_only_and_a_375_pixel_screen() {
+    let (_dir, url) = fresh_sqlite_url();
+    let app = Instance::start(&config(&url)).await;
+    let http = client();
+    let owner = create_owner(&url, 5).await;
+    create_key(
+        &http,
+        &app,
+        &owner,
+        "a-rather-long-key-name-for-a-narrow-phone-screen-0123456789",
+    )
+    .await;
+
+    let driver = Chromedriver::start();
+    let b = driver.browser(Some(375)).await;
+    sign_in_with_token(&b, &app.base, &owner.jwt).await;
+    assert_eq!(js(&b, "window.innerWidth").await, 375);
+    let fits = "document.documentElement.scrollWidth <= document.documentElement.clientWidth";
+    until(
+        &b,
+        "the key list",
+        "document.querySelectorAll('#key-list > li').length === 1",
+        STEP,
+    )
+    .await;
+    assert_eq!(
+        js(&b, fits).await,
+        true,
+        "keys page scrolls sideways at 375 px"
+    );
+    save_screenshot(&b, "keys-375px.png").await;
+
+    // Keyboard only: Tab to the name field, type, Enter.
+    let mut tabs = 0;
+    while js(&b, "document.activeElement.id").await != "new-key-name" {
+        press(&b, Key::Tab).await;
+        tabs += 1;
+        assert!(tabs < 20, "the name field is not reachable with Tab");
+    }
+    let outline = js(&b, "getComputedStyle(document.activeElement).outlineStyle").await;
+    assert_ne!(outline, "none", "focus is visible");
+    b.active_element()
+        .await
+        .unwrap()
+        .send_keys("keyboard-made")
+        .await
+        .unwrap();
+    press(&b, Key::Enter).await;
+    until(
+        &b,
+        "the new-key dialog",
+        "document.getElementById('created-dialog').open",
+        STEP,
+    )
+    .await;
+    assert_eq!(
+        js(&b, "document.activeElement.id").await,
+        "copy-key",
+        "focus moves into the dialog"
+    );
+    assert!(text(&b, "#created-key").await.starts_with("jt_sk_"));
+    assert_eq!(
+        js(&b, fits).await,
+        true,
+        "the dialog scrolls sideways at 375 px"
+    );
+    press(&b, Key::Tab).await;
+    assert_eq!(js(&b, "document.activeElement.id").await, "close-created");
+    press(&b, Key::Enter).await;
+    until(
+        &b,
+        "the dialog closed",
+        "!document.getElementById('created-dialog').open",
+        STEP,
+    )
+    .await;
+    assert_eq!(
+        js(&b, "document.activeElement.id").await,
+        "create-key",
+        "focus returns to the button"
+    );
+    until(
+        &b,
+        "the new key listed",
+        "document.querySelectorAll('#key-list > li').length === 2",
+        STEP,
+    )
+    .await;
+
+    b.goto(&app.url("/app/credits")).await.unwrap();
+    until(
+        &b,
+        "the balance",
+        "document.getElementById('balance').textContent === '5'",
+        STEP,
+    )
+    .await;
+    assert_eq!(
+        js(&b, fits).await,
+        true,
+        "credits page scrolls sideways at 375 px"
+    );
+
+    b.close().await.unwrap();
+    app.stop().await;
+}
