@@ -321,3 +321,43 @@ pub fn header<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
         .to_str()
         .unwrap()
 }
+
+/// Starts the `api-actix` binary serving `db_url` as a process of its own, so that a test can
+/// kill it with SIGKILL; its base URL once it listens, and the child.
+pub async fn spawn_server_process(db_url: &str, jwt_secret: &str) -> (String, std::process::Child) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_api-actix"))
+        .arg("serve")
+        .env("DATABASE_URL", db_url)
+        .env("JWT_SECRET", jwt_secret)
+        .env("JT_BIND", "127.0.0.1:0")
+        .env("JT_METRICS_BIND", "off")
+        .env("JT_RATE_LIMIT_PER_SECOND", "100000")
+        .env("JT_RATE_LIMIT_BURST", "100000")
+        .env("RUST_LOG", "info")
+        .env_remove("REDIS_URL")
+        .env_remove("SMTP_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let logs = BufReader::new(child.stderr.take().unwrap());
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in logs.lines().map_while(Result::ok) {
+            if line.contains("listening")
+                && let Some(addr) = line.split("addr=").nth(1)
+            {
+                let addr = addr.split_whitespace().next().unwrap_or_default();
+                let _ = addr_tx.send(addr.to_owned());
+            }
+        }
+    });
+    let addr = tokio::task::spawn_blocking(move || addr_rx.recv_timeout(Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .expect("the server did not start");
+    (format!("http://{addr}"), child)
+}

@@ -440,48 +440,6 @@ async fn a_client_that_hangs_up_then_retries_is_charged_once(backend: Backend) {
     assert_eq!(document_count(&app, &key).await, 1);
 }
 
-/// Starts the binary on `db` as its own process (so it can be killed with SIGKILL); its
-/// address and the child.
-fn spawn_server(db_url: &str) -> (String, std::process::Child) {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-
-    let mut child = Command::new(env!("CARGO_BIN_EXE_api-actix"))
-        .arg("serve")
-        .env("DATABASE_URL", db_url)
-        .env(
-            "JWT_SECRET",
-            unique("kill-nine-secret-padding-to-32-bytes-"),
-        )
-        .env("JT_BIND", "127.0.0.1:0")
-        .env("JT_METRICS_BIND", "off")
-        .env("JT_RATE_LIMIT_PER_SECOND", "100000")
-        .env("JT_RATE_LIMIT_BURST", "100000")
-        .env("RUST_LOG", "info")
-        .env_remove("REDIS_URL")
-        .env_remove("SMTP_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let logs = BufReader::new(child.stderr.take().unwrap());
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in logs.lines().map_while(Result::ok) {
-            if line.contains("listening")
-                && let Some(addr) = line.split("addr=").nth(1)
-            {
-                let addr = addr.split_whitespace().next().unwrap_or_default();
-                let _ = addr_tx.send(addr.to_owned());
-            }
-        }
-    });
-    let addr = addr_rx
-        .recv_timeout(std::time::Duration::from_secs(30))
-        .expect("the server did not start");
-    (format!("http://{addr}"), child)
-}
-
 /// kill -9 while 100 renders, each with its own `Idempotency-Key` (and that value as the
 /// document's text), are in flight; then every render is retried with its key on a restarted
 /// server. Whatever instant the kill hit, no key ever has two documents: a retry is a replay,
@@ -494,10 +452,8 @@ async fn a_kill_nine_never_lets_a_retry_charge_twice(backend: Backend) {
     use keys_domain::ports::CatalogStore;
 
     let db = crate::helpers::Database::fresh(backend).await;
-    let url = db.url.clone();
-    let (base, mut child) = tokio::task::spawn_blocking(move || spawn_server(&url))
-        .await
-        .unwrap();
+    let secret = unique("kill-nine-secret-padding-to-32-bytes-");
+    let (base, mut child) = crate::helpers::spawn_server_process(&db.url, &secret).await;
     let store = api_actix::wiring::open_store(&db.url).unwrap();
     let user = api_actix::wiring::user_service(&store)
         .create(

@@ -3,8 +3,6 @@
 //! and a key revoked meanwhile pays for nothing (issue 11 item 11).
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +17,9 @@ use keys_domain::{KeyId, KeyState, PageLimit, PageRequest, UserId};
 use reqwest::{Client, Method};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Database, TestApp, expect_error, parts, unique};
+use crate::helpers::{
+    Backend, Database, TestApp, expect_error, parts, spawn_server_process, unique,
+};
 
 const RENDER: &str = "/api/v1/public/documents";
 
@@ -232,42 +232,7 @@ async fn a_render_with_a_key_revoked_elsewhere_debits_nothing(backend: Backend) 
 async fn kill_nine_during_renders_loses_nothing_acknowledged(backend: Backend) {
     let db = Database::fresh(backend).await;
     let secret = unique("kill-nine-secret-padding-to-32-bytes-");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_api-actix"))
-        .arg("serve")
-        .env("DATABASE_URL", &db.url)
-        .env("JWT_SECRET", &secret)
-        .env("JT_BIND", "127.0.0.1:0")
-        .env("JT_METRICS_BIND", "off")
-        .env("JT_RATE_LIMIT_PER_SECOND", "100000")
-        .env("JT_RATE_LIMIT_BURST", "100000")
-        .env("RUST_LOG", "info")
-        .env_remove("REDIS_URL")
-        .env_remove("SMTP_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let logs = BufReader::new(child.stderr.take().unwrap());
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in logs.lines().map_while(Result::ok) {
-            if line.contains("listening")
-                && let Some(addr) = line.split("addr=").nth(1)
-            {
-                let addr = addr
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                let _ = addr_tx.send(addr);
-            }
-        }
-    });
-    let addr = tokio::task::spawn_blocking(move || addr_rx.recv_timeout(Duration::from_secs(30)))
-        .await
-        .unwrap()
-        .expect("the server did not start");
-    let base = format!("http://{addr}");
+    let (base, mut child) = spawn_server_process(&db.url, &secret).await;
 
     let store = wiring::open_store(&db.url).unwrap();
     let user = wiring::user_service(&store)
