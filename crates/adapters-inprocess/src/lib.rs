@@ -5,15 +5,19 @@
 //!   memory; also the fallback the Redis adapters are given for when Redis is unreachable.
 //! - [`CachedKeyStore`] over a [`KeyCache`]: a `KeyStore` decorator that answers the hot path's
 //!   lookups from memory and owns this instance's cache invalidation.
+//! - [`CachedTokenCutoffStore`] over a [`CutoffCache`]: the same for the dashboard's sign-out
+//!   check.
 //! - [`PendingUsage`]: the usage recorder port, counting requests until a flush.
 //! - [`NoOtherInstances`]: the revocation notifier when there are no other instances to tell.
 
+mod cutoff_cache;
 mod key_cache;
 mod local_rate_limiter;
 mod local_usage_window;
 mod no_other_instances;
 mod pending_usage;
 
+pub use cutoff_cache::{CachedTokenCutoffStore, CutoffCache};
 pub use key_cache::{CachedKeyStore, KeyCache};
 pub use local_rate_limiter::LocalRateLimiter;
 pub use local_usage_window::LocalUsageWindow;

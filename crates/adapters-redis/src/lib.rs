@@ -15,6 +15,6 @@ mod redis_usage_window;
 pub mod testing;
 
 pub use redis_rate_limiter::RedisRateLimiter;
-pub use redis_revocation_bus::{REVOCATION_CHANNEL, RedisRevocationBus};
+pub use redis_revocation_bus::{Announcement, REVOCATION_CHANNEL, RedisRevocationBus};
 pub use redis_shared::RedisShared;
 pub use redis_usage_window::RedisUsageWindow;

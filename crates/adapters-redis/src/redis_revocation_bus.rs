@@ -1,5 +1,5 @@
-//! Revocation pub/sub: an instance that changes a key publishes its hash; every instance's
-//! listener evicts it from its key cache.
+//! Revocation pub/sub: an instance that changes a key publishes its hash, and one that signs a
+//! user out publishes the user's id; every instance's listener evicts them from its caches.
 //!
 //! Pub/sub is fire-and-forget, so messages sent while a listener is disconnected are lost. The
 //! listener therefore calls `on_resync` after every (re)subscription, and the caller clears its
@@ -10,14 +10,27 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt as _;
-use keys_domain::KeyHash;
 use keys_domain::ports::RevocationNotifier;
+use keys_domain::{KeyHash, UserId};
 use tokio::task::JoinHandle;
 
 use crate::redis_shared::{OP_TIMEOUT, RedisShared};
 
-/// The channel that carries the hex SHA-256 of each changed key.
+/// The channel that carries the hex SHA-256 of each changed key and the id of each user who
+/// signed out.
 pub const REVOCATION_CHANNEL: &str = "jt:revocations";
+
+/// What another instance announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Announcement {
+    /// The key with this hash was revoked or rotated.
+    KeyChanged(KeyHash),
+    /// The user signed out: their earlier dashboard tokens are refused.
+    SignedOut(UserId),
+}
+
+/// Marks a sign-out message; a key's hex hash never starts with it.
+const SIGNED_OUT_TAG: &str = "u:";
 
 /// Connecting and subscribing must answer within this.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -50,11 +63,11 @@ impl RedisRevocationBus {
     }
 
     /// Spawns a task that subscribes (and re-subscribes after any disconnect, with back-off) and
-    /// calls `on_revoked(hash)` per message, and `on_resync()` after every (re)subscription, since
+    /// calls `on_announced` per message, and `on_resync()` after every (re)subscription, since
     /// messages may have been lost meanwhile. The task runs until aborted.
     pub fn spawn_listener(
         &self,
-        on_revoked: Arc<dyn Fn(KeyHash) + Send + Sync>,
+        on_announced: Arc<dyn Fn(Announcement) + Send + Sync>,
         on_resync: Arc<dyn Fn() + Send + Sync>,
     ) -> JoinHandle<()> {
         let client = self.shared.client().clone();
@@ -63,7 +76,7 @@ impl RedisRevocationBus {
             let mut backoff = MIN_BACKOFF;
             let mut announced_loss = false;
             loop {
-                match listen(&client, &channel, on_revoked.as_ref(), on_resync.as_ref()).await {
+                match listen(&client, &channel, on_announced.as_ref(), on_resync.as_ref()).await {
                     Ok(()) => {
                         // Subscribed for a while: the next failure starts the back-off afresh.
                         backoff = MIN_BACKOFF;
@@ -91,7 +104,7 @@ impl RedisRevocationBus {
 async fn listen(
     client: &redis::Client,
     channel: &str,
-    on_revoked: &(dyn Fn(KeyHash) + Send + Sync),
+    on_announced: &(dyn Fn(Announcement) + Send + Sync),
     on_resync: &(dyn Fn() + Send + Sync),
 ) -> Result<(), String> {
     let pubsub = tokio::time::timeout(SUBSCRIBE_TIMEOUT, client.get_async_pubsub())
@@ -112,8 +125,8 @@ async fn listen(
             message = stream.next() => {
                 let Some(message) = message else { return Ok(()) };
                 match message.get_payload::<String>().ok().as_deref().and_then(parse_message) {
-                    Some((hash, sent_at)) => {
-                        on_revoked(hash);
+                    Some((announcement, sent_at)) => {
+                        on_announced(announcement);
                         if let Some(sent_at) = sent_at {
                             record_propagation(sent_at);
                         }
@@ -141,13 +154,22 @@ fn epoch_millis() -> u128 {
         .map_or(0, |d| d.as_millis())
 }
 
-/// `HASH_HEX:SENT_AT_MILLIS`, or the bare hash that instances before the timestamp sent.
-fn parse_message(payload: &str) -> Option<(KeyHash, Option<u128>)> {
+/// `HASH_HEX:SENT_AT_MILLIS` (or the bare hash that instances before the timestamp sent), or
+/// `u:SENT_AT_MILLIS:USER_ID` (the id last: ids are opaque and may hold a colon).
+fn parse_message(payload: &str) -> Option<(Announcement, Option<u128>)> {
+    if let Some(rest) = payload.strip_prefix(SIGNED_OUT_TAG) {
+        let (millis, user) = rest.split_once(':')?;
+        if user.is_empty() {
+            return None;
+        }
+        let announcement = Announcement::SignedOut(UserId::new(user));
+        return Some((announcement, Some(millis.parse().ok()?)));
+    }
     let (hex, sent_at) = match payload.split_once(':') {
         Some((hex, millis)) => (hex, Some(millis.parse().ok()?)),
         None => (payload, None),
     };
-    Some((KeyHash::from_hex(hex)?, sent_at))
+    Some((Announcement::KeyChanged(KeyHash::from_hex(hex)?), sent_at))
 }
 
 fn record_propagation(sent_at_millis: u128) {
@@ -156,27 +178,47 @@ fn record_propagation(sent_at_millis: u128) {
     metrics::histogram!(PROPAGATION).record(elapsed_ms as f64 / 1000.0);
 }
 
-#[async_trait]
-impl RevocationNotifier for RedisRevocationBus {
-    /// Publishes `hash` to every instance (this one's listener included). Tried even while
-    /// Redis is marked down (within a short timeout); when it cannot be sent, the listeners'
-    /// resync on reconnection and the caches' TTL cover the loss.
-    async fn key_changed(&self, hash: &KeyHash) {
+impl RedisRevocationBus {
+    /// Publishes `message` to every instance (this one's listener included). Tried even while
+    /// Redis is marked down (within a short timeout); `false` when it could not be sent.
+    async fn publish(&self, message: String) -> bool {
         let channel = self.channel.as_str();
-        let hex = format!("{}:{}", hash.to_hex(), epoch_millis());
-        let published = self
-            .shared
+        self.shared
             .attempt("revocation publish", |mut conn| async move {
                 redis::cmd("PUBLISH")
                     .arg(channel)
-                    .arg(hex)
+                    .arg(message)
                     .query_async::<i64>(&mut conn)
                     .await
             })
-            .await;
-        if published.is_none() {
+            .await
+            .is_some()
+    }
+}
+
+/// When a message cannot be sent, the listeners' resync on reconnection and the caches' TTL
+/// cover the loss.
+#[async_trait]
+impl RevocationNotifier for RedisRevocationBus {
+    async fn key_changed(&self, hash: &KeyHash) {
+        if !self
+            .publish(format!("{}:{}", hash.to_hex(), epoch_millis()))
+            .await
+        {
             tracing::warn!(
                 "redis: revocation of {hash:?} not published (redis down); other instances resync on reconnection"
+            );
+        }
+    }
+
+    async fn signed_out(&self, user: &UserId) {
+        if !self
+            .publish(format!("{SIGNED_OUT_TAG}{}:{user}", epoch_millis()))
+            .await
+        {
+            tracing::warn!(
+                user_id = user.as_str(),
+                "redis: sign-out not published (redis down); other instances resync on reconnection"
             );
         }
     }
@@ -190,12 +232,23 @@ mod tests {
     fn reads_messages_with_and_without_the_sending_time() {
         let hash = KeyHash::of("jt_sk_example");
         let hex = hash.to_hex();
-        assert_eq!(parse_message(&hex), Some((hash, None)));
+        let key = Announcement::KeyChanged(hash);
+        assert_eq!(parse_message(&hex), Some((key.clone(), None)));
         assert_eq!(
             parse_message(&format!("{hex}:1700000000123")),
-            Some((hash, Some(1_700_000_000_123)))
+            Some((key, Some(1_700_000_000_123)))
         );
         assert_eq!(parse_message(&format!("{hex}:soon")), None);
         assert_eq!(parse_message("nothex:1"), None);
+    }
+
+    #[test]
+    fn reads_sign_outs_whatever_the_user_id_holds() {
+        let signed_out = |id: &str| Some((Announcement::SignedOut(UserId::new(id)), Some(17)));
+        assert_eq!(parse_message("u:17:usr_ada"), signed_out("usr_ada"));
+        assert_eq!(parse_message("u:17:odd:id"), signed_out("odd:id"));
+        assert_eq!(parse_message("u:17:"), None);
+        assert_eq!(parse_message("u:soon:usr_ada"), None);
+        assert_eq!(parse_message("u:usr_ada"), None);
     }
 }

@@ -11,23 +11,15 @@
 use std::io::Write as _;
 use std::sync::Arc;
 
+use adapters_inprocess::NoOtherInstances;
 use adapters_postgres::DbStore;
 use anyhow::Context as _;
-use async_trait::async_trait;
 use keys_domain::GrantAmount;
 use keys_domain::KeyName;
 use keys_domain::api_key::KeyLimits;
-use keys_domain::key_hash::KeyHash;
-use keys_domain::ports::{RevocationNotifier, SystemClock};
+use keys_domain::ports::SystemClock;
 use keys_domain::random::OsRandom;
 use keys_domain::use_cases::{KeyService, UserService};
-
-struct NoNotifier;
-
-#[async_trait]
-impl RevocationNotifier for NoNotifier {
-    async fn key_changed(&self, _hash: &KeyHash) {}
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -46,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let key_service = KeyService {
         store: store.clone(),
-        notifier: Arc::new(NoNotifier),
+        notifier: Arc::new(NoOtherInstances),
         clock: Arc::new(SystemClock),
         random: Arc::new(OsRandom),
         limits: KeyLimits::default(),

@@ -6,10 +6,13 @@ use std::sync::Arc;
 
 use adapters_github::GithubReportVerifier;
 use adapters_inprocess::{
-    CachedKeyStore, KeyCache, LocalRateLimiter, LocalUsageWindow, NoOtherInstances, PendingUsage,
+    CachedKeyStore, CachedTokenCutoffStore, CutoffCache, KeyCache, LocalRateLimiter,
+    LocalUsageWindow, NoOtherInstances, PendingUsage,
 };
 use adapters_postgres::DbStore;
-use adapters_redis::{RedisRateLimiter, RedisRevocationBus, RedisShared, RedisUsageWindow};
+use adapters_redis::{
+    Announcement, RedisRateLimiter, RedisRevocationBus, RedisShared, RedisUsageWindow,
+};
 use adapters_smtp::{LogMailer, SmtpMailer};
 use anyhow::Context as _;
 use keys_domain::api_key::KeyLimits;
@@ -104,11 +107,13 @@ pub async fn jwt_keys(config: &Config, settings: &dyn SettingsStore) -> anyhow::
     Ok(JwtKeys::new(secret.as_bytes()))
 }
 
-/// Sign-out and the token cut-off over `store`.
+/// Sign-out and the token cut-off over `store`, uncached and announcing nothing (as a process
+/// other than the servers would: they see it when their cached cut-off expires).
 #[must_use]
 pub fn dashboard_sessions(store: &Arc<DbStore>) -> DashboardSessions {
     DashboardSessions {
         cutoffs: store.clone(),
+        notifier: Arc::new(NoOtherInstances),
         clock: Arc::new(SystemClock),
     }
 }
@@ -158,6 +163,7 @@ pub struct Wired {
     /// The revocation bus when Redis is used.
     bus: Option<RedisRevocationBus>,
     cache: Arc<KeyCache>,
+    cutoffs: Arc<CutoffCache>,
 }
 
 /// `/readyz`'s view of Redis.
@@ -195,6 +201,9 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
     ));
     // The cache evicts on every write through it; the notifier only tells other instances.
     let keys: Arc<dyn KeyStore> = Arc::new(CachedKeyStore::new(store.clone(), cache.clone()));
+    // Sign-out is a revocation of dashboard tokens: the same TTL bounds another instance's lag
+    // when no Redis announces it.
+    let cutoff_cache = Arc::new(CutoffCache::new(t.key_cache_ttl, t.key_cache_capacity));
 
     let shared = match &config.redis_url {
         Some(url) => Some(RedisShared::connect(url).await?),
@@ -334,7 +343,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
             verifier,
             keys: keys.clone(),
             accounts: store.clone(),
-            notifier,
+            notifier: notifier.clone(),
             clock: clock.clone(),
             random: random.clone(),
         },
@@ -351,7 +360,11 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         },
         accounts: store.clone(),
         sessions: DashboardSessions {
-            cutoffs: store.clone(),
+            cutoffs: Arc::new(CachedTokenCutoffStore::new(
+                store.clone(),
+                cutoff_cache.clone(),
+            )),
+            notifier,
             clock: clock.clone(),
         },
         auth_failures,
@@ -390,6 +403,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         sweeps,
         bus,
         cache,
+        cutoffs: cutoff_cache,
     })
 }
 
@@ -423,13 +437,19 @@ impl Wired {
             ),
         ];
         if let Some(bus) = &self.bus {
-            // Other instances' revocations evict here; after a reconnect everything is evicted,
-            // since announcements may have been missed meanwhile.
-            let (on_revoked, on_resync) = (self.cache.clone(), self.cache.clone());
-            let listener = bus.spawn_listener(
-                Arc::new(move |hash| on_revoked.evict(&hash)),
-                Arc::new(move || on_resync.evict_all()),
-            );
+            // Other instances' revocations and sign-outs evict here; after a reconnect
+            // everything is evicted, since announcements may have been missed meanwhile.
+            let (keys, cutoffs) = (self.cache.clone(), self.cutoffs.clone());
+            let on_announced = move |announced| match announced {
+                Announcement::KeyChanged(hash) => keys.evict(&hash),
+                Announcement::SignedOut(user) => cutoffs.evict(&user),
+            };
+            let (keys, cutoffs) = (self.cache.clone(), self.cutoffs.clone());
+            let on_resync = move || {
+                keys.evict_all();
+                cutoffs.evict_all();
+            };
+            let listener = bus.spawn_listener(Arc::new(on_announced), Arc::new(on_resync));
             let token = shutdown.clone();
             tasks.push(tokio::spawn(async move {
                 token.cancelled().await;

@@ -1,7 +1,7 @@
 //! Two instances of the service over HTTP, sharing one PostgreSQL database and one Redis
-//! (issue 6): the rate limit is shared, a revocation or rotation on one instance is honoured by
-//! the other within 1 s, the high-usage threshold is crossed once across instances, and a Redis
-//! restart degrades both instances (still serving) and then recovers them.
+//! (issue 6): the rate limit is shared, a revocation, rotation or sign-out on one instance is
+//! honoured by the other within 1 s, the high-usage threshold is crossed once across instances,
+//! and a Redis restart degrades both instances (still serving) and then recovers them.
 //!
 //! Needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (and `redis-server` installed
 //! for the private instance the restart test kills), and `python3-aiosmtpd` for the mail server.
@@ -289,6 +289,65 @@ async fn a_key_rotated_without_grace_on_one_instance_is_refused_by_the_other_wit
         let old_object = key_object(&http, &pair.b, &owner, &old.id).await;
         assert_eq!(old_object["status"], "revoked");
     }
+    pair.stop().await;
+}
+
+/// `GET /api/v1/keys` on `instance` with a dashboard token: its status.
+async fn keys_list_status(http: &reqwest::Client, instance: &Instance, jwt: &str) -> u16 {
+    let res = http
+        .get(instance.url("/api/v1/keys"))
+        .bearer_auth(jwt)
+        .send()
+        .await
+        .unwrap();
+    res.status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_out_on_one_instance_ends_the_users_tokens_on_the_other_within_one_second() {
+    require_shared_redis();
+    let _serial = SERIAL.lock().await;
+    // B caches each user's cut-off for 30 s: only Redis's announcement can end the session in
+    // time there.
+    let pair = Pair::start(SHARED_REDIS_URL, |c| {
+        c.rate_limit = UNLIMITED;
+        c.tuning.key_cache_ttl = LONG_CACHE_TTL;
+    })
+    .await;
+    let http = client();
+    let mut latencies = Vec::new();
+    for i in 0..10 {
+        let owner = create_owner(&pair.db, 0).await;
+        assert_eq!(keys_list_status(&http, &pair.b, &owner.jwt).await, 200);
+        let sent = Instant::now();
+        let res = http
+            .post(pair.a.url("/api/v1/auth/sign-out"))
+            .bearer_auth(&owner.jwt)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        assert_eq!(keys_list_status(&http, &pair.a, &owner.jwt).await, 401);
+        let took = eventually(
+            "B to refuse the signed-out token",
+            Duration::from_secs(15),
+            || async {
+                (keys_list_status(&http, &pair.b, &owner.jwt).await == 401).then(|| sent.elapsed())
+            },
+        )
+        .await;
+        assert!(
+            took < REVOCATION_BOUND,
+            "round {i}: B accepted a signed-out token for {took:?}"
+        );
+        latencies.push(took);
+    }
+    latencies.sort();
+    eprintln!(
+        "sign-out sent to A -> first 401 on B: p50 {:?}, max {:?}",
+        quantile(&latencies, 0.50),
+        latencies[latencies.len() - 1]
+    );
     pair.stop().await;
 }
 

@@ -13,7 +13,7 @@ use keys_domain::ports::{Clock, SystemClock};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{Backend, Database, TestApp, expect_error, test_config};
+use crate::helpers::{Backend, Database, TestApp, eventually, expect_error, test_config};
 
 fn api_actix(database_url: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_api-actix"));
@@ -207,8 +207,26 @@ async fn tokens_living_over_24_hours_are_refused(backend: Backend) {
     }
 }
 
-/// Item 3: after the user's sign-out (the use case the sign-out endpoint calls), every token
-/// issued before it is refused on every instance, and a new one works.
+/// The contract's bound for a revocation to reach every instance; a sign-out revokes tokens.
+const REVOCATION_BOUND: Duration = Duration::from_secs(1);
+
+/// Asks `instance` with `token` until it answers 401 `invalid_token` for the sign-out; fails
+/// when it still accepts the token after `REVOCATION_BOUND`.
+async fn refused_within_the_bound(instance: &TestApp, token: &str) -> Duration {
+    let took = eventually(REVOCATION_BOUND, || async {
+        keys_list(instance, token).await.status() == 401
+    })
+    .await
+    .unwrap_or_else(|| panic!("a signed-out token was accepted for over {REVOCATION_BOUND:?}"));
+    let (e, _) = expect_error(keys_list(instance, token).await, 401, "invalid_token").await;
+    assert!(e["message"].as_str().unwrap().contains("sign-out"), "{e}");
+    took
+}
+
+/// Item 3: after the user's sign-out, every token issued before it is refused: at once on the
+/// instance that answered the sign-out (its cached cut-off is evicted before the 204), and on
+/// another instance within the revocation bound, here without Redis (its cached cut-off
+/// expires; `scale_out.rs` shows Redis's announcement doing it at once). A new token works.
 async fn sign_out_refuses_every_earlier_token(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let ada = app.user(0).await;
@@ -222,19 +240,25 @@ async fn sign_out_refuses_every_earlier_token(backend: Backend) {
             Duration::from_secs(3600),
         )
         .unwrap();
-    assert_eq!(keys_list(&app, &ada.token).await.status(), 200);
-    assert_eq!(keys_list(&app, &older).await.status(), 200);
+    // Both instances now hold Ada's cut-off ("never signed out") in their caches.
+    for instance in [&app, &second] {
+        for token in [&ada.token, &older] {
+            assert_eq!(keys_list(instance, token).await.status(), 200);
+        }
+    }
 
-    wiring::dashboard_sessions(&app.store)
-        .sign_out(&ada.id)
+    let res = app
+        .dash(&ada, Method::POST, "/api/v1/auth/sign-out")
+        .send()
         .await
         .unwrap();
+    assert_eq!(res.status(), 204);
     for token in [&ada.token, &older] {
-        for instance in [&app, &second] {
-            let res = keys_list(instance, token).await;
-            let (e, _) = expect_error(res, 401, "invalid_token").await;
-            assert!(e["message"].as_str().unwrap().contains("sign-out"), "{e}");
-        }
+        let (e, _) = expect_error(keys_list(&app, token).await, 401, "invalid_token").await;
+        assert!(e["message"].as_str().unwrap().contains("sign-out"), "{e}");
+    }
+    for token in [&ada.token, &older] {
+        refused_within_the_bound(&second, token).await;
     }
     let res = app
         .dash(&ada, Method::POST, "/api/v1/keys")
@@ -245,13 +269,34 @@ async fn sign_out_refuses_every_earlier_token(backend: Backend) {
     expect_error(res, 401, "invalid_token").await;
     // Other users keep their sessions.
     assert_eq!(keys_list(&app, &bob.token).await.status(), 200);
+    assert_eq!(keys_list(&second, &bob.token).await.status(), 200);
     // A token issued after the sign-out (the next whole second) works.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let fresh = app.token_for(&ada.id);
     assert_eq!(keys_list(&second, &fresh).await.status(), 200);
+    assert_eq!(keys_list(&app, &fresh).await.status(), 200);
+}
+
+/// A sign-out written by another process (the use case over the bare store, announcing
+/// nothing) is honoured by every running instance within the revocation bound.
+async fn a_sign_out_made_elsewhere_is_honoured_within_the_bound(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ada = app.user(0).await;
+    let second = TestApp::start(app.db.clone(), app.config.clone()).await;
+    for instance in [&app, &second] {
+        assert_eq!(keys_list(instance, &ada.token).await.status(), 200);
+    }
+    wiring::dashboard_sessions(&app.store)
+        .sign_out(&ada.id)
+        .await
+        .unwrap();
+    for instance in [&app, &second] {
+        refused_within_the_bound(instance, &ada.token).await;
+    }
 }
 
 on_both_backends!(
     tokens_living_over_24_hours_are_refused,
     sign_out_refuses_every_earlier_token,
+    a_sign_out_made_elsewhere_is_honoured_within_the_bound,
 );

@@ -1,5 +1,7 @@
 //! Dashboard sessions: how long a dashboard token may live, and sign-out, which refuses every
-//! token of the user issued until then.
+//! token of the user issued until then: at once on the instance that served it (its cut-off
+//! cache evicts on the write), and on the others when the announcement arrives, or at the
+//! latest when their cached cut-off expires (as a key revocation).
 //!
 //! Token issue times have one-second precision (JWT `iat`), so a token issued in the same
 //! second as a sign-out is refused too: a refused fresh token costs a retry, an accepted stale
@@ -9,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::ids::UserId;
-use crate::ports::{Clock, StoreError, TokenCutoffStore};
+use crate::ports::{Clock, RevocationNotifier, StoreError, TokenCutoffStore};
 use crate::timestamp::Timestamp;
 
 /// The longest a dashboard token may live (docs/api.md).
@@ -70,6 +72,7 @@ pub enum SignOutError {
 #[derive(Clone)]
 pub struct DashboardSessions {
     pub cutoffs: Arc<dyn TokenCutoffStore>,
+    pub notifier: Arc<dyn RevocationNotifier>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -99,15 +102,15 @@ impl DashboardSessions {
     /// # Errors
     /// `UnknownUser`, `Store`.
     pub async fn sign_out(&self, user: &UserId) -> Result<(), SignOutError> {
-        if self
+        if !self
             .cutoffs
             .raise_tokens_cutoff(user, self.clock.now())
             .await?
         {
-            Ok(())
-        } else {
-            Err(SignOutError::UnknownUser)
+            return Err(SignOutError::UnknownUser);
         }
+        self.notifier.signed_out(user).await;
+        Ok(())
     }
 }
 

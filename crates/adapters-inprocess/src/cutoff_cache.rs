@@ -1,0 +1,241 @@
+//! A bounded in-process cache of users' dashboard-token cut-offs in front of the cut-off store,
+//! so that a dashboard request costs no database round trip for its sign-out check.
+//!
+//! The same rules as the key cache, since a sign-out is a revocation of tokens:
+//! - A read cut-off (or "never signed out") is trusted for the key cache's TTL (≈ 500 ms): a
+//!   sign-out on another instance is honoured here within that time even when no Redis
+//!   announces it, and at once when Redis does ([`CutoffCache::evict`] from the bus).
+//! - A sign-out through [`CachedTokenCutoffStore`] evicts its user before it returns, so the
+//!   instance that answered the sign-out never accepts an earlier token again.
+//! - Store errors are never cached.
+//! - A read that started before an eviction must not re-insert what it read: a generation
+//!   counter, bumped by every eviction, is compared after the insert.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use keys_domain::ports::{StoreError, TokenCutoffStore};
+use keys_domain::{Timestamp, UserId};
+
+/// The cut-offs of recently seen users; shared by the caching store and the bus listener.
+pub struct CutoffCache {
+    entries: moka::sync::Cache<UserId, Option<Timestamp>, foldhash::fast::RandomState>,
+    generation: AtomicU64,
+}
+
+impl CutoffCache {
+    #[must_use]
+    pub fn new(ttl: Duration, capacity: u64) -> Self {
+        Self {
+            entries: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build_with_hasher(foldhash::fast::RandomState::default()),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// Forgets one user's cut-off now (signed out here or elsewhere).
+    pub fn evict(&self, user: &UserId) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.entries.invalidate(user);
+    }
+
+    /// Forgets every cut-off (after missed announcements, e.g. a Redis reconnect).
+    pub fn evict_all(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.entries.invalidate_all();
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Inserts what a read that began at `generation` found, unless an eviction happened since.
+    fn insert_if_current(&self, user: &UserId, cutoff: Option<Timestamp>, generation: u64) {
+        if self.generation() != generation {
+            return;
+        }
+        self.entries.insert(user.clone(), cutoff);
+        // An eviction between the check above and the insert would otherwise be undone.
+        if self.generation() != generation {
+            self.entries.invalidate(user);
+        }
+    }
+}
+
+/// A [`TokenCutoffStore`] that answers `tokens_cutoff` from [`CutoffCache`].
+pub struct CachedTokenCutoffStore {
+    inner: Arc<dyn TokenCutoffStore>,
+    cache: Arc<CutoffCache>,
+}
+
+impl CachedTokenCutoffStore {
+    #[must_use]
+    pub fn new(inner: Arc<dyn TokenCutoffStore>, cache: Arc<CutoffCache>) -> Self {
+        Self { inner, cache }
+    }
+}
+
+#[async_trait]
+impl TokenCutoffStore for CachedTokenCutoffStore {
+    async fn tokens_cutoff(&self, user: &UserId) -> Result<Option<Timestamp>, StoreError> {
+        if let Some(hit) = self.cache.entries.get(user) {
+            return Ok(hit);
+        }
+        let generation = self.cache.generation();
+        let cutoff = self.inner.tokens_cutoff(user).await?;
+        self.cache.insert_if_current(user, cutoff, generation);
+        Ok(cutoff)
+    }
+
+    async fn raise_tokens_cutoff(&self, user: &UserId, at: Timestamp) -> Result<bool, StoreError> {
+        // Evicted even when the write fails: it may have committed before the error.
+        let raised = self.inner.raise_tokens_cutoff(user, at).await;
+        self.cache.evict(user);
+        raised
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use futures_executor::block_on;
+    use keys_domain::ports::MockTokenCutoffStore;
+
+    use super::*;
+
+    const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+    const TTL: Duration = Duration::from_secs(60);
+
+    fn ada() -> UserId {
+        UserId::new("usr_ada")
+    }
+
+    /// A store that counts reads and answers whatever `cutoff` holds.
+    fn counting_store(cutoff: Arc<Mutex<Option<Timestamp>>>) -> MockTokenCutoffStore {
+        let mut store = MockTokenCutoffStore::new();
+        let read = cutoff.clone();
+        store
+            .expect_tokens_cutoff()
+            .returning(move |_| Ok(*read.lock().unwrap()));
+        store.expect_raise_tokens_cutoff().returning(move |_, at| {
+            *cutoff.lock().unwrap() = Some(at);
+            Ok(true)
+        });
+        store
+    }
+
+    #[test]
+    fn a_read_cutoff_is_served_from_memory_until_its_user_signs_out_here() {
+        let cutoff = Arc::new(Mutex::new(None));
+        let mut inner = MockTokenCutoffStore::new();
+        // Exactly two reads: the first, and the one after the sign-out evicted the entry.
+        let read = cutoff.clone();
+        inner
+            .expect_tokens_cutoff()
+            .times(2)
+            .returning(move |_| Ok(*read.lock().unwrap()));
+        inner
+            .expect_raise_tokens_cutoff()
+            .times(1)
+            .returning(move |_, at| {
+                *cutoff.lock().unwrap() = Some(at);
+                Ok(true)
+            });
+        let cache = Arc::new(CutoffCache::new(TTL, 100));
+        let store = CachedTokenCutoffStore::new(Arc::new(inner), cache);
+        for _ in 0..5 {
+            assert_eq!(block_on(store.tokens_cutoff(&ada())), Ok(None));
+        }
+        assert_eq!(block_on(store.raise_tokens_cutoff(&ada(), T0)), Ok(true));
+        for _ in 0..5 {
+            assert_eq!(block_on(store.tokens_cutoff(&ada())), Ok(Some(T0)));
+        }
+    }
+
+    #[test]
+    fn another_instances_sign_out_is_seen_once_the_bus_evicts_the_user() {
+        let cutoff = Arc::new(Mutex::new(None));
+        let cache = Arc::new(CutoffCache::new(TTL, 100));
+        let store =
+            CachedTokenCutoffStore::new(Arc::new(counting_store(cutoff.clone())), cache.clone());
+        assert_eq!(block_on(store.tokens_cutoff(&ada())), Ok(None));
+        // Another instance signs Ada out: the database changes behind this cache.
+        *cutoff.lock().unwrap() = Some(T0);
+        assert_eq!(
+            block_on(store.tokens_cutoff(&ada())),
+            Ok(None),
+            "still cached"
+        );
+        cache.evict(&ada());
+        assert_eq!(block_on(store.tokens_cutoff(&ada())), Ok(Some(T0)));
+        *cutoff.lock().unwrap() = Some(T0.plus(Duration::from_secs(5)));
+        cache.evict_all();
+        assert_eq!(
+            block_on(store.tokens_cutoff(&ada())),
+            Ok(Some(T0.plus(Duration::from_secs(5))))
+        );
+    }
+
+    #[test]
+    fn a_cached_cutoff_expires_after_the_ttl() {
+        let cutoff = Arc::new(Mutex::new(None));
+        let cache = Arc::new(CutoffCache::new(Duration::from_millis(50), 100));
+        let store = CachedTokenCutoffStore::new(Arc::new(counting_store(cutoff.clone())), cache);
+        assert_eq!(block_on(store.tokens_cutoff(&ada())), Ok(None));
+        *cutoff.lock().unwrap() = Some(T0);
+        std::thread::sleep(Duration::from_millis(120));
+        assert_eq!(block_on(store.tokens_cutoff(&ada())), Ok(Some(T0)));
+    }
+
+    #[test]
+    fn a_read_that_raced_an_eviction_is_not_cached() {
+        let cache = Arc::new(CutoffCache::new(TTL, 100));
+        let during_read = cache.clone();
+        let mut inner = MockTokenCutoffStore::new();
+        let mut reads = 0;
+        inner.expect_tokens_cutoff().times(2).returning(move |_| {
+            reads += 1;
+            if reads == 1 {
+                // A sign-out elsewhere lands while this (stale) read is in flight.
+                during_read.evict(&ada());
+                return Ok(None);
+            }
+            Ok(Some(T0))
+        });
+        let store = CachedTokenCutoffStore::new(Arc::new(inner), cache);
+        assert_eq!(block_on(store.tokens_cutoff(&ada())), Ok(None));
+        assert_eq!(
+            block_on(store.tokens_cutoff(&ada())),
+            Ok(Some(T0)),
+            "the stale read was not kept"
+        );
+    }
+
+    #[test]
+    fn store_errors_are_not_cached_and_a_failed_sign_out_still_evicts() {
+        let mut inner = MockTokenCutoffStore::new();
+        let mut reads = 0;
+        inner.expect_tokens_cutoff().times(3).returning(move |_| {
+            reads += 1;
+            match reads {
+                1 => Err(StoreError::Unavailable("down".into())),
+                2 => Ok(None),
+                _ => Ok(Some(T0)),
+            }
+        });
+        inner
+            .expect_raise_tokens_cutoff()
+            .returning(|_, _| Err(StoreError::Unavailable("lost during commit".into())));
+        let store =
+            CachedTokenCutoffStore::new(Arc::new(inner), Arc::new(CutoffCache::new(TTL, 100)));
+        assert!(block_on(store.tokens_cutoff(&ada())).is_err());
+        assert_eq!(block_on(store.tokens_cutoff(&ada())), Ok(None));
+        assert!(block_on(store.raise_tokens_cutoff(&ada(), T0)).is_err());
+        assert_eq!(block_on(store.tokens_cutoff(&ada())), Ok(Some(T0)));
+    }
+}
