@@ -147,15 +147,24 @@ impl r2d2::ManageConnection for Manager {
 /// - `synchronous = NORMAL` is the WAL setting SQLite recommends: a commit is atomic and
 ///   consistent; only the last commits before a power loss (not a process crash) can be lost.
 /// - `foreign_keys` is off by default in SQLite.
+/// - `wal_autocheckpoint`: at SQLite's default (every 1,000 pages, 4 MB) the ledger's commits
+///   ran a checkpoint every few dozen batches, and half of a commit's CPU was checkpointing the
+///   same hot pages (balances, index tails) again and again. A server checkpoints in the
+///   background instead (`wal_checkpointer.rs`); 16,384 pages (64 MB) only bounds the WAL
+///   should that fall behind, and serves one-shot commands.
 #[derive(Debug, Clone, Copy)]
 pub struct SqliteSetup;
+
+/// Pages between automatic checkpoints (see [`SqliteSetup`]).
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 16_384;
 
 impl r2d2::CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqliteSetup {
     fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), diesel::r2d2::Error> {
         if let AnyConnection::Sqlite(conn) = conn {
             conn.batch_execute(&format!(
                 "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
-                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                 PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};",
                 SQLITE_BUSY_TIMEOUT.as_millis()
             ))
             .map_err(diesel::r2d2::Error::QueryError)?;

@@ -1,7 +1,9 @@
 //! [`KeyStore`] on the shared schema.
 
 use async_trait::async_trait;
+use diesel::dsl::case_when;
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable};
 use keys_domain::api_key::{ApiKey, KeyLimits, NewApiKey};
 use keys_domain::hourly_usage::hour_start;
 use keys_domain::ports::{
@@ -397,38 +399,93 @@ impl KeyStore for DbStore {
         let mut batch = batch.to_vec();
         // One lock order for every batch, so two instances' flushes cannot deadlock.
         batch.sort_by(|a, b| a.key_id.cmp(&b.key_id));
-        self.run(move |conn| {
-            conn.transaction(|conn| {
-                for delta in &batch {
-                    let count = i64::try_from(delta.count).unwrap_or(i64::MAX);
-                    let at = delta.last_used_at.as_millis();
-                    let key = api_keys::table.filter(api_keys::id.eq(delta.key_id.as_str()));
-                    diesel::update(key)
-                        .set(api_keys::usage_count.eq(api_keys::usage_count + count))
-                        .execute(conn)?;
-                    // last_used_at = max(last_used_at, at), spelled portably.
-                    diesel::update(
-                        key.filter(
-                            api_keys::last_used_at
-                                .is_null()
-                                .or(api_keys::last_used_at.lt(at)),
-                        ),
-                    )
-                    .set(api_keys::last_used_at.eq(at))
-                    .execute(conn)?;
-                    // The chart's hourly count, in the same transaction as usage_count. A batch
-                    // spans at most one flush interval, so its requests are counted in the hour
-                    // of its last one.
-                    add_to_hour(
-                        conn,
-                        delta.key_id.as_str(),
-                        hour_start(delta.last_used_at).as_millis(),
-                        count,
-                    )?;
-                }
-                Ok(())
-            })
+        self.run_write(move |conn| {
+            Ok(conn.transaction(|conn| match conn {
+                AnyConnection::Postgres(pg) => record_usage_postgres(pg, &batch),
+                AnyConnection::Sqlite(_) => record_usage_rows(conn, &batch),
+            })?)
         })
         .await
     }
+}
+
+/// One key at a time: on SQLite each statement is a function call, not a round trip.
+fn record_usage_rows(conn: &mut AnyConnection, batch: &[UsageDelta]) -> QueryResult<()> {
+    for delta in batch {
+        let count = i64::try_from(delta.count).unwrap_or(i64::MAX);
+        let at = delta.last_used_at.as_millis();
+        let key = api_keys::table.filter(api_keys::id.eq(delta.key_id.as_str()));
+        // One statement: last_used_at = max(last_used_at, at), spelled portably.
+        let later = api_keys::last_used_at
+            .is_null()
+            .or(api_keys::last_used_at.lt(at));
+        let last_used =
+            case_when(later, at.into_sql::<Nullable<BigInt>>()).otherwise(api_keys::last_used_at);
+        diesel::update(key)
+            .set((
+                api_keys::usage_count.eq(api_keys::usage_count + count),
+                api_keys::last_used_at.eq(last_used),
+            ))
+            .execute(conn)?;
+        // The chart's hourly count, in the same transaction as usage_count. A batch spans at
+        // most one flush interval, so its requests are counted in the hour of its last one.
+        add_to_hour(
+            conn,
+            delta.key_id.as_str(),
+            hour_start(delta.last_used_at).as_millis(),
+            count,
+        )?;
+    }
+    Ok(())
+}
+
+/// The whole batch in two statements over arrays: per key, two round trips held every key row
+/// of the flush (1,000 keys: about 100 ms) while paid requests waited for them in the ledger's
+/// `FOR SHARE`. `batch` is in key order; deltas of one key are summed first (a key may appear
+/// once only in an `ON CONFLICT DO UPDATE`). PostgreSQL's `GREATEST` skips a NULL
+/// `last_used_at`.
+fn record_usage_postgres(pg: &mut diesel::PgConnection, batch: &[UsageDelta]) -> QueryResult<()> {
+    use diesel::sql_types::{Array, Text};
+    let mut ids: Vec<&str> = Vec::with_capacity(batch.len());
+    let (mut counts, mut ats, mut hours) = (Vec::new(), Vec::new(), Vec::new());
+    for d in batch {
+        let count = i64::try_from(d.count).unwrap_or(i64::MAX);
+        let at = d.last_used_at.as_millis();
+        if ids.last() == Some(&d.key_id.as_str()) {
+            if let (Some(c), Some(a), Some(h)) =
+                (counts.last_mut(), ats.last_mut(), hours.last_mut())
+            {
+                *c = count.saturating_add(*c);
+                if at > *a {
+                    *a = at;
+                    *h = hour_start(d.last_used_at).as_millis();
+                }
+            }
+            continue;
+        }
+        ids.push(d.key_id.as_str());
+        counts.push(count);
+        ats.push(at);
+        hours.push(hour_start(d.last_used_at).as_millis());
+    }
+    diesel::sql_query(
+        "UPDATE api_keys AS k \
+         SET usage_count = k.usage_count + d.count, last_used_at = GREATEST(k.last_used_at, d.at) \
+         FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS d(id, count, at) \
+         WHERE k.id = d.id",
+    )
+    .bind::<Array<Text>, _>(&ids)
+    .bind::<Array<BigInt>, _>(&counts)
+    .bind::<Array<BigInt>, _>(&ats)
+    .execute(pg)?;
+    diesel::sql_query(
+        "INSERT INTO key_usage_hours (key_id, hour_start, count) \
+         SELECT id, hour, count FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS d(id, hour, count) \
+         ON CONFLICT (key_id, hour_start) DO UPDATE SET count = key_usage_hours.count + EXCLUDED.count",
+    )
+    .bind::<Array<Text>, _>(&ids)
+    .bind::<Array<BigInt>, _>(&hours)
+    .bind::<Array<BigInt>, _>(&counts)
+    .execute(pg)?;
+    Ok(())
 }

@@ -37,5 +37,6 @@ mod template_cache;
 pub mod testing;
 mod token_cutoff_store;
 mod usage_history;
+mod wal_checkpointer;
 
 pub use store::DbStore;

@@ -1,6 +1,6 @@
 //! [`DbStore`]: the pool, and the one way port methods reach the database.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use keys_domain::ports::{Charge, ChargeOutcome, StoreError};
@@ -26,6 +26,14 @@ const SQLITE_POOL_SIZE: u32 = 8;
 /// out a whole batch (and answer hundreds of requests 503 at once).
 const LEDGER_POOL_SIZE: u32 = 1;
 
+/// What a store call does, for the connection it gets and whether it queues as a writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Read,
+    Write,
+    Ledger,
+}
+
 /// The store behind every persistence port, on PostgreSQL or SQLite. Cheap to clone.
 #[derive(Clone)]
 pub struct DbStore {
@@ -42,6 +50,11 @@ struct Inner {
     ledger: GroupCommit<Charge, ChargeOutcome>,
     balances: BalanceCache,
     templates: TemplateCache,
+    /// Taken around the frequent SQLite writes (ledger batches, usage flushes): SQLite admits
+    /// one writer at a time, and a writer that finds the file locked sleeps in its busy handler
+    /// (1, 2, 5, 10 ms…) rather than waking when the lock is released. Queued here, the next
+    /// writer starts the moment the previous one commits.
+    sqlite_writer: Mutex<()>,
 }
 
 /// Where a port method's connection comes from.
@@ -172,6 +185,7 @@ impl DbStore {
                 ledger: GroupCommit::new(BATCH_CAP),
                 balances: BalanceCache::default(),
                 templates: TemplateCache::default(),
+                sqlite_writer: Mutex::new(()),
             }),
         }
     }
@@ -242,20 +256,30 @@ impl DbStore {
         T: Send + 'static,
         E: FromStoreError + Send + 'static,
     {
-        self.run_with(false, work).await
+        self.run_with(Role::Read, work).await
     }
 
-    /// As [`DbStore::run`], on the ledger writer's reserved connection.
+    /// As [`DbStore::run`], for a frequent write: on SQLite it waits its turn in process.
+    pub(crate) async fn run_write<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, Failure<E>> + Send + 'static,
+        T: Send + 'static,
+        E: FromStoreError + Send + 'static,
+    {
+        self.run_with(Role::Write, work).await
+    }
+
+    /// As [`DbStore::run_write`], on the ledger writer's reserved connection.
     pub(crate) async fn run_ledger<T, E, F>(&self, work: F) -> Result<T, E>
     where
         F: FnOnce(&mut AnyConnection) -> Result<T, Failure<E>> + Send + 'static,
         T: Send + 'static,
         E: FromStoreError + Send + 'static,
     {
-        self.run_with(true, work).await
+        self.run_with(Role::Ledger, work).await
     }
 
-    async fn run_with<T, E, F>(&self, ledger: bool, work: F) -> Result<T, E>
+    async fn run_with<T, E, F>(&self, role: Role, work: F) -> Result<T, E>
     where
         F: FnOnce(&mut AnyConnection) -> Result<T, Failure<E>> + Send + 'static,
         T: Send + 'static,
@@ -263,8 +287,10 @@ impl DbStore {
     {
         let inner = self.inner.clone();
         let joined = tokio::task::spawn_blocking(move || {
-            let checkout = match (&inner.ledger_pool, ledger) {
-                (Some(pool), true) => pool.get().map(Checkout::Pooled).map_err(|e| e.to_string()),
+            let checkout = match (&inner.ledger_pool, role) {
+                (Some(pool), Role::Ledger) => {
+                    pool.get().map(Checkout::Pooled).map_err(|e| e.to_string())
+                }
                 _ => inner.checkout(),
             };
             let mut conn = checkout.map_err(|e| {
@@ -273,6 +299,14 @@ impl DbStore {
                     "no database connection: {e}"
                 )))
             })?;
+            // A poisoned lock guards nothing but the turn: take it anyway.
+            let _turn =
+                (role != Role::Read && matches!(*conn, AnyConnection::Sqlite(_))).then(|| {
+                    inner
+                        .sqlite_writer
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                });
             work(&mut conn)
         })
         .await;

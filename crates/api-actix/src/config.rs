@@ -72,6 +72,8 @@ pub struct Tuning {
     pub alert_poll_interval: Duration,
     /// How often idle per-key state, old sign-in links and old hourly usage are dropped.
     pub sweep_interval: Duration,
+    /// How often SQLite's WAL is checkpointed in the background (no effect on PostgreSQL).
+    pub wal_checkpoint_interval: Duration,
     /// How long in-flight requests get to finish on shutdown.
     pub shutdown_timeout: Duration,
     /// Stop gracefully on SIGTERM / ctrl-c (off in tests, which stop through the handle).
@@ -90,6 +92,7 @@ impl Default for Tuning {
             body_timeout: Duration::from_secs(10),
             alert_poll_interval: Duration::from_secs(1),
             sweep_interval: Duration::from_secs(60),
+            wal_checkpoint_interval: Duration::from_millis(100),
             shutdown_timeout: Duration::from_secs(10),
             handle_signals: true,
         }

@@ -436,6 +436,13 @@ impl Wired {
                 shutdown.clone(),
             ),
         ];
+        if let Some(checkpointer) = self.store.spawn_wal_checkpointer(t.wal_checkpoint_interval) {
+            let token = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                token.cancelled().await;
+                checkpointer.abort();
+            }));
+        }
         if let Some(bus) = &self.bus {
             // Other instances' revocations and sign-outs evict here; after a reconnect
             // everything is evicted, since announcements may have been missed meanwhile.

@@ -139,12 +139,13 @@ impl CatalogService {
         if !listing.template.usable_by(listing.owned) {
             return Err(RenderError::TemplateNotOwned);
         }
+        let now = self.clock.now();
         let document = Document {
-            id: DocumentId::generate(self.random.as_ref()),
+            id: DocumentId::generate_at(self.random.as_ref(), now),
             user_id: user.clone(),
             template_id: listing.template.id.clone(),
             content: render(&listing.template.body, fields),
-            created_at: self.clock.now(),
+            created_at: now,
         };
         let charge = Charge {
             user_id: user.clone(),
