@@ -6,6 +6,7 @@
 //! (`docs/secret-scanning.md`).
 
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use futures_util::StreamExt as _;
 use keys_domain::use_cases::SignedReport;
 
 use crate::dto::secret_scanning::{ReportedMatch, TokenLabelObject, parse_report};
@@ -63,6 +64,9 @@ pub async fn github(
     Ok(HttpResponse::Ok().json(labels))
 }
 
+/// How much of a report over [`REPORT_LIMIT`] is read and thrown away before the 413.
+const DISCARD_LIMIT: usize = 4 * REPORT_LIMIT;
+
 /// The raw body, up to [`REPORT_LIMIT`], within the body deadline.
 async fn read_body(
     req: &HttpRequest,
@@ -70,13 +74,32 @@ async fn read_body(
     state: &AppState,
 ) -> Result<web::Bytes, ApiError> {
     let mut payload = payload.into_inner();
+    let started = tokio::time::Instant::now();
     let bytes = web::Bytes::from_request(req, &mut payload);
     match tokio::time::timeout(state.body_timeout, bytes).await {
         Err(_) => Err(ApiError::RequestTimeout),
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) => match e.as_error::<actix_web::error::PayloadError>() {
-            Some(actix_web::error::PayloadError::Overflow) => Err(ApiError::ReportTooLarge),
+            Some(actix_web::error::PayloadError::Overflow) => {
+                // Refused on its Content-Length before it was read: the client may still be
+                // sending a megabyte, and a connection closed under it loses the 413 to a
+                // broken pipe. Read (and drop) what it sends first, within the same deadline.
+                let deadline = started + state.body_timeout;
+                let _ = tokio::time::timeout_at(deadline, discard(&mut payload)).await;
+                Err(ApiError::ReportTooLarge)
+            }
             _ => Err(ApiError::invalid("the request body could not be read")),
         },
+    }
+}
+
+/// Reads and drops the body, up to [`DISCARD_LIMIT`] bytes.
+async fn discard(payload: &mut actix_web::dev::Payload) {
+    let mut read = 0;
+    while let Some(Ok(chunk)) = payload.next().await {
+        read += chunk.len();
+        if read > DISCARD_LIMIT {
+            return;
+        }
     }
 }
