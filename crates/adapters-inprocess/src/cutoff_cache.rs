@@ -8,21 +8,23 @@
 //! - A sign-out through [`CachedTokenCutoffStore`] evicts its user before it returns, so the
 //!   instance that answered the sign-out never accepts an earlier token again.
 //! - Store errors are never cached.
-//! - A read that started before an eviction must not re-insert what it read: a generation
-//!   counter, bumped by every eviction, is compared after the insert.
+//! - A read that started before an eviction must not re-insert what it read
+//!   ([`EvictionGeneration`](crate::eviction_generation::EvictionGeneration), as in the key
+//!   cache).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use keys_domain::ports::{StoreError, TokenCutoffStore};
 use keys_domain::{Timestamp, UserId};
 
+use crate::eviction_generation::EvictionGeneration;
+
 /// The cut-offs of recently seen users; shared by the caching store and the bus listener.
 pub struct CutoffCache {
     entries: moka::sync::Cache<UserId, Option<Timestamp>, foldhash::fast::RandomState>,
-    generation: AtomicU64,
+    generation: EvictionGeneration,
 }
 
 impl CutoffCache {
@@ -33,36 +35,33 @@ impl CutoffCache {
                 .max_capacity(capacity)
                 .time_to_live(ttl)
                 .build_with_hasher(foldhash::fast::RandomState::default()),
-            generation: AtomicU64::new(0),
+            generation: EvictionGeneration::default(),
         }
     }
 
     /// Forgets one user's cut-off now (signed out here or elsewhere).
     pub fn evict(&self, user: &UserId) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.generation.bump();
         self.entries.invalidate(user);
     }
 
     /// Forgets every cut-off (after missed announcements, e.g. a Redis reconnect).
     pub fn evict_all(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.generation.bump();
         self.entries.invalidate_all();
     }
 
     fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.generation.current()
     }
 
     /// Inserts what a read that began at `generation` found, unless an eviction happened since.
     fn insert_if_current(&self, user: &UserId, cutoff: Option<Timestamp>, generation: u64) {
-        if self.generation() != generation {
-            return;
-        }
-        self.entries.insert(user.clone(), cutoff);
-        // An eviction between the check above and the insert would otherwise be undone.
-        if self.generation() != generation {
-            self.entries.invalidate(user);
-        }
+        self.generation.insert_if_current(
+            generation,
+            || self.entries.insert(user.clone(), cutoff),
+            || self.entries.invalidate(user),
+        );
     }
 }
 

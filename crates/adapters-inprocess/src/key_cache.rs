@@ -17,7 +17,6 @@
 //!   it moved.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,6 +26,8 @@ use keys_domain::ports::{
 };
 use keys_domain::usage::UsageDelta;
 use keys_domain::{ApiKey, KeyHash, KeyId, ListError, NewApiKey, Page, Timestamp, UserId};
+
+use crate::eviction_generation::EvictionGeneration;
 
 /// `jt_key_cache_requests_total{result="hit"|"miss"}`: a no-op unless the binary installed a
 /// metrics recorder.
@@ -39,7 +40,7 @@ pub struct KeyCache {
     entries: moka::sync::Cache<KeyHash, ApiKey, foldhash::fast::RandomState>,
     /// "No such key", bounded on its own so that unknown keys never evict known ones.
     unknown: moka::sync::Cache<KeyHash, (), foldhash::fast::RandomState>,
-    generation: AtomicU64,
+    generation: EvictionGeneration,
 }
 
 impl KeyCache {
@@ -61,20 +62,20 @@ impl KeyCache {
         Self {
             entries,
             unknown,
-            generation: AtomicU64::new(0),
+            generation: EvictionGeneration::default(),
         }
     }
 
     /// Forgets one key now (revoked or rotated here or elsewhere).
     pub fn evict(&self, hash: &KeyHash) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.generation.bump();
         self.entries.invalidate(hash);
         self.unknown.invalidate(hash);
     }
 
     /// Forgets every key (after missed announcements, e.g. a Redis reconnect).
     pub fn evict_all(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.generation.bump();
         self.entries.invalidate_all();
         self.unknown.invalidate_all();
     }
@@ -87,23 +88,22 @@ impl KeyCache {
     }
 
     fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.generation.current()
     }
 
     /// Inserts what a lookup that began at `generation` read, unless an eviction happened since.
     fn insert_if_current(&self, hash: KeyHash, value: Option<ApiKey>, generation: u64) {
-        if self.generation() != generation {
-            return;
-        }
-        match value {
-            Some(key) => self.entries.insert(hash, key),
-            None => self.unknown.insert(hash, ()),
-        }
-        // An eviction between the check above and the insert would otherwise be undone.
-        if self.generation() != generation {
-            self.entries.invalidate(&hash);
-            self.unknown.invalidate(&hash);
-        }
+        self.generation.insert_if_current(
+            generation,
+            || match value {
+                Some(key) => self.entries.insert(hash, key),
+                None => self.unknown.insert(hash, ()),
+            },
+            || {
+                self.entries.invalidate(&hash);
+                self.unknown.invalidate(&hash);
+            },
+        );
     }
 }
 
@@ -193,7 +193,7 @@ impl KeyStore for CachedKeyStore {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use keys_domain::KeyState;
     use keys_domain::ports::MockKeyStore;

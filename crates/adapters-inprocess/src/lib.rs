@@ -11,6 +11,7 @@
 //! - [`NoOtherInstances`]: the revocation notifier when there are no other instances to tell.
 
 mod cutoff_cache;
+mod eviction_generation;
 mod key_cache;
 mod local_rate_limiter;
 mod local_usage_window;

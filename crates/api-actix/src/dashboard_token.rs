@@ -178,20 +178,14 @@ impl JwtKeys {
 
 #[cfg(test)]
 mod tests {
+    use keys_domain::ports::{Clock as _, SystemClock};
+
     use super::*;
 
     #[test]
     fn round_trips_and_refuses_expired_foreign_and_unsigned_tokens() {
         let keys = JwtKeys::new(b"secret-one");
-        let now = Timestamp::from_millis(
-            i64::try_from(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_millis(),
-            )
-            .unwrap(),
-        );
+        let now = SystemClock.now();
         let user = UserId::new("usr_1");
         let t = keys.issue(&user, now, Duration::from_secs(60)).unwrap();
         assert_eq!(keys.verify(&t, now).unwrap().user_id, user);
@@ -235,15 +229,7 @@ mod tests {
     #[test]
     fn a_remembered_token_is_still_refused_once_it_expires() {
         let keys = JwtKeys::new(b"secret-one");
-        let now = Timestamp::from_millis(
-            i64::try_from(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_millis(),
-            )
-            .unwrap(),
-        );
+        let now = SystemClock.now();
         let user = UserId::new("usr_1");
         let t = keys.issue(&user, now, Duration::from_secs(30)).unwrap();
         for _ in 0..3 {

@@ -3,6 +3,9 @@
 use crate::base62;
 use crate::random::RandomSource;
 
+/// Base62 characters after a generated id's prefix.
+const ID_CHARS: usize = 20;
+
 macro_rules! opaque_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
@@ -17,7 +20,7 @@ macro_rules! opaque_id {
 
             /// A fresh random id.
             pub fn generate(random: &dyn RandomSource) -> Self {
-                Self(format!("{}{}", $prefix, base62::random_chars(random, 20)).into())
+                Self(format!("{}{}", $prefix, base62::random_chars(random, ID_CHARS)).into())
             }
 
             /// An id as given by a client or a store. Ids are opaque: any string is accepted
@@ -80,10 +83,10 @@ impl DocumentId {
     /// `created_at`.
     pub fn generate_at(random: &dyn RandomSource, at: crate::timestamp::Timestamp) -> Self {
         let millis = u64::try_from(at.as_millis()).unwrap_or(0);
-        let mut id = String::with_capacity(Self::PREFIX.len() + 20);
+        let mut id = String::with_capacity(Self::PREFIX.len() + ID_CHARS);
         id.push_str(Self::PREFIX);
         id.push_str(&base62::encode_padded(millis, TIME_CHARS));
-        id.push_str(&base62::random_chars(random, 20 - TIME_CHARS));
+        id.push_str(&base62::random_chars(random, ID_CHARS - TIME_CHARS));
         Self(id.into())
     }
 }
