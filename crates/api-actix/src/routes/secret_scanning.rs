@@ -74,23 +74,33 @@ async fn read_body(
     state: &AppState,
 ) -> Result<web::Bytes, ApiError> {
     let mut payload = payload.into_inner();
-    let started = tokio::time::Instant::now();
+    if declared_length(req).is_some_and(|n| n > REPORT_LIMIT) {
+        // actix's extractor would refuse this on its Content-Length too, but it takes the
+        // payload with it and the connection is closed under a client that may still be
+        // sending a megabyte, which then sees a broken pipe instead of the 413. Read (and drop)
+        // what it sends first, within the same deadline.
+        let _ = tokio::time::timeout(state.body_timeout, discard(&mut payload)).await;
+        return Err(ApiError::ReportTooLarge);
+    }
     let bytes = web::Bytes::from_request(req, &mut payload);
     match tokio::time::timeout(state.body_timeout, bytes).await {
         Err(_) => Err(ApiError::RequestTimeout),
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) => match e.as_error::<actix_web::error::PayloadError>() {
-            Some(actix_web::error::PayloadError::Overflow) => {
-                // Refused on its Content-Length before it was read: the client may still be
-                // sending a megabyte, and a connection closed under it loses the 413 to a
-                // broken pipe. Read (and drop) what it sends first, within the same deadline.
-                let deadline = started + state.body_timeout;
-                let _ = tokio::time::timeout_at(deadline, discard(&mut payload)).await;
-                Err(ApiError::ReportTooLarge)
-            }
+            Some(actix_web::error::PayloadError::Overflow) => Err(ApiError::ReportTooLarge),
             _ => Err(ApiError::invalid("the request body could not be read")),
         },
     }
+}
+
+/// The request's `Content-Length`, when it has a readable one.
+fn declared_length(req: &HttpRequest) -> Option<usize> {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// Reads and drops the body, up to [`DISCARD_LIMIT`] bytes.
