@@ -3,8 +3,9 @@
 //! Lock each payer's row once (sorted by id, so two instances' batches never deadlock), read
 //! the paying keys (on PostgreSQL with `FOR SHARE`, so a revocation committing meanwhile either
 //! is seen or waits for this batch), let the pure planner decide every charge in arrival order,
-//! then write each changed balance once and the ledger rows, documents and ownership rows with
-//! one multi-row statement each, and commit. The caller answers only after the commit.
+//! then write each changed balance once and the ledger rows, documents and ownership rows (on
+//! PostgreSQL all in one statement, see [`crate::batch_write_postgres`]; on SQLite with cached
+//! statements), and commit. The caller answers only after the commit.
 
 use std::collections::{HashMap, HashSet};
 
@@ -13,6 +14,7 @@ use keys_domain::charge_batch::{self, Account, BatchPlan, KeySnapshot};
 use keys_domain::ports::{Charge, ChargeOutcome, StoreError};
 use keys_domain::{Credits, KeyId, TemplateId, UserId};
 
+use crate::batch_write_postgres::BatchWrite;
 use crate::connection::AnyConnection;
 use crate::failure::Failure;
 use crate::key_store::stored_state;
@@ -204,12 +206,11 @@ fn read_keys(
     Ok(out)
 }
 
-/// Inserts `$rows` (a `Vec` of value tuples) into `$table` with multi-row statements of fixed
-/// sizes (32, 16, 8, 4, 2, 1 rows: 13 rows are 8 + 4 + 1), on either backend's own connection
-/// (diesel's multi-backend connection cannot express a multi-row insert). A statement over a
+/// Inserts `$rows` (a `Vec` of value tuples) into `$table` on SQLite with multi-row statements
+/// of fixed sizes (32, 16, 8, 4, 2, 1 rows: 13 rows are 8 + 4 + 1). A statement over a
 /// fixed-size array has a static query id, so diesel prepares each size once per connection;
 /// one statement over the whole batch changed its text with the batch's size and was prepared
-/// anew for every batch (on SQLite 14 % of the ledger's CPU; on PostgreSQL a round trip).
+/// anew for every batch (14 % of the ledger's CPU).
 macro_rules! insert_rows {
     ($conn:expr, $table:expr, $rows:expr) => {{
         let mut rest = &$rows[..];
@@ -229,10 +230,7 @@ macro_rules! insert_largest_chunk {
                 let chunk = <&[_; $n]>::try_from(chunk).map_err(|_| {
                     diesel::result::Error::QueryBuilderError("a ledger chunk of the wrong size".into())
                 })?;
-                match $conn {
-                    AnyConnection::Postgres(c) => diesel::insert_into($table).values(chunk).execute(c)?,
-                    AnyConnection::Sqlite(c) => diesel::insert_into($table).values(chunk).execute(c)?,
-                };
+                diesel::insert_into($table).values(chunk).execute($conn)?;
                 tail
             } else
         )+
@@ -242,8 +240,17 @@ macro_rules! insert_largest_chunk {
     }};
 }
 
-/// The inserted values are owned: a fixed-size insert's static query id needs `'static` binds.
 fn write(conn: &mut AnyConnection, plan: &BatchPlan) -> QueryResult<()> {
+    match conn {
+        AnyConnection::Postgres(pg) => BatchWrite::of(plan).execute(pg).map(drop),
+        AnyConnection::Sqlite(lite) => write_sqlite(lite, plan),
+    }
+}
+
+/// One statement per balance and chunked inserts: in process, SQLite has no round trips to
+/// save, and a per-user `UPDATE` is a cached statement. The inserted values are owned: a
+/// fixed-size insert's static query id needs `'static` binds.
+fn write_sqlite(conn: &mut SqliteConnection, plan: &BatchPlan) -> QueryResult<()> {
     for (user, balance) in &plan.balances {
         diesel::update(users::table.find(user.as_str()))
             .set(users::balance.eq(balance.as_i64()))

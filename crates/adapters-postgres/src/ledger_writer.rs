@@ -1,5 +1,6 @@
 //! [`LedgerWriter`] on the store: concurrent callers' charges are group-committed (see
-//! [`crate::group_commit`]) and each batch is one transaction (see [`crate::ledger_batch`]).
+//! [`crate::group_commit`]), in one lane per set of users (see [`crate::ledger_lanes`]), and
+//! each batch is one transaction (see [`crate::ledger_batch`]).
 
 use async_trait::async_trait;
 use keys_domain::ports::{Charge, ChargeOutcome, LedgerWriter, StoreError};
@@ -10,15 +11,17 @@ use crate::store::DbStore;
 #[async_trait]
 impl LedgerWriter for DbStore {
     async fn apply(&self, charges: Vec<Charge>) -> Result<Vec<ChargeOutcome>, StoreError> {
-        if charges.is_empty() {
+        // A request's charges are its one user's; its lane is that user's.
+        let Some(user) = charges.first().map(|c| c.user_id.clone()) else {
             return Ok(Vec::new());
-        }
-        let (answer, lead) = self.ledger_queue().enqueue(charges);
+        };
+        let (answer, lead) = self.ledger_lanes().lane_for(&user).enqueue(charges);
         if lead {
             let store = self.clone();
             tokio::spawn(async move {
                 store
-                    .ledger_queue()
+                    .ledger_lanes()
+                    .lane_for(&user)
                     .drain(|batch| store.apply_batch(batch))
                     .await;
             });
@@ -44,6 +47,6 @@ impl DbStore {
     /// this store has applied: how well requests were grouped.
     #[must_use]
     pub fn ledger_batch_sizes(&self) -> Vec<(usize, u64)> {
-        self.ledger_queue().sizes().snapshot()
+        self.ledger_lanes().sizes()
     }
 }

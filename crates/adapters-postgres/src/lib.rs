@@ -13,6 +13,7 @@
 mod account_store;
 mod alert_outbox;
 mod balance_cache;
+mod batch_write_postgres;
 mod catalog_store;
 mod connect_gate;
 pub mod connection;
@@ -22,6 +23,7 @@ mod idempotency_store;
 mod key_events;
 mod key_store;
 mod ledger_batch;
+mod ledger_lanes;
 mod ledger_writer;
 mod migrations;
 pub use migrations::MigrationStatus;

@@ -3,14 +3,14 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use keys_domain::ports::{Charge, ChargeOutcome, StoreError};
+use keys_domain::ports::StoreError;
 use r2d2::{CustomizeConnection as _, Pool, PooledConnection};
 
 use crate::balance_cache::BalanceCache;
 use crate::connect_gate::ConnectGate;
 use crate::connection::{AnyConnection, CONNECT_DRAIN_LIMIT, Manager, SqliteSetup, Target};
 use crate::failure::{Failure, FromStoreError};
-use crate::group_commit::{BATCH_CAP, GroupCommit};
+use crate::ledger_lanes::LedgerLanes;
 use crate::migrations;
 use crate::template_cache::TemplateCache;
 
@@ -21,10 +21,12 @@ const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(2);
 const POSTGRES_POOL_SIZE: u32 = 16;
 /// SQLite connections: many readers in WAL mode; writers take turns on the file lock.
 const SQLITE_POOL_SIZE: u32 = 8;
-/// Connections reserved for the ledger writer, which has one batch in flight at a time: a
-/// batch never queues behind request reads for a connection, so a burst of reads cannot time
-/// out a whole batch (and answer hundreds of requests 503 at once).
-const LEDGER_POOL_SIZE: u32 = 1;
+/// Ledger batches in flight at once on PostgreSQL, for disjoint users (see
+/// [`crate::ledger_lanes`]), and so the connections reserved for the ledger writer: a batch
+/// never queues behind request reads for a connection, so a burst of reads cannot time out a
+/// whole batch (and answer hundreds of requests 503 at once). SQLite has one writer at a time,
+/// so one lane.
+const POSTGRES_LEDGER_LANES: u32 = 4;
 
 /// What a store call does, for the connection it gets and whether it queues as a writer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,8 +48,8 @@ struct Inner {
     ledger_pool: Option<Pool<Manager>>,
     gate: Arc<ConnectGate>,
     backend: &'static str,
-    /// The ledger writer's queue: charges waiting for the next batch.
-    ledger: GroupCommit<Charge, ChargeOutcome>,
+    /// The ledger writer's queues: charges waiting for the next batch of their lane.
+    ledger: LedgerLanes,
     balances: BalanceCache,
     templates: TemplateCache,
     /// Taken around the frequent SQLite writes (ledger batches, usage flushes): SQLite admits
@@ -130,19 +132,20 @@ impl DbStore {
                 Target::Postgres(_) => builder,
             }
         };
-        let size = match target {
-            Target::Sqlite(_) => SQLITE_POOL_SIZE,
-            Target::Postgres(_) => POSTGRES_POOL_SIZE,
+        let (size, lanes) = match target {
+            Target::Sqlite(_) => (SQLITE_POOL_SIZE, 1),
+            Target::Postgres(_) => (POSTGRES_POOL_SIZE, POSTGRES_LEDGER_LANES),
         };
         let pool = builder()
             .max_size(size)
             .build_unchecked(Manager::new(target.clone(), gate.clone()));
         let ledger_pool = builder()
-            .max_size(LEDGER_POOL_SIZE)
+            .max_size(lanes)
             .build_unchecked(Manager::new(target, gate.clone()));
         Ok(Self::with(
             Connections::Pool(pool),
             Some(ledger_pool),
+            LedgerLanes::new(lanes as usize),
             gate,
             backend,
         ))
@@ -165,6 +168,7 @@ impl DbStore {
                 sqlite_setup,
             },
             None,
+            LedgerLanes::new(1),
             gate,
             backend,
         ))
@@ -173,6 +177,7 @@ impl DbStore {
     fn with(
         connections: Connections,
         ledger_pool: Option<Pool<Manager>>,
+        ledger: LedgerLanes,
         gate: Arc<ConnectGate>,
         backend: &'static str,
     ) -> Self {
@@ -182,7 +187,7 @@ impl DbStore {
                 ledger_pool,
                 gate,
                 backend,
-                ledger: GroupCommit::new(BATCH_CAP),
+                ledger,
                 balances: BalanceCache::default(),
                 templates: TemplateCache::default(),
                 sqlite_writer: Mutex::new(()),
@@ -230,7 +235,7 @@ impl DbStore {
         migrations::status(&mut conn)
     }
 
-    pub(crate) fn ledger_queue(&self) -> &GroupCommit<Charge, ChargeOutcome> {
+    pub(crate) fn ledger_lanes(&self) -> &LedgerLanes {
         &self.inner.ledger
     }
 

@@ -79,6 +79,7 @@ contract_cases!(
     concurrent_purchases_charge_once,
     documents_are_charged_stored_and_private,
     concurrent_charges_never_overspend,
+    concurrent_charges_of_many_users_each_sell_exactly_their_credits,
     a_batch_is_decided_in_arrival_order_and_written_once,
     a_failed_batch_applies_none_of_its_charges,
     a_bad_charge_fails_only_its_own_request,

@@ -195,6 +195,40 @@ pub async fn concurrent_charges_never_overspend(store: impl Store) {
     assert_eq!(all_documents(&store, &user).await.len(), 50);
 }
 
+/// Many users at once: on PostgreSQL their batches run in several lanes side by side; each user
+/// still sells exactly their credits, and their ledger's running balance follows its order.
+pub async fn concurrent_charges_of_many_users_each_sell_exactly_their_credits(store: impl Store) {
+    let mut users = Vec::new();
+    for _ in 0..12 {
+        users.push(new_user(&store, 5).await);
+    }
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        for user in &users {
+            let (store, user) = (store.clone(), user.clone());
+            tasks.push(tokio::spawn(async move {
+                let outcome = one(&store, render(&document(&user, at(i)))).await;
+                (user, outcome)
+            }));
+        }
+    }
+    let mut charged_per_user = std::collections::HashMap::new();
+    for t in tasks {
+        let (user, outcome) = t.await.unwrap();
+        match outcome {
+            ChargeOutcome::Charged { .. } => *charged_per_user.entry(user).or_insert(0) += 1,
+            ChargeOutcome::Insufficient(_) => {}
+            other => panic!("unexpected outcome: {other:?}"),
+        }
+    }
+    for user in &users {
+        assert_eq!(charged_per_user.get(user), Some(&5), "{user:?}");
+        assert_eq!(store.balance(user).await.unwrap(), Some(Credits::ZERO));
+        assert_eq!(assert_ledger_matches(&store, user).await.len(), 6);
+        assert_eq!(all_documents(&store, user).await.len(), 5);
+    }
+}
+
 pub async fn a_batch_is_decided_in_arrival_order_and_written_once(store: impl Store) {
     let ada = new_user(&store, 2).await;
     let bob = new_user(&store, 60).await;
