@@ -1,9 +1,8 @@
 //! [`KeyStore`] on the shared schema.
 
 use async_trait::async_trait;
-use diesel::dsl::case_when;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable};
+use diesel::sql_types::BigInt;
 use keys_domain::api_key::{ApiKey, KeyLimits, NewApiKey};
 use keys_domain::hourly_usage::hour_start;
 use keys_domain::ports::{
@@ -16,11 +15,12 @@ use keys_domain::{
 };
 
 use crate::alert_outbox::insert_email;
+use crate::cached_updates::{AddKeyUsage, LockUser};
 use crate::connection::AnyConnection;
 use crate::failure::{Failure, UniqueIndex};
 use crate::key_events::write_events;
 use crate::pages::key_page;
-use crate::schema::{api_keys, users};
+use crate::schema::api_keys;
 use crate::store::DbStore;
 use crate::usage_history::add_to_hour;
 
@@ -123,10 +123,7 @@ fn state_columns(state: KeyState) -> (&'static str, Option<i64>, Option<i64>) {
 /// write as the first statement takes the write lock at once, so the transaction never has to
 /// upgrade a read lock (which fails with SQLITE_BUSY instead of waiting).
 pub(crate) fn lock_user(conn: &mut AnyConnection, user: &str) -> QueryResult<bool> {
-    let n = diesel::update(users::table.find(user))
-        .set(users::balance.eq(users::balance))
-        .execute(conn)?;
-    Ok(n == 1)
+    Ok(LockUser { user }.execute(conn)? == 1)
 }
 
 /// Locks one key row (the user's) and reads it; `None` when it is not the user's.
@@ -413,20 +410,12 @@ impl KeyStore for DbStore {
 fn record_usage_rows(conn: &mut AnyConnection, batch: &[UsageDelta]) -> QueryResult<()> {
     for delta in batch {
         let count = i64::try_from(delta.count).unwrap_or(i64::MAX);
-        let at = delta.last_used_at.as_millis();
-        let key = api_keys::table.filter(api_keys::id.eq(delta.key_id.as_str()));
-        // One statement: last_used_at = max(last_used_at, at), spelled portably.
-        let later = api_keys::last_used_at
-            .is_null()
-            .or(api_keys::last_used_at.lt(at));
-        let last_used =
-            case_when(later, at.into_sql::<Nullable<BigInt>>()).otherwise(api_keys::last_used_at);
-        diesel::update(key)
-            .set((
-                api_keys::usage_count.eq(api_keys::usage_count + count),
-                api_keys::last_used_at.eq(last_used),
-            ))
-            .execute(conn)?;
+        AddKeyUsage {
+            key: delta.key_id.as_str(),
+            count,
+            at: delta.last_used_at.as_millis(),
+        }
+        .execute(conn)?;
         // The chart's hourly count, in the same transaction as usage_count. A batch spans at
         // most one flush interval, so its requests are counted in the hour of its last one.
         add_to_hour(

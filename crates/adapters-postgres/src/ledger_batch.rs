@@ -15,6 +15,7 @@ use keys_domain::ports::{Charge, ChargeOutcome, StoreError};
 use keys_domain::{Credits, KeyId, TemplateId, UserId};
 
 use crate::batch_write_postgres::BatchWrite;
+use crate::cached_updates::{LockUser, SetBalance};
 use crate::connection::AnyConnection;
 use crate::failure::Failure;
 use crate::key_store::stored_state;
@@ -104,9 +105,7 @@ fn lock_accounts(
                 // `lock_user`): the whole batch then runs alone, and no read lock ever has to
                 // be upgraded.
                 if i == 0 {
-                    diesel::update(users::table.find(id.as_str()))
-                        .set(users::balance.eq(users::balance))
-                        .execute(lite)?;
+                    LockUser { user: id.as_str() }.execute(lite)?;
                 }
                 let balance = users::table
                     .find(id.as_str())
@@ -248,13 +247,15 @@ fn write(conn: &mut AnyConnection, plan: &BatchPlan) -> QueryResult<()> {
 }
 
 /// One statement per balance and chunked inserts: in process, SQLite has no round trips to
-/// save, and a per-user `UPDATE` is a cached statement. The inserted values are owned: a
+/// save, and a per-user `UPDATE` is a cached statement (see [`crate::cached_updates`]). The inserted values are owned: a
 /// fixed-size insert's static query id needs `'static` binds.
 fn write_sqlite(conn: &mut SqliteConnection, plan: &BatchPlan) -> QueryResult<()> {
     for (user, balance) in &plan.balances {
-        diesel::update(users::table.find(user.as_str()))
-            .set(users::balance.eq(balance.as_i64()))
-            .execute(conn)?;
+        SetBalance {
+            user: user.as_str(),
+            balance: balance.as_i64(),
+        }
+        .execute(conn)?;
     }
     if !plan.ledger.is_empty() {
         let rows: Vec<_> = plan

@@ -6,6 +6,7 @@ use keys_domain::hourly_usage::HourCount;
 use keys_domain::ports::{StoreError, UsageHistory};
 use keys_domain::{KeyId, Timestamp};
 
+use crate::cached_updates::AddToHour;
 use crate::connection::AnyConnection;
 use crate::on_conflict::OnConflictDoNothing;
 use crate::schema::key_usage_hours as hours;
@@ -56,11 +57,12 @@ pub(crate) fn add_to_hour(
     hour_start: i64,
     count: i64,
 ) -> QueryResult<()> {
-    let row = hours::table
-        .filter(hours::key_id.eq(key))
-        .filter(hours::hour_start.eq(hour_start));
-    let add = || hours::count.eq(hours::count + count);
-    if diesel::update(row).set(add()).execute(conn)? == 1 {
+    let add = AddToHour {
+        key,
+        hour_start,
+        count,
+    };
+    if add.execute(conn)? == 1 {
         return Ok(());
     }
     let inserted = OnConflictDoNothing(diesel::insert_into(hours::table).values((
@@ -70,7 +72,7 @@ pub(crate) fn add_to_hour(
     )))
     .execute(conn)?;
     if inserted == 0 {
-        diesel::update(row).set(add()).execute(conn)?;
+        add.execute(conn)?;
     }
     Ok(())
 }
