@@ -152,11 +152,31 @@ impl r2d2::ManageConnection for Manager {
 ///   same hot pages (balances, index tails) again and again. A server checkpoints in the
 ///   background instead (`wal_checkpointer.rs`); 16,384 pages (64 MB) only bounds the WAL
 ///   should that fall behind, and serves one-shot commands.
-#[derive(Debug, Clone, Copy)]
-pub struct SqliteSetup;
+/// - `cache_size` on the ledger writer's connection only (see [`SqliteSetup::ledger`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SqliteSetup {
+    cache_kib: Option<u32>,
+}
+
+impl SqliteSetup {
+    /// The ledger writer's connection: a 32 MB page cache instead of SQLite's 2 MB. With many
+    /// users every charge lands on a random page of the users table and of two per-user
+    /// indexes; once those outgrew 2 MB, `perf` showed the batch's B-tree inserts reading pages
+    /// back from the OS and spilling dirty ones to the WAL mid-transaction. Only this
+    /// connection: the request pool's eight connections each keep SQLite's default, so the
+    /// process's memory grows by at most this much.
+    #[must_use]
+    pub fn ledger() -> Self {
+        Self {
+            cache_kib: Some(LEDGER_CACHE_KIB),
+        }
+    }
+}
 
 /// Pages between automatic checkpoints (see [`SqliteSetup`]).
 const WAL_AUTOCHECKPOINT_PAGES: u32 = 16_384;
+/// The ledger writer's page cache, in KiB (see [`SqliteSetup::ledger`]).
+const LEDGER_CACHE_KIB: u32 = 32 * 1024;
 
 impl r2d2::CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqliteSetup {
     fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), diesel::r2d2::Error> {
@@ -168,6 +188,11 @@ impl r2d2::CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqliteSet
                 SQLITE_BUSY_TIMEOUT.as_millis()
             ))
             .map_err(diesel::r2d2::Error::QueryError)?;
+            if let Some(kib) = self.cache_kib {
+                // Negative: a size in KiB rather than in pages.
+                conn.batch_execute(&format!("PRAGMA cache_size = -{kib};"))
+                    .map_err(diesel::r2d2::Error::QueryError)?;
+            }
         }
         Ok(())
     }
@@ -175,7 +200,39 @@ impl r2d2::CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqliteSet
 
 #[cfg(test)]
 mod tests {
+    use diesel::r2d2::ManageConnection;
+
     use super::*;
+
+    fn cache_size(setup: SqliteSetup) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct Pragma {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            cache_size: i64,
+        }
+        let dir = std::env::temp_dir().join(format!("jt-cache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}/c.db", dir.display());
+        let manager = Manager::new(Target::parse(&url).unwrap(), Default::default());
+        let mut conn = manager.connect().unwrap();
+        r2d2::CustomizeConnection::on_acquire(&setup, &mut conn).unwrap();
+        let AnyConnection::Sqlite(lite) = &mut conn else {
+            unreachable!()
+        };
+        let row: Pragma =
+            diesel::RunQueryDsl::get_result(diesel::sql_query("PRAGMA cache_size"), lite).unwrap();
+        row.cache_size
+    }
+
+    #[test]
+    fn only_the_ledger_connection_gets_the_large_page_cache() {
+        assert_eq!(cache_size(SqliteSetup::ledger()), -32_768, "32 MB, in KiB");
+        assert_eq!(
+            cache_size(SqliteSetup::default()),
+            -2_000,
+            "SQLite's default"
+        );
+    }
 
     #[test]
     fn parses_both_schemes() {

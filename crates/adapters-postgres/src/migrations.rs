@@ -83,7 +83,7 @@ mod tests {
     fn up_down_up(url: &str) {
         let manager = Manager::new(Target::parse(url).unwrap(), Default::default());
         let mut conn = manager.connect().unwrap();
-        r2d2::CustomizeConnection::on_acquire(&SqliteSetup, &mut conn).unwrap();
+        r2d2::CustomizeConnection::on_acquire(&SqliteSetup::default(), &mut conn).unwrap();
         let total = std::fs::read_dir(match conn {
             AnyConnection::Postgres(_) => "../../migrations/postgres",
             AnyConnection::Sqlite(_) => "../../migrations/sqlite",

@@ -118,7 +118,7 @@ impl DbStore {
         let target = Target::parse(database_url)?;
         let backend = target.backend_name();
         let gate = Arc::new(ConnectGate::default());
-        let builder = || {
+        let builder = |setup: SqliteSetup| {
             let builder = Pool::builder()
                 .connection_timeout(CHECKOUT_TIMEOUT)
                 // No `SELECT 1` before every checkout: it doubled the round trips of each
@@ -128,7 +128,7 @@ impl DbStore {
                 .min_idle(Some(1))
                 .error_handler(Box::new(RetriesAtDebug));
             match target {
-                Target::Sqlite(_) => builder.connection_customizer(Box::new(SqliteSetup)),
+                Target::Sqlite(_) => builder.connection_customizer(Box::new(setup)),
                 Target::Postgres(_) => builder,
             }
         };
@@ -136,10 +136,10 @@ impl DbStore {
             Target::Sqlite(_) => (SQLITE_POOL_SIZE, 1),
             Target::Postgres(_) => (POSTGRES_POOL_SIZE, POSTGRES_LEDGER_LANES),
         };
-        let pool = builder()
+        let pool = builder(SqliteSetup::default())
             .max_size(size)
             .build_unchecked(Manager::new(target.clone(), gate.clone()));
-        let ledger_pool = builder()
+        let ledger_pool = builder(SqliteSetup::ledger())
             .max_size(lanes)
             .build_unchecked(Manager::new(target, gate.clone()));
         Ok(Self::with(
@@ -160,7 +160,7 @@ impl DbStore {
         let target = Target::parse(database_url)?;
         let backend = target.backend_name();
         let gate = Arc::new(ConnectGate::default());
-        let sqlite_setup = matches!(target, Target::Sqlite(_)).then_some(SqliteSetup);
+        let sqlite_setup = matches!(target, Target::Sqlite(_)).then(SqliteSetup::default);
         let manager = Manager::new(target, gate.clone());
         Ok(Self::with(
             Connections::Direct {
