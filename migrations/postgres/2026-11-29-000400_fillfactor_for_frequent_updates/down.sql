@@ -1,0 +1,3 @@
+ALTER TABLE users RESET (fillfactor);
+ALTER TABLE api_keys RESET (fillfactor);
+ALTER TABLE key_usage_hours RESET (fillfactor);

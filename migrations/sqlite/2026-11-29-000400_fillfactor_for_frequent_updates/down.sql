@@ -1,0 +1,3 @@
+-- PostgreSQL only (fillfactor, for HOT updates); SQLite has no such setting. Kept so that both
+-- stores list the same migrations.
+SELECT 1;
