@@ -4,38 +4,58 @@
 //! arrays, unnested by data-modifying CTEs: one round trip whatever the batch's size or number
 //! of users (one `UPDATE` per user and chunked inserts were 10 to 35 round trips per batch, and
 //! the batch's row locks are held across all of them). The statement's text never changes, so
-//! it has a static query id and diesel prepares it once per connection.
+//! it is declared with [`cached_statement!`] and diesel prepares it once per connection.
 
-use diesel::pg::Pg;
-use diesel::prelude::*;
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sql_types::{Array, BigInt, Text};
 use keys_domain::charge_batch::BatchPlan;
 
-/// The columns of one batch, borrowed from its plan.
-#[derive(Default)]
-pub(crate) struct BatchWrite<'a> {
-    balance_users: Vec<&'a str>,
-    balances: Vec<i64>,
-    ledger_users: Vec<&'a str>,
-    ledger_deltas: Vec<i64>,
-    ledger_balances: Vec<i64>,
-    ledger_reasons: Vec<&'a str>,
-    ledger_at: Vec<i64>,
-    owner_users: Vec<&'a str>,
-    owner_templates: Vec<&'a str>,
-    owner_at: Vec<i64>,
-    document_ids: Vec<&'a str>,
-    document_users: Vec<&'a str>,
-    document_templates: Vec<&'a str>,
-    document_contents: Vec<&'a str>,
-    document_at: Vec<i64>,
-}
+use crate::cached_statements::cached_statement;
 
-impl QueryId for BatchWrite<'_> {
-    type QueryId = BatchWrite<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
+// Every CTE runs to completion whether or not it is read. `WITH ORDINALITY … ORDER BY` keeps
+// the ledger's `seq` in the plan's arrival order, which the running `balance_after` follows.
+cached_statement!(
+    /// The columns of one batch, borrowed from its plan.
+    #[derive(Default)]
+    BatchWrite {
+        balance_users: Vec<&'a str> as Array<Text>,
+        balances: Vec<i64> as Array<BigInt>,
+        ledger_users: Vec<&'a str> as Array<Text>,
+        ledger_deltas: Vec<i64> as Array<BigInt>,
+        ledger_balances: Vec<i64> as Array<BigInt>,
+        ledger_reasons: Vec<&'a str> as Array<Text>,
+        ledger_at: Vec<i64> as Array<BigInt>,
+        owner_users: Vec<&'a str> as Array<Text>,
+        owner_templates: Vec<&'a str> as Array<Text>,
+        owner_at: Vec<i64> as Array<BigInt>,
+        document_ids: Vec<&'a str> as Array<Text>,
+        document_users: Vec<&'a str> as Array<Text>,
+        document_templates: Vec<&'a str> as Array<Text>,
+        document_contents: Vec<&'a str> as Array<Text>,
+        document_at: Vec<i64> as Array<BigInt>,
+    } = "WITH balances AS (UPDATE users SET balance = b.balance FROM unnest(",
+        balance_users: Array<Text>, "::text[], ",
+        balances: Array<BigInt>, "::bigint[]) AS b(id, balance) WHERE users.id = b.id), \
+            ledger AS (INSERT INTO credit_ledger (user_id, delta, balance_after, reason, created_at) \
+            SELECT user_id, delta, balance_after, reason, created_at FROM unnest(",
+        ledger_users: Array<Text>, "::text[], ",
+        ledger_deltas: Array<BigInt>, "::bigint[], ",
+        ledger_balances: Array<BigInt>, "::bigint[], ",
+        ledger_reasons: Array<Text>, "::text[], ",
+        ledger_at: Array<BigInt>, "::bigint[]) WITH ORDINALITY \
+            AS l(user_id, delta, balance_after, reason, created_at, n) ORDER BY n), \
+            owned AS (INSERT INTO template_ownership (user_id, template_id, acquired_at) \
+            SELECT * FROM unnest(",
+        owner_users: Array<Text>, "::text[], ",
+        owner_templates: Array<Text>, "::text[], ",
+        owner_at: Array<BigInt>, "::bigint[])) \
+            INSERT INTO documents (id, user_id, template_id, content, created_at) \
+            SELECT * FROM unnest(",
+        document_ids: Array<Text>, "::text[], ",
+        document_users: Array<Text>, "::text[], ",
+        document_templates: Array<Text>, "::text[], ",
+        document_contents: Array<Text>, "::text[], ",
+        document_at: Array<BigInt>, "::bigint[])"
+);
 
 impl<'a> BatchWrite<'a> {
     pub(crate) fn of(plan: &'a BatchPlan) -> Self {
@@ -66,57 +86,3 @@ impl<'a> BatchWrite<'a> {
         w
     }
 }
-
-// Every CTE runs to completion whether or not it is read. `WITH ORDINALITY … ORDER BY` keeps
-// the ledger's `seq` in the plan's arrival order, which the running `balance_after` follows.
-impl QueryFragment<Pg> for BatchWrite<'_> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql("WITH balances AS (UPDATE users SET balance = b.balance FROM unnest(");
-        out.push_bind_param::<Array<Text>, _>(&self.balance_users)?;
-        out.push_sql("::text[], ");
-        out.push_bind_param::<Array<BigInt>, _>(&self.balances)?;
-        out.push_sql(
-            "::bigint[]) AS b(id, balance) WHERE users.id = b.id), \
-             ledger AS (INSERT INTO credit_ledger (user_id, delta, balance_after, reason, created_at) \
-             SELECT user_id, delta, balance_after, reason, created_at FROM unnest(",
-        );
-        out.push_bind_param::<Array<Text>, _>(&self.ledger_users)?;
-        out.push_sql("::text[], ");
-        out.push_bind_param::<Array<BigInt>, _>(&self.ledger_deltas)?;
-        out.push_sql("::bigint[], ");
-        out.push_bind_param::<Array<BigInt>, _>(&self.ledger_balances)?;
-        out.push_sql("::bigint[], ");
-        out.push_bind_param::<Array<Text>, _>(&self.ledger_reasons)?;
-        out.push_sql("::text[], ");
-        out.push_bind_param::<Array<BigInt>, _>(&self.ledger_at)?;
-        out.push_sql(
-            "::bigint[]) WITH ORDINALITY \
-             AS l(user_id, delta, balance_after, reason, created_at, n) ORDER BY n), \
-             owned AS (INSERT INTO template_ownership (user_id, template_id, acquired_at) \
-             SELECT * FROM unnest(",
-        );
-        out.push_bind_param::<Array<Text>, _>(&self.owner_users)?;
-        out.push_sql("::text[], ");
-        out.push_bind_param::<Array<Text>, _>(&self.owner_templates)?;
-        out.push_sql("::text[], ");
-        out.push_bind_param::<Array<BigInt>, _>(&self.owner_at)?;
-        out.push_sql(
-            "::bigint[])) \
-             INSERT INTO documents (id, user_id, template_id, content, created_at) \
-             SELECT * FROM unnest(",
-        );
-        out.push_bind_param::<Array<Text>, _>(&self.document_ids)?;
-        out.push_sql("::text[], ");
-        out.push_bind_param::<Array<Text>, _>(&self.document_users)?;
-        out.push_sql("::text[], ");
-        out.push_bind_param::<Array<Text>, _>(&self.document_templates)?;
-        out.push_sql("::text[], ");
-        out.push_bind_param::<Array<Text>, _>(&self.document_contents)?;
-        out.push_sql("::text[], ");
-        out.push_bind_param::<Array<BigInt>, _>(&self.document_at)?;
-        out.push_sql("::bigint[])");
-        Ok(())
-    }
-}
-
-impl RunQueryDsl<PgConnection> for BatchWrite<'_> {}

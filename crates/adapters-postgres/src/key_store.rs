@@ -15,7 +15,7 @@ use keys_domain::{
 };
 
 use crate::alert_outbox::insert_email;
-use crate::cached_updates::{AddKeyUsage, LockUser};
+use crate::cached_statements::{AddKeyUsage, LockUser};
 use crate::connection::AnyConnection;
 use crate::failure::{Failure, UniqueIndex};
 use crate::key_events::write_events;

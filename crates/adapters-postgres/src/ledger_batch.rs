@@ -15,7 +15,7 @@ use keys_domain::ports::{Charge, ChargeOutcome, StoreError};
 use keys_domain::{Credits, KeyId, TemplateId, UserId};
 
 use crate::batch_write_postgres::BatchWrite;
-use crate::cached_updates::{LockUser, SetBalance};
+use crate::cached_statements::{LockUser, SetBalance};
 use crate::connection::AnyConnection;
 use crate::failure::Failure;
 use crate::key_store::stored_state;
@@ -265,8 +265,8 @@ fn write(conn: &mut AnyConnection, plan: &BatchPlan) -> QueryResult<()> {
 }
 
 /// One statement per balance and chunked inserts: in process, SQLite has no round trips to
-/// save, and a per-user `UPDATE` is a cached statement (see [`crate::cached_updates`]). The inserted values are owned: a
-/// fixed-size insert's static query id needs `'static` binds.
+/// save, and a per-user `UPDATE` is a cached statement (see [`crate::cached_statements`]). The
+/// inserted values are owned: a fixed-size insert's static query id needs `'static` binds.
 fn write_sqlite(conn: &mut SqliteConnection, plan: &BatchPlan) -> QueryResult<()> {
     for (user, balance) in &plan.balances {
         SetBalance {

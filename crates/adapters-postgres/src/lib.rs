@@ -14,7 +14,7 @@ mod account_store;
 mod alert_outbox;
 mod balance_cache;
 mod batch_write_postgres;
-mod cached_updates;
+mod cached_statements;
 mod catalog_store;
 mod connect_gate;
 pub mod connection;

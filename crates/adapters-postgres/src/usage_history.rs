@@ -6,7 +6,7 @@ use keys_domain::hourly_usage::HourCount;
 use keys_domain::ports::{StoreError, UsageHistory};
 use keys_domain::{KeyId, Timestamp};
 
-use crate::cached_updates::AddToHour;
+use crate::cached_statements::AddToHour;
 use crate::connection::AnyConnection;
 use crate::on_conflict::OnConflictDoNothing;
 use crate::schema::key_usage_hours as hours;

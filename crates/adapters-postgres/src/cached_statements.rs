@@ -1,43 +1,44 @@
-//! The frequent `UPDATE`s, written so that each is prepared once per connection.
+//! Statements written so that each is prepared once per connection: [`cached_statement!`],
+//! and the frequent `UPDATE`s declared with it.
 //!
 //! Diesel never caches an `UPDATE` built with its DSL (the SQL of a changeset may change with
 //! its values), so every balance update, row lock and usage count was parsed anew: on SQLite
 //! 10 % of the ledger's CPU for one hot user (`perf`: `sqlite3Prepare` under
 //! `lock_accounts` and `write_sqlite`), and one parse per user of a batch with many users. Each
-//! statement here has fixed text and its own type, hence a static query id, which diesel's
-//! statement cache keys on.
+//! statement declared here has fixed text and its own type, hence a static query id, which
+//! diesel's statement cache keys on. PostgreSQL's batch write uses the same macro
+//! ([`crate::batch_write_postgres`]).
 
-use diesel::backend::Backend;
-use diesel::prelude::*;
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
-use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, HasSqlType, Text};
+use diesel::sql_types::{BigInt, Text};
 
 /// Declares a statement: its fields (Rust type as SQL type) and its text, as literal pieces
-/// with a field bound between each two.
-macro_rules! cached_update {
+/// with a field bound between each two. It runs on any backend that has the binds' SQL types.
+macro_rules! cached_statement {
     (
         $(#[$meta:meta])*
         $name:ident { $($field:ident: $ty:ty as $sql:ty),+ $(,)? }
         = $first:literal $(, $bind:ident: $bind_sql:ty, $piece:literal)*
     ) => {
         $(#[$meta])*
-        #[derive(Clone, Copy)]
         pub(crate) struct $name<'a> {
             $(pub(crate) $field: $ty,)+
         }
 
-        impl QueryId for $name<'_> {
+        impl diesel::query_builder::QueryId for $name<'_> {
             type QueryId = $name<'static>;
             const HAS_STATIC_QUERY_ID: bool = true;
         }
 
-        impl<'a, DB> QueryFragment<DB> for $name<'a>
+        impl<'a, DB> diesel::query_builder::QueryFragment<DB> for $name<'a>
         where
-            DB: Backend + HasSqlType<BigInt> + HasSqlType<Text>,
-            $($ty: ToSql<$sql, DB>,)+
+            DB: diesel::backend::Backend,
+            $(DB: diesel::sql_types::HasSqlType<$bind_sql>,)*
+            $($ty: diesel::serialize::ToSql<$sql, DB>,)+
         {
-            fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+            fn walk_ast<'b>(
+                &'b self,
+                mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+            ) -> diesel::QueryResult<()> {
                 out.push_sql($first);
                 $(
                     out.push_bind_param::<$bind_sql, _>(&self.$bind)?;
@@ -47,23 +48,24 @@ macro_rules! cached_update {
             }
         }
 
-        impl<Conn> RunQueryDsl<Conn> for $name<'_> {}
+        impl<Conn> diesel::RunQueryDsl<Conn> for $name<'_> {}
     };
 }
+pub(crate) use cached_statement;
 
-cached_update!(
+cached_statement!(
     /// Takes the user's row lock (on SQLite, the write lock) without changing it; 1 row when
     /// the user exists.
     LockUser { user: &'a str as Text } = "UPDATE users SET balance = balance WHERE id = ", user: Text, ""
 );
 
-cached_update!(
+cached_statement!(
     /// Writes a user's balance.
     SetBalance { user: &'a str as Text, balance: i64 as BigInt }
         = "UPDATE users SET balance = ", balance: BigInt, " WHERE id = ", user: Text, ""
 );
 
-cached_update!(
+cached_statement!(
     /// Adds a key's requests to its count and keeps the later of the two last-use times
     /// (spelled portably: SQLite has no `GREATEST`).
     AddKeyUsage { key: &'a str as Text, count: i64 as BigInt, at: i64 as BigInt }
@@ -72,8 +74,9 @@ cached_update!(
           " THEN ", at: BigInt, " ELSE last_used_at END WHERE id = ", key: Text, ""
 );
 
-cached_update!(
+cached_statement!(
     /// Adds requests to a key's existing hourly row; 0 rows when the hour has none yet.
+    #[derive(Clone, Copy)]
     AddToHour { key: &'a str as Text, hour_start: i64 as BigInt, count: i64 as BigInt }
         = "UPDATE key_usage_hours SET count = count + ", count: BigInt, " WHERE key_id = ",
           key: Text, " AND hour_start = ", hour_start: BigInt, ""
