@@ -11,6 +11,7 @@ use keys_domain::{
 use serde_json::{Value, json};
 
 use crate::connection::{AnyConnection, MultiBackend};
+use crate::key_change_feed::hold_feed_for_write;
 use crate::schema::key_events;
 use crate::store::DbStore;
 
@@ -25,8 +26,13 @@ struct EventRow {
     detail: String,
 }
 
-/// Appends `events`, in order, on the caller's transaction.
+/// Appends `events`, in order, on the caller's transaction, which holds the change feed's
+/// write lock from here to its end (see `key_change_feed.rs`).
 pub(crate) fn write_events(conn: &mut AnyConnection, events: &[KeyEvent]) -> QueryResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    hold_feed_for_write(conn)?;
     for e in events {
         diesel::insert_into(key_events::table)
             .values((

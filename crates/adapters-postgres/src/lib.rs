@@ -21,6 +21,7 @@ pub mod connection;
 mod failure;
 mod group_commit;
 mod idempotency_store;
+mod key_change_feed;
 mod key_events;
 mod key_store;
 mod ledger_batch;

@@ -151,9 +151,77 @@ fn unsupported_urls_are_refused_at_connect() {
     assert!(DbStore::connect("").is_err());
 }
 
+contract_cases!(in key_change_feed:
+    the_feed_returns_each_change_after_a_position_in_order,
+    concurrent_changes_are_never_skipped_by_a_follower,
+);
+
 contract_cases!(in key_events:
     creation_rotation_and_revocation_are_recorded_newest_first,
     a_revocation_writes_reason_events_and_email_once,
     a_usage_alert_is_recorded_only_when_enqueued,
     an_ended_grace_period_is_recorded_when_settled,
 );
+
+/// PostgreSQL numbers key events when they are inserted, not when they commit. Here a
+/// revocation of key A holds its event uncommitted for 300 ms (a test trigger sleeps after the
+/// insert) while a revocation of key B takes a later number and commits at once. A follower
+/// that read B and moved past it would never read A: the feed's read must wait for A instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_feed_read_waits_for_an_earlier_numbered_change_still_in_flight() {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, PgConnection};
+    use keys_domain::ports::{KeyChangeFeed, KeyStore, StateChange};
+    use keys_domain::{Actor, EventDetail, KeyEvent, KeyState, RevocationReason};
+
+    let db = TestDb::postgres();
+    let store = db.store().clone();
+    let (ua, ub) = (
+        contract::new_user(&store, 0).await,
+        contract::new_user(&store, 0).await,
+    );
+    let a = contract::insert(&store, &ua, "a", contract::at(0)).await;
+    let b = contract::insert(&store, &ub, "b", contract::at(0)).await;
+    let mut raw = PgConnection::establish(db.url()).unwrap();
+    raw.batch_execute(&format!(
+        "CREATE FUNCTION slow_event() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN PERFORM pg_sleep(0.3); RETURN NEW; END $$; \
+         CREATE TRIGGER slow_event AFTER INSERT ON key_events FOR EACH ROW \
+         WHEN (NEW.key_id = '{}' AND NEW.kind = 'revoked') EXECUTE FUNCTION slow_event();",
+        a.id.as_str()
+    ))
+    .unwrap();
+    let start = store.head().await.unwrap();
+    let revoke = |store: adapters_postgres::DbStore, key: keys_domain::ApiKey| async move {
+        let now = contract::at(10);
+        let change = StateChange {
+            events: vec![KeyEvent {
+                key_id: key.id.clone(),
+                actor: Actor::Operator,
+                at: now,
+                detail: EventDetail::Revoked {
+                    reason: RevocationReason::Operator,
+                },
+            }],
+            ..StateChange::new(KeyState::Active, KeyState::Revoked { revoked_at: now })
+        };
+        store
+            .transition(&key.user_id, &key.id, change)
+            .await
+            .unwrap()
+            .unwrap();
+    };
+    let slow = tokio::spawn(revoke(store.clone(), a.clone()));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    revoke(store.clone(), b.clone()).await;
+    // B has committed, A not yet: this read must not return B alone.
+    let read = store.changed_after(start, 10).await.unwrap();
+    slow.await.unwrap();
+    let later = store.changed_after(read.last, 10).await.unwrap();
+    let mut seen = read.keys;
+    seen.extend(later.keys);
+    assert!(
+        seen.contains(&a.hash) && seen.contains(&b.hash),
+        "a change committed after a later-numbered one was skipped"
+    );
+}

@@ -29,6 +29,7 @@ use keys_domain::{
 pub mod credit_limits;
 pub mod dashboard;
 pub mod idempotency;
+pub mod key_change_feed;
 pub mod key_events;
 pub mod pages;
 
@@ -55,6 +56,7 @@ pub trait Store:
     + AlertOutbox
     + TokenCutoffStore
     + keys_domain::ports::KeyEventLog
+    + keys_domain::ports::KeyChangeFeed
     + IdempotencyStore
     + SignInLinkStore
     + UsageHistory
@@ -71,6 +73,7 @@ impl<T> Store for T where
         + AlertOutbox
         + TokenCutoffStore
         + keys_domain::ports::KeyEventLog
+        + keys_domain::ports::KeyChangeFeed
         + IdempotencyStore
         + SignInLinkStore
         + UsageHistory
