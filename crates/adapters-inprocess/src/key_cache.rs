@@ -1,8 +1,12 @@
 //! A bounded in-process cache of key records in front of the key store, so that an accepted key
 //! costs no database round trip.
 //!
-//! - An accepted key's record is trusted for `key_cache_ttl` (≈ 500 ms): a revocation made on
-//!   another instance is honoured here within that time even when no Redis announces it. The
+//! - Another instance's change (a revocation, a rotation, a new key) reaches the cache through
+//!   the store's change feed, read every 250 ms ([`KeyCacheInvalidation`], driven by the
+//!   `workers` crate), and through the Redis bus when there is one. While the feed is followed, an
+//!   accepted key's record is served only for a bound (750 ms) after the start of the last read
+//!   of the feed that succeeded, so a feed that cannot be read never makes the cache serve a
+//!   revoked key for longer; otherwise for `key_cache_ttl`, which also caps an entry's age. The
 //!   record's state is still checked against the clock on every request, so an `expiring` key
 //!   stops at its `revokes_at` exactly.
 //! - "No such key" is remembered for `unknown_key_ttl` (≤ 1 s) to blunt floods of random keys,
@@ -11,23 +15,24 @@
 //! - Store errors are never cached.
 //! - Every write through [`CachedKeyStore`] evicts the keys it changed (a new key's remembered
 //!   "no such key", a revoked or rotated key): the one owner of this instance's invalidation.
-//!   Another instance's change arrives through [`KeyCache::evict`] from the revocation bus.
 //! - A lookup that started before an eviction must not re-insert what it read: a generation
 //!   counter, bumped by every eviction, is compared after the insert, and the entry is dropped if
 //!   it moved.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use keys_domain::api_key::KeyLimits;
 use keys_domain::ports::{
-    InsertKeyError, KeyListQuery, KeyStore, RotateKeyStoreError, Rotation, StateChange, StoreError,
+    InsertKeyError, KeyCacheInvalidation, KeyListQuery, KeyStore, RotateKeyStoreError, Rotation,
+    StateChange, StoreError,
 };
 use keys_domain::usage::UsageDelta;
 use keys_domain::{ApiKey, KeyHash, KeyId, ListError, NewApiKey, Page, Timestamp, UserId};
 
 use crate::eviction_generation::EvictionGeneration;
+use crate::feed_trust::FeedTrust;
 
 /// `jt_key_cache_requests_total{result="hit"|"miss"}`: a no-op unless the binary installed a
 /// metrics recorder.
@@ -41,6 +46,9 @@ pub struct KeyCache {
     /// "No such key", bounded on its own so that unknown keys never evict known ones.
     unknown: moka::sync::Cache<KeyHash, (), foldhash::fast::RandomState>,
     generation: EvictionGeneration,
+    /// Set when a change feed keeps the cache current: known keys are served only while the
+    /// feed has been read recently. `None`: for their TTL.
+    trust: Option<FeedTrust>,
 }
 
 impl KeyCache {
@@ -63,7 +71,17 @@ impl KeyCache {
             entries,
             unknown,
             generation: EvictionGeneration::default(),
+            trust: None,
         }
+    }
+
+    /// A cache that a change feed keeps current ([`KeyCacheInvalidation::current_as_of`]): its
+    /// known keys are served for at most `bound` after the start of the last read of the feed,
+    /// and not at all before the first one.
+    #[must_use]
+    pub fn following_a_feed(mut self, bound: Duration) -> Self {
+        self.trust = Some(FeedTrust::new(bound));
+        self
     }
 
     /// Forgets one key now (revoked or rotated here or elsewhere).
@@ -82,7 +100,12 @@ impl KeyCache {
 
     fn get(&self, hash: &KeyHash) -> Option<Option<ApiKey>> {
         if let Some(key) = self.entries.get(hash) {
-            return Some(Some(key));
+            let now = Instant::now();
+            if self.trust.as_ref().is_none_or(|t| t.holds_at(now)) {
+                return Some(Some(key));
+            }
+            // The feed has not been read lately: a revocation could have been missed.
+            return None;
         }
         self.unknown.get(hash).map(|()| None)
     }
@@ -104,6 +127,22 @@ impl KeyCache {
                 self.unknown.invalidate(&hash);
             },
         );
+    }
+}
+
+impl KeyCacheInvalidation for KeyCache {
+    fn evict(&self, key: &KeyHash) {
+        KeyCache::evict(self, key);
+    }
+
+    fn evict_all(&self) {
+        KeyCache::evict_all(self);
+    }
+
+    fn current_as_of(&self, read_started: Instant) {
+        if let Some(trust) = &self.trust {
+            trust.renew(read_started);
+        }
     }
 }
 
@@ -314,6 +353,29 @@ mod tests {
         let store = CachedKeyStore::new(Arc::new(inner), c);
         store.find_by_hash(&hash).await.unwrap();
         tokio::time::sleep(Duration::from_millis(120)).await;
+        store.find_by_hash(&hash).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_cache_following_a_feed_serves_keys_only_while_the_feed_is_read() {
+        let (k, hash) = key(KeyState::Active);
+        let mut inner = MockKeyStore::new();
+        inner
+            .expect_find_by_hash()
+            .times(3)
+            .returning(move |_| Ok(Some(k.clone())));
+        let c = Arc::new(
+            KeyCache::new(Duration::from_secs(60), Duration::from_secs(1), 10, 10)
+                .following_a_feed(Duration::from_millis(100)),
+        );
+        let store = CachedKeyStore::new(Arc::new(inner), c.clone());
+        // Before the first read of the feed, every lookup asks the store.
+        store.find_by_hash(&hash).await.unwrap();
+        store.find_by_hash(&hash).await.unwrap();
+        c.current_as_of(Instant::now());
+        store.find_by_hash(&hash).await.unwrap();
+        // No read of the feed for longer than the bound: asked again, despite the 60 s TTL.
+        tokio::time::sleep(Duration::from_millis(150)).await;
         store.find_by_hash(&hash).await.unwrap();
     }
 

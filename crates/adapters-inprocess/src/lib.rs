@@ -12,6 +12,7 @@
 
 mod cutoff_cache;
 mod eviction_generation;
+mod feed_trust;
 mod key_cache;
 mod local_rate_limiter;
 mod local_usage_window;

@@ -56,9 +56,17 @@ pub struct Tuning {
     pub workers: Option<usize>,
     /// How often accumulated usage is written (the dashboard shows it within 2 s).
     pub usage_flush_interval: Duration,
-    /// How long an accepted key's record is trusted without asking the store. Bounds how late a
-    /// revocation made on another instance is honoured when Redis is not there to announce it.
+    /// The most an accepted key's record stays cached. While the key change feed is read (the
+    /// default) a change made elsewhere evicts it within `key_feed_interval`, and a feed that
+    /// cannot be read stops the cache within three intervals; without the feed this TTL is what
+    /// bounds how late another instance's revocation is honoured.
     pub key_cache_ttl: Duration,
+    /// How often the store's key change feed is read; `None`: not at all (then only Redis and
+    /// `key_cache_ttl` bound another instance's revocation; some tests isolate the bus so).
+    pub key_feed_interval: Option<Duration>,
+    /// How long a user's dashboard-token cut-off (sign-out) is cached; bounds how late a
+    /// sign-out on another instance ends a session when Redis is not there to announce it.
+    pub token_cutoff_ttl: Duration,
     /// How long "no such key" is remembered (at most 1 s, so a new key works quickly everywhere).
     pub unknown_key_ttl: Duration,
     /// Most key records cached.
@@ -85,7 +93,9 @@ impl Default for Tuning {
         Self {
             workers: None,
             usage_flush_interval: Duration::from_millis(250),
-            key_cache_ttl: Duration::from_millis(500),
+            key_cache_ttl: Duration::from_secs(60),
+            key_feed_interval: Some(Duration::from_millis(250)),
+            token_cutoff_ttl: Duration::from_millis(500),
             unknown_key_ttl: Duration::from_secs(1),
             key_cache_capacity: 100_000,
             unknown_key_capacity: 100_000,

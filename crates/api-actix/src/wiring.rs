@@ -30,7 +30,10 @@ use keys_domain::use_cases::{
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use workers::{Sweep, UsageFlusher, spawn_delivery_worker, spawn_sweeper, spawn_usage_flusher};
+use workers::{
+    KeyChangeWatch, Sweep, UsageFlusher, spawn_delivery_worker, spawn_key_change_watch,
+    spawn_sweeper, spawn_usage_flusher,
+};
 
 use crate::auth::failure_limit::AuthFailureLimiter;
 use crate::config::{Config, redact_url};
@@ -193,17 +196,23 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
     let jwt = Arc::new(jwt_keys(config, store.as_ref()).await?);
 
     let t = &config.tuning;
-    let cache = Arc::new(KeyCache::new(
+    let mut cache = KeyCache::new(
         t.key_cache_ttl,
         t.unknown_key_ttl,
         t.key_cache_capacity,
         t.unknown_key_capacity,
-    ));
+    );
+    if let Some(interval) = t.key_feed_interval {
+        // Three reads may fail before the cache stops trusting itself: within the contract's
+        // "revoked on every instance within 1 s" at the default 250 ms.
+        cache = cache.following_a_feed(interval * 3);
+    }
+    let cache = Arc::new(cache);
     // The cache evicts on every write through it; the notifier only tells other instances.
     let keys: Arc<dyn KeyStore> = Arc::new(CachedKeyStore::new(store.clone(), cache.clone()));
-    // Sign-out is a revocation of dashboard tokens: the same TTL bounds another instance's lag
-    // when no Redis announces it.
-    let cutoff_cache = Arc::new(CutoffCache::new(t.key_cache_ttl, t.key_cache_capacity));
+    // Sign-out is a revocation of dashboard tokens: its TTL bounds another instance's lag when
+    // no Redis announces it (the change feed covers keys only).
+    let cutoff_cache = Arc::new(CutoffCache::new(t.token_cutoff_ttl, t.key_cache_capacity));
 
     let shared = match &config.redis_url {
         Some(url) => Some(RedisShared::connect(url).await?),
@@ -408,7 +417,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
 }
 
 impl Wired {
-    /// Starts the background work: usage flushing, alert delivery, state sweeping. Each stops
+    /// Starts the background work: usage flushing, alert delivery, state sweeping, the key change feed. Each stops
     /// when `shutdown` is cancelled; the usage flusher flushes once more on its way out.
     #[must_use]
     pub fn spawn_background(
@@ -442,6 +451,10 @@ impl Wired {
                 token.cancelled().await;
                 checkpointer.abort();
             }));
+        }
+        if let Some(interval) = t.key_feed_interval {
+            let watch = KeyChangeWatch::new(self.store.clone(), self.cache.clone());
+            tasks.push(spawn_key_change_watch(watch, interval, shutdown.clone()));
         }
         if let Some(bus) = &self.bus {
             // Other instances' revocations and sign-outs evict here; after a reconnect

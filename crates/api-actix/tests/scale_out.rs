@@ -221,11 +221,12 @@ async fn revoke(http: &reqwest::Client, on: &Instance, owner: &Owner, key: &Crea
 async fn a_key_revoked_on_one_instance_is_refused_by_the_other_within_one_second() {
     require_shared_redis();
     let _serial = SERIAL.lock().await;
-    // With a long cache TTL only Redis's announcement can make B refuse in time, so this shows
-    // the pub/sub path works (the default 500 ms TTL alone would also meet the 1 s bound).
+    // With a long cache TTL and no change feed only Redis's announcement can make B refuse in
+    // time, so this shows the pub/sub path works (the feed alone would also meet the 1 s bound).
     let pair = Pair::start(SHARED_REDIS_URL, |c| {
         c.rate_limit = UNLIMITED;
         c.tuning.key_cache_ttl = LONG_CACHE_TTL;
+        c.tuning.key_feed_interval = None;
     })
     .await;
     let http = client();
@@ -311,7 +312,7 @@ async fn a_sign_out_on_one_instance_ends_the_users_tokens_on_the_other_within_on
     // time there.
     let pair = Pair::start(SHARED_REDIS_URL, |c| {
         c.rate_limit = UNLIMITED;
-        c.tuning.key_cache_ttl = LONG_CACHE_TTL;
+        c.tuning.token_cutoff_ttl = LONG_CACHE_TTL;
     })
     .await;
     let http = client();
@@ -447,11 +448,12 @@ async fn eventually_usage(
 async fn both_instances_keep_serving_through_a_redis_restart_and_then_share_again() {
     let _serial = SERIAL.lock().await;
     let mut redis = PrivateRedis::started();
-    // A long cache TTL, so that B refusing revoked keys after the restart shows the revocation
-    // listener re-subscribed (and resynced), not that a cache entry expired.
+    // A long cache TTL and no change feed, so that B refusing revoked keys after the restart
+    // shows the revocation listener re-subscribed (and resynced), not that a cache entry expired.
     let pair = Pair::start(&redis.url(), |c| {
         c.rate_limit = UNLIMITED;
         c.tuning.key_cache_ttl = LONG_CACHE_TTL;
+        c.tuning.key_feed_interval = None;
     })
     .await;
     let http = client();

@@ -129,6 +129,8 @@ async fn a_reported_key_is_revoked_everywhere_within_a_second_and_its_owner_emai
     let mut cfg = setup(&db, &smtp, &github);
     cfg.redis_url = Some(SHARED_REDIS_URL.to_owned());
     cfg.tuning.key_cache_ttl = LONG_CACHE_TTL;
+    // Only Redis's announcement, not the change feed, may make the instances refuse in time.
+    cfg.tuning.key_feed_interval = None;
     let a = Instance::start(&cfg).await;
     let b = Instance::start(&cfg).await;
     let http = client();
@@ -239,6 +241,8 @@ async fn an_operator_revocation_reaches_running_instances_within_a_second() {
     let mut cfg = config(&db);
     cfg.redis_url = Some(SHARED_REDIS_URL.to_owned());
     cfg.tuning.key_cache_ttl = LONG_CACHE_TTL;
+    // Only Redis's announcement, not the change feed, may make the instances refuse in time.
+    cfg.tuning.key_feed_interval = None;
     let app = Instance::start(&cfg).await;
     let http = client();
     let owner = create_owner(&db, 0).await;

@@ -222,8 +222,9 @@ async fn with_redis_a_revocation_is_announced_to_other_instances() {
     let db = crate::helpers::Database::fresh(Backend::Sqlite).await;
     let mut config = test_config(&db.url);
     config.redis_url = Some(redis_url());
-    // Long cache TTL: only the announcement can make B refuse the key quickly.
+    // Long cache TTL and no change feed: only the announcement can make B refuse the key quickly.
     config.tuning.key_cache_ttl = Duration::from_secs(30);
+    config.tuning.key_feed_interval = None;
     let a = TestApp::start(db.clone(), config.clone()).await;
     let b = TestApp::start(db, config).await;
     let user = a.user(1).await;
@@ -242,4 +243,47 @@ async fn with_redis_a_revocation_is_announced_to_other_instances() {
     .await
     .expect("B never heard of the revocation");
     assert!(took <= Duration::from_secs(1), "took {took:?}");
+}
+
+/// Without Redis, another instance's revocation reaches B through the store's change feed: the
+/// cache TTL is long here, so only the feed can make B refuse within the contract's second.
+async fn without_redis_a_revocation_reaches_other_instances_through_the_change_feed(
+    backend: Backend,
+) {
+    let db = crate::helpers::Database::fresh(backend).await;
+    let mut config = test_config(&db.url);
+    config.tuning.key_cache_ttl = Duration::from_secs(30);
+    let a = TestApp::start(db.clone(), config.clone()).await;
+    let b = TestApp::start(db, config).await;
+    let user = a.user(1).await;
+    let (k, key) = a.create_key(&user, "ci").await;
+    // B caches the key as accepted.
+    for _ in 0..3 {
+        assert_eq!(b.public_get(&key, "/api/v1/public/me").await.status(), 200);
+    }
+    let id = k["id"].as_str().unwrap();
+    let res = a
+        .dash(&user, Method::POST, &format!("/api/v1/keys/{id}/revoke"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let took = eventually(Duration::from_secs(5), || async {
+        b.public_get(&key, "/api/v1/public/me").await.status() == 401
+    })
+    .await
+    .expect("B never evicted the revoked key");
+    assert!(took <= Duration::from_secs(1), "took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_without_redis_a_revocation_reaches_other_instances_through_the_change_feed() {
+    without_redis_a_revocation_reaches_other_instances_through_the_change_feed(Backend::Sqlite)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_without_redis_a_revocation_reaches_other_instances_through_the_change_feed() {
+    without_redis_a_revocation_reaches_other_instances_through_the_change_feed(Backend::Postgres)
+        .await;
 }

@@ -179,6 +179,8 @@ async fn a_saturating_run_keeps_every_invariant(backend: Backend) {
 async fn a_render_with_a_key_revoked_elsewhere_debits_nothing(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| {
         c.tuning.key_cache_ttl = Duration::from_secs(60);
+        // The feed would evict the key within 250 ms; the point is a cache that still holds it.
+        c.tuning.key_feed_interval = None;
     })
     .await;
     let user = app.user(5).await;
