@@ -139,6 +139,18 @@ pub struct TestApp {
     running: Option<Running>,
 }
 
+/// A test that did not stop its app: send the server its stop command now (the command goes
+/// out when `stop` is called), so its workers, which hold the store's pool, end with the test.
+/// Left running, a pool kept reconnecting to the test's dropped database until the process
+/// exited, and a thread inside libpq at exit crashes it (see docs/storage.md, "Exiting cleanly").
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            drop(running.handle.stop(false));
+        }
+    }
+}
+
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Self {
         Self::spawn_with(backend, |_| {}).await
