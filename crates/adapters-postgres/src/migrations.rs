@@ -78,12 +78,12 @@ mod tests {
     use diesel::r2d2::ManageConnection;
 
     use super::*;
-    use crate::connection::{Manager, SqliteSetup, Target};
+    use crate::connection::{ConnectionSetup, Manager, Target};
 
     fn up_down_up(url: &str) {
         let manager = Manager::new(Target::parse(url).unwrap(), Default::default());
         let mut conn = manager.connect().unwrap();
-        r2d2::CustomizeConnection::on_acquire(&SqliteSetup::default(), &mut conn).unwrap();
+        r2d2::CustomizeConnection::on_acquire(&ConnectionSetup::default(), &mut conn).unwrap();
         let total = std::fs::read_dir(match conn {
             AnyConnection::Postgres(_) => "../../migrations/postgres",
             AnyConnection::Sqlite(_) => "../../migrations/sqlite",

@@ -8,7 +8,7 @@ use r2d2::{CustomizeConnection as _, Pool, PooledConnection};
 
 use crate::balance_cache::BalanceCache;
 use crate::connect_gate::ConnectGate;
-use crate::connection::{AnyConnection, CONNECT_DRAIN_LIMIT, Manager, SqliteSetup, Target};
+use crate::connection::{AnyConnection, CONNECT_DRAIN_LIMIT, ConnectionSetup, Manager, Target};
 use crate::failure::{Failure, FromStoreError};
 use crate::ledger_lanes::LedgerLanes;
 use crate::migrations;
@@ -67,7 +67,7 @@ enum Connections {
     /// and closes it before returning, so no thread is left inside libpq when the process exits.
     Direct {
         manager: Manager,
-        sqlite_setup: Option<SqliteSetup>,
+        connection_setup: Option<ConnectionSetup>,
     },
 }
 
@@ -118,7 +118,7 @@ impl DbStore {
         let target = Target::parse(database_url)?;
         let backend = target.backend_name();
         let gate = Arc::new(ConnectGate::default());
-        let builder = |setup: SqliteSetup| {
+        let builder = |setup: ConnectionSetup| {
             let builder = Pool::builder()
                 .connection_timeout(CHECKOUT_TIMEOUT)
                 // No `SELECT 1` before every checkout: it doubled the round trips of each
@@ -127,19 +127,16 @@ impl DbStore {
                 .test_on_check_out(false)
                 .min_idle(Some(1))
                 .error_handler(Box::new(RetriesAtDebug));
-            match target {
-                Target::Sqlite(_) => builder.connection_customizer(Box::new(setup)),
-                Target::Postgres(_) => builder,
-            }
+            builder.connection_customizer(Box::new(setup))
         };
         let (size, lanes) = match target {
             Target::Sqlite(_) => (SQLITE_POOL_SIZE, 1),
             Target::Postgres(_) => (POSTGRES_POOL_SIZE, POSTGRES_LEDGER_LANES),
         };
-        let pool = builder(SqliteSetup::default())
+        let pool = builder(ConnectionSetup::default())
             .max_size(size)
             .build_unchecked(Manager::new(target.clone(), gate.clone()));
-        let ledger_pool = builder(SqliteSetup::ledger())
+        let ledger_pool = builder(ConnectionSetup::ledger())
             .max_size(lanes)
             .build_unchecked(Manager::new(target, gate.clone()));
         Ok(Self::with(
@@ -160,12 +157,12 @@ impl DbStore {
         let target = Target::parse(database_url)?;
         let backend = target.backend_name();
         let gate = Arc::new(ConnectGate::default());
-        let sqlite_setup = matches!(target, Target::Sqlite(_)).then(SqliteSetup::default);
+        let connection_setup = matches!(target, Target::Sqlite(_)).then(ConnectionSetup::default);
         let manager = Manager::new(target, gate.clone());
         Ok(Self::with(
             Connections::Direct {
                 manager,
-                sqlite_setup,
+                connection_setup,
             },
             None,
             LedgerLanes::new(1),
@@ -331,10 +328,10 @@ impl Inner {
             Connections::Pool(pool) => pool.get().map(Checkout::Pooled).map_err(|e| e.to_string()),
             Connections::Direct {
                 manager,
-                sqlite_setup,
+                connection_setup,
             } => {
                 let mut conn = manager.open().map_err(|e| e.to_string())?;
-                if let Some(setup) = sqlite_setup {
+                if let Some(setup) = connection_setup {
                     setup.on_acquire(&mut conn).map_err(|e| e.to_string())?;
                 }
                 Ok(Checkout::Direct(conn))

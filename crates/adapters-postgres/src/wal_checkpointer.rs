@@ -6,7 +6,7 @@
 //! large threshold, half of a commit's CPU at a small one). Here a task runs a PASSIVE
 //! checkpoint on a pool connection at a short interval: it never waits for or blocks the
 //! writer or the readers, and copies each hot page once per interval. The connections'
-//! `wal_autocheckpoint` (see `SqliteSetup`) stays as a bound on the WAL's size should this task
+//! `wal_autocheckpoint` (see `ConnectionSetup`) stays as a bound on the WAL's size should this task
 //! fall behind.
 
 use std::time::Duration;
