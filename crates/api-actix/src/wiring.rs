@@ -417,8 +417,9 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
 }
 
 impl Wired {
-    /// Starts the background work: usage flushing, alert delivery, state sweeping, the key change feed. Each stops
-    /// when `shutdown` is cancelled; the usage flusher flushes once more on its way out.
+    /// Starts the background work: usage flushing, alert delivery, state sweeping, following
+    /// the key change feed. Each stops when `shutdown` is cancelled; the usage flusher flushes
+    /// once more on its way out.
     #[must_use]
     pub fn spawn_background(
         &self,
