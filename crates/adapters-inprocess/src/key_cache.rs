@@ -100,8 +100,11 @@ impl KeyCache {
 
     fn get(&self, hash: &KeyHash) -> Option<Option<ApiKey>> {
         if let Some(key) = self.entries.get(hash) {
-            let now = Instant::now();
-            if self.trust.as_ref().is_none_or(|t| t.holds_at(now)) {
+            if self
+                .trust
+                .as_ref()
+                .is_none_or(|t| t.holds_at(Instant::now()))
+            {
                 return Some(Some(key));
             }
             // The feed has not been read lately: a revocation could have been missed.
