@@ -218,6 +218,19 @@ mod tests {
 
     use super::*;
 
+    /// A connection to `url` as a pool with `setup` hands it out.
+    fn acquire(setup: ConnectionSetup, url: &str) -> AnyConnection {
+        let manager = Manager::new(Target::parse(url).unwrap(), Default::default());
+        let mut conn = manager.connect().unwrap_or_else(|e| {
+            panic!(
+                "cannot connect to {url} ({e}). PostgreSQL starts with: \
+                 pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+            )
+        });
+        r2d2::CustomizeConnection::on_acquire(&setup, &mut conn).unwrap();
+        conn
+    }
+
     fn cache_size(setup: ConnectionSetup) -> i64 {
         #[derive(diesel::QueryableByName)]
         struct Pragma {
@@ -227,9 +240,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("jt-cache-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}/c.db", dir.display());
-        let manager = Manager::new(Target::parse(&url).unwrap(), Default::default());
-        let mut conn = manager.connect().unwrap();
-        r2d2::CustomizeConnection::on_acquire(&setup, &mut conn).unwrap();
+        let mut conn = acquire(setup, &url);
         let AnyConnection::Sqlite(lite) = &mut conn else {
             unreachable!()
         };
@@ -250,14 +261,7 @@ mod tests {
             .ok()
             .filter(|u| u.starts_with("postgres"))
             .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-        let manager = Manager::new(Target::parse(&url).unwrap(), Default::default());
-        let mut conn = manager.connect().unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL is not reachable at {url} ({e}). Start it with: \
-                 pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
-            )
-        });
-        r2d2::CustomizeConnection::on_acquire(&setup, &mut conn).unwrap();
+        let mut conn = acquire(setup, &url);
         let AnyConnection::Postgres(pg) = &mut conn else {
             unreachable!()
         };

@@ -171,8 +171,7 @@ contract_cases!(in key_events:
 async fn postgres_a_feed_read_waits_for_an_earlier_numbered_change_still_in_flight() {
     use diesel::connection::SimpleConnection;
     use diesel::{Connection, PgConnection};
-    use keys_domain::ports::{KeyChangeFeed, KeyStore, StateChange};
-    use keys_domain::{Actor, EventDetail, KeyEvent, KeyState, RevocationReason};
+    use keys_domain::ports::{KeyChangeFeed, KeyStore};
 
     let db = TestDb::postgres();
     let store = db.store().clone();
@@ -193,18 +192,7 @@ async fn postgres_a_feed_read_waits_for_an_earlier_numbered_change_still_in_flig
     .unwrap();
     let start = store.head().await.unwrap();
     let revoke = |store: adapters_postgres::DbStore, key: keys_domain::ApiKey| async move {
-        let now = contract::at(10);
-        let change = StateChange {
-            events: vec![KeyEvent {
-                key_id: key.id.clone(),
-                actor: Actor::Operator,
-                at: now,
-                detail: EventDetail::Revoked {
-                    reason: RevocationReason::Operator,
-                },
-            }],
-            ..StateChange::new(KeyState::Active, KeyState::Revoked { revoked_at: now })
-        };
+        let change = contract::key_change_feed::revocation(&key);
         store
             .transition(&key.user_id, &key.id, change)
             .await

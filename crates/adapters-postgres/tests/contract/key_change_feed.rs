@@ -9,7 +9,8 @@ use keys_domain::{Actor, ApiKey, EventDetail, KeyEvent, KeyHash, KeyState, Revoc
 
 use super::{Store, at, insert, new_user};
 
-fn revocation(key: &ApiKey) -> StateChange {
+/// An operator's revocation of an active `key`, with its `revoked` event.
+pub fn revocation(key: &ApiKey) -> StateChange {
     let now = at(10);
     StateChange {
         events: vec![KeyEvent {
