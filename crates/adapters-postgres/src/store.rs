@@ -65,10 +65,7 @@ enum Connections {
     Pool(Pool<Manager>),
     /// One-shot commands: each call opens its own connection on the calling blocking thread
     /// and closes it before returning, so no thread is left inside libpq when the process exits.
-    Direct {
-        manager: Manager,
-        connection_setup: Option<ConnectionSetup>,
-    },
+    Direct { manager: Manager },
 }
 
 /// A connection from either source.
@@ -157,13 +154,9 @@ impl DbStore {
         let target = Target::parse(database_url)?;
         let backend = target.backend_name();
         let gate = Arc::new(ConnectGate::default());
-        let connection_setup = matches!(target, Target::Sqlite(_)).then(ConnectionSetup::default);
         let manager = Manager::new(target, gate.clone());
         Ok(Self::with(
-            Connections::Direct {
-                manager,
-                connection_setup,
-            },
+            Connections::Direct { manager },
             None,
             LedgerLanes::new(1),
             gate,
@@ -326,14 +319,12 @@ impl Inner {
     fn checkout(&self) -> Result<Checkout, String> {
         match &self.connections {
             Connections::Pool(pool) => pool.get().map(Checkout::Pooled).map_err(|e| e.to_string()),
-            Connections::Direct {
-                manager,
-                connection_setup,
-            } => {
+            Connections::Direct { manager } => {
+                // As a request pool's connection (the default setup does nothing on PostgreSQL).
                 let mut conn = manager.open().map_err(|e| e.to_string())?;
-                if let Some(setup) = connection_setup {
-                    setup.on_acquire(&mut conn).map_err(|e| e.to_string())?;
-                }
+                ConnectionSetup::default()
+                    .on_acquire(&mut conn)
+                    .map_err(|e| e.to_string())?;
                 Ok(Checkout::Direct(conn))
             }
         }
