@@ -1,30 +1,39 @@
 //! The ledger writer's transaction: one batch of charges, applied all or nothing.
 //!
-//! Lock each payer's row once (sorted by id, so two instances' batches never deadlock), read
-//! the paying keys (on PostgreSQL with `FOR SHARE`, so a revocation committing meanwhile either
-//! is seen or waits for this batch), let the pure planner decide every charge in arrival order,
-//! then write each changed balance once and the ledger rows, documents and ownership rows (on
-//! PostgreSQL all in one statement, see [`crate::batch_write_postgres`]; on SQLite with cached
-//! statements), and commit. The caller answers only after the commit.
+//! The locked way: lock each payer's row once (sorted by id, so two instances' batches never
+//! deadlock), read the paying keys (on PostgreSQL with `FOR SHARE`, so a revocation committing
+//! meanwhile either is seen or waits for this batch), let the pure planner decide every charge
+//! in arrival order, then write each changed balance once and the ledger rows, documents and
+//! ownership rows (on PostgreSQL all in one statement, see [`crate::batch_write_postgres`]; on
+//! SQLite with cached statements), and commit. The caller answers only after the commit.
+//!
+//! On PostgreSQL a batch whose payers and keys its lane remembers ([`LastSeen`]) is first
+//! planned from that memory and written by one conditional statement
+//! ([`crate::confirmed_write_postgres`]), which writes only if the rows still hold what was
+//! remembered; otherwise it changes nothing and the batch goes the locked way.
 
 use std::collections::{HashMap, HashSet};
 
+use diesel::PgConnection;
 use diesel::prelude::*;
-use keys_domain::charge_batch::{self, Account, BatchPlan, KeySnapshot};
+use keys_domain::charge_batch::{self, Account, BatchPlan};
 use keys_domain::ports::{Charge, ChargeOutcome, StoreError};
 use keys_domain::{Credits, KeyId, TemplateId, UserId};
 
 use crate::batch_write_postgres::BatchWrite;
 use crate::cached_statements::{LockUser, SetBalance};
+use crate::confirmed_write_postgres::ConfirmedWrite;
 use crate::connection::AnyConnection;
 use crate::failure::Failure;
-use crate::key_store::stored_state;
+use crate::last_seen::{KeyColumns, LastSeen, snapshots};
 use crate::schema::{api_keys, credit_ledger, documents, template_ownership, users};
 
 /// What a committed batch answers, and the balances it wrote (for the balance cache).
 pub(crate) struct Applied {
     pub outcomes: Vec<ChargeOutcome>,
     pub balances: Vec<(UserId, Credits)>,
+    /// Whether it was written as planned from memory (one round trip), not the locked way.
+    pub confirmed: bool,
 }
 
 /// How often a batch is attempted when PostgreSQL rolls it back as a deadlock victim or a
@@ -32,20 +41,34 @@ pub(crate) struct Applied {
 /// twice (unlike a connection lost around COMMIT, which is never retried here).
 const ATTEMPTS: usize = 3;
 
-/// Applies `charges` in one transaction on `conn`.
+/// Applies `charges` in one transaction on `conn`; `seen` is the lane's memory, updated with
+/// what the batch found and wrote, and cleared of the batch's users and keys when it fails.
 pub(crate) fn apply(
     conn: &mut AnyConnection,
     charges: &[Charge],
+    seen: &mut LastSeen,
+) -> Result<Applied, Failure<StoreError>> {
+    let applied = apply_with_retries(conn, charges, seen);
+    if applied.is_err() {
+        seen.forget(charges);
+    }
+    applied
+}
+
+fn apply_with_retries(
+    conn: &mut AnyConnection,
+    charges: &[Charge],
+    seen: &mut LastSeen,
 ) -> Result<Applied, Failure<StoreError>> {
     for _ in 1..ATTEMPTS {
-        match attempt(conn, charges) {
+        match attempt(conn, charges, seen) {
             Err(Failure::Db(e)) if rolled_back_for_retry(&e) => {
                 tracing::warn!(error = %e, "ledger batch rolled back by the database; retrying");
             }
             done => return done,
         }
     }
-    attempt(conn, charges)
+    attempt(conn, charges, seen)
 }
 
 fn rolled_back_for_retry(e: &diesel::result::Error) -> bool {
@@ -57,7 +80,58 @@ fn rolled_back_for_retry(e: &diesel::result::Error) -> bool {
     }
 }
 
-fn attempt(conn: &mut AnyConnection, charges: &[Charge]) -> Result<Applied, Failure<StoreError>> {
+fn attempt(
+    conn: &mut AnyConnection,
+    charges: &[Charge],
+    seen: &mut LastSeen,
+) -> Result<Applied, Failure<StoreError>> {
+    if let AnyConnection::Postgres(pg) = conn {
+        if let Some(applied) = confirmed(pg, charges, seen)? {
+            return Ok(applied);
+        }
+    }
+    locked(conn, charges, seen)
+}
+
+/// The batch planned from the lane's memory and written on condition (PostgreSQL); `None`
+/// when the memory lacks a payer or key, the batch buys a template, or the rows changed since:
+/// in all three cases nothing was written.
+fn confirmed(
+    pg: &mut PgConnection,
+    charges: &[Charge],
+    seen: &mut LastSeen,
+) -> Result<Option<Applied>, Failure<StoreError>> {
+    if !charge_batch::purchasers(charges).is_empty() {
+        return Ok(None);
+    }
+    let payers = charge_batch::payers(charges);
+    let Some(expected) = seen.expected(&payers, &charge_batch::keys(charges)) else {
+        return Ok(None);
+    };
+    let plan = charge_batch::plan(charges, expected.accounts(), &expected.key_snapshots()?);
+    let Some(write) = ConfirmedWrite::of(&expected, &plan) else {
+        return Ok(None);
+    };
+    if write.execute(pg)? == 0 {
+        return Ok(None);
+    }
+    for (user, balance) in &plan.balances {
+        seen.balance(user, *balance);
+    }
+    Ok(Some(Applied {
+        outcomes: plan.outcomes,
+        balances: plan.balances,
+        confirmed: true,
+    }))
+}
+
+/// The locked way: one transaction that reads the payers and keys under lock.
+fn locked(
+    conn: &mut AnyConnection,
+    charges: &[Charge],
+    seen: &mut LastSeen,
+) -> Result<Applied, Failure<StoreError>> {
+    let remember = matches!(conn, AnyConnection::Postgres(_));
     conn.transaction(|conn| {
         let payers = charge_batch::payers(charges);
         let mut accounts = lock_accounts(conn, &payers)?;
@@ -66,11 +140,30 @@ fn attempt(conn: &mut AnyConnection, charges: &[Charge]) -> Result<Applied, Fail
             read_ownership(conn, &purchasers, &mut accounts)?;
         }
         let keys = read_keys(conn, &charge_batch::keys(charges))?;
-        let plan = charge_batch::plan(charges, accounts, &keys);
+        let found: Vec<(UserId, Credits)> = if remember {
+            accounts
+                .iter()
+                .map(|(u, a)| (u.clone(), a.balance))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let snapshots = snapshots(&keys)?;
+        let plan = charge_batch::plan(charges, accounts, &snapshots);
         write(conn, &plan)?;
+        if remember {
+            // Remembered before COMMIT; a failed COMMIT makes `apply` forget the batch.
+            for (user, balance) in found.iter().chain(&plan.balances) {
+                seen.balance(user, *balance);
+            }
+            for (id, columns) in keys {
+                seen.key(id, columns);
+            }
+        }
         Ok(Applied {
             outcomes: plan.outcomes,
             balances: plan.balances,
+            confirmed: false,
         })
     })
 }
@@ -159,14 +252,11 @@ fn read_ownership(
     Ok(())
 }
 
-type KeyColumns = (String, String, String, Option<i64>, Option<i64>);
+type KeyRow = (String, String, String, Option<i64>, Option<i64>);
 
-/// The paying keys as of now. On PostgreSQL `FOR SHARE` waits for a revocation in flight (it
+/// The paying keys' stored columns as of now. On PostgreSQL `FOR SHARE` waits for a revocation in flight (it
 /// holds the key row) and makes one that starts later wait for this batch's commit.
-fn read_keys(
-    conn: &mut AnyConnection,
-    keys: &[KeyId],
-) -> Result<HashMap<KeyId, KeySnapshot>, Failure<StoreError>> {
+fn read_keys(conn: &mut AnyConnection, keys: &[KeyId]) -> QueryResult<HashMap<KeyId, KeyColumns>> {
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
@@ -177,7 +267,7 @@ fn read_keys(
         api_keys::revoked_at,
         api_keys::revokes_at,
     );
-    let rows: Vec<KeyColumns> = match conn {
+    let rows: Vec<KeyRow> = match conn {
         // One key by `id = $1`, as in `lock_accounts`.
         AnyConnection::Postgres(pg) => match keys {
             [one] => api_keys::table
@@ -202,25 +292,19 @@ fn read_keys(
                 let row = api_keys::table
                     .find(id.as_str())
                     .select(columns)
-                    .get_result::<KeyColumns>(lite)
+                    .get_result::<KeyRow>(lite)
                     .optional()?;
                 rows.extend(row);
             }
             rows
         }
     };
-    let mut out = HashMap::with_capacity(rows.len());
-    for (id, user, status, revoked_at, revokes_at) in rows {
-        let state = stored_state(&id, &status, revoked_at, revokes_at)?;
-        out.insert(
-            KeyId::new(id),
-            KeySnapshot {
-                user_id: UserId::new(user),
-                state,
-            },
-        );
-    }
-    Ok(out)
+    Ok(rows
+        .into_iter()
+        .map(|(id, user, status, revoked_at, revokes_at)| {
+            (KeyId::new(id), (user, status, revoked_at, revokes_at))
+        })
+        .collect())
 }
 
 /// Inserts `$rows` (a `Vec` of value tuples) into `$table` on SQLite with multi-row statements

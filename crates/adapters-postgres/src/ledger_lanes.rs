@@ -5,41 +5,79 @@
 //! different lanes hold different users' row locks and commit side by side (PostgreSQL then
 //! flushes their commits together). A hot user gains nothing: its row lock orders its batches
 //! anyway. Exactness does not depend on the lanes: it stays in the row locks, as between two
-//! instances.
+//! instances. Each lane also remembers what its batches found and wrote ([`LastSeen`]), and
+//! counts how its batches were written.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use keys_domain::UserId;
 use keys_domain::ports::{Charge, ChargeOutcome};
 
 use crate::group_commit::{BATCH_CAP, GroupCommit};
+use crate::last_seen::LastSeen;
 
 pub(crate) struct LedgerLanes {
-    lanes: Box<[GroupCommit<Charge, ChargeOutcome>]>,
+    lanes: Box<[Lane]>,
+    /// Batches written as planned from a lane's memory, in one round trip.
+    confirmed: AtomicU64,
+    /// Batches written the locked way.
+    locked: AtomicU64,
+}
+
+/// One lane: its queue, and what its batches found and wrote (moved into each batch's
+/// blocking task, hence shared; the lane's batches run one at a time).
+pub(crate) struct Lane {
+    pub queue: GroupCommit<Charge, ChargeOutcome>,
+    pub seen: Arc<Mutex<LastSeen>>,
 }
 
 impl LedgerLanes {
     pub(crate) fn new(lanes: usize) -> Self {
         Self {
             lanes: (0..lanes.max(1))
-                .map(|_| GroupCommit::new(BATCH_CAP))
+                .map(|_| Lane {
+                    queue: GroupCommit::new(BATCH_CAP),
+                    seen: Arc::default(),
+                })
                 .collect(),
+            confirmed: AtomicU64::new(0),
+            locked: AtomicU64::new(0),
         }
     }
 
     /// The lane of `user`'s charges: always the same one.
-    pub(crate) fn lane_for(&self, user: &UserId) -> &GroupCommit<Charge, ChargeOutcome> {
+    pub(crate) fn lane_for(&self, user: &UserId) -> &Lane {
         let mut hasher = DefaultHasher::new();
         user.as_str().hash(&mut hasher);
         let i = usize::try_from(hasher.finish() % self.lanes.len() as u64).unwrap_or(0);
         &self.lanes[i]
     }
 
+    /// Counts a committed batch by the way it was written.
+    pub(crate) fn written(&self, confirmed: bool) {
+        let counter = if confirmed {
+            &self.confirmed
+        } else {
+            &self.locked
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Committed batches so far: (written from memory in one round trip, written locked).
+    pub(crate) fn ways(&self) -> (u64, u64) {
+        (
+            self.confirmed.load(Ordering::Relaxed),
+            self.locked.load(Ordering::Relaxed),
+        )
+    }
+
     /// The batch-size distribution over all lanes: (smallest size of a bucket, batches).
     pub(crate) fn sizes(&self) -> Vec<(usize, u64)> {
         let mut merged: Vec<(usize, u64)> = Vec::new();
         for lane in &self.lanes {
-            for (size, n) in lane.sizes().snapshot() {
+            for (size, n) in lane.queue.sizes().snapshot() {
                 match merged.iter_mut().find(|(s, _)| *s == size) {
                     Some((_, total)) => *total += n,
                     None => merged.push((size, n)),

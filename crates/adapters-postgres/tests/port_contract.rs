@@ -85,6 +85,8 @@ contract_cases!(
     a_bad_charge_fails_only_its_own_request,
     a_charge_with_a_key_revoked_meanwhile_is_refused,
     balance_reads_show_every_acknowledged_debit,
+    a_key_revoked_after_it_paid_pays_for_nothing_more,
+    credits_granted_between_charges_are_spent_by_the_next,
     alerts_are_enqueued_at_most_once_per_key_per_24h,
     outbox_claims_lease_and_retry,
     abandoned_emails_are_never_claimed_again,
@@ -212,4 +214,86 @@ async fn postgres_a_feed_read_waits_for_an_earlier_numbered_change_still_in_flig
         seen.contains(&a.hash) && seen.contains(&b.hash),
         "a change committed after a later-numbered one was skipped"
     );
+}
+
+/// A PostgreSQL lane plans a batch from the balance and key columns it last saw and writes it
+/// in one statement only if the database still holds them. Here a second instance charges the
+/// same user, and then revokes the key, behind the first one's back: each time the first
+/// instance's next batch must find the change, write nothing from its stale memory, and go the
+/// locked way; a batch after an unchanged one goes the one-statement way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_lane_writes_from_memory_only_what_the_database_confirms() {
+    use keys_domain::KeyState;
+    use keys_domain::ports::{
+        Charge, ChargeKind, ChargeOutcome, KeyStore, LedgerWriter, StateChange,
+    };
+    use keys_domain::{Credits, KeyId, UserId};
+
+    let db = TestDb::postgres();
+    let a = db.store().clone();
+    let b = DbStore::connect(db.url()).unwrap();
+    let user = contract::new_user(&a, 10).await;
+    let key = contract::insert(&a, &user, "paying", contract::at(0)).await;
+    let render = |store: DbStore, user: UserId, key: KeyId, ms: i64| async move {
+        let doc = contract::document(&user, contract::at(ms));
+        let charge = Charge {
+            user_id: user,
+            key_id: Some(key),
+            cost: Credits::new(1),
+            kind: ChargeKind::Render(doc.clone()),
+            at: doc.created_at,
+        };
+        store.apply(vec![charge]).await.unwrap().remove(0)
+    };
+    let charged = |balance| ChargeOutcome::Charged {
+        charged: Credits::new(1),
+        balance: Credits::new(balance),
+    };
+    let go = |store: &DbStore, ms| render(store.clone(), user.clone(), key.id.clone(), ms);
+
+    assert_eq!(go(&a, 1).await, charged(9));
+    assert_eq!(
+        a.ledger_batch_ways(),
+        (0, 1),
+        "nothing remembered yet: locked"
+    );
+    assert_eq!(go(&a, 2).await, charged(8));
+    assert_eq!(
+        a.ledger_batch_ways(),
+        (1, 1),
+        "as remembered: one statement"
+    );
+
+    // B charges twice: A still remembers 8.
+    assert_eq!(go(&b, 3).await, charged(7));
+    assert_eq!(go(&b, 4).await, charged(6));
+    assert_eq!(go(&a, 5).await, charged(5), "planned from 6, not from 8");
+    assert_eq!(
+        a.ledger_batch_ways(),
+        (1, 2),
+        "the stale memory wrote nothing"
+    );
+    assert_eq!(go(&a, 6).await, charged(4));
+    assert_eq!(a.ledger_batch_ways(), (2, 2));
+
+    // B revokes the key: A still remembers it active.
+    let revoked = StateChange::new(
+        KeyState::Active,
+        KeyState::Revoked {
+            revoked_at: contract::at(7),
+        },
+    );
+    b.transition(&user, &key.id, revoked)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(go(&a, 8).await, ChargeOutcome::KeyNotAccepted);
+    assert_eq!(a.ledger_batch_ways(), (2, 3));
+
+    // Read by a third instance: A's and B's balance caches each hold their own last commit.
+    let c = DbStore::connect(db.url()).unwrap();
+    let ledger = contract::assert_ledger_matches(&c, &user).await;
+    assert_eq!(ledger.len(), 7, "the first 10 credits and six renders");
+    assert_eq!(ledger.iter().map(|e| e.delta).sum::<i64>(), 4);
+    assert_eq!(contract::all_documents(&c, &user).await.len(), 6);
 }

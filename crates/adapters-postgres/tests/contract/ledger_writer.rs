@@ -394,3 +394,46 @@ pub async fn balance_reads_show_every_acknowledged_debit(store: impl Store) {
     assert_eq!(granted, Credits::new(7));
     assert_eq!(store.balance(&user).await.unwrap(), Some(Credits::new(7)));
 }
+
+/// A key that paid and is revoked afterwards pays for nothing more: the next batch reads the
+/// revocation (on PostgreSQL a lane plans from the key's columns it last read, and must find
+/// them changed).
+pub async fn a_key_revoked_after_it_paid_pays_for_nothing_more(store: impl Store) {
+    let user = new_user(&store, 10).await;
+    let key = insert(&store, &user, "paying", at(0)).await;
+    let doc = |ms| paid_with(render(&document(&user, at(ms))), &key.id);
+    assert_eq!(one(&store, doc(10)).await, charged(1, 9));
+    assert_eq!(one(&store, doc(20)).await, charged(1, 8));
+    store
+        .transition(
+            &user,
+            &key.id,
+            StateChange::new(KeyState::Active, KeyState::Revoked { revoked_at: at(30) }),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(one(&store, doc(40)).await, ChargeOutcome::KeyNotAccepted);
+    assert_eq!(assert_ledger_matches(&store, &user).await.len(), 3);
+    assert_eq!(all_documents(&store, &user).await.len(), 2);
+}
+
+/// Credits granted between two charges are spent by the next one: its batch reads the balance
+/// the grant left (on PostgreSQL a lane plans from the balance it last wrote, and must find it
+/// changed).
+pub async fn credits_granted_between_charges_are_spent_by_the_next(store: impl Store) {
+    let user = new_user(&store, 1).await;
+    let doc = |ms| render(&document(&user, at(ms)));
+    assert_eq!(one(&store, doc(1)).await, charged(1, 0));
+    assert_eq!(one(&store, doc(2)).await, short(1, 0));
+    store
+        .grant(&user, GrantAmount::new(2).unwrap(), at(3))
+        .await
+        .unwrap();
+    assert_eq!(one(&store, doc(4)).await, charged(1, 1));
+    assert_eq!(one(&store, doc(5)).await, charged(1, 0));
+    assert_eq!(one(&store, doc(6)).await, short(1, 0));
+    // The first credit, three renders and the grant.
+    assert_eq!(assert_ledger_matches(&store, &user).await.len(), 5);
+    assert_eq!(all_documents(&store, &user).await.len(), 3);
+}
