@@ -297,3 +297,34 @@ async fn postgres_a_lane_writes_from_memory_only_what_the_database_confirms() {
     assert_eq!(ledger.iter().map(|e| e.delta).sum::<i64>(), 4);
     assert_eq!(contract::all_documents(&c, &user).await.len(), 6);
 }
+
+/// On PostgreSQL ledger rows and documents have no foreign keys (a trigger per inserted row was
+/// more server time than the inserts); what the keys guarded is kept by refusing to delete a
+/// user or template, or change its id, whether or not anything refers to it yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_users_and_templates_are_never_deleted_nor_renamed() {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, PgConnection};
+
+    let db = TestDb::postgres();
+    let user = contract::new_user(db.store(), 0).await;
+    let mut raw = PgConnection::establish(db.url()).unwrap();
+    for sql in [
+        format!("DELETE FROM users WHERE id = '{}'", user.as_str()),
+        format!(
+            "UPDATE users SET id = 'usr_renamed' WHERE id = '{}'",
+            user.as_str()
+        ),
+        "DELETE FROM templates WHERE id = 'classic'".to_owned(),
+        "UPDATE templates SET id = 'renamed' WHERE id = 'classic'".to_owned(),
+    ] {
+        let refused = raw.batch_execute(&sql).unwrap_err().to_string();
+        assert!(refused.contains("never deleted"), "{sql}: {refused}");
+    }
+    // Other changes to those rows go on as before.
+    raw.batch_execute(&format!(
+        "UPDATE users SET balance = 3 WHERE id = '{}'",
+        user.as_str()
+    ))
+    .unwrap();
+}

@@ -272,9 +272,10 @@ pub async fn a_batch_is_decided_in_arrival_order_and_written_once(store: impl St
 pub async fn a_failed_batch_applies_none_of_its_charges(store: impl Store) {
     let user = new_user(&store, 10).await;
     let good = document(&user, at(1));
-    // An unknown template breaks the documents' foreign key: the whole transaction fails.
+    // A second document with the same id breaks the documents' primary key: the whole
+    // transaction fails.
     let mut poisoned = document(&user, at(2));
-    poisoned.template_id = TemplateId::new("no-such-template");
+    poisoned.id = good.id.clone();
     let err = store
         .apply(vec![render(&good), render(&poisoned)])
         .await
@@ -289,13 +290,17 @@ pub async fn a_failed_batch_applies_none_of_its_charges(store: impl Store) {
 /// request is applied exactly once (the failed batch's requests are retried one by one).
 pub async fn a_bad_charge_fails_only_its_own_request(store: impl Store) {
     let user = new_user(&store, 1_000).await;
+    // Render 30 reuses a stored document's id, which breaks the documents' primary key.
+    let stored_first = document(&user, at(-1));
+    render_paid(&store, stored_first.clone()).await;
     let tasks: Vec<_> = (0..60)
         .map(|i| {
             let (store, user) = (store.clone(), user.clone());
+            let taken = stored_first.id.clone();
             tokio::spawn(async move {
                 let mut doc = document(&user, at(i));
                 if i == 30 {
-                    doc.template_id = TemplateId::new("no-such-template");
+                    doc.id = taken;
                 }
                 let id = doc.id.clone();
                 (id, store.apply(vec![render(&doc)]).await)
@@ -312,11 +317,15 @@ pub async fn a_bad_charge_fails_only_its_own_request(store: impl Store) {
         }
     }
     assert_eq!((ok.len(), failed), (59, 1));
-    assert_eq!(store.balance(&user).await.unwrap(), Some(Credits::new(941)));
+    assert_eq!(store.balance(&user).await.unwrap(), Some(Credits::new(940)));
     let ledger = assert_ledger_matches(&store, &user).await;
-    assert_eq!(ledger.len(), 60, "grant and 59 renders, none twice");
+    assert_eq!(
+        ledger.len(),
+        61,
+        "grant, the first render and 59 more, none twice"
+    );
     let stored = all_documents(&store, &user).await;
-    assert_eq!(stored.len(), 59);
+    assert_eq!(stored.len(), 60);
     for id in &ok {
         assert!(stored.iter().any(|d| &d.id == id));
     }
