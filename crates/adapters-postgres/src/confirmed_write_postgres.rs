@@ -6,7 +6,7 @@
 //! read, the write, `COMMIT`), all while the batch holds its row locks, and PostgreSQL's own
 //! work is under half of that time. This statement runs outside an explicit transaction: it
 //! locks the payers' rows (`FOR NO KEY UPDATE`, in id order, as the locked way does), then the
-//! keys (`FOR SHARE`: only once the payers' check has read its rows, so the lock order stays
+//! keys (`FOR KEY SHARE`, see [`crate::ledger_batch`]: only once the payers' check has read its rows, so the lock order stays
 //! users → keys), compares both with the expected values, and writes only if every one is
 //! equal. It commits on its own, so PostgreSQL's answer comes after the commit, and it returns
 //! one row when it wrote and none when it did not; in that case it changed nothing and the
@@ -57,7 +57,7 @@ cached_statement!(
             ON payers.id = e.id AND payers.balance = e.balance), \
             paying_keys AS MATERIALIZED (SELECT id, user_id, status, revoked_at, revokes_at FROM api_keys \
             WHERE id = ANY(",
-        key_ids: Array<Text>, "::text[]) AND (SELECT ok FROM users_ok) ORDER BY id FOR SHARE), \
+        key_ids: Array<Text>, "::text[]) AND (SELECT ok FROM users_ok) ORDER BY id FOR KEY SHARE), \
             ok AS (SELECT (SELECT ok FROM users_ok) AND (SELECT count(*) FROM paying_keys k \
             JOIN unnest(",
         key_ids: Array<Text>, "::text[], ",

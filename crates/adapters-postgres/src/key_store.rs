@@ -127,6 +127,11 @@ pub(crate) fn lock_user(conn: &mut AnyConnection, user: &str) -> QueryResult<boo
 }
 
 /// Locks one key row (the user's) and reads it; `None` when it is not the user's.
+///
+/// On PostgreSQL `FOR UPDATE`, the one row lock that excludes a ledger batch's `FOR KEY SHARE`
+/// on the paying keys: a batch then either sees this change or makes it wait for its commit,
+/// while the usage flush's updates (`FOR NO KEY UPDATE`) and the batches never wait on each
+/// other. Every change of a key's state goes through here.
 fn lock_key(
     conn: &mut AnyConnection,
     user: &str,
@@ -135,13 +140,23 @@ fn lock_key(
     let mine = api_keys::table
         .filter(api_keys::id.eq(id))
         .filter(api_keys::user_id.eq(user));
-    let n = diesel::update(mine)
-        .set(api_keys::status.eq(api_keys::status))
-        .execute(conn)?;
-    if n == 0 {
-        return Ok(None);
+    match conn {
+        AnyConnection::Postgres(pg) => mine
+            .select(KeyRow::as_select())
+            .for_update()
+            .first(pg)
+            .optional(),
+        // SQLite: a write takes the database's write lock (held already, after `lock_user`).
+        AnyConnection::Sqlite(_) => {
+            let n = diesel::update(mine)
+                .set(api_keys::status.eq(api_keys::status))
+                .execute(conn)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            mine.select(KeyRow::as_select()).first(conn).optional()
+        }
     }
-    mine.select(KeyRow::as_select()).first(conn).optional()
 }
 
 /// Writes `to` over the key's state columns, and `reason` when given.
@@ -430,7 +445,7 @@ fn record_usage_rows(conn: &mut AnyConnection, batch: &[UsageDelta]) -> QueryRes
 
 /// The whole batch in two statements over arrays: per key, two round trips held every key row
 /// of the flush (1,000 keys: about 100 ms) while paid requests waited for them in the ledger's
-/// `FOR SHARE`. `batch` is in key order; deltas of one key are summed first (a key may appear
+/// `FOR SHARE` (since replaced by `FOR KEY SHARE`, which the flush does not block). `batch` is in key order; deltas of one key are summed first (a key may appear
 /// once only in an `ON CONFLICT DO UPDATE`). PostgreSQL's `GREATEST` skips a NULL
 /// `last_used_at`.
 fn record_usage_postgres(pg: &mut diesel::PgConnection, batch: &[UsageDelta]) -> QueryResult<()> {

@@ -328,3 +328,117 @@ async fn postgres_users_and_templates_are_never_deleted_nor_renamed() {
     ))
     .unwrap();
 }
+
+/// One render of 1 credit paid with `key`, applied by `store`.
+async fn render_with(
+    store: &DbStore,
+    key: &keys_domain::ApiKey,
+    ms: i64,
+) -> keys_domain::ports::ChargeOutcome {
+    use keys_domain::ports::{Charge, ChargeKind, LedgerWriter};
+    let doc = contract::document(&key.user_id, contract::at(ms));
+    let charge = Charge {
+        user_id: key.user_id.clone(),
+        key_id: Some(key.id.clone()),
+        cost: keys_domain::Credits::new(1),
+        kind: ChargeKind::Render(doc.clone()),
+        at: doc.created_at,
+    };
+    store.apply(vec![charge]).await.unwrap().remove(0)
+}
+
+/// A revocation holds its key row from its lock to its commit; a charge paid with that key
+/// meanwhile waits for it and is refused, whether its lane remembers the key (the one-statement
+/// way) or not (the locked way). Here a test trigger keeps each revocation uncommitted for
+/// 300 ms after it changed the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_charge_waits_for_a_revocation_in_flight_and_is_refused() {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, PgConnection};
+    use keys_domain::ports::{ChargeOutcome, KeyStore};
+
+    let db = TestDb::postgres();
+    let store = db.store().clone();
+    let user = contract::new_user(&store, 10).await;
+    let remembered = contract::insert(&store, &user, "remembered", contract::at(0)).await;
+    let unseen = contract::insert(&store, &user, "unseen", contract::at(0)).await;
+    // The lane now remembers `remembered` as active; `unseen` never paid.
+    assert!(matches!(
+        render_with(&store, &remembered, 1).await,
+        ChargeOutcome::Charged { .. }
+    ));
+    let mut raw = PgConnection::establish(db.url()).unwrap();
+    raw.batch_execute(&format!(
+        "CREATE FUNCTION slow_event() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN PERFORM pg_sleep(0.3); RETURN NEW; END $$; \
+         CREATE TRIGGER slow_event AFTER INSERT ON key_events FOR EACH ROW \
+         WHEN (NEW.kind = 'revoked' AND NEW.key_id IN ('{}', '{}')) \
+         EXECUTE FUNCTION slow_event();",
+        remembered.id.as_str(),
+        unseen.id.as_str()
+    ))
+    .unwrap();
+    for key in [remembered, unseen] {
+        let revoking = {
+            let (store, key) = (store.clone(), key.clone());
+            tokio::spawn(async move {
+                let change = contract::key_change_feed::revocation(&key);
+                store
+                    .transition(&key.user_id, &key.id, change)
+                    .await
+                    .unwrap()
+                    .unwrap();
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!revoking.is_finished(), "the revocation is still in flight");
+        assert_eq!(
+            render_with(&store, &key, 2).await,
+            ChargeOutcome::KeyNotAccepted,
+            "{} paid while its revocation was in flight",
+            key.name.as_str()
+        );
+        revoking.await.unwrap();
+    }
+    let ledger = contract::assert_ledger_matches(&store, &user).await;
+    assert_eq!(ledger.len(), 2, "the first 10 credits and the one render");
+}
+
+/// The usage flush updates the paying keys' rows all the time; a charge does not wait for an
+/// update of a key's usage in flight (on either way of writing a batch), nor the update for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_charge_does_not_wait_for_a_usage_update_in_flight() {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, PgConnection};
+    use keys_domain::ports::ChargeOutcome;
+
+    let db = TestDb::postgres();
+    let store = db.store().clone();
+    let user = contract::new_user(&store, 10).await;
+    let key = contract::insert(&store, &user, "busy", contract::at(0)).await;
+    let mut flush = PgConnection::establish(db.url()).unwrap();
+    flush
+        .batch_execute(&format!(
+            "BEGIN; UPDATE api_keys SET usage_count = usage_count + 1 WHERE id = '{}'",
+            key.id.as_str()
+        ))
+        .unwrap();
+    // The first render goes the locked way, the second from the lane's memory.
+    for (ms, balance) in [(1, 9), (2, 8)] {
+        let outcome = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            render_with(&store, &key, ms),
+        )
+        .await
+        .expect("the charge waited for the uncommitted usage update");
+        assert_eq!(
+            outcome,
+            ChargeOutcome::Charged {
+                charged: keys_domain::Credits::new(1),
+                balance: keys_domain::Credits::new(balance),
+            }
+        );
+    }
+    flush.batch_execute("COMMIT").unwrap();
+    assert_eq!(store.ledger_batch_ways(), (1, 1));
+}
