@@ -60,8 +60,9 @@ paid_rounds() {
   echo "|---|---|---|---|---|---|---|"
   report_latency "paid_latency_$label" "healthz_$label" "render_hot_$label" 1.0
   echo
+  # And how many batches were written from a lane's memory in one round trip (PostgreSQL).
   echo "$label ledger batches (smallest size of a power-of-two bucket, batches):" \
-    "$(grep -o 'batches=\[[^]]*\]' "$WORK/server.log" | tail -n1)"
+    "$(grep -o 'batches=\[[^]]*\] confirmed=[0-9]* locked=[0-9]*' "$WORK/server.log" | tail -n1)"
 }
 
 unset REDIS_URL
