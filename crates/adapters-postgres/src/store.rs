@@ -25,8 +25,12 @@ const SQLITE_POOL_SIZE: u32 = 8;
 /// [`crate::ledger_lanes`]), and so the connections reserved for the ledger writer: a batch
 /// never queues behind request reads for a connection, so a burst of reads cannot time out a
 /// whole batch (and answer hundreds of requests 503 at once). SQLite has one writer at a time,
-/// so one lane.
-const POSTGRES_LEDGER_LANES: u32 = 4;
+/// so one lane. Two, not four: once a batch was one statement, four lanes on this two-core
+/// machine split 1,000 users' charges into smaller batches and did worse (1,000-user render
+/// 0.064-0.083x of `/healthz` over six rounds, against 0.081-0.110x with two, and 0.080-0.107x
+/// with one, three rounds; eight: 0.050-0.057x, three rounds). The best count follows the
+/// cores on both ends.
+const POSTGRES_LEDGER_LANES: u32 = 2;
 
 /// What a store call does, for the connection it gets and whether it queues as a writer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
