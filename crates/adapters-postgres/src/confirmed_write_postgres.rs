@@ -3,15 +3,15 @@
 //! exactly that.
 //!
 //! The locked way costs five round trips per batch (`BEGIN`, the payers' row locks, the keys'
-//! read, the write, `COMMIT`), all while the batch holds its row locks, and PostgreSQL's own
-//! work is under half of that time. This statement runs outside an explicit transaction: it
-//! locks the payers' rows (`FOR NO KEY UPDATE`, in id order, as the locked way does), then the
-//! keys (`FOR KEY SHARE`, see [`crate::ledger_batch`]: only once the payers' check has read its rows, so the lock order stays
-//! users → keys), compares both with the expected values, and writes only if every one is
-//! equal. It commits on its own, so PostgreSQL's answer comes after the commit, and it returns
-//! one row when it wrote and none when it did not; in that case it changed nothing and the
-//! batch goes the locked way. The comparison is made under the row locks and on the latest
-//! committed rows (a locking read waits for, then re-reads, a row changed meanwhile), so
+//! read, the write, `COMMIT`), all while the batch holds its row locks, and PostgreSQL's own work
+//! is under half of that time. This statement runs outside an explicit transaction: it locks the
+//! payers' rows (`FOR NO KEY UPDATE`, in id order, as the locked way does), then the keys
+//! (`FOR KEY SHARE`, see [`crate::ledger_batch`]; only once the payers' check has read its rows,
+//! so the lock order stays users → keys), compares both with the expected values, and writes only
+//! if every one is equal. It commits on its own, so PostgreSQL's answer comes after the commit,
+//! and it returns one row when it wrote and none when it did not; in that case it changed nothing
+//! and the batch goes the locked way. The comparison is made under the row locks and on the
+//! latest committed rows (a locking read waits for, then re-reads, a row changed meanwhile), so
 //! exactness stays in the database, as it does the locked way.
 
 use diesel::sql_types::{Array, BigInt, Nullable, Text};

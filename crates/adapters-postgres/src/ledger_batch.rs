@@ -2,10 +2,11 @@
 //!
 //! The locked way: lock each payer's row once (sorted by id, so two instances' batches never
 //! deadlock), read the paying keys (on PostgreSQL with `FOR KEY SHARE`, so a revocation
-//! committing meanwhile either is seen or waits for this batch), let the pure planner decide every charge
-//! in arrival order, then write each changed balance once and the ledger rows, documents and
-//! ownership rows (on PostgreSQL all in one statement, see [`crate::batch_write_postgres`]; on
-//! SQLite with cached statements), and commit. The caller answers only after the commit.
+//! committing meanwhile either is seen or waits for this batch), let the pure planner decide
+//! every charge in arrival order, then write each changed balance once and the ledger rows,
+//! documents and ownership rows (on PostgreSQL all in one statement, see
+//! [`crate::batch_write_postgres`]; on SQLite with cached statements), and commit. The caller
+//! answers only after the commit.
 //!
 //! On PostgreSQL a batch whose payers and keys its lane remembers ([`LastSeen`]) is first
 //! planned from that memory and written by one conditional statement
@@ -254,10 +255,10 @@ fn read_ownership(
 
 type KeyRow = (String, String, String, Option<i64>, Option<i64>);
 
-/// The paying keys' stored columns as of now. On PostgreSQL `FOR KEY SHARE` waits for a change of
-/// a key's state in flight (it holds the key row `FOR UPDATE`, see `key_store::lock_key`) and
-/// makes one that starts later wait for this batch's commit; unlike `FOR SHARE` it neither waits
-/// for nor holds up the usage flush, whose updates of the same rows change no key column.
+/// The paying keys' stored columns as of now. On PostgreSQL `FOR KEY SHARE` waits for a change
+/// of a key's state in flight (it holds the key row `FOR UPDATE`, see `key_store::lock_key`)
+/// and makes one that starts later wait for this batch's commit; unlike `FOR SHARE` it neither
+/// waits for nor holds up the usage flush, whose updates of the same rows change no key column.
 fn read_keys(conn: &mut AnyConnection, keys: &[KeyId]) -> QueryResult<HashMap<KeyId, KeyColumns>> {
     if keys.is_empty() {
         return Ok(HashMap::new());
