@@ -223,41 +223,27 @@ async fn postgres_a_feed_read_waits_for_an_earlier_numbered_change_still_in_flig
 /// locked way; a batch after an unchanged one goes the one-statement way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_lane_writes_from_memory_only_what_the_database_confirms() {
+    use keys_domain::Credits;
     use keys_domain::KeyState;
-    use keys_domain::ports::{
-        Charge, ChargeKind, ChargeOutcome, KeyStore, LedgerWriter, StateChange,
-    };
-    use keys_domain::{Credits, KeyId, UserId};
+    use keys_domain::ports::{ChargeOutcome, KeyStore, StateChange};
 
     let db = TestDb::postgres();
     let a = db.store().clone();
     let b = DbStore::connect(db.url()).unwrap();
     let user = contract::new_user(&a, 10).await;
     let key = contract::insert(&a, &user, "paying", contract::at(0)).await;
-    let render = |store: DbStore, user: UserId, key: KeyId, ms: i64| async move {
-        let doc = contract::document(&user, contract::at(ms));
-        let charge = Charge {
-            user_id: user,
-            key_id: Some(key),
-            cost: Credits::new(1),
-            kind: ChargeKind::Render(doc.clone()),
-            at: doc.created_at,
-        };
-        store.apply(vec![charge]).await.unwrap().remove(0)
-    };
     let charged = |balance| ChargeOutcome::Charged {
         charged: Credits::new(1),
         balance: Credits::new(balance),
     };
-    let go = |store: &DbStore, ms| render(store.clone(), user.clone(), key.id.clone(), ms);
 
-    assert_eq!(go(&a, 1).await, charged(9));
+    assert_eq!(render_with(&a, &key, 1).await, charged(9));
     assert_eq!(
         a.ledger_batch_ways(),
         (0, 1),
         "nothing remembered yet: locked"
     );
-    assert_eq!(go(&a, 2).await, charged(8));
+    assert_eq!(render_with(&a, &key, 2).await, charged(8));
     assert_eq!(
         a.ledger_batch_ways(),
         (1, 1),
@@ -265,15 +251,19 @@ async fn postgres_a_lane_writes_from_memory_only_what_the_database_confirms() {
     );
 
     // B charges twice: A still remembers 8.
-    assert_eq!(go(&b, 3).await, charged(7));
-    assert_eq!(go(&b, 4).await, charged(6));
-    assert_eq!(go(&a, 5).await, charged(5), "planned from 6, not from 8");
+    assert_eq!(render_with(&b, &key, 3).await, charged(7));
+    assert_eq!(render_with(&b, &key, 4).await, charged(6));
+    assert_eq!(
+        render_with(&a, &key, 5).await,
+        charged(5),
+        "planned from 6, not from 8"
+    );
     assert_eq!(
         a.ledger_batch_ways(),
         (1, 2),
         "the stale memory wrote nothing"
     );
-    assert_eq!(go(&a, 6).await, charged(4));
+    assert_eq!(render_with(&a, &key, 6).await, charged(4));
     assert_eq!(a.ledger_batch_ways(), (2, 2));
 
     // B revokes the key: A still remembers it active.
@@ -287,7 +277,10 @@ async fn postgres_a_lane_writes_from_memory_only_what_the_database_confirms() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(go(&a, 8).await, ChargeOutcome::KeyNotAccepted);
+    assert_eq!(
+        render_with(&a, &key, 8).await,
+        ChargeOutcome::KeyNotAccepted
+    );
     assert_eq!(a.ledger_batch_ways(), (2, 3));
 
     // Read by a third instance: A's and B's balance caches each hold their own last commit.
