@@ -2,7 +2,7 @@
 //! paying key's stored columns.
 //!
 //! A guess, never a decision: a batch planned against it is written only if PostgreSQL finds,
-//! under the batch's row locks, exactly these values (see [`crate::batch_write_postgres`]).
+//! under the batch's row locks, exactly these values (see [`crate::confirmed_write_postgres`]).
 //! Whatever changed them since (another instance's batch, a grant, a revocation) makes that
 //! write change nothing, and the batch is then applied the locked way, which reads them anew.
 
@@ -28,12 +28,11 @@ pub(crate) struct LastSeen {
     keys: HashMap<KeyId, KeyColumns>,
 }
 
-/// A batch's expected state: as [`LastSeen`] remembers it, or as the locked way has just read
-/// it. In any order: the write takes its locks sorted.
+/// A batch's expected state, as [`LastSeen`] remembers it.
 pub(crate) struct Expected {
-    /// The payers, with their balances.
+    /// The payers, sorted (the lock order), with their remembered balances.
     pub users: Vec<(UserId, i64)>,
-    /// The paying keys, with their stored columns.
+    /// The paying keys, sorted, with their remembered columns.
     pub keys: Vec<(KeyId, KeyColumns)>,
 }
 
@@ -104,19 +103,6 @@ impl LastSeen {
             self.keys.clear();
         }
         self.keys.insert(key, columns);
-    }
-
-    /// Remembers what a locked batch `found` under its locks, then the balances it wrote.
-    pub(crate) fn remember(&mut self, found: Expected, written: &[(UserId, Credits)]) {
-        for (user, balance) in found.users {
-            self.balance(&user, Credits::from_stored(balance));
-        }
-        for (user, balance) in written {
-            self.balance(user, *balance);
-        }
-        for (key, columns) in found.keys {
-            self.key(key, columns);
-        }
     }
 
     /// Forgets the users and keys of a batch whose outcome is unknown (it failed, perhaps after

@@ -9,9 +9,9 @@
 //! answers only after the commit.
 //!
 //! On PostgreSQL a batch whose payers and keys its lane remembers ([`LastSeen`]) is first
-//! planned from that memory and written by the same conditional statement
-//! ([`crate::batch_write_postgres`]) outside a transaction, which writes only if the rows still
-//! hold what was remembered; otherwise it changes nothing and the batch goes the locked way.
+//! planned from that memory and written by one conditional statement
+//! ([`crate::confirmed_write_postgres`]), which writes only if the rows still hold what was
+//! remembered; otherwise it changes nothing and the batch goes the locked way.
 
 use std::collections::{HashMap, HashSet};
 
@@ -23,9 +23,10 @@ use keys_domain::{Credits, KeyId, TemplateId, UserId};
 
 use crate::batch_write_postgres::BatchWrite;
 use crate::cached_statements::{LockUser, SetBalance};
+use crate::confirmed_write_postgres::ConfirmedWrite;
 use crate::connection::AnyConnection;
 use crate::failure::Failure;
-use crate::last_seen::{Expected, KeyColumns, LastSeen, snapshots};
+use crate::last_seen::{KeyColumns, LastSeen, snapshots};
 use crate::schema::{api_keys, credit_ledger, documents, template_ownership, users};
 
 /// What a committed batch answers, and the balances it wrote (for the balance cache).
@@ -109,7 +110,10 @@ fn confirmed(
         return Ok(None);
     };
     let plan = charge_batch::plan(charges, expected.accounts(), &expected.key_snapshots()?);
-    if BatchWrite::of(&expected, &plan).execute(pg)? == 0 {
+    let Some(write) = ConfirmedWrite::of(&expected, &plan) else {
+        return Ok(None);
+    };
+    if write.execute(pg)? == 0 {
         return Ok(None);
     }
     for (user, balance) in &plan.balances {
@@ -128,6 +132,7 @@ fn locked(
     charges: &[Charge],
     seen: &mut LastSeen,
 ) -> Result<Applied, Failure<StoreError>> {
+    let remember = matches!(conn, AnyConnection::Postgres(_));
     conn.transaction(|conn| {
         let payers = charge_batch::payers(charges);
         let mut accounts = lock_accounts(conn, &payers)?;
@@ -136,28 +141,25 @@ fn locked(
             read_ownership(conn, &purchasers, &mut accounts)?;
         }
         let keys = read_keys(conn, &charge_batch::keys(charges))?;
-        let snapshots = snapshots(&keys)?;
-        // What was just read under lock, for PostgreSQL's write to compare against (it holds,
-        // under these locks) and for its lane to remember.
-        let found = Expected {
-            users: accounts
+        let found: Vec<(UserId, Credits)> = if remember {
+            accounts
                 .iter()
-                .map(|(u, a)| (u.clone(), a.balance.as_i64()))
-                .collect(),
-            keys: keys.into_iter().collect(),
+                .map(|(u, a)| (u.clone(), a.balance))
+                .collect()
+        } else {
+            Vec::new()
         };
+        let snapshots = snapshots(&keys)?;
         let plan = charge_batch::plan(charges, accounts, &snapshots);
-        match conn {
-            AnyConnection::Postgres(pg) => {
-                if BatchWrite::of(&found, &plan).execute(pg)? != 1 {
-                    return Err(Failure::Store(StoreError::Internal(
-                        "a ledger batch's rows changed under its own locks".into(),
-                    )));
-                }
-                // Remembered before COMMIT; a failed COMMIT makes `apply` forget the batch.
-                seen.remember(found, &plan.balances);
+        write(conn, &plan)?;
+        if remember {
+            // Remembered before COMMIT; a failed COMMIT makes `apply` forget the batch.
+            for (user, balance) in found.iter().chain(&plan.balances) {
+                seen.balance(user, *balance);
             }
-            AnyConnection::Sqlite(lite) => write_sqlite(lite, &plan)?,
+            for (id, columns) in keys {
+                seen.key(id, columns);
+            }
         }
         Ok(Applied {
             outcomes: plan.outcomes,
@@ -340,6 +342,13 @@ macro_rules! insert_largest_chunk {
             rest
         }
     }};
+}
+
+fn write(conn: &mut AnyConnection, plan: &BatchPlan) -> QueryResult<()> {
+    match conn {
+        AnyConnection::Postgres(pg) => BatchWrite::of(plan).execute(pg).map(drop),
+        AnyConnection::Sqlite(lite) => write_sqlite(lite, plan),
+    }
 }
 
 /// One statement per balance and chunked inserts: in process, SQLite has no round trips to

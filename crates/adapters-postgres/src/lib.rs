@@ -16,6 +16,7 @@ mod balance_cache;
 mod batch_write_postgres;
 mod cached_statements;
 mod catalog_store;
+mod confirmed_write_postgres;
 mod connect_gate;
 pub mod connection;
 mod failure;
