@@ -1,11 +1,15 @@
 //! Group commit: concurrent requests' charges share one transaction.
 //!
-//! Leader/follower without a timer: the first request to find no batch running starts a drain
-//! task (the leader) and every request waits for its own answer. The drain task takes what has
-//! queued (up to [`BATCH_CAP`] charges), applies it, answers, and repeats until the queue is
-//! empty. So a lone request is applied at once, and under load a batch forms exactly while the
-//! previous one commits. The drain runs in its own task so that a client that disconnects (its
-//! request future dropped) cannot strand the requests batched with it.
+//! Leader/follower without a timer: the first request to find no drainer running starts one (the
+//! leader; in the ledger, a thread of its own) and every request waits for its own answer. The
+//! drainer takes what has queued (up to [`BATCH_CAP`] charges), applies it, answers, and takes
+//! the next batch at once. So a lone request is applied at once, and under load a batch forms
+//! exactly while the previous one commits. When the queue is empty the drainer waits for work
+//! for a while ([`LINGER`]) before it ends, so a steady trickle of requests does not start one
+//! per request. The drainer is not any request's task, so a client that disconnects (its
+//! request future dropped) cannot strand the requests batched with it; and it blocks its own
+//! thread rather than an async worker's, so the next batch never waits for a busy HTTP worker
+//! to poll it (the batches are the one serial path of the paid requests).
 //!
 //! A failed batch answers none of its requests as charged. When the failure is `Internal` (a
 //! statement broke a constraint: the transaction rolled back, so nothing was applied) and the
@@ -14,9 +18,9 @@
 //! store is down (or the connection was lost, possibly during COMMIT, when a retry could apply
 //! a charge twice), and the client retries after `Retry-After`.
 
-use std::future::Future;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use keys_domain::ports::StoreError;
 use tokio::sync::oneshot;
@@ -24,6 +28,9 @@ use tokio::sync::oneshot;
 /// Most charges in one transaction: enough to amortise the commit (a few hundred rows), few
 /// enough that one transaction stays short and its row locks are held briefly.
 pub(crate) const BATCH_CAP: usize = 256;
+
+/// How long an idle drainer waits for the next request before it ends.
+pub(crate) const LINGER: Duration = Duration::from_secs(2);
 
 type Reply<O> = oneshot::Sender<Result<Vec<O>, StoreError>>;
 
@@ -34,13 +41,17 @@ struct Request<C, O> {
 
 struct Queue<C, O> {
     waiting: Vec<Request<C, O>>,
-    /// Whether a drain task is running; it alone takes from `waiting`.
+    /// Whether a drainer is running; it alone takes from `waiting`.
     draining: bool,
+    /// Whether the drainer waits for work (on `GroupCommit::work`).
+    idle: bool,
 }
 
 /// The queue of one ledger, and how big its batches were.
 pub(crate) struct GroupCommit<C, O> {
     queue: Mutex<Queue<C, O>>,
+    /// Wakes an idle drainer.
+    work: Condvar,
     cap: usize,
     sizes: BatchSizes,
 }
@@ -51,13 +62,15 @@ impl<C, O> GroupCommit<C, O> {
             queue: Mutex::new(Queue {
                 waiting: Vec::new(),
                 draining: false,
+                idle: false,
             }),
+            work: Condvar::new(),
             cap: cap.max(1),
             sizes: BatchSizes::default(),
         }
     }
 
-    /// Queues a request; its answer, and whether the caller must start the drain task.
+    /// Queues a request; its answer, and whether the caller must start a drainer.
     pub(crate) fn enqueue(
         &self,
         items: Vec<C>,
@@ -67,6 +80,9 @@ impl<C, O> GroupCommit<C, O> {
         queue.waiting.push(Request { items, reply });
         let lead = !queue.draining;
         queue.draining = true;
+        if queue.idle {
+            self.work.notify_one();
+        }
         (answer, lead)
     }
 
@@ -82,13 +98,23 @@ impl<C, O> GroupCommit<C, O> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The next batch: whole requests, at least one, up to `cap` items; empty (and the drain
-    /// ends) when nothing waits.
-    fn take(&self) -> Vec<Request<C, O>> {
+    /// The next batch: whole requests, at least one, up to `cap` items. When nothing waits, waits
+    /// up to `linger` for a request; empty (and the drainer ends) when none came.
+    fn take(&self, linger: Duration) -> Vec<Request<C, O>> {
         let mut queue = self.lock();
-        if queue.waiting.is_empty() {
-            queue.draining = false;
-            return Vec::new();
+        let deadline = Instant::now() + linger;
+        while queue.waiting.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                queue.draining = false;
+                return Vec::new();
+            }
+            queue.idle = true;
+            queue = self
+                .work
+                .wait_timeout(queue, left)
+                .map_or_else(|poisoned| poisoned.into_inner().0, |(guard, _)| guard);
+            queue.idle = false;
         }
         let mut items = 0;
         let mut n = 0;
@@ -102,15 +128,15 @@ impl<C, O> GroupCommit<C, O> {
         queue.waiting.drain(..n).collect()
     }
 
-    /// The drain task: applies batches with `run` until the queue is empty.
-    pub(crate) async fn drain<F, Fut>(&self, mut run: F)
+    /// The drainer: applies batches with `run`, on the calling thread (which it blocks), until
+    /// no request came for `linger`.
+    pub(crate) fn drain<F>(&self, linger: Duration, mut run: F)
     where
         C: Clone,
-        F: FnMut(Vec<C>) -> Fut,
-        Fut: Future<Output = Result<Vec<O>, StoreError>>,
+        F: FnMut(Vec<C>) -> Result<Vec<O>, StoreError>,
     {
         loop {
-            let mut batch = self.take();
+            let mut batch = self.take(linger);
             if batch.is_empty() {
                 return;
             }
@@ -118,13 +144,13 @@ impl<C, O> GroupCommit<C, O> {
             self.sizes.record(lengths.iter().sum());
             if batch.len() <= 1 {
                 let Some(request) = batch.pop() else { return };
-                let outcome = run(request.items).await;
+                let outcome = run(request.items);
                 answer(vec![request.reply], &lengths, outcome);
                 continue;
             }
             // Cloned so that each request can be retried alone if the batch fails.
             let flat = batch.iter().flat_map(|r| r.items.iter().cloned()).collect();
-            match run(flat).await {
+            match run(flat) {
                 Err(StoreError::Internal(why)) => {
                     tracing::warn!(
                         requests = batch.len(),
@@ -133,7 +159,7 @@ impl<C, O> GroupCommit<C, O> {
                     );
                     for request in batch {
                         let n = [request.items.len()];
-                        let outcome = run(request.items).await;
+                        let outcome = run(request.items);
                         answer(vec![request.reply], &n, outcome);
                     }
                 }
@@ -197,108 +223,107 @@ impl BatchSizes {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-
-    use tokio::sync::Notify;
+    use std::sync::mpsc;
+    use std::thread::JoinHandle;
 
     use super::*;
 
     type Ledger = Arc<Mutex<Vec<Vec<u32>>>>;
+    type Answer = oneshot::Receiver<Result<Vec<u32>, StoreError>>;
 
     /// A ledger that applies a batch all or nothing: item 13 breaks a constraint (`Internal`),
     /// item 99 finds the store down.
-    async fn apply(ledger: Ledger, items: Vec<u32>) -> Result<Vec<u32>, StoreError> {
-        tokio::task::yield_now().await;
+    fn apply(ledger: &Ledger, items: &[u32]) -> Result<Vec<u32>, StoreError> {
         if items.contains(&13) {
             return Err(StoreError::Internal("constraint".into()));
         }
         if items.contains(&99) {
             return Err(StoreError::Unavailable("down".into()));
         }
-        ledger.lock().unwrap().push(items.clone());
+        ledger.lock().unwrap().push(items.to_vec());
         Ok(items.iter().map(|i| i * 10).collect())
     }
 
-    /// Submits each request as a task of its own, as concurrent HTTP requests do.
-    async fn submit_all(
+    /// A drainer on a thread of its own, as the ledger starts one.
+    fn drainer(
+        group: &Arc<GroupCommit<u32, u32>>,
+        ledger: &Ledger,
+        linger: Duration,
+    ) -> JoinHandle<()> {
+        let (group, ledger) = (group.clone(), ledger.clone());
+        std::thread::spawn(move || group.drain(linger, |batch| apply(&ledger, &batch)))
+    }
+
+    /// Queues each request, starting a drainer when told to, as concurrent HTTP requests do.
+    fn submit_all(
         group: &Arc<GroupCommit<u32, u32>>,
         ledger: &Ledger,
         requests: Vec<Vec<u32>>,
     ) -> Vec<Result<Vec<u32>, StoreError>> {
-        let mut answers = Vec::new();
-        for items in requests {
-            let (answer, lead) = group.enqueue(items);
-            if lead {
-                let (group, ledger) = (group.clone(), ledger.clone());
-                tokio::spawn(async move {
-                    group.drain(|batch| apply(ledger.clone(), batch)).await;
-                });
-            }
-            answers.push(answer);
-        }
-        let mut out = Vec::new();
-        for answer in answers {
-            out.push(answer.await.unwrap());
-        }
-        out
+        let answers: Vec<Answer> = requests
+            .into_iter()
+            .map(|items| {
+                let (answer, lead) = group.enqueue(items);
+                if lead {
+                    drainer(group, ledger, Duration::ZERO);
+                }
+                answer
+            })
+            .collect();
+        answers
+            .into_iter()
+            .map(|a| a.blocking_recv().unwrap())
+            .collect()
     }
 
-    #[tokio::test]
-    async fn a_lone_request_is_applied_at_once_and_answered() {
+    #[test]
+    fn a_lone_request_is_applied_at_once_and_answered() {
         let group = Arc::new(GroupCommit::new(BATCH_CAP));
         let ledger = Ledger::default();
-        let out = submit_all(&group, &ledger, vec![vec![1, 2]]).await;
+        let out = submit_all(&group, &ledger, vec![vec![1, 2]]);
         assert_eq!(out, vec![Ok(vec![10, 20])]);
         assert_eq!(*ledger.lock().unwrap(), vec![vec![1, 2]]);
         assert_eq!(group.sizes().snapshot(), vec![(2, 1)]);
     }
 
-    /// Starts a drain whose first batch is held until `release`; returns once that batch has
-    /// been taken (so requests queued from now on wait for the next one).
-    async fn held_drain(group: &Arc<GroupCommit<u32, u32>>, ledger: &Ledger) -> Arc<Notify> {
-        let (started, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-        let (g, l, s, r) = (
-            group.clone(),
-            ledger.clone(),
-            started.clone(),
-            release.clone(),
-        );
-        tokio::spawn(async move {
-            let mut held = true;
-            g.drain(|batch| {
-                let (l, s, r) = (l.clone(), s.clone(), r.clone());
-                let hold = std::mem::replace(&mut held, false);
-                async move {
-                    if hold {
-                        s.notify_one();
-                        r.notified().await;
-                    }
-                    apply(l, batch).await
+    /// Starts a drainer whose first batch is held until the returned sender is used; returns
+    /// once that batch has been taken (so requests queued from now on wait for the next one).
+    fn held_drain(group: &Arc<GroupCommit<u32, u32>>, ledger: &Ledger) -> mpsc::Sender<()> {
+        let (started, taken) = mpsc::channel();
+        let (release, held) = mpsc::channel();
+        let (group, ledger) = (group.clone(), ledger.clone());
+        std::thread::spawn(move || {
+            let mut first = true;
+            group.drain(Duration::ZERO, |batch| {
+                if std::mem::replace(&mut first, false) {
+                    started.send(()).unwrap();
+                    held.recv().unwrap();
                 }
-            })
-            .await;
+                apply(&ledger, &batch)
+            });
         });
-        started.notified().await;
+        taken.recv().unwrap();
         release
     }
 
-    #[tokio::test]
-    async fn requests_that_arrive_during_a_commit_form_the_next_batch_up_to_the_cap() {
+    #[test]
+    fn requests_that_arrive_during_a_commit_form_the_next_batch_up_to_the_cap() {
         let group = Arc::new(GroupCommit::<u32, u32>::new(4));
         let ledger = Ledger::default();
         // The first request's commit is held until six more have queued.
         let (first, lead) = group.enqueue(vec![0]);
         assert!(lead);
-        let release = held_drain(&group, &ledger).await;
+        let release = held_drain(&group, &ledger);
         let mut rest = Vec::new();
         for i in 1..=6 {
             let (answer, lead) = group.enqueue(vec![i]);
-            assert!(!lead, "a drain task is already running");
+            assert!(!lead, "a drainer is already running");
             rest.push(answer);
         }
-        release.notify_one();
-        assert_eq!(first.await.unwrap(), Ok(vec![0]));
+        release.send(()).unwrap();
+        assert_eq!(first.blocking_recv().unwrap(), Ok(vec![0]));
         for (i, answer) in (1..=6).zip(rest) {
-            assert_eq!(answer.await.unwrap(), Ok(vec![i * 10]));
+            assert_eq!(answer.blocking_recv().unwrap(), Ok(vec![i * 10]));
         }
         assert_eq!(
             *ledger.lock().unwrap(),
@@ -307,23 +332,23 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_failed_batch_is_retried_request_by_request_and_nothing_twice() {
+    #[test]
+    fn a_failed_batch_is_retried_request_by_request_and_nothing_twice() {
         let group = Arc::new(GroupCommit::<u32, u32>::new(BATCH_CAP));
         let ledger = Ledger::default();
         // Hold a first batch so that the next three requests share one.
         let (first, _) = group.enqueue(vec![0]);
-        let release = held_drain(&group, &ledger).await;
+        let release = held_drain(&group, &ledger);
         let answers: Vec<_> = [vec![1], vec![13, 2], vec![3]]
             .into_iter()
             .map(|items| group.enqueue(items).0)
             .collect();
-        release.notify_one();
-        first.await.unwrap().unwrap();
-        let mut out = Vec::new();
-        for answer in answers {
-            out.push(answer.await.unwrap());
-        }
+        release.send(()).unwrap();
+        first.blocking_recv().unwrap().unwrap();
+        let out: Vec<_> = answers
+            .into_iter()
+            .map(|a| a.blocking_recv().unwrap())
+            .collect();
         assert_eq!(out[0], Ok(vec![10]));
         assert!(matches!(out[1], Err(StoreError::Internal(_))), "{out:?}");
         assert_eq!(out[2], Ok(vec![30]));
@@ -331,13 +356,34 @@ mod tests {
         assert_eq!(*ledger.lock().unwrap(), vec![vec![0], vec![1], vec![3]]);
     }
 
-    #[tokio::test]
-    async fn an_unavailable_store_fails_the_whole_batch_without_a_retry() {
+    #[test]
+    fn an_unavailable_store_fails_the_whole_batch_without_a_retry() {
         let group = Arc::new(GroupCommit::<u32, u32>::new(BATCH_CAP));
         let ledger = Ledger::default();
-        let out = submit_all(&group, &ledger, vec![vec![99]]).await;
+        let out = submit_all(&group, &ledger, vec![vec![99]]);
         assert_eq!(out, vec![Err(StoreError::Unavailable("down".into()))]);
         assert!(ledger.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_idle_drainer_takes_the_next_request_and_ends_once_none_came_for_its_linger() {
+        let group = Arc::new(GroupCommit::<u32, u32>::new(BATCH_CAP));
+        let ledger = Ledger::default();
+        let (first, lead) = group.enqueue(vec![1]);
+        assert!(lead);
+        let running = drainer(&group, &ledger, Duration::from_millis(300));
+        assert_eq!(first.blocking_recv().unwrap(), Ok(vec![10]));
+        // The drainer now waits for work: the next request is its, no second drainer needed.
+        let (second, lead) = group.enqueue(vec![2]);
+        assert!(!lead, "the idle drainer takes it");
+        assert_eq!(second.blocking_recv().unwrap(), Ok(vec![20]));
+        // Once its linger passes with nothing queued, it ends, and the next request leads.
+        running.join().unwrap();
+        let (third, lead) = group.enqueue(vec![3]);
+        assert!(lead, "no drainer runs any more");
+        drainer(&group, &ledger, Duration::ZERO);
+        assert_eq!(third.blocking_recv().unwrap(), Ok(vec![30]));
+        assert_eq!(*ledger.lock().unwrap(), vec![vec![1], vec![2], vec![3]]);
     }
 
     #[test]

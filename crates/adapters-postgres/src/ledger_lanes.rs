@@ -1,6 +1,6 @@
 //! Several ledger batches in flight at once, for disjoint sets of users.
 //!
-//! One queue ([`GroupCommit`]) per lane, each drained by its own task on its own connection. A
+//! One queue ([`GroupCommit`]) per lane, each drained by its own thread on its own connection. A
 //! user's charges always go to the same lane, so they are applied in arrival order; batches of
 //! different lanes hold different users' row locks and commit side by side (PostgreSQL then
 //! flushes their commits together). A hot user gains nothing: its row lock orders its batches
@@ -9,8 +9,8 @@
 //! counts how its batches were written.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use keys_domain::UserId;
 use keys_domain::ports::{Charge, ChargeOutcome};
@@ -26,11 +26,11 @@ pub(crate) struct LedgerLanes {
     locked: AtomicU64,
 }
 
-/// One lane: its queue, and what its batches found and wrote (moved into each batch's
-/// blocking task, hence shared; the lane's batches run one at a time).
+/// One lane: its queue, and what its batches found and wrote (the lane's batches run one at a
+/// time, on its drainer's thread).
 pub(crate) struct Lane {
     pub queue: GroupCommit<Charge, ChargeOutcome>,
-    pub seen: Arc<Mutex<LastSeen>>,
+    pub seen: Mutex<LastSeen>,
 }
 
 impl LedgerLanes {
@@ -39,7 +39,7 @@ impl LedgerLanes {
             lanes: (0..lanes.max(1))
                 .map(|_| Lane {
                     queue: GroupCommit::new(BATCH_CAP),
-                    seen: Arc::default(),
+                    seen: Mutex::default(),
                 })
                 .collect(),
             confirmed: AtomicU64::new(0),

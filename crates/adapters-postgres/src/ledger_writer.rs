@@ -2,10 +2,13 @@
 //! [`crate::group_commit`]), in one lane per set of users (see [`crate::ledger_lanes`]), and
 //! each batch is one transaction (see [`crate::ledger_batch`]).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
+use keys_domain::UserId;
 use keys_domain::ports::{Charge, ChargeOutcome, LedgerWriter, StoreError};
+
+use crate::group_commit::LINGER;
 
 use crate::last_seen::LastSeen;
 use crate::ledger_batch;
@@ -20,13 +23,7 @@ impl LedgerWriter for DbStore {
         };
         let (answer, lead) = self.ledger_lanes().lane_for(&user).queue.enqueue(charges);
         if lead {
-            let store = self.clone();
-            tokio::spawn(async move {
-                let lane = store.ledger_lanes().lane_for(&user);
-                lane.queue
-                    .drain(|batch| store.apply_batch(batch, lane.seen.clone()))
-                    .await;
-            });
+            self.start_drainer(user);
         }
         answer
             .await
@@ -35,24 +32,41 @@ impl LedgerWriter for DbStore {
 }
 
 impl DbStore {
+    /// Starts the drainer of `user`'s lane on a thread of its own (see [`crate::group_commit`]):
+    /// it blocks on the database, and ends once its lane has been idle for a while.
+    fn start_drainer(&self, user: UserId) {
+        let store = self.clone();
+        let drain = move || {
+            let lane = store.ledger_lanes().lane_for(&user);
+            lane.queue
+                .drain(LINGER, |batch| store.apply_batch(&batch, &lane.seen));
+        };
+        let spawned = std::thread::Builder::new()
+            .name("ledger".into())
+            .spawn(drain.clone());
+        if let Err(e) = spawned {
+            // Out of threads: the runtime's blocking pool still drains the lane.
+            tracing::warn!(error = %e, "no thread for the ledger; using the blocking pool");
+            drop(tokio::task::spawn_blocking(drain));
+        }
+    }
+
     /// One batch, one transaction; the committed balances go to the balance cache before any
     /// request of the batch is answered. `seen` is the lane's memory.
-    async fn apply_batch(
+    fn apply_batch(
         &self,
-        batch: Vec<Charge>,
-        seen: Arc<Mutex<LastSeen>>,
+        batch: &[Charge],
+        seen: &Mutex<LastSeen>,
     ) -> Result<Vec<ChargeOutcome>, StoreError> {
-        let applied = self
-            .run_ledger(move |conn| {
-                // A poisoned memory is forgotten: it is only ever a guess.
-                let mut seen = seen.lock().unwrap_or_else(|poisoned| {
-                    let mut guard = poisoned.into_inner();
-                    *guard = LastSeen::default();
-                    guard
-                });
-                ledger_batch::apply(conn, &batch, &mut seen)
-            })
-            .await?;
+        let applied = self.run_ledger_here(|conn| {
+            // A poisoned memory is forgotten: it is only ever a guess.
+            let mut seen = seen.lock().unwrap_or_else(|poisoned| {
+                let mut guard = poisoned.into_inner();
+                *guard = LastSeen::default();
+                guard
+            });
+            ledger_batch::apply(conn, batch, &mut seen)
+        })?;
         self.ledger_lanes().written(applied.confirmed);
         self.balance_cache().committed(&applied.balances);
         Ok(applied.outcomes)

@@ -268,16 +268,6 @@ impl DbStore {
         self.run_with(Role::Write, work).await
     }
 
-    /// As [`DbStore::run_write`], on the ledger writer's reserved connection.
-    pub(crate) async fn run_ledger<T, E, F>(&self, work: F) -> Result<T, E>
-    where
-        F: FnOnce(&mut AnyConnection) -> Result<T, Failure<E>> + Send + 'static,
-        T: Send + 'static,
-        E: FromStoreError + Send + 'static,
-    {
-        self.run_with(Role::Ledger, work).await
-    }
-
     async fn run_with<T, E, F>(&self, role: Role, work: F) -> Result<T, E>
     where
         F: FnOnce(&mut AnyConnection) -> Result<T, Failure<E>> + Send + 'static,
@@ -285,30 +275,7 @@ impl DbStore {
         E: FromStoreError + Send + 'static,
     {
         let inner = self.inner.clone();
-        let joined = tokio::task::spawn_blocking(move || {
-            let checkout = match (&inner.ledger_pool, role) {
-                (Some(pool), Role::Ledger) => {
-                    pool.get().map(Checkout::Pooled).map_err(|e| e.to_string())
-                }
-                _ => inner.checkout(),
-            };
-            let mut conn = checkout.map_err(|e| {
-                tracing::warn!(error = %e, "no database connection");
-                Failure::Store(StoreError::Unavailable(format!(
-                    "no database connection: {e}"
-                )))
-            })?;
-            // A poisoned lock guards nothing but the turn: take it anyway.
-            let _turn =
-                (role != Role::Read && matches!(*conn, AnyConnection::Sqlite(_))).then(|| {
-                    inner
-                        .sqlite_writer
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                });
-            work(&mut conn)
-        })
-        .await;
+        let joined = tokio::task::spawn_blocking(move || inner.run_here(role, work)).await;
         match joined {
             Ok(result) => result.map_err(Failure::into_port_error),
             Err(e) => Err(E::from_store_error(StoreError::Internal(format!(
@@ -316,9 +283,47 @@ impl DbStore {
             )))),
         }
     }
+
+    /// As [`DbStore::run_write`], on the ledger writer's reserved connection and on the calling
+    /// thread, which it blocks: for the ledger's own threads (see [`crate::ledger_writer`]).
+    pub(crate) fn run_ledger_here<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, Failure<E>>,
+        E: FromStoreError,
+    {
+        self.inner
+            .run_here(Role::Ledger, work)
+            .map_err(Failure::into_port_error)
+    }
 }
 
 impl Inner {
+    /// `work` on a connection for `role`, on this thread (which it blocks).
+    fn run_here<T, E, F>(&self, role: Role, work: F) -> Result<T, Failure<E>>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, Failure<E>>,
+    {
+        let checkout = match (&self.ledger_pool, role) {
+            (Some(pool), Role::Ledger) => {
+                pool.get().map(Checkout::Pooled).map_err(|e| e.to_string())
+            }
+            _ => self.checkout(),
+        };
+        let mut conn = checkout.map_err(|e| {
+            tracing::warn!(error = %e, "no database connection");
+            Failure::Store(StoreError::Unavailable(format!(
+                "no database connection: {e}"
+            )))
+        })?;
+        // A poisoned lock guards nothing but the turn: take it anyway.
+        let _turn = (role != Role::Read && matches!(*conn, AnyConnection::Sqlite(_))).then(|| {
+            self.sqlite_writer
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        });
+        work(&mut conn)
+    }
+
     /// A connection for one port call: from the pool, or opened now for a one-shot command.
     fn checkout(&self) -> Result<Checkout, String> {
         match &self.connections {
