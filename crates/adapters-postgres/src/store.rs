@@ -25,12 +25,14 @@ const SQLITE_POOL_SIZE: u32 = 8;
 /// [`crate::ledger_lanes`]), and so the connections reserved for the ledger writer: a batch
 /// never queues behind request reads for a connection, so a burst of reads cannot time out a
 /// whole batch (and answer hundreds of requests 503 at once). SQLite has one writer at a time,
-/// so one lane. Two, not four: once a batch was one statement, four lanes on this two-core
-/// machine split 1,000 users' charges into smaller batches and did worse (1,000-user render
-/// 0.064-0.083x of `/healthz` over six rounds, against 0.081-0.110x with two, and 0.080-0.107x
-/// with one, three rounds; eight: 0.050-0.057x, three rounds). The best count follows the
-/// cores on both ends.
-const POSTGRES_LEDGER_LANES: u32 = 2;
+/// so one lane. On PostgreSQL the best count follows the cores on both ends; on this two-core
+/// machine it is one since each lane drains on a thread of its own: most of a batch's cost to
+/// PostgreSQL is fixed (server log: 0.47 ms for one charge, 0.86 ms for sixteen), PostgreSQL's
+/// CPU is the limit, and two lanes split the charges into smaller batches (1,000-user render 0.126-0.152x of `/healthz` with two lanes against
+/// 0.178-0.209x with one, four interleaved rounds; four lanes 0.092-0.119x). Earlier, drained by
+/// async tasks, two had been best (0.081-0.110x, against 0.080-0.107x with one and 0.064-0.083x
+/// with four).
+const POSTGRES_LEDGER_LANES: u32 = 1;
 
 /// What a store call does, for the connection it gets and whether it queues as a writer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
