@@ -34,6 +34,9 @@ const SQLITE_POOL_SIZE: u32 = 8;
 /// with four).
 const POSTGRES_LEDGER_LANES: u32 = 1;
 
+/// See [`DbStore::usage_flush_chunk`].
+const SQLITE_USAGE_FLUSH_CHUNK: usize = 128;
+
 /// What a store call does, for the connection it gets and whether it queues as a writer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -247,6 +250,18 @@ impl DbStore {
     #[must_use]
     pub fn backend_name(&self) -> &'static str {
         self.inner.backend
+    }
+
+    /// Most keys a usage flush should write per transaction; `None`: all in one. On SQLite
+    /// writes take turns, and one transaction for a flush of 1,000 busy keys of a 100,000-key
+    /// table (2,000 statements on random pages) held the write lock while ledger batches waited:
+    /// the 1,000-user render's p99 at 32 connections was 28-46 ms, 21-24 ms with the flush out
+    /// of the way, 28-31 ms in chunks of 128 (three interleaved rounds each; the rate within
+    /// noise). On PostgreSQL the flush blocks no batch, and chunks only cost commits: 1,000-user
+    /// render 0.18x of `/healthz` in chunks against 0.18-0.21x whole.
+    #[must_use]
+    pub fn usage_flush_chunk(&self) -> Option<usize> {
+        (self.inner.backend == "sqlite").then_some(SQLITE_USAGE_FLUSH_CHUNK)
     }
 
     /// Runs `work` with a pooled connection on the blocking thread pool. `work` holds the whole

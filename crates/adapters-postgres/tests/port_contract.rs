@@ -133,6 +133,16 @@ async fn postgres_unreachable_store_is_unavailable() {
     contract::an_unreachable_store_is_unavailable(store).await;
 }
 
+/// Writes take turns only on SQLite, so only there is a usage flush written in chunks.
+#[test]
+fn only_sqlite_asks_for_the_usage_flush_in_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = DbStore::connect(&format!("sqlite://{}/test.db", dir.path().display())).unwrap();
+    assert_eq!(sqlite.usage_flush_chunk(), Some(128));
+    let postgres = DbStore::connect("postgres://postgres@127.0.0.1:1/x").unwrap();
+    assert_eq!(postgres.usage_flush_chunk(), None);
+}
+
 /// A SQLite file in a directory that does not exist cannot be opened.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_unreachable_store_is_unavailable() {

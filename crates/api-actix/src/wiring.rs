@@ -427,12 +427,12 @@ impl Wired {
         shutdown: &CancellationToken,
     ) -> Vec<JoinHandle<()>> {
         let t = &config.tuning;
+        let mut flusher = UsageFlusher::new(self.recorder.clone(), self.usage.clone());
+        if let Some(keys) = self.store.usage_flush_chunk() {
+            flusher = flusher.in_chunks_of(keys);
+        }
         let mut tasks = vec![
-            spawn_usage_flusher(
-                UsageFlusher::new(self.recorder.clone(), self.usage.clone()),
-                t.usage_flush_interval,
-                shutdown.clone(),
-            ),
+            spawn_usage_flusher(flusher, t.usage_flush_interval, shutdown.clone()),
             spawn_delivery_worker(
                 self.delivery.clone(),
                 t.alert_poll_interval,

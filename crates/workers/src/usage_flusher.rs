@@ -24,6 +24,8 @@ pub struct UsageFlusher {
     recorder: Arc<dyn UsageRecorder>,
     usage: UsageService,
     missed: Vec<MissedAlert>,
+    /// Most keys written by one [`UsageService::flush`] (one transaction).
+    chunk: usize,
 }
 
 impl UsageFlusher {
@@ -33,7 +35,17 @@ impl UsageFlusher {
             recorder,
             usage,
             missed: Vec::new(),
+            chunk: usize::MAX,
         }
+    }
+
+    /// Writes at most `keys` keys per transaction (the store's choice, see
+    /// `DbStore::usage_flush_chunk`); by default a flush is one transaction. A failed chunk and
+    /// the ones after it are kept for the next round; the ones before it stay written.
+    #[must_use]
+    pub fn in_chunks_of(mut self, keys: usize) -> Self {
+        self.chunk = keys.max(1);
+        self
     }
 
     fn keep_missed(&mut self, more: Vec<MissedAlert>) {
@@ -57,25 +69,28 @@ impl UsageFlusher {
             self.keep_missed(still);
         }
         let batch = self.recorder.take();
-        if batch.is_empty() {
-            return;
-        }
-        match self.usage.flush(&batch).await {
-            Ok(report) => {
-                if report.alert_errors > 0 {
-                    tracing::warn!(
-                        failed = report.alert_errors,
-                        "high-usage alerts could not be queued; retrying"
-                    );
-                    self.keep_missed(report.missed);
+        let mut chunks = batch.chunks(self.chunk);
+        while let Some(chunk) = chunks.next() {
+            match self.usage.flush(chunk).await {
+                Ok(report) => {
+                    if report.alert_errors > 0 {
+                        tracing::warn!(
+                            failed = report.alert_errors,
+                            "high-usage alerts could not be queued; retrying"
+                        );
+                        self.keep_missed(report.missed);
+                    }
+                    if report.alerts_enqueued > 0 {
+                        tracing::info!(queued = report.alerts_enqueued, "high-usage alerts queued");
+                    }
                 }
-                if report.alerts_enqueued > 0 {
-                    tracing::info!(queued = report.alerts_enqueued, "high-usage alerts queued");
+                Err(e) => {
+                    // The chunks written stay written; this one and the rest are kept.
+                    let kept: Vec<_> = chunk.iter().chain(chunks.flatten()).cloned().collect();
+                    tracing::warn!(error = %e, keys = kept.len(), "usage flush failed; will retry");
+                    self.recorder.restore(kept);
+                    return;
                 }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, keys = batch.len(), "usage flush failed; will retry");
-                self.recorder.restore(batch);
             }
         }
     }
@@ -158,6 +173,55 @@ mod tests {
         assert_eq!(written.len(), 1);
         assert_eq!(written[0].count, 4);
         assert_eq!(written[0].last_used_at, Timestamp::from_millis(9));
+        assert!(rec.take().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_large_flush_is_written_in_chunks_and_a_failed_chunk_keeps_only_itself_and_the_rest()
+    {
+        let rec = Arc::new(PendingUsage::new());
+        let user = UserId::new("usr_a");
+        let chunk = 3;
+        let n = chunk * 2 + 1;
+        for i in 0..n {
+            rec.record(
+                &KeyId::new(format!("key_{i:04}")),
+                &user,
+                Timestamp::from_millis(1),
+            );
+        }
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let mut keys = MockKeyStore::new();
+        let (w, c) = (written.clone(), calls.clone());
+        keys.expect_record_usage().returning(move |b| {
+            let mut calls = c.lock().unwrap();
+            calls.push(b.len());
+            // The second transaction of the first flush fails.
+            if calls.len() == 2 {
+                return Err(keys_domain::ports::StoreError::Unavailable("down".into()));
+            }
+            w.lock()
+                .unwrap()
+                .extend(b.iter().map(|d| (d.key_id.clone(), d.count)));
+            Ok(())
+        });
+        let mut flusher = UsageFlusher::new(rec.clone(), service(keys)).in_chunks_of(chunk);
+        flusher.flush_once().await;
+        assert_eq!(*calls.lock().unwrap(), vec![chunk, chunk]);
+        assert_eq!(written.lock().unwrap().len(), chunk);
+        flusher.flush_once().await;
+        assert_eq!(
+            *calls.lock().unwrap(),
+            vec![chunk, chunk, chunk, 1],
+            "the kept keys, again in chunks"
+        );
+        let mut written = written.lock().unwrap().clone();
+        assert_eq!(written.len(), n, "no key written twice");
+        written.sort();
+        written.dedup();
+        assert_eq!(written.len(), n, "every key written");
+        assert!(written.iter().all(|(_, count)| *count == 1));
         assert!(rec.take().is_empty());
     }
 
