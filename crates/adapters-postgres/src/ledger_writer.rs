@@ -9,7 +9,6 @@ use keys_domain::UserId;
 use keys_domain::ports::{Charge, ChargeOutcome, LedgerWriter, StoreError};
 
 use crate::group_commit::LINGER;
-
 use crate::last_seen::LastSeen;
 use crate::ledger_batch;
 use crate::store::DbStore;

@@ -28,10 +28,10 @@ const SQLITE_POOL_SIZE: u32 = 8;
 /// so one lane. On PostgreSQL the best count follows the cores on both ends; on this two-core
 /// machine it is one since each lane drains on a thread of its own: most of a batch's cost to
 /// PostgreSQL is fixed (server log: 0.47 ms for one charge, 0.86 ms for sixteen), PostgreSQL's
-/// CPU is the limit, and two lanes split the charges into smaller batches (1,000-user render 0.126-0.152x of `/healthz` with two lanes against
-/// 0.178-0.209x with one, four interleaved rounds; four lanes 0.092-0.119x). Earlier, drained by
-/// async tasks, two had been best (0.081-0.110x, against 0.080-0.107x with one and 0.064-0.083x
-/// with four).
+/// CPU is the limit, and two lanes split the charges into smaller batches (1,000-user render
+/// 0.126-0.152x of `/healthz` with two lanes against 0.178-0.209x with one, four interleaved
+/// rounds; four lanes 0.092-0.119x). Earlier, drained by async tasks, two had been best
+/// (0.081-0.110x, against 0.080-0.107x with one and 0.064-0.083x with four).
 const POSTGRES_LEDGER_LANES: u32 = 1;
 
 /// See [`DbStore::usage_flush_chunk`].
@@ -258,7 +258,7 @@ impl DbStore {
     /// the 1,000-user render's p99 at 32 connections was 28-46 ms, 21-24 ms with the flush out
     /// of the way, 28-31 ms in chunks of 128 (three interleaved rounds each; the rate within
     /// noise). On PostgreSQL the flush blocks no batch, and chunks only cost commits: 1,000-user
-    /// render 0.18x of `/healthz` in chunks against 0.18-0.21x whole.
+    /// render 0.178-0.186x of `/healthz` in chunks against 0.183-0.206x whole.
     #[must_use]
     pub fn usage_flush_chunk(&self) -> Option<usize> {
         (self.inner.backend == "sqlite").then_some(SQLITE_USAGE_FLUSH_CHUNK)
