@@ -100,6 +100,19 @@ mod tests {
     use super::*;
     use crate::testing::fresh_sqlite_url;
 
+    /// Runs `sql` on SQLite in the writers' turn, as the ledger writes.
+    async fn write(store: &DbStore, sql: &'static str) {
+        store
+            .run_write(move |conn| {
+                if let AnyConnection::Sqlite(lite) = conn {
+                    lite.batch_execute(sql)?;
+                }
+                Ok::<_, crate::failure::Failure<StoreError>>(())
+            })
+            .await
+            .unwrap();
+    }
+
     /// A writer that commits without pause, as the ledger does under load, and never
     /// checkpoints by itself (`wal_autocheckpoint = 0`): only the checkpointer can bound its WAL.
     /// Each commit appends a page of its own, so a WAL that never restarted would hold one frame
@@ -109,33 +122,23 @@ mod tests {
         let (_dir, url) = fresh_sqlite_url();
         let store = DbStore::connect(&url).unwrap();
         store.run_migrations().unwrap();
-        store
-            .run_write(|conn| {
-                if let AnyConnection::Sqlite(lite) = conn {
-                    lite.batch_execute("CREATE TABLE pages (id INTEGER PRIMARY KEY, body BLOB)")?;
-                }
-                Ok::<_, crate::failure::Failure<StoreError>>(())
-            })
-            .await
-            .unwrap();
+        write(
+            &store,
+            "CREATE TABLE pages (id INTEGER PRIMARY KEY, body BLOB)",
+        )
+        .await;
         let stop = Arc::new(AtomicBool::new(false));
         let writer = {
             let (store, stop) = (store.clone(), stop.clone());
             tokio::spawn(async move {
                 let mut commits = 0_u32;
                 while !stop.load(Ordering::Relaxed) {
-                    store
-                        .run_write(|conn| {
-                            if let AnyConnection::Sqlite(lite) = conn {
-                                lite.batch_execute(
-                                    "PRAGMA wal_autocheckpoint = 0; \
-                                     INSERT INTO pages (body) VALUES (zeroblob(3000))",
-                                )?;
-                            }
-                            Ok::<_, crate::failure::Failure<StoreError>>(())
-                        })
-                        .await
-                        .unwrap();
+                    write(
+                        &store,
+                        "PRAGMA wal_autocheckpoint = 0; \
+                         INSERT INTO pages (body) VALUES (zeroblob(3000))",
+                    )
+                    .await;
                     commits += 1;
                 }
                 commits
