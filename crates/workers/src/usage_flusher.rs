@@ -1,6 +1,6 @@
 //! Writes the usage counted in memory (the [`UsageRecorder`] port) in batches.
 //!
-//! Every `usage_flush_interval` (250 ms by default) and once more on graceful shutdown, the
+//! Every `usage_flush_interval` (1 s by default) and once more on graceful shutdown, the
 //! pending counts go to [`UsageService::flush`]. When the store cannot take a batch, the batch is
 //! put back and retried next round, so an outage delays counts but loses none. A crash (SIGKILL,
 //! power loss) loses what was pending: at most one flush interval of counts and `last_used_at`
