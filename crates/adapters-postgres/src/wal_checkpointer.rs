@@ -94,8 +94,8 @@ impl CheckpointResult {
 /// checkpoint that stops short of the WAL's end (the first step, under load) does not sync the
 /// database file, so without this the second step wrote out every page the first had copied.
 /// On a virtual disk whose syncs take 1-30 ms, the hot render's p99 at 32 connections went from
-/// 16-33 ms to 9-13 ms; syncing only the database file ahead kept it at 16-19 ms. Only a head start: durability still rests on SQLite's own syncs, so a failure here is only
-/// logged.
+/// 16-33 ms to 9-13 ms; syncing only the database file ahead kept it at 16-19 ms. Only a head
+/// start: durability still rests on SQLite's own syncs, so a failure here is only logged.
 fn flush_files(conn: &mut AnyConnection) {
     let file = match main_file(conn) {
         Ok(Some(file)) => file,
