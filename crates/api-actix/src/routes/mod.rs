@@ -50,36 +50,16 @@ pub struct Endpoint {
 
 pub use crate::prometheus::RouteMetrics;
 
-/// Every route of the service.
+/// Every route of the service, in the order actix tries them: it matches a request's path
+/// against each resource in turn, about 270 instructions per pattern tried and a regex search
+/// for a pattern with a `{segment}` (measured with callgrind: `/api/v1/public/me` as the 11th
+/// resource spent 8,000 instructions finding itself, a sixth of its cost). So `/healthz` (the
+/// probes and the bench's baseline) comes first, then the public API that every client
+/// request goes to, then the dashboard's and the human-facing pages. No two patterns match the
+/// same path, so the order changes nothing but the cost.
 pub const ENDPOINTS: &[Endpoint] = &[
     open("/healthz", &[(Method::GET, |r| r.to(health::healthz))]),
-    open("/readyz", &[(Method::GET, |r| r.to(health::readyz))]),
-    open(
-        "/openapi.json",
-        &[(Method::GET, |r| r.to(docs::openapi_json))],
-    ),
-    open("/docs", &[(Method::GET, |r| r.to(docs::page))]),
-    open("/app", &[(Method::GET, |r| r.to(app::index))]),
-    open("/app/{view}", &[(Method::GET, |r| r.to(app::view))]),
-    open("/app/assets/{name}", &[(Method::GET, |r| r.to(app::asset))]),
-    open("/docs/docs.js", &[(Method::GET, |r| r.to(docs::script))]),
-    open(
-        "/docs/docs.css",
-        &[(Method::GET, |r| r.to(docs::stylesheet))],
-    ),
-    public(
-        "/api/v1/public/credits/balance",
-        &[(Method::GET, |r| r.to(credits::public_balance))],
-    ),
     public("/api/v1/public/me", &[(Method::GET, |r| r.to(me::me))]),
-    public(
-        "/api/v1/public/templates",
-        &[(Method::GET, |r| r.to(templates::list))],
-    ),
-    public(
-        "/api/v1/public/templates/{id}/purchase",
-        &[(Method::POST, |r| r.to(templates::purchase))],
-    ),
     public(
         "/api/v1/public/documents",
         &[
@@ -88,8 +68,20 @@ pub const ENDPOINTS: &[Endpoint] = &[
         ],
     ),
     public(
+        "/api/v1/public/credits/balance",
+        &[(Method::GET, |r| r.to(credits::public_balance))],
+    ),
+    public(
+        "/api/v1/public/templates",
+        &[(Method::GET, |r| r.to(templates::list))],
+    ),
+    public(
         "/api/v1/public/documents/{id}",
         &[(Method::GET, |r| r.to(documents::get))],
+    ),
+    public(
+        "/api/v1/public/templates/{id}/purchase",
+        &[(Method::POST, |r| r.to(templates::purchase))],
     ),
     dashboard(
         "/api/v1/keys",
@@ -142,6 +134,20 @@ pub const ENDPOINTS: &[Endpoint] = &[
         methods: &[(Method::POST, |r| r.to(secret_scanning::github))],
         body_limit: Some(secret_scanning::REPORT_LIMIT),
     },
+    open("/readyz", &[(Method::GET, |r| r.to(health::readyz))]),
+    open(
+        "/openapi.json",
+        &[(Method::GET, |r| r.to(docs::openapi_json))],
+    ),
+    open("/docs", &[(Method::GET, |r| r.to(docs::page))]),
+    open("/app", &[(Method::GET, |r| r.to(app::index))]),
+    open("/app/{view}", &[(Method::GET, |r| r.to(app::view))]),
+    open("/app/assets/{name}", &[(Method::GET, |r| r.to(app::asset))]),
+    open("/docs/docs.js", &[(Method::GET, |r| r.to(docs::script))]),
+    open(
+        "/docs/docs.css",
+        &[(Method::GET, |r| r.to(docs::stylesheet))],
+    ),
 ];
 
 const fn open(path: &'static str, methods: Methods) -> Endpoint {
