@@ -31,6 +31,11 @@ bench:
     cargo bench -p keys-domain --bench key_ops
     bash scripts/load-bench.sh
 
+# What the databases alone spend per charge, and the best render/healthz ratio that leaves.
+bench-floor:
+    bash scripts/ensure-services.sh
+    bash scripts/paid-path-floor.sh
+
 # Instructions per request under callgrind: repeatable where req/s on this VM is not.
 bench-instr:
     bash scripts/instr-per-request.sh
