@@ -21,6 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null; }
+[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 TARGET="${CARGO_TARGET_DIR:-target}"
 cargo build --release -q -p api-actix --bin api-actix --example bench_seed
 BIN="$TARGET/release/api-actix"
@@ -77,7 +78,7 @@ for b in range(int(batches)):
 PY
 }
 
-busy() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9}' /proc/stat; }   # ticks of 10 ms
+busy() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9}' /proc/stat; }   # the machine's busy clock ticks
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 CHARGES=$((BATCHES * 32))
 
@@ -97,14 +98,14 @@ pg_run() { # shape, end: prints the machine's CPU µs per charge, psql's own exc
   awk -v n="$CHARGES" -v t=$(( (b1 - b0) * TICK_US )) '{ printf "%.1f", (t - ($1 + $2) * 1e6) / n }' "$WORK/time"
 }
 
-declare -A FLOOR
+declare -A COMMITTED COMMIT   # µs per charge: the whole batch committed, and the commit alone
 for store in sqlite pg; do
   for shape in hot 1000; do
     c=$(${store}_run "$shape" COMMIT)
     r=$(${store}_run "$shape" ROLLBACK)
-    FLOOR[$store.$shape]=$(awk -v c="$c" -v r="$r" 'BEGIN { printf "%.1f", c - r }')
     echo "$store $shape: $c µs per charge committed, $r rolled back" >&2
-    FLOOR[$store.$shape.all]=$c
+    COMMITTED[$store.$shape]=$c
+    COMMIT[$store.$shape]=$(awk -v c="$c" -v r="$r" 'BEGIN { printf "%.1f", c - r }')
   done
 done
 
@@ -121,6 +122,7 @@ KEY=$(head -n1 "$WORK/keys.txt")
 "$BIN" serve >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 100); do curl -sf "$URL/healthz" >/dev/null && break; sleep 0.1; done
+curl -sf "$URL/healthz" >/dev/null || { echo "server did not start" >&2; cat "$WORK/server.log" >&2; exit 1; }
 per_request() { # wrk args: prints the machine's CPU µs per request (median of 3 rounds of 3 s)
   local r b0 b1 n
   for r in 1 2 3; do
@@ -141,7 +143,7 @@ echo "| \`GET /healthz\` (server, wrk, kernel) | $HEALTHZ |"
 echo "| \`GET /api/v1/public/me\` (server, wrk, kernel) | $ME |"
 for store in sqlite pg; do
   for shape in hot 1000; do
-    echo "| $store, $shape: the batch's writes, committed / of which the commit | ${FLOOR[$store.$shape.all]} / ${FLOOR[$store.$shape]} |"
+    echo "| $store, $shape: the batch's writes, committed / of which the commit | ${COMMITTED[$store.$shape]} / ${COMMIT[$store.$shape]} |"
   done
 done
 echo
@@ -150,7 +152,7 @@ echo "|---|---|---|---|"
 for store in sqlite pg; do
   floor=0.30; [ "$store" = pg ] && floor=0.20
   for shape in hot 1000; do
-    awk -v h="$HEALTHZ" -v m="$ME" -v c="${FLOOR[$store.$shape]}" -v s="$store $shape" -v f="$floor" \
+    awk -v h="$HEALTHZ" -v m="$ME" -v c="${COMMIT[$store.$shape]}" -v s="$store $shape" -v f="$floor" \
       'BEGIN { printf "| %s | %.2fx | 0.50x | %.2fx |\n", s, h / (m + c), f }'
   done
 done
