@@ -100,26 +100,31 @@ impl Manager {
         match &self.target {
             Target::Postgres(url) => PgConnection::establish(url).map(AnyConnection::Postgres),
             Target::Sqlite(path) => {
-                crate::sqlite_file_mode::restrict_sqlite_file(path)
-                    .map_err(|e| ConnectionError::BadConnection(sqlite_open_failure(path, &e)))?;
-                SqliteConnection::establish(path).map(AnyConnection::Sqlite)
+                crate::sqlite_file_mode::narrow_existing_sqlite_file(path).map_err(|e| {
+                    ConnectionError::BadConnection(format!(
+                        "cannot narrow the SQLite file {path} to mode 0600: {e}"
+                    ))
+                })?;
+                SqliteConnection::establish(path)
+                    .map(AnyConnection::Sqlite)
+                    .map_err(|e| sqlite_open_failure(path, e))
             }
         }
     }
 }
 
-/// Why the SQLite file cannot be opened, naming the path (and the missing directory, the usual
-/// cause, which the OS error alone does not name).
-fn sqlite_open_failure(path: &str, e: &std::io::Error) -> String {
+/// Why the SQLite file cannot be opened, naming the missing directory, the usual cause, which
+/// SQLite's "unable to open database file" does not name.
+fn sqlite_open_failure(path: &str, e: ConnectionError) -> ConnectionError {
     let dir = std::path::Path::new(path)
         .parent()
         .filter(|d| !d.as_os_str().is_empty());
     match dir {
-        Some(dir) if !dir.exists() => format!(
+        Some(dir) if !dir.exists() => ConnectionError::BadConnection(format!(
             "cannot create the SQLite file {path}: the directory {} does not exist (create it, or point DATABASE_URL elsewhere)",
             dir.display()
-        ),
-        _ => format!("cannot create the SQLite file {path} with mode 0600: {e}"),
+        )),
+        _ => e,
     }
 }
 

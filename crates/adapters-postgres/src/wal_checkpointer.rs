@@ -9,6 +9,10 @@
 //! then takes a second, short step in the writers' turn, so that the WAL restarts (see
 //! [`DbStore::checkpoint`]). The connections' `wal_autocheckpoint` (see `ConnectionSetup`)
 //! stays as a bound on the WAL's size should this task fall behind.
+//!
+//! Every step goes through SQLite, syncs included: this process never opens the database's
+//! files beside it, since closing such a descriptor would drop SQLite's locks
+//! (docs/storage.md, "Nothing but SQLite touches the files").
 
 use std::time::Duration;
 
@@ -51,15 +55,7 @@ impl DbStore {
     /// from 8-15 ms to 4-5 ms, the 1,000-user render's from 33-57 ms to 22-40 ms, the rates
     /// unchanged; the second step takes about 4 ms. Answers what the first step found.
     async fn checkpoint(&self) -> Result<CheckpointResult, StoreError> {
-        let first = self
-            .run(|conn| {
-                let first = passive_checkpoint(conn)?;
-                if first.needs_second_step() {
-                    flush_files(conn);
-                }
-                Ok(first)
-            })
-            .await?;
+        let first = self.run(|conn| Ok(passive_checkpoint(conn)?)).await?;
         if first.needs_second_step() {
             self.run_write(|conn| Ok(passive_checkpoint(conn)?)).await?;
         }
@@ -86,47 +82,6 @@ impl CheckpointResult {
     fn needs_second_step(self) -> bool {
         self.log >= SECOND_STEP_FRAMES
     }
-}
-
-/// Writes the WAL and the database file out to disk (`fdatasync`) before the second step, off
-/// the writers' turn. The second step's checkpoint syncs both files itself while the ledger
-/// waits; synced here first, those syncs find only what was written in between. A PASSIVE
-/// checkpoint that stops short of the WAL's end (the first step, under load) does not sync the
-/// database file, so without this the second step wrote out every page the first had copied.
-/// On a virtual disk whose syncs take 1-30 ms, the hot render's p99 at 32 connections went from
-/// 16-33 ms to 9-13 ms; syncing only the database file ahead kept it at 16-19 ms. Only a head
-/// start: durability still rests on SQLite's own syncs, so a failure here is only logged.
-fn flush_files(conn: &mut AnyConnection) {
-    let file = match main_file(conn) {
-        Ok(Some(file)) => file,
-        Ok(None) => return,
-        Err(e) => {
-            tracing::debug!(error = %e, "cannot name the SQLite file to sync");
-            return;
-        }
-    };
-    for path in [format!("{file}-wal"), file] {
-        if let Err(e) = std::fs::File::open(&path).and_then(|f| f.sync_data()) {
-            tracing::debug!(error = %e, path, "cannot sync before the checkpoint's second step");
-        }
-    }
-}
-
-/// The SQLite database's file; `None` in memory and on PostgreSQL.
-fn main_file(conn: &mut AnyConnection) -> diesel::QueryResult<Option<String>> {
-    /// A row of `PRAGMA database_list` (its `file` is empty in memory).
-    #[derive(diesel::QueryableByName)]
-    struct Database {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        file: String,
-    }
-    let AnyConnection::Sqlite(lite) = conn else {
-        return Ok(None);
-    };
-    let main: Database =
-        diesel::sql_query("SELECT file FROM pragma_database_list WHERE name = 'main'")
-            .get_result(lite)?;
-    Ok(Some(main.file).filter(|file| !file.is_empty()))
 }
 
 /// One PASSIVE checkpoint on `conn` (nothing on PostgreSQL).
@@ -160,35 +115,6 @@ mod tests {
             })
             .await
             .unwrap();
-    }
-
-    /// The files synced before the second step are the store's own (its WAL beside it).
-    #[test]
-    fn the_files_synced_ahead_are_the_database_and_its_wal() {
-        let (dir, url) = fresh_sqlite_url();
-        let manager = crate::connection::Manager::new(
-            crate::connection::Target::parse(&url).unwrap(),
-            Default::default(),
-        );
-        let mut conn = manager.open().unwrap();
-        let file = main_file(&mut conn)
-            .unwrap()
-            .expect("a file database names its file");
-        assert_eq!(
-            std::fs::canonicalize(&file).unwrap(),
-            std::fs::canonicalize(dir.path().join("test.db")).unwrap()
-        );
-        flush_files(&mut conn);
-
-        let mut memory = AnyConnection::Sqlite(
-            <diesel::SqliteConnection as diesel::Connection>::establish(":memory:").unwrap(),
-        );
-        assert_eq!(
-            main_file(&mut memory).unwrap(),
-            None,
-            "in memory: nothing to sync"
-        );
-        flush_files(&mut memory);
     }
 
     /// A writer that commits without pause, as the ledger does under load, and never
