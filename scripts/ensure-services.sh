@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure what the tests need is present: PostgreSQL on 127.0.0.1:5432, Redis on
 # 127.0.0.1:6379, Debian's python3-aiosmtpd (the real SMTP server the mail tests start), and
-# Debian's chromium + chromium-driver (the headless browser the dashboard tests drive).
+# Debian's chromium + chromium-driver (the headless browser the dashboard tests drive), and
+# Debian's sqlite3 (the reader the embedded-store tests run beside a serving server).
 # Starts a stopped service the way this machine kind starts it; never stops anything.
 set -uo pipefail
 
@@ -31,5 +32,13 @@ if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null
     sudo apt-get update -qq && sudo apt-get install -y -qq chromium chromium-driver >/dev/null
   fi
 fi
+if ! command -v sqlite3 >/dev/null 2>&1; then
+  echo "installing sqlite3 (the reader the embedded-store tests run beside the server)" >&2
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null
+  else
+    sudo apt-get update -qq && sudo apt-get install -y -qq sqlite3 >/dev/null
+  fi
+fi
 pg_isready -h 127.0.0.1 -p 5432 && redis-cli -h 127.0.0.1 -p 6379 ping && /usr/bin/python3 -c 'import aiosmtpd; print("aiosmtpd ok")' \
-  && chromedriver --version
+  && chromedriver --version && sqlite3 --version

@@ -30,3 +30,4 @@ mod paid_path;
 mod public;
 mod raw_http;
 mod secret_scanning;
+mod store_beside_server;
