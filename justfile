@@ -39,3 +39,11 @@ bench-floor:
 # Instructions per request under callgrind: repeatable where req/s on this VM is not.
 bench-instr:
     bash scripts/instr-per-request.sh
+
+# The CLI and sqlite3 beside a serving SQLite server, 20 runs: nothing acknowledged is lost.
+store-beside RUNS="20":
+    bash scripts/store-beside-server.sh {{RUNS}}
+
+# Same-run A/B of the paid path on SQLite between two release binaries.
+ab-render A B ROUNDS="5":
+    bash scripts/ab-render.sh {{A}} {{B}} {{ROUNDS}}
