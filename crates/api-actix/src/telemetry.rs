@@ -13,7 +13,7 @@ use std::time::Instant;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
+use actix_web::http::header::{CONTENT_TYPE, HeaderValue, X_CONTENT_TYPE_OPTIONS};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, ResponseError};
 use tracing::Instrument as _;
@@ -145,6 +145,9 @@ pub fn status_label(status: StatusCode) -> &'static str {
         .map_or("other", String::as_str)
 }
 
+/// `X-Content-Type-Options` on every answer.
+const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+
 /// The outermost middleware (see the module's documentation). The request id is the current
 /// one ([`crate::request_id::current`]) while the request runs, so every error body quotes it.
 ///
@@ -186,6 +189,9 @@ pub async fn observe(
             if let Ok(v) = HeaderValue::from_str(id.as_str()) {
                 response.headers_mut().insert(X_REQUEST_ID.clone(), v);
             }
+            response
+                .headers_mut()
+                .insert(X_CONTENT_TYPE_OPTIONS, NOSNIFF);
             metrics::counter!(HTTP_REQUESTS, "route" => "unmatched", "status" => status_label(status))
                 .increment(1);
             return Err(actix_web::error::InternalError::from_response(e, response).into());
@@ -208,6 +214,9 @@ pub async fn observe(
     if let Ok(v) = HeaderValue::from_str(id.as_str()) {
         res.headers_mut().insert(X_REQUEST_ID.clone(), v);
     }
+    // Every answer, JSON included (it echoes the client's `X-Request-Id`): never sniffed as
+    // something a browser would run.
+    res.headers_mut().insert(X_CONTENT_TYPE_OPTIONS, NOSNIFF);
     Ok(res)
 }
 

@@ -1,10 +1,12 @@
 //! `GET /openapi.json` and `GET /docs`: the API's own description, and a page that renders it.
-//! Every asset of the page is embedded in the binary; `Content-Security-Policy` lets it load
-//! nothing from elsewhere, and it has no inline script.
+//! Every asset of the page is embedded in the binary; its headers are the dashboard's
+//! (`Content-Security-Policy` lets it load nothing from elsewhere and be framed by no one; it has
+//! no inline script).
 
 use actix_web::HttpResponse;
 use actix_web::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ContentType, X_CONTENT_TYPE_OPTIONS,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ContentType, REFERRER_POLICY,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 
 use crate::openapi::DOCUMENT;
@@ -12,7 +14,6 @@ use crate::openapi::DOCUMENT;
 const PAGE: &str = include_str!("../../assets/docs.html");
 const SCRIPT: &str = include_str!("../../assets/docs.js");
 const STYLESHEET: &str = include_str!("../../assets/docs.css");
-const SELF_ONLY: &str = "default-src 'self'";
 
 /// The OpenAPI 3.1 document of every route.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
@@ -47,8 +48,11 @@ pub async fn stylesheet() -> HttpResponse {
 fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, content_type))
-        .insert_header((CONTENT_SECURITY_POLICY, SELF_ONLY))
+        // The dashboard's set: nothing from elsewhere, and no framing (no clickjacking).
+        .insert_header((CONTENT_SECURITY_POLICY, crate::routes::app::CSP))
         .insert_header((X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((REFERRER_POLICY, "no-referrer"))
+        .insert_header((X_FRAME_OPTIONS, "DENY"))
         .insert_header((CACHE_CONTROL, "no-cache"))
         .body(body)
 }

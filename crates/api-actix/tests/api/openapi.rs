@@ -209,15 +209,60 @@ async fn credentials_schemas_and_errors_are_described() {
     );
 }
 
+/// The dashboard's header set: loads only from the service, framed by no one, no referrer.
+fn assert_framed_by_no_one(headers: &reqwest::header::HeaderMap) {
+    assert_eq!(
+        header(headers, "content-security-policy"),
+        "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    );
+    assert_eq!(header(headers, "x-frame-options"), "DENY");
+    assert_eq!(header(headers, "referrer-policy"), "no-referrer");
+    assert_eq!(header(headers, "x-content-type-options"), "nosniff");
+}
+
+/// JSON answers echo the client's `X-Request-Id`: none may be sniffed as HTML by a browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_says_nosniff() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let user = app.user(5).await;
+    let (_, key) = app.create_key(&user, "nosniff").await;
+    let answers = [
+        app.client.get(app.url("/healthz")).send().await.unwrap(),
+        app.client
+            .get(app.url("/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+        app.client
+            .get(app.url("/no/such/path"))
+            .send()
+            .await
+            .unwrap(),
+        app.client
+            .get(app.url("/api/v1/public/me"))
+            .header("x-request-id", "<script>alert(1)</script>")
+            .send()
+            .await
+            .unwrap(),
+        app.public_get(&key, "/api/v1/public/credits/balance").await,
+    ];
+    for res in answers {
+        assert_eq!(
+            header(res.headers(), "x-content-type-options"),
+            "nosniff",
+            "{} {}",
+            res.url(),
+            res.status()
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_docs_page_loads_only_from_the_service() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let res = app.client.get(app.url("/docs")).send().await.unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(
-        header(res.headers(), "content-security-policy"),
-        "default-src 'self'"
-    );
+    assert_framed_by_no_one(res.headers());
     assert!(header(res.headers(), "content-type").starts_with("text/html"));
     let html = res.text().await.unwrap();
     assert!(!html.contains("<script>"), "no inline script");
@@ -236,10 +281,7 @@ async fn the_docs_page_loads_only_from_the_service() {
     for asset in assets.iter().filter(|a| a.starts_with("/docs/")) {
         let res = app.client.get(app.url(asset)).send().await.unwrap();
         assert_eq!(res.status(), 200, "{asset}");
-        assert_eq!(
-            header(res.headers(), "content-security-policy"),
-            "default-src 'self'"
-        );
+        assert_framed_by_no_one(res.headers());
         let body = res.text().await.unwrap();
         assert!(
             !body.contains("http://") && !body.contains("https://"),
