@@ -81,9 +81,41 @@ impl TrustedProxies {
     }
 }
 
+/// What a per-address limit counts by: an IPv4 address as it is, an IPv6 address by its /64,
+/// the smallest network a provider hands one customer, so a client cannot get a fresh limit
+/// for each of its 2^64 addresses.
+#[must_use]
+pub fn limit_subject(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let network = u128::from(v6) & !((1_u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(network))
+        }
+        v4 => v4,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_count_ipv6_by_its_64_and_ipv4_by_the_address() {
+        assert_eq!(
+            limit_subject(ip("2001:db8:1:2:aaaa::1")),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(
+            limit_subject(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            ip("2001:db8:1:2::")
+        );
+        assert_ne!(
+            limit_subject(ip("2001:db8:1:3::1")),
+            limit_subject(ip("2001:db8:1:2::1"))
+        );
+        assert_eq!(limit_subject(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(limit_subject(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -1,6 +1,7 @@
 //! Failed authentications per client IP (docs/api.md): after `JT_AUTH_FAILURES_PER_MINUTE`
 //! failures in a minute, every request from that address is 429 before its credential is
-//! looked at, so a flood of made-up keys (the checksum is public) reaches no store.
+//! looked at, so a flood of made-up keys (the checksum is public) reaches no store. An IPv6
+//! client is counted by its /64 ([`limit_subject`]).
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -10,7 +11,7 @@ use actix_web::ResponseError as _;
 use actix_web::http::StatusCode;
 use actix_web::http::header::HeaderName;
 
-use crate::client_ip::TrustedProxies;
+use crate::client_ip::{TrustedProxies, limit_subject};
 use crate::error::ApiError;
 use crate::minute_limiter::MinuteLimiter;
 
@@ -55,7 +56,7 @@ impl AuthFailureLimiter {
     /// `rate_limited`.
     pub fn check(&self, client: Option<IpAddr>) -> Result<(), ApiError> {
         let Some(ip) = client else { return Ok(()) };
-        match self.failures.refused(&ip, Instant::now()) {
+        match self.failures.refused(&limit_subject(ip), Instant::now()) {
             None => Ok(()),
             Some(retry_after_seconds) => Err(ApiError::Throttled {
                 message: REFUSAL,
@@ -70,7 +71,7 @@ impl AuthFailureLimiter {
         if let (Some(ip), Err(e)) = (client, outcome)
             && e.status_code() == StatusCode::UNAUTHORIZED
         {
-            self.failures.count(ip, Instant::now());
+            self.failures.count(limit_subject(ip), Instant::now());
         }
     }
 
