@@ -20,7 +20,7 @@ use crate::client_ip::TrustedProxies;
 use crate::config::{
     Config, DEFAULT_AUTH_FAILURES_PER_MINUTE, DEFAULT_BIND, DEFAULT_DASHBOARD_WRITES_PER_MINUTE,
     DEFAULT_DATABASE_URL, DEFAULT_GITHUB_SCANNING_KEYS, DEFAULT_MAIL_FROM, DEFAULT_METRICS_BIND,
-    DEFAULT_PUBLIC_URL, metrics_bind,
+    DEFAULT_PUBLIC_URL, DEFAULT_SIGN_IN_LINKS_PER_MINUTE, metrics_bind,
 };
 use crate::cors::CorsOrigins;
 use crate::dto::keys::KeyObject;
@@ -79,6 +79,9 @@ pub struct ServeArgs {
     /// Dashboard writes (create, rotate, revoke, sign-out) per user per minute before 429.
     #[arg(long, env = "JT_DASHBOARD_WRITES_PER_MINUTE", default_value_t = DEFAULT_DASHBOARD_WRITES_PER_MINUTE, value_parser = clap::value_parser!(u32).range(1..))]
     pub dashboard_writes_per_minute: u32,
+    /// Sign-in link requests per client address (IPv6: /64) per minute before 429.
+    #[arg(long, env = "JT_SIGN_IN_LINKS_PER_MINUTE", default_value_t = DEFAULT_SIGN_IN_LINKS_PER_MINUTE, value_parser = clap::value_parser!(u32).range(1..))]
+    pub sign_in_links_per_minute: u32,
     /// Comma-separated IPs/CIDRs whose `X-Forwarded-For` is believed.
     #[arg(long, env = "JT_TRUSTED_PROXIES", value_parser = parse_trusted_proxies)]
     pub trusted_proxies: Option<TrustedProxies>,
@@ -162,6 +165,7 @@ impl ServeArgs {
         config.high_usage_threshold = self.high_usage_threshold;
         config.auth_failures_per_minute = self.auth_failures_per_minute;
         config.dashboard_writes_per_minute = self.dashboard_writes_per_minute;
+        config.sign_in_links_per_minute = self.sign_in_links_per_minute;
         config.trusted_proxies = self.trusted_proxies.clone().unwrap_or_default();
         config
             .github_scanning_keys

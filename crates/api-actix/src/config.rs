@@ -36,6 +36,8 @@ pub struct Config {
     pub auth_failures_per_minute: u32,
     /// `JT_DASHBOARD_WRITES_PER_MINUTE`: dashboard writes per user before 429.
     pub dashboard_writes_per_minute: u32,
+    /// `JT_SIGN_IN_LINKS_PER_MINUTE`: sign-in link requests per client address before 429.
+    pub sign_in_links_per_minute: u32,
     /// `JT_TRUSTED_PROXIES`.
     pub trusted_proxies: TrustedProxies,
     /// `JT_GITHUB_SCANNING_KEYS`: GitHub's key-list URL, or `file:///path.json`.
@@ -128,6 +130,8 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 300;
 /// `JT_DASHBOARD_WRITES_PER_MINUTE`'s default.
 pub const DEFAULT_DASHBOARD_WRITES_PER_MINUTE: u32 = 60;
+/// `JT_SIGN_IN_LINKS_PER_MINUTE`'s default.
+pub const DEFAULT_SIGN_IN_LINKS_PER_MINUTE: u32 = 30;
 /// `JT_GITHUB_SCANNING_KEYS`' default: where GitHub publishes its secret-scanning keys.
 pub const DEFAULT_GITHUB_SCANNING_KEYS: &str =
     "https://api.github.com/meta/public_keys/secret_scanning";
@@ -156,6 +160,7 @@ impl Config {
             high_usage_threshold: 10_000,
             auth_failures_per_minute: DEFAULT_AUTH_FAILURES_PER_MINUTE,
             dashboard_writes_per_minute: DEFAULT_DASHBOARD_WRITES_PER_MINUTE,
+            sign_in_links_per_minute: DEFAULT_SIGN_IN_LINKS_PER_MINUTE,
             trusted_proxies: TrustedProxies::default(),
             github_scanning_keys: DEFAULT_GITHUB_SCANNING_KEYS.to_owned(),
             metrics_bind: None,
@@ -202,6 +207,7 @@ impl fmt::Debug for Config {
                 "dashboard_writes_per_minute",
                 &self.dashboard_writes_per_minute,
             )
+            .field("sign_in_links_per_minute", &self.sign_in_links_per_minute)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("github_scanning_keys", &self.github_scanning_keys)
             .field("metrics_bind", &self.metrics_bind)
@@ -227,7 +233,7 @@ impl Config {
         format!(
             "bind={} database={} redis={} smtp={} mail_from={:?} jwt_secret={} \
              rate_limit={}/s burst {} high_usage_threshold={} auth_failures_per_minute={} \
-             dashboard_writes_per_minute={} trusted_proxies={} github_scanning_keys={} metrics={} log_format={} cors_origins={}",
+             dashboard_writes_per_minute={} sign_in_links_per_minute={} trusted_proxies={} github_scanning_keys={} metrics={} log_format={} cors_origins={}",
             self.bind,
             redact_url(&self.database_url),
             self.redis_url.as_deref().map_or_else(unset, redact_url),
@@ -243,6 +249,7 @@ impl Config {
             self.high_usage_threshold,
             self.auth_failures_per_minute,
             self.dashboard_writes_per_minute,
+            self.sign_in_links_per_minute,
             self.trusted_proxies,
             self.github_scanning_keys,
             self.metrics_bind.as_deref().unwrap_or("off"),

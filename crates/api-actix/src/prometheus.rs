@@ -41,6 +41,16 @@ pub const ALERT_OUTBOX_PENDING: &str = "jt_alert_outbox_pending";
 pub const ALERT_OUTBOX_OLDEST_AGE: &str = "jt_alert_outbox_oldest_age_seconds";
 /// Keys revoked because they were reported leaked.
 pub const LEAKED_KEYS_REVOKED: &str = "jt_leaked_keys_revoked_total";
+/// Sign-in link requests by `outcome`.
+pub const SIGN_IN_LINK_REQUESTS: &str = "jt_sign_in_link_requests_total";
+/// Label values of [`SIGN_IN_LINK_REQUESTS`]'s `outcome`.
+pub const SIGN_IN_LINK_OUTCOMES: [&str; 5] = [
+    "queued",
+    "unknown_address",
+    "too_many",
+    "store_unavailable",
+    "queue_full",
+];
 /// From a revocation on one instance to its announcement reaching this one, in seconds.
 pub const REVOCATION_PROPAGATION: &str = "jt_revocation_propagation_seconds";
 
@@ -153,6 +163,13 @@ fn describe() {
         Unit::Seconds,
         "time from a revocation on another instance to this instance hearing of it"
     );
+    describe_counter!(
+        SIGN_IN_LINK_REQUESTS,
+        "sign-in link requests by outcome (answered 202 unless queue_full)"
+    );
+    for outcome in SIGN_IN_LINK_OUTCOMES {
+        counter!(SIGN_IN_LINK_REQUESTS, "outcome" => outcome).absolute(0);
+    }
     counter!(RATE_LIMITED).absolute(0);
     counter!(CREDITS_DEBITED).absolute(0);
     counter!(LEAKED_KEYS_REVOKED).absolute(0);

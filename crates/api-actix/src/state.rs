@@ -9,11 +9,12 @@ use keys_domain::use_cases::{
     Admission, CatalogService, DashboardSessions, Idempotency, KeyAuditTrail, KeyService, KeyUsage,
     LeakReports, SignIn,
 };
-use tokio::sync::Semaphore;
 
 use crate::auth::failure_limit::AuthFailureLimiter;
 use crate::dashboard_token::JwtKeys;
 use crate::dashboard_write_limit::DashboardWriteLimiter;
+use crate::sign_in_link_limit::SignInLinkLimiter;
+use crate::sign_in_queue::SignInQueue;
 
 /// Shared by all workers (behind `web::Data`, an `Arc`).
 pub struct AppState {
@@ -33,14 +34,17 @@ pub struct AppState {
     pub sessions: DashboardSessions,
     /// Sign-in by email link.
     pub sign_in: SignIn,
-    /// Bounds the link requests being handled in the background.
-    pub sign_in_requests: Arc<Semaphore>,
+    /// Link requests, handled in the background after their 202.
+    pub sign_in_queue: Arc<SignInQueue>,
+    pub sign_in_links: Arc<SignInLinkLimiter>,
     /// Hourly usage for the dashboard chart.
     pub key_usage: KeyUsage,
     pub auth_failures: Arc<AuthFailureLimiter>,
     pub dashboard_writes: Arc<DashboardWriteLimiter>,
     /// How long a request body may take to arrive.
     pub body_timeout: Duration,
+    /// Secret-scanning reports read and handled at once.
+    pub report_slots: Arc<tokio::sync::Semaphore>,
     pub jwt: Arc<JwtKeys>,
     pub clock: Arc<dyn Clock>,
     pub readiness: Readiness,

@@ -39,13 +39,12 @@ use crate::auth::failure_limit::AuthFailureLimiter;
 use crate::config::{Config, redact_url};
 use crate::dashboard_token::JwtKeys;
 use crate::dashboard_write_limit::DashboardWriteLimiter;
+use crate::sign_in_link_limit::SignInLinkLimiter;
+use crate::sign_in_queue::SignInQueue;
 use crate::state::{AppState, Probe, Readiness};
 
 /// The settings row holding the generated JWT secret.
 const JWT_SECRET_SETTING: &str = "jwt_secret";
-/// Sign-in link requests handled at once in the background; beyond it a request is still
-/// answered 202 but dropped (logged), so a flood cannot queue unbounded work.
-const SIGN_IN_REQUESTS_IN_FLIGHT: usize = 64;
 
 /// Opens the database named by `DATABASE_URL` with a connection pool, for the server (lazily:
 /// an unreachable database is an error of each call, not of this one).
@@ -228,6 +227,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
     let dashboard_writes = Arc::new(DashboardWriteLimiter::new(
         config.dashboard_writes_per_minute,
     ));
+    let sign_in_links = Arc::new(SignInLinkLimiter::new(config.sign_in_links_per_minute));
     let mut sweeps: Vec<Sweep> = vec![
         {
             let failures = auth_failures.clone();
@@ -236,6 +236,10 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         {
             let writes = dashboard_writes.clone();
             Arc::new(move |_| writes.sweep())
+        },
+        {
+            let links = sign_in_links.clone();
+            Arc::new(move |_| links.sweep())
         },
         {
             let limiter = local_limiter.clone();
@@ -325,8 +329,9 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
 
     let recorder: Arc<dyn UsageRecorder> = Arc::new(PendingUsage::new());
     let state = AppState {
+        sign_in_queue: Arc::new(SignInQueue::start(sign_in.clone())),
+        sign_in_links,
         sign_in,
-        sign_in_requests: Arc::new(tokio::sync::Semaphore::new(SIGN_IN_REQUESTS_IN_FLIGHT)),
         key_usage,
         admission: Admission {
             authenticator: Authenticator {
@@ -379,6 +384,9 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         auth_failures,
         dashboard_writes,
         body_timeout: t.body_timeout,
+        report_slots: Arc::new(tokio::sync::Semaphore::new(
+            crate::routes::secret_scanning::REPORTS_IN_FLIGHT,
+        )),
         jwt,
         clock: clock.clone(),
         readiness: Readiness {

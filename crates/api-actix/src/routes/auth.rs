@@ -3,7 +3,6 @@
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use keys_domain::sign_in_link::SESSION_LIFETIME;
-use keys_domain::use_cases::LinkRequestOutcome;
 
 use crate::auth::dashboard_user::DashboardUser;
 use crate::dto::auth::{EmailLinkRequest, Session, SessionRequest};
@@ -13,12 +12,15 @@ use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 /// `POST /api/v1/auth/email-link` → 202 whatever the address. The lookup and the write happen
-/// after the answer, so its timing tells nothing about whether the address has an account.
+/// after the answer, so its timing tells nothing about whether the address has an account; the
+/// request is queued before the answer, so none answered 202 is dropped (`sign_in_queue.rs`).
 #[utoipa::path(post, path = "/api/v1/auth/email-link", tag = "dashboard",
     request_body = EmailLinkRequest,
     responses(
         (status = 202, description = "Accepted, for known and unknown addresses alike; a known one gets an email with a one-time link (15 minutes, at most 5 an hour)"),
         (status = 400, description = "`invalid_request`: `email` missing or not an address", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: this client address (IPv6: its /64) asked for `JT_SIGN_IN_LINKS_PER_MINUTE` links in the last minute, or had too many failed authentications (`Retry-After`)", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the queue of link requests is full (`Retry-After`); nothing was accepted", body = ErrorBody),
     ))]
 pub async fn email_link(
     state: web::Data<AppState>,
@@ -27,28 +29,9 @@ pub async fn email_link(
 ) -> Result<HttpResponse, ApiError> {
     let client = state.auth_failures.client(&req);
     state.auth_failures.check(client)?;
+    state.sign_in_links.take(client)?;
     let email = body.0.try_into_domain()?;
-    match state.sign_in_requests.clone().try_acquire_owned() {
-        Ok(permit) => {
-            let sign_in = state.sign_in.clone();
-            tokio::spawn(async move {
-                let _permit = permit;
-                match sign_in.request_link(&email).await {
-                    Ok(LinkRequestOutcome::Queued) => tracing::info!("sign-in link queued"),
-                    Ok(LinkRequestOutcome::UnknownAddress) => {
-                        tracing::info!("sign-in link asked for an address without an account");
-                    }
-                    Ok(LinkRequestOutcome::TooMany) => tracing::warn!(
-                        "sign-in link refused: the address had 5 links in the last hour"
-                    ),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "sign-in link not sent: store unavailable");
-                    }
-                }
-            });
-        }
-        Err(_) => tracing::warn!("sign-in link requests saturated; this one was dropped"),
-    }
+    state.sign_in_queue.submit(email)?;
     Ok(HttpResponse::Accepted().finish())
 }
 

@@ -1,5 +1,6 @@
-//! Floods (issue 11, items 6 and 7): failed authentications per client IP, answered before any
-//! store is touched; dashboard writes per user.
+//! Floods: failed authentications per client address, answered before any store is touched;
+//! sign-in link requests per client address; dashboard writes per user. IPv6 clients are
+//! counted by their /64.
 
 use keys_domain::ApiKeySecret;
 use keys_domain::random::OsRandom;
@@ -154,8 +155,86 @@ async fn dashboard_writes_are_limited_per_user(backend: Backend) {
     app.create_key(&bob, "b1").await;
 }
 
+/// Addresses of one /64 share one failure count: a client with a /64 cannot get a fresh limit
+/// per address.
+async fn failed_authentications_count_ipv6_clients_by_their_64(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.auth_failures_per_minute = 5;
+        c.trusted_proxies = "127.0.0.1".parse().unwrap();
+    })
+    .await;
+    let user = app.user(0).await;
+    let (_, good) = app.create_key(&user, "ci").await;
+    for i in 1..=5 {
+        let xff = format!("2001:db8:5:5:{i:x}:{:x}::1", i * 7919);
+        expect_error(
+            get_me(&app, &made_up_key(), Some(&xff)).await,
+            401,
+            "invalid_api_key",
+        )
+        .await;
+    }
+    expect_error(
+        get_me(&app, &good, Some("2001:db8:5:5:ffff:1:2:3")).await,
+        429,
+        "rate_limited",
+    )
+    .await;
+    let other = get_me(&app, &good, Some("2001:db8:5:6::1")).await;
+    assert_eq!(other.status(), 200, "another /64 is another client");
+}
+
+async fn ask_link_from(app: &TestApp, forwarded_for: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/auth/email-link"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({ "email": "nobody@example.com" }))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Every link request counts against its client address (IPv6: its /64), known address or not.
+async fn sign_in_link_requests_are_limited_per_client_address(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.sign_in_links_per_minute = 3;
+        c.trusted_proxies = "127.0.0.1".parse().unwrap();
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(ask_link_from(&app, "203.0.113.5").await.status(), 202);
+    }
+    let (_, headers) = expect_error(
+        ask_link_from(&app, "203.0.113.5").await,
+        429,
+        "rate_limited",
+    )
+    .await;
+    let retry: u64 = header(&headers, "retry-after").parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(ask_link_from(&app, "203.0.113.6").await.status(), 202);
+
+    for i in 1..=3 {
+        let xff = format!("2001:db8:7:7::{i}");
+        assert_eq!(ask_link_from(&app, &xff).await.status(), 202);
+    }
+    expect_error(
+        ask_link_from(&app, "2001:db8:7:7:ffff::9").await,
+        429,
+        "rate_limited",
+    )
+    .await;
+    assert_eq!(
+        ask_link_from(&app, "2001:db8:7:8::1").await.status(),
+        202,
+        "another /64 is another client"
+    );
+}
+
 on_both_backends!(
     failed_authentications_are_limited_per_client_ip,
     forwarded_for_counts_only_behind_trusted_proxies,
     dashboard_writes_are_limited_per_user,
+    failed_authentications_count_ipv6_clients_by_their_64,
+    sign_in_link_requests_are_limited_per_client_address,
 );

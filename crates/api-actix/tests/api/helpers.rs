@@ -114,6 +114,7 @@ pub fn test_config(database_url: &str) -> Config {
     // Likewise the abuse limits: the tests that check them lower them.
     c.auth_failures_per_minute = 10_000;
     c.dashboard_writes_per_minute = 10_000;
+    c.sign_in_links_per_minute = 10_000;
     c.tuning.workers = Some(2);
     c.tuning.handle_signals = false;
     c.tuning.usage_flush_interval = Duration::from_millis(100);

@@ -30,4 +30,5 @@ mod paid_path;
 mod public;
 mod raw_http;
 mod secret_scanning;
+mod sign_in_flood;
 mod store_beside_server;
