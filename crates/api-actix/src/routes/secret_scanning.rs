@@ -4,10 +4,15 @@
 //! counted by the per-IP limiter of failed authentications, and that limiter never refuses it,
 //! so that a burst of bad requests from anyone cannot lock GitHub's shared addresses out
 //! (`docs/secret-scanning.md`).
+//!
+//! Memory: a request without both signature headers is refused before its body is read, and at
+//! most [`REPORTS_IN_FLIGHT`] reports are read and handled at once (503 with `Retry-After`
+//! beyond), so bodies buffered at once stay under `REPORTS_IN_FLIGHT` × 1 MiB whatever the
+//! number of connections.
 
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use futures_util::StreamExt as _;
-use keys_domain::use_cases::SignedReport;
+use keys_domain::use_cases::{LeakReportError, SignedReport};
 
 use crate::dto::secret_scanning::{ReportedMatch, TokenLabelObject, parse_report};
 use crate::error::ApiError;
@@ -17,8 +22,13 @@ use crate::state::AppState;
 
 /// Largest report accepted (1 MiB); larger is 413.
 pub const REPORT_LIMIT: usize = 1024 * 1024;
+/// Reports read and handled at once. GitHub sends a report per push that leaks, one at a time
+/// per batch, and retries a 503.
+pub const REPORTS_IN_FLIGHT: usize = 8;
 
 const KEY_IDENTIFIER: &str = "Github-Public-Key-Identifier";
+const MISSING_HEADERS: &str =
+    "the Github-Public-Key-Identifier and Github-Public-Key-Signature headers are required";
 const SIGNATURE: &str = "Github-Public-Key-Signature";
 
 /// Verifies, revokes what is ours and still works, answers one label per token.
@@ -33,14 +43,21 @@ const SIGNATURE: &str = "Github-Public-Key-Signature";
         (status = 200, description = "One label per reported token", body = Vec<TokenLabelObject>),
         (status = 401, description = "`invalid_signature`: missing or bad signature; nothing was revoked", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: the report is over 1 MiB", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: 8 reports are being handled, or GitHub's keys cannot be read (`Retry-After`); nothing was revoked", body = ErrorBody),
     ))]
 pub async fn github(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(&req, payload, &state).await?;
     let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if header(KEY_IDENTIFIER).is_none() || header(SIGNATURE).is_none() {
+        return Err(LeakReportError::InvalidSignature(MISSING_HEADERS).into());
+    }
+    let Ok(_slot) = state.report_slots.clone().try_acquire_owned() else {
+        return Err(ApiError::ServiceUnavailable);
+    };
+    let body = read_body(&req, payload, &state).await?;
     let signed = SignedReport {
         key_identifier: header(KEY_IDENTIFIER),
         signature: header(SIGNATURE),

@@ -563,6 +563,94 @@ async fn a_rotation_without_grace_records_its_reason(backend: Backend) {
     app.stop().await;
 }
 
+/// A 1 MiB report announced with no signature headers: refused at once, its body never waited
+/// for (only 10 of its bytes are ever sent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_without_signature_headers_is_refused_before_its_body_arrives() {
+    let github = FakeGithub::new();
+    let app = app_with(Backend::Sqlite, &github).await;
+    let head = format!(
+        "POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n[{{\"token\"",
+        1024 * 1024
+    );
+    let got = crate::raw_http::exchange(
+        &app.base,
+        head,
+        Vec::new(),
+        Duration::from_secs(60),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(got.status(), 401, "{}", got.text);
+    assert!(got.text.contains("invalid_signature"), "{}", got.text);
+    assert!(
+        got.elapsed < Duration::from_secs(5),
+        "answered after {:?}",
+        got.elapsed
+    );
+}
+
+/// Eight reports whose bodies are still arriving hold every slot: a ninth is 503 with
+/// `Retry-After` before its body is read, and once the slots free up a report is handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_eight_reports_are_read_at_once() {
+    let github = FakeGithub::new();
+    let signer = adapters_github::testing::TestSigner::generate("slots");
+    github.publish(&[(&signer, true)]);
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.github_scanning_keys = github.location();
+        c.tuning.body_timeout = Duration::from_secs(3);
+    })
+    .await;
+    let head = |length: usize| {
+        format!(
+            "POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Github-Public-Key-Identifier: {}\r\nGithub-Public-Key-Signature: AAAA\r\n\
+             Content-Length: {length}\r\n\r\n[",
+            signer.identifier
+        )
+    };
+    // Eight bodies that never finish: each holds a slot until the body deadline.
+    let holders: Vec<_> = (0..8)
+        .map(|_| {
+            let base = app.base.clone();
+            let head = head(1000);
+            tokio::spawn(async move {
+                crate::raw_http::exchange(
+                    &base,
+                    head,
+                    Vec::new(),
+                    Duration::from_secs(60),
+                    Duration::from_secs(8),
+                )
+                .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ninth = crate::raw_http::exchange(
+        &app.base,
+        head(1000),
+        Vec::new(),
+        Duration::from_secs(60),
+        Duration::from_secs(2),
+    )
+    .await;
+    assert_eq!(ninth.status(), 503, "{}", ninth.text);
+    assert!(
+        ninth.text.to_ascii_lowercase().contains("retry-after:"),
+        "{}",
+        ninth.text
+    );
+    for holder in holders {
+        let held = holder.await.unwrap();
+        assert_eq!(held.status(), 408, "{}", held.text);
+    }
+    let res = post_signed(&app, &signer, report(&["not-a-key"])).await;
+    assert_eq!(res.status(), 200, "a slot is free again");
+}
+
 on_both_backends!(
     a_valid_report_revokes_the_key_records_the_leak_and_labels_every_token,
     bad_signatures_are_refused_and_revoke_nothing,
