@@ -173,6 +173,10 @@ pub enum ApiError {
         retry_after_seconds: u64,
     },
     ServiceUnavailable,
+    /// A 503 by design: a bounded queue or a cap on work in flight is full. Answered like
+    /// `ServiceUnavailable`, but not a failure of the service, so not logged per request (the
+    /// component that refuses logs a count).
+    Overloaded(&'static str),
     Internal,
     /// An error that actix or another middleware produced, answered in the contract's shape.
     Other {
@@ -283,6 +287,11 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "service_unavailable",
                 "a service this request needs is temporarily unavailable; retry shortly",
+            ),
+            Self::Overloaded(message) => row(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                *message,
             ),
             Self::Internal => row(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -422,7 +431,7 @@ impl ResponseError for ApiError {
             } => {
                 res.insert_header((header::RETRY_AFTER, *retry_after_seconds));
             }
-            Self::ServiceUnavailable => {
+            Self::ServiceUnavailable | Self::Overloaded(_) => {
                 res.insert_header((header::RETRY_AFTER, UNAVAILABLE_RETRY_AFTER_SECONDS));
             }
             Self::MethodNotAllowed(allow) => {

@@ -63,7 +63,7 @@ impl SignInQueue {
     /// Queues a link request for `email`.
     ///
     /// # Errors
-    /// `ServiceUnavailable` (503, `Retry-After`) when the queue is full or its task ended.
+    /// `Overloaded` (503, `Retry-After`) when the queue is full or its task ended.
     pub fn submit(&self, email: Email) -> Result<(), ApiError> {
         self.tx.try_send(email).map_err(|_| {
             metrics::counter!(SIGN_IN_LINK_REQUESTS, "outcome" => "queue_full").increment(1);
@@ -73,7 +73,7 @@ impl SignInQueue {
                     "sign-in link requests refused with 503: the queue is full"
                 );
             }
-            ApiError::ServiceUnavailable
+            ApiError::Overloaded("too many sign-in link requests are waiting; retry shortly")
         })
     }
 }

@@ -16,6 +16,7 @@ use keys_domain::use_cases::{LeakReportError, SignedReport};
 
 use crate::dto::secret_scanning::{ReportedMatch, TokenLabelObject, parse_report};
 use crate::error::ApiError;
+use crate::log_throttle::{LOG_EVERY, LogThrottle};
 use crate::openapi::ErrorBody;
 use crate::prometheus::leaked_keys_revoked;
 use crate::state::AppState;
@@ -30,6 +31,9 @@ const KEY_IDENTIFIER: &str = "Github-Public-Key-Identifier";
 const MISSING_HEADERS: &str =
     "the Github-Public-Key-Identifier and Github-Public-Key-Signature headers are required";
 const SIGNATURE: &str = "Github-Public-Key-Signature";
+
+/// Refusals for want of a slot: one log line per 10 s.
+static SLOTS_FULL: LogThrottle = LogThrottle::new(LOG_EVERY);
 
 /// Verifies, revokes what is ours and still works, answers one label per token.
 #[utoipa::path(post, path = "/api/v1/secret-scanning/github", tag = "secret scanning",
@@ -55,7 +59,15 @@ pub async fn github(
         return Err(LeakReportError::InvalidSignature(MISSING_HEADERS).into());
     }
     let Ok(_slot) = state.report_slots.clone().try_acquire_owned() else {
-        return Err(ApiError::ServiceUnavailable);
+        if let Some(n) = SLOTS_FULL.event(std::time::Instant::now()) {
+            tracing::warn!(
+                refused = n,
+                "secret-scanning reports refused with 503: {REPORTS_IN_FLIGHT} are being read"
+            );
+        }
+        return Err(ApiError::Overloaded(
+            "too many secret-scanning reports are being handled; retry shortly",
+        ));
     };
     let body = read_body(&req, payload, &state).await?;
     let signed = SignedReport {
