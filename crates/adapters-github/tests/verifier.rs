@@ -128,6 +128,100 @@ async fn an_unreadable_list_is_unavailable_and_a_stale_one_keeps_working() {
     assert_eq!(v.verify("k1", &k.sign(BODY), BODY).await, Ok(()));
 }
 
+/// While the key source fails, a 3 s stream of forged identifiers (one request every 5 ms)
+/// reads it at most 3 times: reads back off after a failure (1 s, 2 s, …).
+#[tokio::test]
+async fn forged_identifiers_while_the_source_fails_read_it_at_most_three_times_in_3_s() {
+    let k = TestSigner::generate("k1");
+    let f = Fixture::new(&[(&k, true)]);
+    let location = format!("file://{}", f.dir.path().join("keys.json").display());
+    let v = GithubReportVerifier::new(&location).unwrap();
+    assert_eq!(v.verify("k1", &k.sign(BODY), BODY).await, Ok(()));
+    std::fs::remove_file(f.dir.path().join("keys.json")).unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let before = v.reads();
+    let started = std::time::Instant::now();
+    let mut n = 0_u32;
+    while started.elapsed() < Duration::from_secs(3) {
+        n += 1;
+        let forged = format!("forged-{n}");
+        assert!(v.verify(&forged, &k.sign(BODY), BODY).await.is_err());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let reads = v.reads() - before;
+    assert!(
+        reads <= 3,
+        "{reads} reads for {n} forged identifiers in 3 s"
+    );
+    // The list read before the failure still verifies its key.
+    assert_eq!(v.verify("k1", &k.sign(BODY), BODY).await, Ok(()));
+}
+
+/// A key-list server that answers its first request with `list` and never answers the others.
+async fn server_that_hangs_after_one_answer(list: String) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        let mut first = true;
+        while let Ok((mut conn, _)) = listener.accept().await {
+            if first {
+                first = false;
+                let mut buf = [0_u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{list}",
+                    list.len()
+                );
+                conn.write_all(reply.as_bytes()).await.unwrap();
+            } else {
+                held.push(conn); // read nothing, answer nothing
+            }
+        }
+    });
+    format!("http://{addr}/keys")
+}
+
+/// While reads prompted by forged identifiers hang, a correctly signed report for a known key
+/// is answered at once: it never waits for a read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_key_is_never_kept_waiting_by_a_hanging_read() {
+    let k = TestSigner::generate("k1");
+    let url = server_that_hangs_after_one_answer(key_list(&[(&k, true)])).await;
+    let v = std::sync::Arc::new(
+        GithubReportVerifier::new(&url)
+            .unwrap()
+            .with_reread_interval(Duration::ZERO),
+    );
+    assert_eq!(v.verify("k1", &k.sign(BODY), BODY).await, Ok(()));
+    let forged: Vec<_> = (0..4)
+        .map(|n| {
+            let (v, sig) = (v.clone(), k.sign(BODY));
+            tokio::spawn(async move { v.verify(&format!("forged-{n}"), &sig, BODY).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    assert_eq!(v.verify("k1", &k.sign(BODY), BODY).await, Ok(()));
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "a known key waited {:?}",
+        started.elapsed()
+    );
+    let waited = std::time::Instant::now();
+    for f in forged {
+        assert!(f.await.unwrap().is_err());
+    }
+    // One read in flight at a time, each at most 2 s.
+    assert!(
+        waited.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        waited.elapsed()
+    );
+    assert!(v.reads() <= 5, "{} reads", v.reads());
+}
+
 #[test]
 fn locations_are_urls_or_absolute_files() {
     assert_eq!(
