@@ -267,7 +267,32 @@ impl ReportVerifier for GithubReportVerifier {
         signature: &str,
         body: &[u8],
     ) -> Result<(), VerifyError> {
-        // Parse the signature before any key is looked up (and possibly read).
+        let (signature, entry) = self.signature_and_key(key_identifier, signature).await?;
+        entry
+            .key
+            .verify(body, &signature)
+            .map_err(|_| VerifyError::Invalid("the signature does not match the body"))
+    }
+
+    async fn check_headers(
+        &self,
+        key_identifier: &str,
+        signature: &str,
+    ) -> Result<(), VerifyError> {
+        self.signature_and_key(key_identifier, signature)
+            .await
+            .map(|_| ())
+    }
+}
+
+impl GithubReportVerifier {
+    /// The parsed signature and the current key it names. The signature is parsed before any
+    /// key is looked up (and possibly read).
+    async fn signature_and_key(
+        &self,
+        key_identifier: &str,
+        signature: &str,
+    ) -> Result<(Signature, SigningKeyEntry), VerifyError> {
         let signature = signature.trim();
         if signature.len() > MAX_SIGNATURE_CHARS {
             return Err(VerifyError::Invalid("the signature is malformed"));
@@ -281,9 +306,6 @@ impl ReportVerifier for GithubReportVerifier {
         if !entry.is_current {
             return Err(VerifyError::Invalid("the signing key is no longer current"));
         }
-        entry
-            .key
-            .verify(body, &signature)
-            .map_err(|_| VerifyError::Invalid("the signature does not match the body"))
+        Ok((signature, entry))
     }
 }

@@ -5,14 +5,14 @@
 //! so that a burst of bad requests from anyone cannot lock GitHub's shared addresses out
 //! (`docs/secret-scanning.md`).
 //!
-//! Memory: a request without both signature headers is refused before its body is read, and at
-//! most [`REPORTS_IN_FLIGHT`] reports are read and handled at once (503 with `Retry-After`
+//! Memory: a request whose signature headers are missing, malformed or name no current key is
+//! refused before its body is read, and at most [`REPORTS_IN_FLIGHT`] reports are read and handled at once (503 with `Retry-After`
 //! beyond), so bodies buffered at once stay under `REPORTS_IN_FLIGHT` × 1 MiB whatever the
 //! number of connections.
 
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use futures_util::StreamExt as _;
-use keys_domain::use_cases::{LeakReportError, SignedReport};
+use keys_domain::use_cases::SignedReport;
 
 use crate::dto::secret_scanning::{ReportedMatch, TokenLabelObject, parse_report};
 use crate::error::ApiError;
@@ -28,8 +28,7 @@ pub const REPORT_LIMIT: usize = 1024 * 1024;
 pub const REPORTS_IN_FLIGHT: usize = 8;
 
 const KEY_IDENTIFIER: &str = "Github-Public-Key-Identifier";
-const MISSING_HEADERS: &str =
-    "the Github-Public-Key-Identifier and Github-Public-Key-Signature headers are required";
+
 const SIGNATURE: &str = "Github-Public-Key-Signature";
 
 /// Refusals for want of a slot: one log line per 10 s.
@@ -55,9 +54,11 @@ pub async fn github(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
-    if header(KEY_IDENTIFIER).is_none() || header(SIGNATURE).is_none() {
-        return Err(LeakReportError::InvalidSignature(MISSING_HEADERS).into());
-    }
+    // Headers first: a report that cannot verify is refused before its body is read.
+    state
+        .leaks
+        .check_headers(header(KEY_IDENTIFIER), header(SIGNATURE))
+        .await?;
     let Ok(_slot) = state.report_slots.clone().try_acquire_owned() else {
         if let Some(n) = SLOTS_FULL.event(std::time::Instant::now()) {
             tracing::warn!(

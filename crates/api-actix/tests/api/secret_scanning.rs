@@ -563,32 +563,48 @@ async fn a_rotation_without_grace_records_its_reason(backend: Backend) {
     app.stop().await;
 }
 
-/// A 1 MiB report announced with no signature headers: refused at once, its body never waited
-/// for (only 10 of its bytes are ever sent).
+/// 1 MiB reports announced with headers that cannot verify (none; a signature that is not DER;
+/// an identifier GitHub never published): each refused at once, its body never waited for
+/// (only 10 of its bytes are ever sent).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_report_without_signature_headers_is_refused_before_its_body_arrives() {
+async fn a_report_whose_headers_cannot_verify_is_refused_before_its_body_arrives() {
     let github = FakeGithub::new();
+    let signer = adapters_github::testing::TestSigner::generate("known");
+    github.publish(&[(&signer, true)]);
     let app = app_with(Backend::Sqlite, &github).await;
-    let head = format!(
-        "POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n[{{\"token\"",
-        1024 * 1024
-    );
-    let got = crate::raw_http::exchange(
-        &app.base,
-        head,
-        Vec::new(),
-        Duration::from_secs(60),
-        Duration::from_secs(5),
-    )
-    .await;
-    assert_eq!(got.status(), 401, "{}", got.text);
-    assert!(got.text.contains("invalid_signature"), "{}", got.text);
-    assert!(
-        got.elapsed < Duration::from_secs(5),
-        "answered after {:?}",
-        got.elapsed
-    );
+    let good_signature = signer.sign(b"[]");
+    let cases = [
+        String::new(),
+        format!(
+            "Github-Public-Key-Identifier: {}\r\nGithub-Public-Key-Signature: AAAA\r\n",
+            signer.identifier
+        ),
+        format!(
+            "Github-Public-Key-Identifier: never-published\r\nGithub-Public-Key-Signature: {good_signature}\r\n"
+        ),
+    ];
+    for headers in cases {
+        let head = format!(
+            "POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{headers}\
+             Content-Length: {}\r\n\r\n[{{\"token\"",
+            1024 * 1024
+        );
+        let got = crate::raw_http::exchange(
+            &app.base,
+            head,
+            Vec::new(),
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(got.status(), 401, "{headers}: {}", got.text);
+        assert!(got.text.contains("invalid_signature"), "{}", got.text);
+        assert!(
+            got.elapsed < Duration::from_secs(5),
+            "answered after {:?}",
+            got.elapsed
+        );
+    }
 }
 
 /// Eight reports whose bodies are still arriving hold every slot: a ninth is 503 with
@@ -606,9 +622,10 @@ async fn at_most_eight_reports_are_read_at_once() {
     let head = |length: usize| {
         format!(
             "POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-             Github-Public-Key-Identifier: {}\r\nGithub-Public-Key-Signature: AAAA\r\n\
+             Github-Public-Key-Identifier: {}\r\nGithub-Public-Key-Signature: {}\r\n\
              Content-Length: {length}\r\n\r\n[",
-            signer.identifier
+            signer.identifier,
+            signer.sign(b"[]")
         )
     };
     // Eight bodies that never finish: each holds a slot until the body deadline.

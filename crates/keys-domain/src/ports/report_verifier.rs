@@ -25,4 +25,13 @@ pub trait ReportVerifier: Send + Sync {
         signature: &str,
         body: &[u8],
     ) -> Result<(), VerifyError>;
+
+    /// What can be checked before the body is read: `signature` is well formed and
+    /// `key_identifier` names a current key (an unknown one may prompt a read of the keys, as in
+    /// `verify`). Passing says nothing about the body.
+    ///
+    /// # Errors
+    /// `Invalid` with a reason safe to show the sender, `Unavailable`.
+    async fn check_headers(&self, key_identifier: &str, signature: &str)
+    -> Result<(), VerifyError>;
 }

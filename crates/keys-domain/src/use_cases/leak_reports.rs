@@ -92,7 +92,33 @@ pub struct LeakReports {
     pub random: Arc<dyn RandomSource>,
 }
 
+/// Why a report is refused when its signature headers are missing.
+const MISSING_HEADERS: &str =
+    "the Github-Public-Key-Identifier and Github-Public-Key-Signature headers are required";
+
 impl LeakReports {
+    /// Refuses, before the body is read, a report whose signature headers are missing or
+    /// malformed or name no current key, so that only a report that may verify is read.
+    ///
+    /// # Errors
+    /// `InvalidSignature`, `Unavailable` (the signer's keys cannot be read).
+    pub async fn check_headers(
+        &self,
+        key_identifier: Option<&str>,
+        signature: Option<&str>,
+    ) -> Result<(), LeakReportError> {
+        let (Some(id), Some(signature)) = (key_identifier, signature) else {
+            return Err(LeakReportError::InvalidSignature(MISSING_HEADERS));
+        };
+        self.verifier
+            .check_headers(id, signature)
+            .await
+            .map_err(|e| match e {
+                VerifyError::Invalid(why) => LeakReportError::InvalidSignature(why),
+                VerifyError::Unavailable(e) => LeakReportError::Unavailable(e),
+            })
+    }
+
     /// Verifies the signature over the raw body, then `parse`s it and handles each token:
     /// one of our keys that still works is revoked (reason `leaked`, a `leak_reported` event,
     /// an email to its owner, all in one transaction); each token is labelled.
@@ -105,9 +131,7 @@ impl LeakReports {
         parse: impl FnOnce(&[u8]) -> Result<Vec<ReportedToken>, String> + Send,
     ) -> Result<ReportOutcome, LeakReportError> {
         let (Some(id), Some(signature)) = (signed.key_identifier, signed.signature) else {
-            return Err(LeakReportError::InvalidSignature(
-                "the Github-Public-Key-Identifier and Github-Public-Key-Signature headers are required",
-            ));
+            return Err(LeakReportError::InvalidSignature(MISSING_HEADERS));
         };
         match self.verifier.verify(id, signature, signed.body).await {
             Ok(()) => {}

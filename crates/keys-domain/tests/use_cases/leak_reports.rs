@@ -131,6 +131,42 @@ fn a_missing_or_bad_signature_reads_and_revokes_nothing() {
     assert!(matches!(out, Err(LeakReportError::Unavailable(_))));
 }
 
+/// The headers alone: missing ones never reach the verifier; its verdict maps to 401 or 503.
+#[test]
+fn headers_are_checked_before_any_body() {
+    for (id, sig) in [(None, Some("sig")), (Some("kid"), None), (None, None)] {
+        let mut m = Mocks::new();
+        m.verifier.expect_check_headers().never();
+        let out = futures_executor::block_on(m.service().check_headers(id, sig));
+        assert!(matches!(out, Err(LeakReportError::InvalidSignature(_))));
+    }
+    let mut m = Mocks::new();
+    m.verifier
+        .expect_check_headers()
+        .withf(|id, sig| id == "kid" && sig == "sig")
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let out = futures_executor::block_on(m.service().check_headers(Some("kid"), Some("sig")));
+    assert_eq!(out, Ok(()));
+    let mut m = Mocks::new();
+    m.verifier
+        .expect_check_headers()
+        .returning(|_, _| Err(VerifyError::Invalid("unknown Github-Public-Key-Identifier")));
+    let out = futures_executor::block_on(m.service().check_headers(Some("kid"), Some("sig")));
+    assert_eq!(
+        out,
+        Err(LeakReportError::InvalidSignature(
+            "unknown Github-Public-Key-Identifier"
+        ))
+    );
+    let mut m = Mocks::new();
+    m.verifier
+        .expect_check_headers()
+        .returning(|_, _| Err(VerifyError::Unavailable("github down".into())));
+    let out = futures_executor::block_on(m.service().check_headers(Some("kid"), Some("sig")));
+    assert!(matches!(out, Err(LeakReportError::Unavailable(_))));
+}
+
 #[test]
 fn a_body_that_is_not_a_report_is_malformed() {
     let m = Mocks::new().verified();
