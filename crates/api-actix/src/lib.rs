@@ -13,6 +13,7 @@ pub mod cli;
 pub mod client_ip;
 pub mod config;
 pub mod cors;
+pub mod cursor_seal;
 pub mod dashboard_token;
 pub mod dashboard_write_limit;
 pub mod dto;

@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use keys_domain::ports::{AccountStore, Clock, SettingsStore};
+use keys_domain::random::RandomSource;
 use keys_domain::use_cases::{
     Admission, CatalogService, DashboardSessions, Idempotency, KeyAuditTrail, KeyService, KeyUsage,
     LeakReports, SignIn,
 };
 
 use crate::auth::failure_limit::AuthFailureLimiter;
+use crate::cursor_seal::CursorSeal;
 use crate::dashboard_token::JwtKeys;
 use crate::dashboard_write_limit::DashboardWriteLimiter;
 use crate::sign_in_link_limit::SignInLinkLimiter;
@@ -43,6 +45,9 @@ pub struct AppState {
     pub dashboard_writes: Arc<DashboardWriteLimiter>,
     /// How long a request body may take to arrive.
     pub body_timeout: Duration,
+    /// Seals the ledger's and the audit trail's cursors.
+    pub cursors: Arc<CursorSeal>,
+    pub random: Arc<dyn RandomSource>,
     /// Secret-scanning reports read and handled at once.
     pub report_slots: Arc<tokio::sync::Semaphore>,
     pub jwt: Arc<JwtKeys>,

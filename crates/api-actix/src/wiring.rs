@@ -37,6 +37,7 @@ use workers::{
 
 use crate::auth::failure_limit::AuthFailureLimiter;
 use crate::config::{Config, redact_url};
+use crate::cursor_seal::CursorSeal;
 use crate::dashboard_token::JwtKeys;
 use crate::dashboard_write_limit::DashboardWriteLimiter;
 use crate::sign_in_link_limit::SignInLinkLimiter;
@@ -98,15 +99,21 @@ pub async fn migration_status(store: &Arc<DbStore>) -> anyhow::Result<String> {
 /// # Errors
 /// A configured secret under 32 bytes (naming its variable); the database is unavailable.
 pub async fn jwt_keys(config: &Config, settings: &dyn SettingsStore) -> anyhow::Result<JwtKeys> {
+    Ok(JwtKeys::new(&jwt_secret(config, settings).await?))
+}
+
+/// The dashboard token secret: `JWT_SECRET`/`JWT_SECRET_FILE`, else the one generated once and
+/// kept in the database.
+async fn jwt_secret(config: &Config, settings: &dyn SettingsStore) -> anyhow::Result<Vec<u8>> {
     if let Some(secret) = &config.jwt_secret {
-        return Ok(JwtKeys::new(secret.checked()?));
+        return Ok(secret.checked()?.to_vec());
     }
     let candidate = base62::random_chars(&OsRandom, 43);
     let secret = settings
         .get_or_insert(JWT_SECRET_SETTING, &candidate)
         .await
         .context("cannot read or store the generated JWT secret")?;
-    Ok(JwtKeys::new(secret.as_bytes()))
+    Ok(secret.into_bytes())
 }
 
 /// Sign-out and the token cut-off over `store`, uncached and announcing nothing (as a process
@@ -192,7 +199,10 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
     let random: Arc<dyn RandomSource> = Arc::new(OsRandom);
     let threshold = HighUsageThreshold::new(config.high_usage_threshold)
         .context("JT_HIGH_USAGE_THRESHOLD must be a positive integer")?;
-    let jwt = Arc::new(jwt_keys(config, store.as_ref()).await?);
+    let secret = jwt_secret(config, store.as_ref()).await?;
+    let jwt = Arc::new(JwtKeys::new(&secret));
+    let cursors = Arc::new(CursorSeal::from_secret(&secret));
+    drop(secret);
 
     let t = &config.tuning;
     let mut cache = KeyCache::new(
@@ -384,6 +394,8 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         auth_failures,
         dashboard_writes,
         body_timeout: t.body_timeout,
+        cursors,
+        random: random.clone(),
         report_slots: Arc::new(tokio::sync::Semaphore::new(
             crate::routes::secret_scanning::REPORTS_IN_FLIGHT,
         )),

@@ -24,14 +24,15 @@ pub struct KeyEventObject {
 }
 
 impl KeyEventObject {
+    /// `p`, its cursor sealed as `cursor`.
     #[must_use]
-    pub fn of(p: &PositionedEvent) -> Self {
+    pub fn of(p: &PositionedEvent, cursor: String) -> Self {
         Self {
             kind: p.event.kind().as_str(),
             actor: p.event.actor.as_str(),
             at: p.event.at,
             detail: detail(&p.event.detail),
-            cursor: p.cursor.to_string(),
+            cursor,
         }
     }
 }

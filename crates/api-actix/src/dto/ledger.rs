@@ -17,14 +17,15 @@ pub struct LedgerItemObject<'a> {
 }
 
 impl<'a> LedgerItemObject<'a> {
+    /// `p`, its cursor sealed as `cursor`.
     #[must_use]
-    pub fn of(p: &'a PositionedEntry) -> Self {
+    pub fn of(p: &'a PositionedEntry, cursor: String) -> Self {
         Self {
             delta: p.entry.delta,
             balance_after: p.entry.balance_after.get(),
             reason: &p.entry.reason,
             created_at: p.entry.created_at,
-            cursor: p.cursor.to_string(),
+            cursor,
         }
     }
 }

@@ -61,9 +61,25 @@ pub async fn dashboard_ledger(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let params = ListParams::from_request(&req, ListKind::Plain)?;
-    let page = params.page(LedgerCursor::parse)?;
+    let scope = format!("ledger:{}", user.user_id);
+    let page = params.page(|text| {
+        state
+            .cursors
+            .open(&scope, text)
+            .map(LedgerCursor::from_stored)
+            .ok_or(())
+    })?;
     let entries = state.accounts.ledger_page(&user.user_id, page).await?;
-    let data = entries.items.iter().map(LedgerItemObject::of).collect();
+    let data = entries
+        .items
+        .iter()
+        .map(|p| {
+            let cursor = state
+                .cursors
+                .seal(state.random.as_ref(), &scope, p.cursor.as_stored());
+            LedgerItemObject::of(p, cursor)
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(PageOf {
         data,
         has_more: entries.has_more,

@@ -173,12 +173,26 @@ pub async fn events(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let params = ListParams::from_request(&req, ListKind::Plain)?;
-    let page = params.page(EventCursor::parse)?;
-    let events = state
-        .audit
-        .events(&user.user_id, &KeyId::new(id.into_inner()), &page)
-        .await?;
-    let data = events.items.iter().map(KeyEventObject::of).collect();
+    let key = KeyId::new(id.into_inner());
+    let scope = format!("events:{}:{}", user.user_id, key.as_str());
+    let page = params.page(|text| {
+        state
+            .cursors
+            .open(&scope, text)
+            .map(EventCursor::from_stored)
+            .ok_or(())
+    })?;
+    let events = state.audit.events(&user.user_id, &key, &page).await?;
+    let data = events
+        .items
+        .iter()
+        .map(|p| {
+            let cursor = state
+                .cursors
+                .seal(state.random.as_ref(), &scope, p.cursor.as_stored());
+            KeyEventObject::of(p, cursor)
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(PageOf {
         data,
         has_more: events.has_more,

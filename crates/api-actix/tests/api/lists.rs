@@ -242,6 +242,43 @@ async fn bad_list_parameters_are_400_naming_the_field(backend: Backend) {
         let (error, _) = expect_error(res, 400, "invalid_request").await;
         assert_eq!(error["field"], field, "{path}");
     }
+    // Ledger cursors are sealed: they read as no number, and work only for their owner.
+    let mine = dash_get(&app, &user, "/api/v1/credits/ledger").await;
+    let cursor = mine["data"][0]["cursor"].as_str().unwrap().to_owned();
+    assert!(
+        cursor.len() >= 40 && !cursor.bytes().all(|b| b.is_ascii_digit()),
+        "{cursor}"
+    );
+    let ok = app
+        .dash(
+            &user,
+            Method::GET,
+            &format!("/api/v1/credits/ledger?starting_after={cursor}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200, "the owner's own cursor");
+    let mut tampered = cursor.clone().into_bytes();
+    tampered[10] = if tampered[10] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    for (who, text) in [
+        (&other, &cursor),
+        (&user, &tampered),
+        (&user, &"1".to_owned()),
+    ] {
+        let res = app
+            .dash(
+                who,
+                Method::GET,
+                &format!("/api/v1/credits/ledger?starting_after={text}"),
+            )
+            .send()
+            .await
+            .unwrap();
+        let (error, _) = expect_error(res, 400, "invalid_request").await;
+        assert_eq!(error["field"], "starting_after", "{text}");
+    }
     for (path, field) in [
         ("/api/v1/public/documents?limit=0", "limit"),
         (
