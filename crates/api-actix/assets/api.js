@@ -4,6 +4,7 @@
 
 const TOKEN = 'jt.dashboard.token';
 const EXPIRES = 'jt.dashboard.expires_at';
+const EMAIL = 'jt.dashboard.email';
 
 export class ApiError extends Error {
   constructor(status, body, retryAfter) {
@@ -24,11 +25,20 @@ export function token() {
 export function keepSession(session) {
   sessionStorage.setItem(TOKEN, session.token);
   sessionStorage.setItem(EXPIRES, session.expires_at);
+  if (session.email) sessionStorage.setItem(EMAIL, session.email);
+  else sessionStorage.removeItem(EMAIL);
+}
+
+/** The signed-in account's address, when this tab has a session ('' if it is not known). */
+export function sessionEmail() {
+  if (token() === null) return null;
+  return sessionStorage.getItem(EMAIL) ?? '';
 }
 
 export function forgetSession() {
   sessionStorage.removeItem(TOKEN);
   sessionStorage.removeItem(EXPIRES);
+  sessionStorage.removeItem(EMAIL);
 }
 
 /** `method` `/api/v1{path}` with an optional JSON body; resolves to the parsed body (null for 204). */

@@ -1,13 +1,13 @@
 // The dashboard: sign-in, "API keys" and "Credits". Plain ES modules, no build step
 // (docs/dashboard.md). Everything user-supplied is written with textContent, never as HTML.
 
-import { api, ApiError, forgetSession, keepSession, token } from './api.js';
+import { api, ApiError, forgetSession, keepSession, sessionEmail, token } from './api.js';
 import { sentence } from './errors.js';
 import { createChart, drawChart } from './chart.js';
 
 const POLL_MS = 3000;
 const $ = (id) => document.getElementById(id);
-const views = ['sign-in', 'landing', 'keys', 'credits'];
+const views = ['sign-in', 'landing', 'switch', 'keys', 'credits'];
 
 let pollTimer = null;
 let ledgerCursor = null;
@@ -126,8 +126,15 @@ async function landing(oneTime) {
   // The token leaves the address bar (and the history entry) before anything else happens.
   history.replaceState(null, '', '/app/sign-in');
   show('landing');
+  // A tab signed in to one account never switches to another without asking: a link someone
+  // else sent (or planted) would otherwise sign this person in to that someone's account.
+  const signedInAs = sessionEmail();
   try {
     const session = await api('POST', '/auth/session', { token: oneTime });
+    if (signedInAs !== null && signedInAs !== session.email) {
+      confirmSwitch(signedInAs, session);
+      return;
+    }
     keepSession(session);
     go('/app/keys');
   } catch (err) {
@@ -139,6 +146,21 @@ async function landing(oneTime) {
     }
     $('sign-in-email').focus();
   }
+}
+
+/** "Sign in as <email>?": the new session is kept only if the person says so. */
+function confirmSwitch(current, session) {
+  show('switch');
+  for (const id of ['switch-to', 'switch-to-button']) $(id).textContent = session.email;
+  for (const id of ['switch-from', 'switch-from-button']) {
+    $(id).textContent = current || 'your current account';
+  }
+  $('switch-yes').onclick = () => {
+    keepSession(session);
+    go('/app/keys');
+  };
+  $('switch-no').onclick = () => go('/app/keys');
+  $('switch-no').focus();
 }
 
 $('sign-out').addEventListener('click', async () => {

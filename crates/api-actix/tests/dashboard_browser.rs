@@ -816,3 +816,133 @@ async fn keyboard_only_and_a_375_pixel_screen() {
     b.close().await.unwrap();
     app.stop().await;
 }
+
+/// A one-time link for `user`, stored as the sign-in use case would store it.
+async fn link_for(store: &adapters_postgres::DbStore, user: &str) -> String {
+    use keys_domain::ports::{LinkEmail, NewSignInLink, SignInLinkStore as _};
+    use keys_domain::random::OsRandom;
+    use keys_domain::sign_in_link::SignInToken;
+    use keys_domain::{AlertId, Email, SignInLinkId};
+    let token = SignInToken::generate(&OsRandom);
+    let now = SystemClock.now();
+    let stored = store
+        .issue(
+            NewSignInLink {
+                id: SignInLinkId::generate(&OsRandom),
+                user_id: UserId::new(user.to_owned()),
+                token_hash: token.hash(),
+                created_at: now,
+                expires_at: now.plus(Duration::from_secs(15 * 60)),
+            },
+            LinkEmail {
+                id: AlertId::generate(&OsRandom),
+                email: keys_domain::alert_email::OutgoingEmail {
+                    to: Email::parse("link@example.com").unwrap(),
+                    subject: "test".into(),
+                    body: "test".into(),
+                },
+            },
+            now.minus(Duration::from_secs(3600)),
+            100,
+        )
+        .await
+        .unwrap();
+    assert!(stored);
+    token.expose().to_owned()
+}
+
+/// Signed in as A, a tab that opens B's link asks "Sign in as B?" and keeps A's session until
+/// the person says yes (login CSRF: a planted link must not switch accounts silently).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_for_another_account_asks_before_switching() {
+    let (_dir, url) = fresh_sqlite_url();
+    let app = Instance::start(&config(&url)).await;
+    let a = create_owner(&url, 5).await;
+    let b_owner = create_owner(&url, 5).await;
+    let store = api_actix::wiring::open_store(&url).unwrap();
+    let driver = Chromedriver::start();
+    let b = driver.browser(None).await;
+    let session_email = "sessionStorage.getItem('jt.dashboard.email')";
+    let session_token = "sessionStorage.getItem('jt.dashboard.token')";
+
+    // Signed in as A by A's own link: no question.
+    let link = link_for(&store, &a.id).await;
+    b.goto(&app.url(&format!("/app/sign-in#token={link}")))
+        .await
+        .unwrap();
+    until(
+        &b,
+        "A's keys page",
+        "!document.getElementById('view-keys').hidden",
+        STEP,
+    )
+    .await;
+    assert_eq!(js(&b, session_email).await, json!(a.email));
+    let a_token = js(&b, session_token).await;
+
+    // B's link in the same tab: asked, and A's session stays until the answer.
+    let link = link_for(&store, &b_owner.id).await;
+    b.goto(&app.url(&format!("/app/sign-in#token={link}")))
+        .await
+        .unwrap();
+    until(
+        &b,
+        "the question",
+        "!document.getElementById('view-switch').hidden",
+        STEP,
+    )
+    .await;
+    assert_eq!(text(&b, "#switch-to").await, b_owner.email);
+    assert_eq!(text(&b, "#switch-from").await, a.email);
+    assert_eq!(
+        js(&b, session_token).await,
+        a_token,
+        "switched before the answer"
+    );
+    b.find(Locator::Id("switch-no"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &b,
+        "the keys page",
+        "!document.getElementById('view-keys').hidden",
+        STEP,
+    )
+    .await;
+    assert_eq!(js(&b, session_email).await, json!(a.email), "stayed as A");
+    assert_eq!(js(&b, session_token).await, a_token);
+
+    // Another link of B's, and a yes: now B.
+    let link = link_for(&store, &b_owner.id).await;
+    b.goto(&app.url(&format!("/app/sign-in#token={link}")))
+        .await
+        .unwrap();
+    until(
+        &b,
+        "the question",
+        "!document.getElementById('view-switch').hidden",
+        STEP,
+    )
+    .await;
+    b.find(Locator::Id("switch-yes"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &b,
+        "the keys page",
+        "!document.getElementById('view-keys').hidden",
+        STEP,
+    )
+    .await;
+    assert_eq!(js(&b, session_email).await, json!(b_owner.email));
+    assert_ne!(js(&b, session_token).await, a_token);
+
+    b.close().await.unwrap();
+    app.stop().await;
+}

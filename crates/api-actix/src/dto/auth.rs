@@ -48,4 +48,7 @@ pub struct Session<'a> {
     #[serde(serialize_with = "super::wire::timestamp")]
     #[schema(value_type = String, format = DateTime)]
     pub expires_at: Timestamp,
+    /// The account's email address: the page says which account a link would switch to.
+    #[schema(value_type = String, format = Email)]
+    pub email: &'a str,
 }

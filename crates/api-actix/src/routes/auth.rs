@@ -40,7 +40,7 @@ pub async fn email_link(
 #[utoipa::path(post, path = "/api/v1/auth/session", tag = "dashboard",
     request_body = SessionRequest,
     responses(
-        (status = 200, description = "A dashboard token (at most 12 hours) and when it expires (`Cache-Control: no-store`)", body = Session),
+        (status = 200, description = "A dashboard token (at most 12 hours), when it expires, and the account's email address (`Cache-Control: no-store`)", body = Session),
         (status = 401, description = "`invalid_token`: the link's token is unknown, used or expired", body = ErrorBody),
     ))]
 pub async fn session(
@@ -59,7 +59,8 @@ async fn exchange(state: &AppState, body: SessionRequest) -> Result<HttpResponse
     let token = body
         .token
         .ok_or_else(|| ApiError::invalid_field("token", "token is required"))?;
-    let user = state.sign_in.exchange(&token).await?;
+    let signed_in = state.sign_in.exchange(&token).await?;
+    let user = signed_in.user_id;
     let now = state.clock.now();
     let jwt = state
         .jwt
@@ -74,6 +75,7 @@ async fn exchange(state: &AppState, body: SessionRequest) -> Result<HttpResponse
         .json(Session {
             token: &jwt,
             expires_at,
+            email: signed_in.email.as_str(),
         }))
 }
 

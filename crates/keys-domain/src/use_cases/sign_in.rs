@@ -26,6 +26,13 @@ pub enum LinkRequestOutcome {
     TooMany,
 }
 
+/// The account a sign-in link signed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn {
+    pub user_id: UserId,
+    pub email: Email,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExchangeError {
     #[error("the sign-in link is unknown, already used or expired")]
@@ -83,18 +90,30 @@ impl SignIn {
         })
     }
 
-    /// Uses the link whose token is `token`, once.
+    /// Uses the link whose token is `token`, once: the account it signs in (its id and
+    /// address, so that a page already signed in elsewhere can say which account it would
+    /// switch to).
     ///
     /// # Errors
-    /// `InvalidLink` (unknown, used, expired, or not a token at all), `Store`.
-    pub async fn exchange(&self, token: &str) -> Result<UserId, ExchangeError> {
+    /// `InvalidLink` (unknown, used, expired, not a token at all, or its user is gone), `Store`.
+    pub async fn exchange(&self, token: &str) -> Result<SignedIn, ExchangeError> {
         if token.is_empty() || token.len() > MAX_TOKEN_CHARS {
             return Err(ExchangeError::InvalidLink);
         }
-        self.links
+        let user = self
+            .links
             .consume(&SignInTokenHash::of(token), self.clock.now())
             .await?
-            .ok_or(ExchangeError::InvalidLink)
+            .ok_or(ExchangeError::InvalidLink)?;
+        let account = self
+            .accounts
+            .find_user(&UserRef::Id(user))
+            .await?
+            .ok_or(ExchangeError::InvalidLink)?;
+        Ok(SignedIn {
+            user_id: account.id,
+            email: account.email,
+        })
     }
 
     /// Deletes links (and their queued emails) once they count for nothing: expired, and out

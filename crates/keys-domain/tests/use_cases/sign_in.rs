@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use futures_executor::block_on;
 use keys_domain::ports::{MockAccountStore, MockSignInLinkStore, StoreError, User};
 use keys_domain::sign_in_link::{LINK_LIFETIME, LINKS_PER_WINDOW, SignInTokenHash};
-use keys_domain::use_cases::{ExchangeError, LinkRequestOutcome, SignIn};
+use keys_domain::use_cases::{ExchangeError, LinkRequestOutcome, SignIn, SignedIn};
 use keys_domain::{Credits, UserId};
 
 use crate::support::{SeqRandom, T0, clock_at, email, secs, user};
@@ -98,6 +98,20 @@ fn over_the_limit_nothing_is_sent() {
 }
 
 #[test]
+fn a_link_whose_user_is_gone_signs_nobody_in() {
+    let mut links = MockSignInLinkStore::new();
+    links
+        .expect_consume()
+        .returning(|_, _| Ok(Some(UserId::new("usr_gone"))));
+    let mut accounts = MockAccountStore::new();
+    accounts.expect_find_user().returning(|_| Ok(None));
+    assert_eq!(
+        block_on(sign_in(accounts, links).exchange("good")),
+        Err(ExchangeError::InvalidLink)
+    );
+}
+
+#[test]
 fn exchange_hashes_the_token_and_refuses_unknown_used_or_junk_tokens() {
     let mut links = MockSignInLinkStore::new();
     links
@@ -109,8 +123,14 @@ fn exchange_hashes_the_token_and_refuses_unknown_used_or_junk_tokens() {
         .withf(|hash, _| *hash == SignInTokenHash::of("down"))
         .returning(|_, _| Err(StoreError::Unavailable("down".into())));
     links.expect_consume().returning(|_, _| Ok(None));
-    let s = sign_in(MockAccountStore::new(), links);
-    assert_eq!(block_on(s.exchange("good")), Ok(user()));
+    let s = sign_in(known_user(), links);
+    assert_eq!(
+        block_on(s.exchange("good")),
+        Ok(SignedIn {
+            user_id: user(),
+            email: email()
+        })
+    );
     assert_eq!(
         block_on(s.exchange("used")),
         Err(ExchangeError::InvalidLink)
