@@ -8,6 +8,7 @@
 use std::io::{self, Write};
 use std::str::FromStr;
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -74,8 +75,12 @@ pub fn filter(default_filter: &str) -> anyhow::Result<EnvFilter> {
     Ok(filter)
 }
 
+/// Whether request spans carry `method` and `route` (JSON logs only, see [`observe`]).
+static SPAN_DETAIL: AtomicBool = AtomicBool::new(false);
+
 /// Installs the global subscriber (a second call, in tests, keeps the first).
 pub fn init(format: LogFormat, filter: EnvFilter) {
+    SPAN_DETAIL.store(format == LogFormat::Json, Ordering::Relaxed);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(OneLine);
@@ -160,13 +165,27 @@ pub async fn observe(
     let started = Instant::now();
     let (id, trace) = RequestId::and_trace(req.headers());
     // Few fields: the fmt layer formats them on every request, logged or not. The method and
-    // path are in the end event, written only when it is logged.
-    let span = tracing::info_span!(
-        "request",
-        request_id = id.as_str(),
-        trace_id = trace.trace_id.as_str(),
-        parent_span_id = trace.parent_id.as_deref(),
-    );
+    // route pattern cost 4 % and 4 % more of a bare request's instructions (callgrind), so only
+    // JSON logs, which a log pipeline reads by field, have them in the span; the end event has
+    // them in both formats.
+    let detailed = SPAN_DETAIL.load(Ordering::Relaxed);
+    let span = if detailed {
+        tracing::info_span!(
+            "request",
+            method = req.method().as_str(),
+            route = tracing::field::Empty,
+            request_id = id.as_str(),
+            trace_id = trace.trace_id.as_str(),
+            parent_span_id = trace.parent_id.as_deref(),
+        )
+    } else {
+        tracing::info_span!(
+            "request",
+            request_id = id.as_str(),
+            trace_id = trace.trace_id.as_str(),
+            parent_span_id = trace.parent_id.as_deref(),
+        )
+    };
     // No clone of the request may be held while it is routed (actix needs it unshared).
     let outcome = id
         .clone()
@@ -210,6 +229,9 @@ pub async fn observe(
             "unmatched"
         }
     };
+    if detailed {
+        span.record("route", route);
+    }
     log_end(&span, &res, route);
     if let Ok(v) = HeaderValue::from_str(id.as_str()) {
         res.headers_mut().insert(X_REQUEST_ID.clone(), v);

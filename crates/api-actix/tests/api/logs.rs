@@ -180,6 +180,16 @@ async fn json_logs_are_one_object_per_line_with_the_request_id_and_trace() {
         .unwrap_or_else(|| panic!("no record of the request in:\n{}", lines.join("\n")));
     assert_eq!(request["span"]["trace_id"], trace_id);
     assert_eq!(request["span"]["parent_span_id"], "00f067aa0ba902b7");
+    // And its method and route pattern (unmatched here; a matched one below).
+    assert_eq!(request["span"]["method"], "GET");
+    assert_eq!(request["span"]["route"], "unmatched");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["span"]["method"] == "POST" && r["span"]["route"] == "/api/v1/keys"),
+        "no record in the span of POST /api/v1/keys:\n{}",
+        lines.join("\n")
+    );
     // The email body (several lines) is one record, whole.
     let alert: Value = serde_json::from_str(&alert).unwrap();
     let body = alert["body"].as_str().unwrap();
