@@ -12,6 +12,7 @@
 
 mod account_store;
 mod alert_outbox;
+mod backup;
 mod balance_cache;
 mod batch_write_postgres;
 mod cached_statements;

@@ -205,6 +205,13 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Embedded store only: write a consistent copy of the SQLite database to a new file, while
+    /// the server runs. Restore by copying it back with the server stopped.
+    Backup {
+        /// The file to write; it must not exist.
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -325,11 +332,18 @@ async fn run_with_store(
     if let Command::Migrate { status: true } = command {
         return wiring::migration_status(store).await;
     }
+    // A copy of what is there: nothing is migrated first.
+    if let Command::Backup { to } = &command {
+        store.backup_into(to).await?;
+        let bytes = std::fs::metadata(to).map(|m| m.len()).unwrap_or_default();
+        return Ok(json!({ "backup": to.display().to_string(), "bytes": bytes }).to_string());
+    }
     let applied = wiring::migrate(store).await?;
     match command {
         Command::Serve(_) => anyhow::bail!("`serve` is not an operator command"),
         Command::Migrate { .. } => Ok(json!({ "applied": applied }).to_string()),
         Command::Keys { command } => run_keys(command, store).await,
+        Command::Backup { .. } => anyhow::bail!("`backup` was handled above"),
         Command::Users {
             command: UsersCommand::Create { email, credits },
         } => {

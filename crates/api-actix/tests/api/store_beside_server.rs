@@ -454,3 +454,101 @@ async fn the_cli_and_sqlite3_beside_a_serving_server_lose_nothing() {
         serve_a_round(&db.url, &secret, &file, Some(keys), "KILL").await;
     assert_nothing_lost("kill -9", &file, &watched, &acknowledged, &writes);
 }
+
+/// `backup --to` beside a server under render load: the copy is consistent (intact, every
+/// balance the sum of its ledger, one document per debit), and a server started on it after a
+/// restore (the copy put in place with the server stopped) serves its balances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_under_render_load_is_consistent_and_restores() {
+    let db = Database::fresh(Backend::Sqlite).await;
+    let file = PathBuf::from(db.url.strip_prefix("sqlite://").unwrap());
+    let backup = file.with_file_name("backup.db");
+    let secret = unique("backup-secret-padding-to-32-bytes-");
+    let (base, mut child) = spawn_server_process(&db.url, &secret).await;
+    let client = Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let keys = users_with_keys(&db.url, &secret, &base, &client).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn(render_until(
+        client.clone(),
+        base.clone(),
+        Arc::new(keys.clone()),
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (url, s, to) = (db.url.clone(), secret.clone(), backup.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        api_actix(&url, &s, &["backup", "--to", to.to_str().unwrap()])
+    })
+    .await
+    .unwrap();
+    let printed: Value = serde_json::from_str(stdout_of(&out, "backup").trim()).unwrap();
+    assert!(printed["bytes"].as_u64().unwrap() > 0, "{printed}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (acknowledged, _) = load.await.unwrap();
+    terminate(&mut child);
+
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the copy is the owner's only");
+    assert_eq!(sqlite3(&backup, "PRAGMA integrity_check").trim(), "ok");
+    let unbalanced = sqlite3(
+        &backup,
+        "SELECT count(*) FROM users u WHERE u.balance != \
+         (SELECT coalesce(sum(delta), 0) FROM credit_ledger l WHERE l.user_id = u.id)",
+    );
+    assert_eq!(unbalanced.trim(), "0", "balance != sum(ledger) in the copy");
+    let documents: HashSet<String> = sqlite3(&backup, "SELECT id FROM documents")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let debits: HashSet<String> = sqlite3(
+        &backup,
+        "SELECT substr(reason, 17) FROM credit_ledger WHERE reason LIKE 'document_render:%'",
+    )
+    .lines()
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(documents, debits, "one document per debit in the copy");
+    assert!(
+        !documents.is_empty() && documents.len() < acknowledged.len(),
+        "taken mid-load: {} documents of {} renders",
+        documents.len(),
+        acknowledged.len()
+    );
+
+    // Restore: the server stopped, the copy in place of the database.
+    for stale in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{stale}", file.display()));
+    }
+    std::fs::copy(&backup, &file).unwrap();
+    let (base, mut child) = spawn_server_process(&db.url, &secret).await;
+    let me: Value = client
+        .get(format!("{base}/api/v1/public/me"))
+        .bearer_auth(&keys[0])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let user = me["user_id"].as_str().unwrap();
+    let balance: Value = client
+        .get(format!("{base}/api/v1/public/credits/balance"))
+        .bearer_auth(&keys[0])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let in_copy = sqlite3(
+        &backup,
+        &format!("SELECT balance FROM users WHERE id = '{user}'"),
+    );
+    assert_eq!(balance["balance"].to_string(), in_copy.trim());
+    terminate(&mut child);
+}
