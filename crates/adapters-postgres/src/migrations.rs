@@ -13,8 +13,17 @@ const SQLITE: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 const PG_MIGRATION_LOCK: &str = "SELECT pg_advisory_lock(7265636174)";
 const PG_MIGRATION_UNLOCK: &str = "SELECT pg_advisory_unlock(7265636174)";
 
-/// Applies the pending migrations of the connection's backend; how many ran.
+/// Applies the pending migrations of the connection's backend; how many ran. Refuses a database
+/// that holds migrations this release does not know (a newer release migrated it): serving it
+/// with an older schema's queries could write what the newer one no longer means.
 pub fn run_pending(conn: &mut AnyConnection) -> anyhow::Result<usize> {
+    let unknown = status(conn)?.unknown;
+    anyhow::ensure!(
+        unknown.is_empty(),
+        "the database holds migrations this release does not know (applied by a newer release?): {}; \
+         run the release that applied them",
+        unknown.join(", ")
+    );
     let applied = match conn {
         AnyConnection::Postgres(c) => {
             c.batch_execute(PG_MIGRATION_LOCK)?;
@@ -32,6 +41,8 @@ pub fn run_pending(conn: &mut AnyConnection) -> anyhow::Result<usize> {
 pub struct MigrationStatus {
     pub applied: Vec<String>,
     pub pending: Vec<String>,
+    /// Versions in the database's migration table that no embedded migration has.
+    pub unknown: Vec<String>,
 }
 
 /// Which of the backend's embedded migrations are applied; applies nothing. A database never
@@ -54,7 +65,20 @@ pub fn status(conn: &mut AnyConnection) -> anyhow::Result<MigrationStatus> {
             .map(|m| m.name().to_string())
             .filter(|name| !pending.contains(name))
             .collect();
-        Ok(MigrationStatus { applied, pending })
+        let known: Vec<String> = all.iter().map(|m| m.name().version().to_string()).collect();
+        let mut unknown: Vec<String> = conn
+            .applied_migrations()
+            .map_err(|e| anyhow::anyhow!("cannot read the migration table: {e}"))?
+            .iter()
+            .map(ToString::to_string)
+            .filter(|version| !known.contains(version))
+            .collect();
+        unknown.sort();
+        Ok(MigrationStatus {
+            applied,
+            pending,
+            unknown,
+        })
     }
     match conn {
         AnyConnection::Postgres(c) => split(c, POSTGRES),

@@ -65,6 +65,10 @@ async fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
+                #[allow(clippy::print_stdout)]
+                if let Some(printed) = e.downcast_ref::<api_actix::wiring::PrintedFailure>() {
+                    println!("{}", printed.line);
+                }
                 eprintln!("error: {e:#}");
                 ExitCode::FAILURE
             }

@@ -90,7 +90,40 @@ pub async fn migration_status(store: &Arc<DbStore>) -> anyhow::Result<String> {
     let status = tokio::task::spawn_blocking(move || store.migration_status())
         .await
         .context("the migration task failed")??;
-    Ok(serde_json::json!({ "applied": status.applied, "pending": status.pending }).to_string())
+    let line = serde_json::json!({
+        "applied": status.applied,
+        "pending": status.pending,
+        "unknown": status.unknown,
+    })
+    .to_string();
+    if !status.unknown.is_empty() {
+        return Err(PrintedFailure {
+            line,
+            reason: format!(
+                "the database holds migrations this release does not know: {}",
+                status.unknown.join(", ")
+            ),
+        }
+        .into());
+    }
+    if !status.pending.is_empty() {
+        return Err(PrintedFailure {
+            line,
+            reason: format!("{} migrations are pending", status.pending.len()),
+        }
+        .into());
+    }
+    Ok(line)
+}
+
+/// A command's failure that still has its line to print on stdout (`migrate --status` with
+/// migrations pending or unknown).
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct PrintedFailure {
+    /// Printed on stdout, as on success.
+    pub line: String,
+    pub reason: String,
 }
 
 /// `JWT_SECRET` (or `JWT_SECRET_FILE`), or the one generated on first use and kept in the

@@ -155,7 +155,13 @@ on_both_backends!(keys_list_and_revoke_from_stdin);
 async fn migrate_status_lists_applied_and_pending() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/status.db", dir.path().display());
-    let before = ok_json(&cli(&url, &["migrate", "--status"]));
+    // Pending migrations: listed, and the exit status says so.
+    let out = cli(&url, &["migrate", "--status"]);
+    assert!(!out.status.success(), "pending migrations exit non-zero");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pending"));
+    let before: serde_json::Value =
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    assert_eq!(before["unknown"], serde_json::json!([]));
     let pending = before["pending"].as_array().unwrap();
     assert!(pending.len() >= 10, "{before}");
     assert_eq!(before["applied"], serde_json::json!([]));
@@ -164,6 +170,48 @@ async fn migrate_status_lists_applied_and_pending() {
     let after = ok_json(&cli(&url, &["migrate", "--status"]));
     assert_eq!(after["pending"], serde_json::json!([]));
     assert_eq!(after["applied"], before["pending"]);
+}
+
+/// A migration a newer release applied: `migrate --status` lists it and exits non-zero;
+/// `migrate`, every other command and `serve` refuse the database, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_migrated_by_a_newer_release_is_refused_naming_the_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("newer.db");
+    let url = format!("sqlite://{}", file.display());
+    assert!(cli(&url, &["migrate"]).status.success());
+    let inserted = Command::new("sqlite3")
+        .arg(&file)
+        .arg("INSERT INTO __diesel_schema_migrations (version) VALUES ('20991231000000')")
+        .status()
+        .expect("sqlite3 (apt-get install sqlite3)");
+    assert!(inserted.success());
+
+    let out = cli(&url, &["migrate", "--status"]);
+    assert!(!out.status.success());
+    let status: serde_json::Value =
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    assert_eq!(status["unknown"], serde_json::json!(["20991231000000"]));
+    assert_eq!(status["pending"], serde_json::json!([]));
+    for args in [
+        &["migrate"][..],
+        &["users", "create", "--email", "late@example.com"],
+        &["serve"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_api-actix"))
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .env("JT_BIND", "127.0.0.1:0")
+            .env("JT_METRICS_BIND", "off")
+            .env_remove("REDIS_URL")
+            .env_remove("SMTP_URL")
+            .env_remove("JWT_SECRET")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} ran on a newer schema");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("20991231000000"), "{args:?}: {stderr}");
+    }
 }
 
 #[test]
