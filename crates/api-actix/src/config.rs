@@ -171,9 +171,38 @@ impl Config {
     }
 }
 
-/// Strips the password from a URL for logs: `scheme://user:***@host/...`.
+/// A URL as logs may show it: the password of its user info and the value of every query
+/// parameter that can hold a secret (`password`, `sslpassword`, any name with `pass`, `secret`,
+/// `token` or `key`) become `***`: `postgres://app:***@db/jt?sslmode=require&password=***`.
 #[must_use]
 pub fn redact_url(url: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let mut out = redact_user_info(base);
+    if let Some(query) = query {
+        out.push('?');
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((name, _)) if is_secret_param(name) => format!("{name}=***"),
+                _ => param.to_owned(),
+            })
+            .collect();
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
+fn is_secret_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["pass", "pwd", "secret", "token", "key"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
+/// `scheme://user:***@host/...` for a URL with user info; any other URL unchanged.
+fn redact_user_info(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -276,5 +305,25 @@ mod tests {
             "sqlite://jobtactics.db"
         );
         assert_eq!(redact_url("redis://:pw@h"), "redis://:***@h");
+    }
+
+    #[test]
+    fn secrets_in_query_parameters_are_masked_too() {
+        assert_eq!(
+            redact_url("postgres://app@db/jt?sslmode=require&password=QsecretPW"),
+            "postgres://app:***@db/jt?sslmode=require&password=***"
+        );
+        assert_eq!(
+            redact_url("postgres://app:pw@db/jt?sslpassword=x&application_name=jt"),
+            "postgres://app:***@db/jt?sslpassword=***&application_name=jt"
+        );
+        assert_eq!(
+            redact_url("smtps://mail:25?auth_token=abc&Api-Key=def"),
+            "smtps://mail:25?auth_token=***&Api-Key=***"
+        );
+        let mut c = Config::for_database("postgres://app@db/jt?password=QsecretPW");
+        c.redis_url = Some("redis://h:6379/0?password=RsecretPW".into());
+        assert!(!c.summary().contains("secretPW"), "{}", c.summary());
+        assert!(!format!("{c:?}").contains("secretPW"));
     }
 }
