@@ -66,9 +66,16 @@ impl LogFormat {
 /// `RUST_LOG` is not a valid filter.
 pub fn filter(default_filter: &str) -> anyhow::Result<EnvFilter> {
     let filter = match std::env::var("RUST_LOG") {
-        Ok(v) if !v.trim().is_empty() => EnvFilter::builder()
-            .parse(&v)
-            .map_err(|e| anyhow::anyhow!("RUST_LOG `{v}` is not a valid log filter: {e}"))?,
+        Ok(v) if !v.trim().is_empty() => {
+            anyhow::ensure!(
+                names_something_known(&v),
+                "RUST_LOG `{v}` names no log level (error, warn, info, debug, trace, off) and no \
+                 module of this service, so it would silence every line; e.g. RUST_LOG=warn"
+            );
+            EnvFilter::builder()
+                .parse(&v)
+                .map_err(|e| anyhow::anyhow!("RUST_LOG `{v}` is not a valid log filter: {e}"))?
+        }
         Ok(_) | Err(std::env::VarError::NotPresent) => EnvFilter::new(default_filter),
         Err(std::env::VarError::NotUnicode(_)) => anyhow::bail!("RUST_LOG is not valid UTF-8"),
     };
@@ -77,6 +84,52 @@ pub fn filter(default_filter: &str) -> anyhow::Result<EnvFilter> {
 
 /// Whether request spans carry `method` and `route` (JSON logs only, see [`observe`]).
 static SPAN_DETAIL: AtomicBool = AtomicBool::new(false);
+
+/// Levels a directive may name.
+const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+/// The crates whose lines this service writes, by target prefix.
+const KNOWN_TARGETS: [&str; 17] = [
+    "api_actix",
+    "adapters_",
+    "keys_domain",
+    "workers",
+    "actix",
+    "tokio",
+    "hyper",
+    "h2",
+    "reqwest",
+    "rustls",
+    "diesel",
+    "r2d2",
+    "redis",
+    "lettre",
+    "tracing",
+    "metrics",
+    "mio",
+];
+
+/// Whether at least one of `RUST_LOG`'s directives is a level, or a target of this service
+/// with a level: `warning` or `infoo` parse as a target nothing logs under, and would silence
+/// the service without a word.
+fn names_something_known(value: &str) -> bool {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .any(|directive| {
+            let (target, level) = match directive.rsplit_once('=') {
+                Some((target, level)) => (target, Some(level)),
+                None if LEVELS.contains(&directive.to_ascii_lowercase().as_str()) => return true,
+                None => (directive, None),
+            };
+            let target = target.split('[').next().unwrap_or(target);
+            let known_target =
+                target.is_empty() || KNOWN_TARGETS.iter().any(|known| target.starts_with(known));
+            let known_level =
+                level.is_none_or(|l| LEVELS.contains(&l.to_ascii_lowercase().as_str()));
+            known_target && known_level
+        })
+}
 
 /// Installs the global subscriber (a second call, in tests, keeps the first).
 pub fn init(format: LogFormat, filter: EnvFilter) {
@@ -282,5 +335,36 @@ fn log_end<B>(span: &tracing::Span, res: &ServiceResponse<B>, route: &str) {
         tracing::error!(parent: span, method, path, status = status.as_u16(), route, key_id = key_id.as_deref(), error = error.as_deref(), "request failed");
     } else {
         tracing::debug!(parent: span, method, path, status = status.as_u16(), route, key_id = key_id.as_deref(), error = error.as_deref(), "request done");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_something_known;
+
+    #[test]
+    fn a_filter_must_name_a_level_or_a_target_of_this_service() {
+        for known in [
+            "warn",
+            "INFO",
+            "info,api_actix=debug",
+            "api_actix",
+            "adapters_postgres=trace",
+            "api_actix[request]=debug",
+            "=info",
+            "warning,info",
+        ] {
+            assert!(names_something_known(known), "{known}");
+        }
+        for silent in [
+            "warning",
+            "infoo",
+            "api_actx=debug",
+            "foo=info",
+            "api_actix=loud",
+            ",",
+        ] {
+            assert!(!names_something_known(silent), "{silent}");
+        }
     }
 }

@@ -280,6 +280,20 @@ fn an_invalid_rust_log_stops_the_start() {
         "{stderr}"
     );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    // Filters that parse but name nothing this service logs under would silence it.
+    for silent in ["warning", "infoo", "api_actx=debug"] {
+        let out = api_actix("sqlite:///nonexistent-dir/x.db")
+            .env("RUST_LOG", silent)
+            .arg("serve")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{silent}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("RUST_LOG") && stderr.contains(silent),
+            "{silent}: {stderr}"
+        );
+    }
     let out = api_actix("sqlite:///nonexistent-dir/x.db")
         .env("JT_LOG_FORMAT", "yaml")
         .arg("serve")
