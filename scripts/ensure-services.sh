@@ -40,5 +40,12 @@ if ! command -v sqlite3 >/dev/null 2>&1; then
     sudo apt-get update -qq && sudo apt-get install -y -qq sqlite3 >/dev/null
   fi
 fi
+# Python tools the tests run, from PyPI, in a private venv: openapi-spec-validator (the API
+# document is valid OpenAPI).
+TOOLS="${XDG_CACHE_HOME:-$HOME/.cache}/jobtactics/tools-venv"
+if [ ! -x "$TOOLS/bin/openapi-spec-validator" ]; then
+  echo "installing openapi-spec-validator (PyPI) into $TOOLS" >&2
+  python3 -m venv "$TOOLS" && "$TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check openapi-spec-validator
+fi
 pg_isready -h 127.0.0.1 -p 5432 && redis-cli -h 127.0.0.1 -p 6379 ping && /usr/bin/python3 -c 'import aiosmtpd; print("aiosmtpd ok")' \
-  && chromedriver --version && sqlite3 --version
+  && chromedriver --version && sqlite3 --version && "$TOOLS/bin/openapi-spec-validator" --help >/dev/null

@@ -66,7 +66,7 @@ fn page(content_type: &'static str, body: &'static str) -> HttpResponse {
 const VIEWS: &[&str] = &["sign-in", "keys", "credits"];
 
 /// `GET /app`: the one HTML page; its script shows the view the path names.
-#[utoipa::path(get, path = "/app", tag = "dashboard page",
+#[utoipa::path(get, path = "/app", operation_id = "getDashboardPage", tag = "dashboard page",
     responses((status = 200, description = "The dashboard (HTML); everything it loads comes from this service", content_type = "text/html")))]
 pub async fn index() -> HttpResponse {
     page("text/html; charset=utf-8", INDEX)
@@ -76,7 +76,7 @@ pub async fn index() -> HttpResponse {
 ///
 /// # Errors
 /// 404 `not_found` for any other view.
-#[utoipa::path(get, path = "/app/{view}", tag = "dashboard page",
+#[utoipa::path(get, path = "/app/{view}", operation_id = "getDashboardView", tag = "dashboard page",
     params(("view" = String, Path, description = "`sign-in`, `keys` or `credits`")),
     responses(
         (status = 200, description = "The dashboard (HTML), opened on that view", content_type = "text/html"),
@@ -91,7 +91,7 @@ pub async fn view(view: web::Path<String>) -> Result<HttpResponse, ApiError> {
 }
 
 /// `GET /app/assets/{name}`.
-#[utoipa::path(get, path = "/app/assets/{name}", tag = "dashboard page",
+#[utoipa::path(get, path = "/app/assets/{name}", operation_id = "getDashboardAsset", tag = "dashboard page",
     params(("name" = String, Path, description = "e.g. `app.js`, `app.css`")),
     responses(
         (status = 200, description = "A script, stylesheet or image of the page"),

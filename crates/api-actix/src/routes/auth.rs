@@ -14,7 +14,7 @@ use crate::state::AppState;
 /// `POST /api/v1/auth/email-link` → 202 whatever the address. The lookup and the write happen
 /// after the answer, so its timing tells nothing about whether the address has an account; the
 /// request is queued before the answer, so none answered 202 is dropped (`sign_in_queue.rs`).
-#[utoipa::path(post, path = "/api/v1/auth/email-link", tag = "dashboard",
+#[utoipa::path(post, path = "/api/v1/auth/email-link", operation_id = "requestSignInLink", tag = "dashboard",
     request_body = EmailLinkRequest,
     responses(
         (status = 202, description = "Accepted, for known and unknown addresses alike; a known one gets an email with a one-time link (15 minutes, at most 5 an hour)"),
@@ -37,7 +37,7 @@ pub async fn email_link(
 
 /// `POST /api/v1/auth/session`: a link's token → a dashboard token (12 h). Unknown, used and
 /// expired tokens are one answer, 401 `invalid_token`, and count as failed authentications.
-#[utoipa::path(post, path = "/api/v1/auth/session", tag = "dashboard",
+#[utoipa::path(post, path = "/api/v1/auth/session", operation_id = "createSession", tag = "dashboard",
     request_body = SessionRequest,
     responses(
         (status = 200, description = "A dashboard token (at most 12 hours), when it expires, and the account's email address (`Cache-Control: no-store`)", body = Session),
@@ -81,7 +81,7 @@ async fn exchange(state: &AppState, body: SessionRequest) -> Result<HttpResponse
 
 /// `POST /api/v1/auth/sign-out` → 204; every dashboard token of the user issued until now is
 /// refused from here on, on every instance.
-#[utoipa::path(post, path = "/api/v1/auth/sign-out", tag = "dashboard",
+#[utoipa::path(post, path = "/api/v1/auth/sign-out", operation_id = "signOut", tag = "dashboard",
     responses((status = 204, description = "Signed out: every dashboard token of the user issued until now is refused")))]
 pub async fn sign_out(
     user: DashboardUser,

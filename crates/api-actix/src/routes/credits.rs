@@ -28,7 +28,7 @@ async fn balance(
 }
 
 /// `GET /api/v1/public/credits/balance`.
-#[utoipa::path(get, path = "/api/v1/public/credits/balance", tag = "public",
+#[utoipa::path(get, path = "/api/v1/public/credits/balance", operation_id = "getBalance", tag = "public",
     description = "The balance of the key's user. Free.",
     responses((status = 200, description = "The balance in credits", body = Balance)))]
 pub async fn public_balance(
@@ -39,7 +39,7 @@ pub async fn public_balance(
 }
 
 /// `GET /api/v1/credits/balance`.
-#[utoipa::path(get, path = "/api/v1/credits/balance", tag = "dashboard",
+#[utoipa::path(get, path = "/api/v1/credits/balance", operation_id = "getDashboardBalance", tag = "dashboard",
     responses((status = 200, description = "The balance in credits", body = Balance)))]
 pub async fn dashboard_balance(
     user: DashboardUser,
@@ -49,7 +49,7 @@ pub async fn dashboard_balance(
 }
 
 /// `GET /api/v1/credits/ledger`: one page of the user's ledger, newest first.
-#[utoipa::path(get, path = "/api/v1/credits/ledger", tag = "dashboard",
+#[utoipa::path(get, path = "/api/v1/credits/ledger", operation_id = "listLedger", tag = "dashboard",
     params(
         ("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
         ("starting_after" = Option<String>, Query, description = "the `cursor` of the last entry of the previous page"),

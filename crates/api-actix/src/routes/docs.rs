@@ -16,7 +16,7 @@ const SCRIPT: &str = include_str!("../../assets/docs.js");
 const STYLESHEET: &str = include_str!("../../assets/docs.css");
 
 /// The OpenAPI 3.1 document of every route.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+#[utoipa::path(get, path = "/openapi.json", operation_id = "getOpenApiDocument", tag = "operations",
     responses((status = 200, description = "The OpenAPI 3.1 document (JSON)", content_type = "application/json")))]
 pub async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok()
@@ -25,21 +25,21 @@ pub async fn openapi_json() -> HttpResponse {
 }
 
 /// The page that renders `/openapi.json`.
-#[utoipa::path(get, path = "/docs", tag = "operations",
+#[utoipa::path(get, path = "/docs", operation_id = "getDocsPage", tag = "operations",
     responses((status = 200, description = "HTML; everything it loads comes from this service", content_type = "text/html")))]
 pub async fn page() -> HttpResponse {
     asset("text/html; charset=utf-8", PAGE)
 }
 
 /// The page's script.
-#[utoipa::path(get, path = "/docs/docs.js", tag = "operations",
+#[utoipa::path(get, path = "/docs/docs.js", operation_id = "getDocsScript", tag = "operations",
     responses((status = 200, description = "JavaScript", content_type = "text/javascript")))]
 pub async fn script() -> HttpResponse {
     asset("text/javascript; charset=utf-8", SCRIPT)
 }
 
 /// The page's stylesheet.
-#[utoipa::path(get, path = "/docs/docs.css", tag = "operations",
+#[utoipa::path(get, path = "/docs/docs.css", operation_id = "getDocsStylesheet", tag = "operations",
     responses((status = 200, description = "CSS", content_type = "text/css")))]
 pub async fn stylesheet() -> HttpResponse {
     asset("text/css; charset=utf-8", STYLESHEET)

@@ -18,7 +18,7 @@ use crate::prometheus::CREDITS_DEBITED;
 use crate::state::AppState;
 
 /// `POST /api/v1/public/documents`, once per `Idempotency-Key`.
-#[utoipa::path(post, path = "/api/v1/public/documents", tag = "public",
+#[utoipa::path(post, path = "/api/v1/public/documents", operation_id = "renderDocument", tag = "public",
     description = "Renders a template. Costs 1 credit; a 402, 403 or 404 debits nothing. \
         With `Idempotency-Key`, a retry gets the first response again and is not charged.",
     request_body = RenderDocumentRequest,
@@ -54,7 +54,7 @@ pub async fn render(
 }
 
 /// `GET /api/v1/public/documents`: one page, newest first, without content.
-#[utoipa::path(get, path = "/api/v1/public/documents", tag = "public",
+#[utoipa::path(get, path = "/api/v1/public/documents", operation_id = "listDocuments", tag = "public",
     params(
         ("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
         ("starting_after" = Option<String>, Query, description = "the `id` of the last document of the previous page"),
@@ -76,7 +76,7 @@ pub async fn list(
 }
 
 /// `GET /api/v1/public/documents/{id}`.
-#[utoipa::path(get, path = "/api/v1/public/documents/{id}", tag = "public",
+#[utoipa::path(get, path = "/api/v1/public/documents/{id}", operation_id = "getDocument", tag = "public",
     params(("id" = String, Path, description = "The document's id")),
     responses(
         (status = 200, description = "The document with its content", body = DocumentObject),

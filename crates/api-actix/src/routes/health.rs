@@ -27,13 +27,13 @@ pub struct Health {
 }
 
 /// `GET /healthz`: liveness.
-#[utoipa::path(get, path = "/healthz", tag = "operations",
+#[utoipa::path(get, path = "/healthz", operation_id = "getHealth", tag = "operations",
     responses((status = 200, description = "The process serves", body = Health)))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", operation_id = "getReadiness", tag = "operations",
     responses(
         (status = 200, description = "The database answers (`degraded` when Redis is configured but down)", body = Readiness),
         (status = 503, description = "The database does not answer", body = Readiness),

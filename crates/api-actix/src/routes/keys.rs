@@ -24,7 +24,7 @@ const NO_STORE: (actix_web::http::header::HeaderName, HeaderValue) =
 
 /// `POST /api/v1/keys` → 201 with the key, shown this once (and to retries with the same
 /// `Idempotency-Key`).
-#[utoipa::path(post, path = "/api/v1/keys", tag = "dashboard",
+#[utoipa::path(post, path = "/api/v1/keys", operation_id = "createKey", tag = "dashboard",
     request_body = CreateKeyRequest,
     params(("Idempotency-Key" = Option<String>, Header,
         description = "1-255 printable ASCII characters; a retry returns the same key (docs/api.md, Retries)")),
@@ -54,7 +54,7 @@ pub async fn create(
 }
 
 /// `GET /api/v1/keys`: one page, newest first, optionally of one `status`.
-#[utoipa::path(get, path = "/api/v1/keys", tag = "dashboard",
+#[utoipa::path(get, path = "/api/v1/keys", operation_id = "listKeys", tag = "dashboard",
     params(
         ("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
         ("starting_after" = Option<String>, Query, description = "the `id` of the last key of the previous page"),
@@ -81,7 +81,7 @@ pub async fn list(
 }
 
 /// `GET /api/v1/keys/{id}`.
-#[utoipa::path(get, path = "/api/v1/keys/{id}", tag = "dashboard",
+#[utoipa::path(get, path = "/api/v1/keys/{id}", operation_id = "getKey", tag = "dashboard",
     params(("id" = String, Path, description = "The key's id")),
     responses(
         (status = 200, description = "The key object", body = KeyObject),
@@ -100,7 +100,7 @@ pub async fn get(
 }
 
 /// `POST /api/v1/keys/{id}/revoke`, idempotent.
-#[utoipa::path(post, path = "/api/v1/keys/{id}/revoke", tag = "dashboard",
+#[utoipa::path(post, path = "/api/v1/keys/{id}/revoke", operation_id = "revokeKey", tag = "dashboard",
     params(("id" = String, Path, description = "The key's id")),
     responses(
         (status = 200, description = "The key object, `status: revoked` (unchanged if it already was)", body = KeyObject),
@@ -120,7 +120,7 @@ pub async fn revoke(
 }
 
 /// `POST /api/v1/keys/{id}/rotate` → 201 with the new key, once per `Idempotency-Key`.
-#[utoipa::path(post, path = "/api/v1/keys/{id}/rotate", tag = "dashboard",
+#[utoipa::path(post, path = "/api/v1/keys/{id}/rotate", operation_id = "rotateKey", tag = "dashboard",
     params(
         ("id" = String, Path, description = "The key's id"),
         ("Idempotency-Key" = Option<String>, Header,
@@ -156,7 +156,7 @@ pub async fn rotate(
 }
 
 /// `GET /api/v1/keys/{id}/events`: one page of the key's audit trail, newest first.
-#[utoipa::path(get, path = "/api/v1/keys/{id}/events", tag = "dashboard",
+#[utoipa::path(get, path = "/api/v1/keys/{id}/events", operation_id = "listKeyEvents", tag = "dashboard",
     params(
         ("id" = String, Path, description = "The key's id"),
         ("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
@@ -200,7 +200,7 @@ pub async fn events(
 }
 
 /// `GET /api/v1/keys/{id}/usage`: the last 24 whole hours and the current one, oldest first.
-#[utoipa::path(get, path = "/api/v1/keys/{id}/usage", tag = "dashboard",
+#[utoipa::path(get, path = "/api/v1/keys/{id}/usage", operation_id = "getKeyUsage", tag = "dashboard",
     params(("id" = String, Path, description = "The key's id")),
     responses(
         (status = 200, description = "25 hourly counts, oldest first", body = KeyUsageBody),

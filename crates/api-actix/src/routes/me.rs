@@ -20,7 +20,7 @@ pub struct KeySummary<'a> {
 }
 
 /// `GET /api/v1/public/me`.
-#[utoipa::path(get, path = "/api/v1/public/me", tag = "public",
+#[utoipa::path(get, path = "/api/v1/public/me", operation_id = "getMe", tag = "public",
     description = "Who the key authenticates as. Free.",
     responses((status = 200, description = "The key's user and the key", body = Me)))]
 pub async fn me(auth: ApiKeyAuth) -> HttpResponse {

@@ -35,7 +35,7 @@ const SIGNATURE: &str = "Github-Public-Key-Signature";
 static SLOTS_FULL: LogThrottle = LogThrottle::new(LOG_EVERY);
 
 /// Verifies, revokes what is ours and still works, answers one label per token.
-#[utoipa::path(post, path = "/api/v1/secret-scanning/github", tag = "secret scanning",
+#[utoipa::path(post, path = "/api/v1/secret-scanning/github", operation_id = "receiveSecretScanningReport", tag = "secret scanning",
     description = "GitHub's secret-scanning partner endpoint: the body is signed (ECDSA P-256, SHA-256) by GitHub; a reported key that is ours is revoked at once with reason `leaked`.",
     params(
         ("Github-Public-Key-Identifier" = String, Header, description = "Which of GitHub's published keys signed the body"),

@@ -13,7 +13,7 @@ use crate::prometheus::CREDITS_DEBITED;
 use crate::state::AppState;
 
 /// `GET /api/v1/public/templates`.
-#[utoipa::path(get, path = "/api/v1/public/templates", tag = "public",
+#[utoipa::path(get, path = "/api/v1/public/templates", operation_id = "listTemplates", tag = "public",
     description = "The catalogue, with what the caller owns. Free.",
     responses((status = 200, description = "Every template", body = ListOf<TemplateObject>)))]
 pub async fn list(auth: ApiKeyAuth, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -24,7 +24,7 @@ pub async fn list(auth: ApiKeyAuth, state: web::Data<AppState>) -> Result<HttpRe
 
 /// `POST /api/v1/public/templates/{id}/purchase`, once per `Idempotency-Key`. It takes no
 /// body, so the key's fingerprint is the method and path.
-#[utoipa::path(post, path = "/api/v1/public/templates/{id}/purchase", tag = "public",
+#[utoipa::path(post, path = "/api/v1/public/templates/{id}/purchase", operation_id = "purchaseTemplate", tag = "public",
     description = "Debits the template's price; an owned or free template charges 0. \
         With `Idempotency-Key`, a retry gets the first response again.",
     params(

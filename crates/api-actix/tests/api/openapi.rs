@@ -101,6 +101,68 @@ async fn the_document_lists_exactly_the_mounted_routes() {
 /// Over HTTP: every documented method of every documented path is routed (never the "no such
 /// route" 404 nor a 405), and every other method is a 405 whose `Allow` lists exactly the
 /// documented ones. A route served but not documented, or the reverse, fails here.
+/// A standard validator (PyPI's `openapi-spec-validator`, installed by
+/// `scripts/ensure-services.sh`) accepts the document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standard_validator_accepts_the_document() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let doc = document(&app).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    let home = std::env::var("XDG_CACHE_HOME")
+        .unwrap_or_else(|_| format!("{}/.cache", std::env::var("HOME").unwrap()));
+    let validator = format!("{home}/jobtactics/tools-venv/bin/openapi-spec-validator");
+    let out = std::process::Command::new(&validator)
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {validator} ({e}): install it with `bash scripts/ensure-services.sh`"
+            )
+        });
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Generated clients name their methods after operation ids: each is present, unique and
+/// lowerCamelCase (`listDocuments`, `getKey`), so no generator drops or renames one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_has_a_unique_camel_case_id() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let doc = document(&app).await;
+    let mut ids = BTreeSet::new();
+    let mut count = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            count += 1;
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            assert!(
+                id.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                    && id.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{method} {path}: {id} is not lowerCamelCase"
+            );
+            assert!(ids.insert(id.to_owned()), "{id} names two operations");
+        }
+    }
+    assert_eq!(ids.len(), count);
+    for expected in [
+        "listDocuments",
+        "listTemplates",
+        "listKeys",
+        "getKey",
+        "renderDocument",
+    ] {
+        assert!(ids.contains(expected), "{expected} missing: {ids:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_operation_is_served_and_nothing_else_is() {
     let app = TestApp::spawn(Backend::Sqlite).await;
