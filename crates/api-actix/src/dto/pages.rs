@@ -61,14 +61,10 @@ impl ListParams {
             seen.push(name);
             match name {
                 "limit" => params.limit = parse_limit(value)?,
+                // Empty is the same as absent (the contract), so a client that fills the
+                // parameter from an empty previous cursor reads the first page.
                 "starting_after" => {
-                    if value.is_empty() {
-                        return Err(ApiError::invalid_field(
-                            "starting_after",
-                            "starting_after must not be empty",
-                        ));
-                    }
-                    params.starting_after = Some(value.clone());
+                    params.starting_after = Some(value.clone()).filter(|v| !v.is_empty());
                 }
                 _ => {
                     params.status = Some(KeyStatus::parse(value).ok_or_else(|| {
@@ -183,8 +179,14 @@ mod tests {
                 "{q}"
             );
         }
+        // Empty is the same as absent; twice is still refused.
+        let p = ListParams::parse("starting_after=", ListKind::Plain).unwrap();
+        assert_eq!(p.starting_after, None);
         assert_eq!(
-            field(ListParams::parse("starting_after=", ListKind::Plain)),
+            field(ListParams::parse(
+                "starting_after=&starting_after=",
+                ListKind::Plain
+            )),
             "starting_after"
         );
     }
