@@ -62,7 +62,7 @@ pub struct ServeArgs {
     #[arg(long, env = "MAIL_FROM", default_value = DEFAULT_MAIL_FROM)]
     pub mail_from: String,
     /// The address users reach the service at, for links in emails (sign-in links).
-    #[arg(long, env = "JT_PUBLIC_URL", default_value = DEFAULT_PUBLIC_URL)]
+    #[arg(long, env = "JT_PUBLIC_URL", default_value = DEFAULT_PUBLIC_URL, value_parser = parse_public_url)]
     pub public_url: String,
     /// Sustained requests per second per key.
     #[arg(long, env = "JT_RATE_LIMIT_PER_SECOND", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
@@ -86,7 +86,7 @@ pub struct ServeArgs {
     #[arg(long, env = "JT_TRUSTED_PROXIES", value_parser = parse_trusted_proxies)]
     pub trusted_proxies: Option<TrustedProxies>,
     /// GitHub's secret-scanning public keys: their URL, or `file:///path.json`.
-    #[arg(long, env = "JT_GITHUB_SCANNING_KEYS", default_value = DEFAULT_GITHUB_SCANNING_KEYS)]
+    #[arg(long, env = "JT_GITHUB_SCANNING_KEYS", default_value = DEFAULT_GITHUB_SCANNING_KEYS, value_parser = parse_github_scanning_keys)]
     pub github_scanning_keys: String,
     /// Where `GET /metrics` (Prometheus) is served; `off` disables it.
     #[arg(long, env = "JT_METRICS_BIND", default_value = DEFAULT_METRICS_BIND)]
@@ -106,6 +106,34 @@ fn parse_cors_origins(s: &str) -> Result<CorsOrigins, String> {
 
 fn parse_trusted_proxies(s: &str) -> Result<TrustedProxies, String> {
     s.parse()
+}
+
+/// `JT_PUBLIC_URL`: an `http://` or `https://` URL with a host, since every emailed link starts
+/// with it.
+fn parse_public_url(s: &str) -> Result<String, String> {
+    let url = s.trim();
+    let host = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .and_then(|rest| rest.split(['/', '?', '#']).next())
+        .filter(|host| !host.is_empty() && !host.contains(char::is_whitespace));
+    match host {
+        Some(_) => Ok(url.to_owned()),
+        None => Err(format!(
+            "`{s}` is not an http:// or https:// URL with a host (the address users reach the service at, e.g. https://api.example.com)"
+        )),
+    }
+}
+
+/// `JT_GITHUB_SCANNING_KEYS`: a URL, or a `file://` location that can be read now rather than at
+/// the first report.
+fn parse_github_scanning_keys(s: &str) -> Result<String, String> {
+    let source = adapters_github::KeyListSource::parse(s).map_err(|e| e.to_string())?;
+    if let adapters_github::KeyListSource::File(path) = &source {
+        std::fs::File::open(path)
+            .map_err(|e| format!("cannot read the key list {}: {e}", path.display()))?;
+    }
+    Ok(s.to_owned())
 }
 
 /// `--ttl-seconds`: 1 to 86400, with a message that says why.

@@ -173,3 +173,43 @@ async fn operator_commands_create_users_grant_credits_and_issue_tokens() {
         200
     );
 }
+
+/// Settings that cannot work are refused at start, naming the variable, with exit status 2
+/// and before the database is touched (the SQLite file is never created).
+#[test]
+fn unusable_settings_are_refused_before_the_database_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("never.db");
+    let url = format!("sqlite://{}", file.display());
+    let missing_keys = format!("file://{}/missing.json", dir.path().display());
+    for (variable, value) in [
+        ("JT_PUBLIC_URL", "garbage"),
+        ("JT_PUBLIC_URL", "ftp://x/"),
+        ("JT_PUBLIC_URL", "https://"),
+        ("JT_GITHUB_SCANNING_KEYS", missing_keys.as_str()),
+        ("JT_GITHUB_SCANNING_KEYS", "ftp://example.com/keys"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_api-actix"))
+            .arg("serve")
+            .env("DATABASE_URL", &url)
+            .env("JT_BIND", "127.0.0.1:0")
+            .env("JT_METRICS_BIND", "off")
+            .env_remove("REDIS_URL")
+            .env_remove("SMTP_URL")
+            .env(variable, value)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{variable}={value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(variable)
+                || stderr.contains("--public-url")
+                || stderr.contains("--github-scanning-keys"),
+            "{variable}={value}: {stderr}"
+        );
+        assert!(
+            !file.exists(),
+            "{variable}={value}: the database was created"
+        );
+    }
+}
