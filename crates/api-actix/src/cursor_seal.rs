@@ -85,6 +85,44 @@ impl CursorSeal {
     }
 }
 
+/// A seal bound to one list's scope, as a list handler uses it.
+pub struct ScopedSeal<'a> {
+    seal: &'a CursorSeal,
+    random: &'a dyn RandomSource,
+    scope: String,
+}
+
+/// The text is no cursor of this list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotThisListsCursor;
+
+impl CursorSeal {
+    /// The seal for the list named by `scope`, sealing with nonces from `random`.
+    #[must_use]
+    pub fn scoped<'a>(&'a self, random: &'a dyn RandomSource, scope: String) -> ScopedSeal<'a> {
+        ScopedSeal {
+            seal: self,
+            random,
+            scope,
+        }
+    }
+}
+
+impl ScopedSeal<'_> {
+    /// The position `text` seals for this list.
+    ///
+    /// # Errors
+    /// [`NotThisListsCursor`] for anything else.
+    pub fn open(&self, text: &str) -> Result<i64, NotThisListsCursor> {
+        self.seal.open(&self.scope, text).ok_or(NotThisListsCursor)
+    }
+
+    #[must_use]
+    pub fn seal(&self, position: i64) -> String {
+        self.seal.seal(self.random, &self.scope, position)
+    }
+}
+
 /// HMAC-SHA256 of the concatenated `parts` under `key`.
 fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     // HMAC takes keys of any length: this cannot fail.

@@ -851,6 +851,38 @@ async fn link_for(store: &adapters_postgres::DbStore, user: &str) -> String {
     token.expose().to_owned()
 }
 
+/// Opens a fresh link for `user` in the tab, then waits until the view `view` shows.
+async fn open_link(
+    b: &Client,
+    app: &Instance,
+    store: &adapters_postgres::DbStore,
+    user: &str,
+    view: &str,
+) {
+    let link = link_for(store, user).await;
+    b.goto(&app.url(&format!("/app/sign-in#token={link}")))
+        .await
+        .unwrap();
+    let shown = format!("!document.getElementById('view-{view}').hidden");
+    until(b, view, &shown, STEP).await;
+}
+
+async fn click_then_wait_for_keys(b: &Client, button: &str) {
+    b.find(Locator::Id(button))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        b,
+        "the keys page",
+        "!document.getElementById('view-keys').hidden",
+        STEP,
+    )
+    .await;
+}
+
 /// Signed in as A, a tab that opens B's link asks "Sign in as B?" and keeps A's session until
 /// the person says yes (login CSRF: a planted link must not switch accounts silently).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -866,32 +898,12 @@ async fn a_link_for_another_account_asks_before_switching() {
     let session_token = "sessionStorage.getItem('jt.dashboard.token')";
 
     // Signed in as A by A's own link: no question.
-    let link = link_for(&store, &a.id).await;
-    b.goto(&app.url(&format!("/app/sign-in#token={link}")))
-        .await
-        .unwrap();
-    until(
-        &b,
-        "A's keys page",
-        "!document.getElementById('view-keys').hidden",
-        STEP,
-    )
-    .await;
+    open_link(&b, &app, &store, &a.id, "keys").await;
     assert_eq!(js(&b, session_email).await, json!(a.email));
     let a_token = js(&b, session_token).await;
 
     // B's link in the same tab: asked, and A's session stays until the answer.
-    let link = link_for(&store, &b_owner.id).await;
-    b.goto(&app.url(&format!("/app/sign-in#token={link}")))
-        .await
-        .unwrap();
-    until(
-        &b,
-        "the question",
-        "!document.getElementById('view-switch').hidden",
-        STEP,
-    )
-    .await;
+    open_link(&b, &app, &store, &b_owner.id, "switch").await;
     assert_eq!(text(&b, "#switch-to").await, b_owner.email);
     assert_eq!(text(&b, "#switch-from").await, a.email);
     assert_eq!(
@@ -899,47 +911,13 @@ async fn a_link_for_another_account_asks_before_switching() {
         a_token,
         "switched before the answer"
     );
-    b.find(Locator::Id("switch-no"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    until(
-        &b,
-        "the keys page",
-        "!document.getElementById('view-keys').hidden",
-        STEP,
-    )
-    .await;
+    click_then_wait_for_keys(&b, "switch-no").await;
     assert_eq!(js(&b, session_email).await, json!(a.email), "stayed as A");
     assert_eq!(js(&b, session_token).await, a_token);
 
     // Another link of B's, and a yes: now B.
-    let link = link_for(&store, &b_owner.id).await;
-    b.goto(&app.url(&format!("/app/sign-in#token={link}")))
-        .await
-        .unwrap();
-    until(
-        &b,
-        "the question",
-        "!document.getElementById('view-switch').hidden",
-        STEP,
-    )
-    .await;
-    b.find(Locator::Id("switch-yes"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    until(
-        &b,
-        "the keys page",
-        "!document.getElementById('view-keys').hidden",
-        STEP,
-    )
-    .await;
+    open_link(&b, &app, &store, &b_owner.id, "switch").await;
+    click_then_wait_for_keys(&b, "switch-yes").await;
     assert_eq!(js(&b, session_email).await, json!(b_owner.email));
     assert_ne!(js(&b, session_token).await, a_token);
 

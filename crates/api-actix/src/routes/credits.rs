@@ -61,24 +61,15 @@ pub async fn dashboard_ledger(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let params = ListParams::from_request(&req, ListKind::Plain)?;
-    let scope = format!("ledger:{}", user.user_id);
-    let page = params.page(|text| {
-        state
-            .cursors
-            .open(&scope, text)
-            .map(LedgerCursor::from_stored)
-            .ok_or(())
-    })?;
+    let cursors = state
+        .cursors
+        .scoped(state.random.as_ref(), format!("ledger:{}", user.user_id));
+    let page = params.page(|text| cursors.open(text).map(LedgerCursor::from_stored))?;
     let entries = state.accounts.ledger_page(&user.user_id, page).await?;
     let data = entries
         .items
         .iter()
-        .map(|p| {
-            let cursor = state
-                .cursors
-                .seal(state.random.as_ref(), &scope, p.cursor.as_stored());
-            LedgerItemObject::of(p, cursor)
-        })
+        .map(|p| LedgerItemObject::of(p, cursors.seal(p.cursor.as_stored())))
         .collect();
     Ok(HttpResponse::Ok().json(PageOf {
         data,

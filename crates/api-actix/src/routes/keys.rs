@@ -174,24 +174,16 @@ pub async fn events(
 ) -> Result<HttpResponse, ApiError> {
     let params = ListParams::from_request(&req, ListKind::Plain)?;
     let key = KeyId::new(id.into_inner());
-    let scope = format!("events:{}:{}", user.user_id, key.as_str());
-    let page = params.page(|text| {
-        state
-            .cursors
-            .open(&scope, text)
-            .map(EventCursor::from_stored)
-            .ok_or(())
-    })?;
+    let cursors = state.cursors.scoped(
+        state.random.as_ref(),
+        format!("events:{}:{}", user.user_id, key.as_str()),
+    );
+    let page = params.page(|text| cursors.open(text).map(EventCursor::from_stored))?;
     let events = state.audit.events(&user.user_id, &key, &page).await?;
     let data = events
         .items
         .iter()
-        .map(|p| {
-            let cursor = state
-                .cursors
-                .seal(state.random.as_ref(), &scope, p.cursor.as_stored());
-            KeyEventObject::of(p, cursor)
-        })
+        .map(|p| KeyEventObject::of(p, cursors.seal(p.cursor.as_stored())))
         .collect();
     Ok(HttpResponse::Ok().json(PageOf {
         data,

@@ -356,6 +356,26 @@ fn terminate(child: &mut Child) {
     assert!(status.success(), "the server exited with {status}");
 }
 
+/// The ids of the documents on disk, and those of the renders the ledger debited.
+fn documents_and_debits(file: &Path) -> (HashSet<String>, HashSet<String>) {
+    let ids = |sql| -> HashSet<String> { sqlite3(file, sql).lines().map(str::to_owned).collect() };
+    (
+        ids("SELECT id FROM documents"),
+        ids("SELECT substr(reason, 17) FROM credit_ledger WHERE reason LIKE 'document_render:%'"),
+    )
+}
+
+/// How many users' balances are not the sum of their ledger entries.
+fn unbalanced_users(file: &Path) -> String {
+    sqlite3(
+        file,
+        "SELECT count(*) FROM users u WHERE u.balance != \
+         (SELECT coalesce(sum(delta), 0) FROM credit_ledger l WHERE l.user_id = u.id)",
+    )
+    .trim()
+    .to_owned()
+}
+
 /// After the server stopped: the watcher saw it locked and its WAL whole, every acknowledged
 /// render is on disk as a document and a debit, every balance is the sum of its ledger, what
 /// the CLI wrote is there, and the file is intact.
@@ -393,17 +413,7 @@ fn assert_nothing_lost(
         "ok",
         "{round}"
     );
-    let documents: HashSet<String> = sqlite3(file, "SELECT id FROM documents")
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    let debits: HashSet<String> = sqlite3(
-        file,
-        "SELECT substr(reason, 17) FROM credit_ledger WHERE reason LIKE 'document_render:%'",
-    )
-    .lines()
-    .map(str::to_owned)
-    .collect();
+    let (documents, debits) = documents_and_debits(file);
     let lost: Vec<&String> = acknowledged
         .iter()
         .filter(|id| !documents.contains(*id) || !debits.contains(*id))
@@ -416,12 +426,11 @@ fn assert_nothing_lost(
         lost.first()
     );
     assert_eq!(documents, debits, "{round}: one debit per document");
-    let unbalanced = sqlite3(
-        file,
-        "SELECT count(*) FROM users u WHERE u.balance != \
-         (SELECT coalesce(sum(delta), 0) FROM credit_ledger l WHERE l.user_id = u.id)",
+    assert_eq!(
+        unbalanced_users(file),
+        "0",
+        "{round}: balance != sum(ledger)"
     );
-    assert_eq!(unbalanced.trim(), "0", "{round}: balance != sum(ledger)");
     let created = sqlite3(
         file,
         &format!(
@@ -495,23 +504,12 @@ async fn a_backup_taken_under_render_load_is_consistent_and_restores() {
     let mode = std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the copy is the owner's only");
     assert_eq!(sqlite3(&backup, "PRAGMA integrity_check").trim(), "ok");
-    let unbalanced = sqlite3(
-        &backup,
-        "SELECT count(*) FROM users u WHERE u.balance != \
-         (SELECT coalesce(sum(delta), 0) FROM credit_ledger l WHERE l.user_id = u.id)",
+    assert_eq!(
+        unbalanced_users(&backup),
+        "0",
+        "balance != sum(ledger) in the copy"
     );
-    assert_eq!(unbalanced.trim(), "0", "balance != sum(ledger) in the copy");
-    let documents: HashSet<String> = sqlite3(&backup, "SELECT id FROM documents")
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    let debits: HashSet<String> = sqlite3(
-        &backup,
-        "SELECT substr(reason, 17) FROM credit_ledger WHERE reason LIKE 'document_render:%'",
-    )
-    .lines()
-    .map(str::to_owned)
-    .collect();
+    let (documents, debits) = documents_and_debits(&backup);
     assert_eq!(documents, debits, "one document per debit in the copy");
     assert!(
         !documents.is_empty() && documents.len() < acknowledged.len(),
@@ -526,25 +524,18 @@ async fn a_backup_taken_under_render_load_is_consistent_and_restores() {
     }
     std::fs::copy(&backup, &file).unwrap();
     let (base, mut child) = spawn_server_process(&db.url, &secret).await;
-    let me: Value = client
-        .get(format!("{base}/api/v1/public/me"))
-        .bearer_auth(&keys[0])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let get = async |path: &str| -> Value {
+        let res = client
+            .get(format!("{base}{path}"))
+            .bearer_auth(&keys[0])
+            .send()
+            .await
+            .unwrap();
+        res.json().await.unwrap()
+    };
+    let me = get("/api/v1/public/me").await;
     let user = me["user_id"].as_str().unwrap();
-    let balance: Value = client
-        .get(format!("{base}/api/v1/public/credits/balance"))
-        .bearer_auth(&keys[0])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let balance = get("/api/v1/public/credits/balance").await;
     let in_copy = sqlite3(
         &backup,
         &format!("SELECT balance FROM users WHERE id = '{user}'"),
