@@ -31,6 +31,18 @@ impl SettingsStore for DbStore {
         .await
     }
 
+    async fn get(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let name = name.to_owned();
+        self.run(move |conn| {
+            Ok(settings::table
+                .find(name.as_str())
+                .select(settings::value)
+                .first::<String>(conn)
+                .optional()?)
+        })
+        .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.run(|conn| Ok(conn.batch_execute("SELECT 1")?)).await
     }

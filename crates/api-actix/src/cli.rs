@@ -394,6 +394,17 @@ async fn run_with_store(
                 .await?
                 .with_context(|| format!("no user matches `{user}`"))?;
             let keys = wiring::jwt_keys(config, store.as_ref()).await?;
+            if config.jwt_secret.is_none() {
+                // On stderr, apart from the token's line: whoever pipes the token still sees it.
+                #[allow(clippy::print_stderr)]
+                {
+                    eprintln!(
+                        "note: JWT_SECRET and JWT_SECRET_FILE are unset: the token is signed with \
+                         the secret kept in the database, which a server configured with \
+                         JWT_SECRET or JWT_SECRET_FILE refuses"
+                    );
+                }
+            }
             let token = keys
                 .issue(
                     &found.id,

@@ -141,6 +141,7 @@ async fn jwt_secret(config: &Config, settings: &dyn SettingsStore) -> anyhow::Re
     if let Some(secret) = &config.jwt_secret {
         return Ok(secret.checked()?.to_vec());
     }
+
     let candidate = base62::random_chars(&OsRandom, 43);
     let secret = settings
         .get_or_insert(JWT_SECRET_SETTING, &candidate)
@@ -233,6 +234,19 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
     let threshold = HighUsageThreshold::new(config.high_usage_threshold)
         .context("JT_HIGH_USAGE_THRESHOLD must be a positive integer")?;
     let secret = jwt_secret(config, store.as_ref()).await?;
+    if config.jwt_secret.is_some()
+        && store
+            .get(JWT_SECRET_SETTING)
+            .await
+            .context("cannot read the settings")?
+            .is_some()
+    {
+        tracing::warn!(
+            "JWT_SECRET or JWT_SECRET_FILE is set, and the database also keeps a generated secret: \
+             dashboard tokens that `tokens issue` signs without JWT_SECRET use that one, and this \
+             server refuses them; give every command the same JWT_SECRET"
+        );
+    }
     let jwt = Arc::new(JwtKeys::new(&secret));
     let cursors = Arc::new(CursorSeal::from_secret(&secret));
     drop(secret);

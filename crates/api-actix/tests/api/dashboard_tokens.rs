@@ -139,6 +139,70 @@ async fn the_embedded_database_file_is_readable_by_its_owner_only() {
     }
 }
 
+/// The generated secret and a configured one never meet silently: `tokens issue` without a
+/// configured secret says on stderr what it signed with, and a server given `JWT_SECRET` on a
+/// database that keeps a generated secret says so at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_secrets_never_meet_silently() {
+    use std::io::{BufRead as _, BufReader};
+    let db = Database::fresh(Backend::Sqlite).await;
+    let url = db.url.clone();
+    let secret = "a-configured-secret-of-at-least-32-bytes";
+    tokio::task::spawn_blocking(move || {
+        let created = api_actix(&url)
+            .args(["users", "create", "--email", "two@example.com"])
+            .output()
+            .unwrap();
+        assert!(created.status.success(), "{}", stderr(&created));
+        let generated = api_actix(&url)
+            .args(["tokens", "issue", "--user", "two@example.com"])
+            .output()
+            .unwrap();
+        assert!(generated.status.success(), "{}", stderr(&generated));
+        assert!(
+            stderr(&generated).contains("signed with the secret kept in the database"),
+            "{}",
+            stderr(&generated)
+        );
+        let configured = api_actix(&url)
+            .env("JWT_SECRET", secret)
+            .args(["tokens", "issue", "--user", "two@example.com"])
+            .output()
+            .unwrap();
+        assert!(configured.status.success());
+        assert!(!stderr(&configured).contains("kept in the database"));
+
+        let mut server = api_actix(&url)
+            .env("JWT_SECRET", secret)
+            .env("JT_BIND", "127.0.0.1:0")
+            .arg("serve")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut seen = Vec::new();
+        for line in BufReader::new(server.stderr.take().unwrap())
+            .lines()
+            .map_while(Result::ok)
+        {
+            let listening = line.contains("listening");
+            seen.push(line);
+            if listening {
+                break;
+            }
+        }
+        let _ = server.kill();
+        let _ = server.wait();
+        assert!(
+            seen.iter()
+                .any(|l| l.contains("also keeps a generated secret")),
+            "{}",
+            seen.join("\n")
+        );
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_issue_refuses_lifetimes_over_24_hours() {
     let db = Database::fresh(Backend::Sqlite).await;

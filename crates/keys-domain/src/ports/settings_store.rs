@@ -13,6 +13,12 @@ pub trait SettingsStore: Send + Sync {
     /// `Unavailable`.
     async fn get_or_insert(&self, name: &str, value: &str) -> Result<String, StoreError>;
 
+    /// The value of `name`, if it has one; inserts nothing.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn get(&self, name: &str) -> Result<Option<String>, StoreError>;
+
     /// Whether the store answers a trivial query now (for `/readyz`).
     ///
     /// # Errors
