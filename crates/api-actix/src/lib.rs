@@ -16,6 +16,7 @@ pub mod cors;
 pub mod cursor_seal;
 pub mod dashboard_token;
 pub mod dashboard_write_limit;
+pub mod drain;
 pub mod dto;
 pub mod error;
 pub mod idempotency;

@@ -136,7 +136,8 @@ impl Application {
             let handle = self.server.handle();
             tokio::spawn(async move {
                 signals.received().await;
-                tracing::info!("stop signal received; finishing in-flight requests");
+                tracing::info!("stop signal received; draining and finishing in-flight requests");
+                crate::drain::begin();
                 handle.stop(true).await;
             });
         }

@@ -292,6 +292,11 @@ pub async fn observe(
     // Every answer, JSON included (it echoes the client's `X-Request-Id`): never sniffed as
     // something a browser would run.
     res.headers_mut().insert(X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+    if crate::drain::draining() {
+        res.response_mut()
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+    }
     Ok(res)
 }
 

@@ -933,7 +933,11 @@ pub async fn concurrent_workers_never_claim_the_same_email(store: impl Store) {
 
 pub async fn settings_keep_the_first_value(store: impl Store) {
     store.ping().await.unwrap();
-    assert_eq!(store.get("jwt_secret").await.unwrap(), None, "get inserts nothing");
+    assert_eq!(
+        store.get("jwt_secret").await.unwrap(),
+        None,
+        "get inserts nothing"
+    );
     assert_eq!(store.get("jwt_secret").await.unwrap(), None);
     assert_eq!(store.get_or_insert("jwt_secret", "a").await.unwrap(), "a");
     assert_eq!(store.get("jwt_secret").await.unwrap().as_deref(), Some("a"));

@@ -36,7 +36,7 @@ pub async fn healthz() -> HttpResponse {
 #[utoipa::path(get, path = "/readyz", operation_id = "getReadiness", tag = "operations",
     responses(
         (status = 200, description = "The database answers (`degraded` when Redis is configured but down)", body = Readiness),
-        (status = 503, description = "The database does not answer", body = Readiness),
+        (status = 503, description = "The database does not answer, or the instance is draining after a stop signal (`status: draining`)", body = Readiness),
     ))]
 /// 200 while the database answers (`degraded` when Redis is configured but down), else 503.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
@@ -50,7 +50,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Some(probe) if probe.is_up().await => "up",
         Some(_) => "down",
     };
+    let draining = crate::drain::draining();
     let status = match (database_up, redis) {
+        _ if draining => "draining",
         (false, _) => "unavailable",
         (true, "down") => "degraded",
         (true, _) => "ok",
@@ -65,7 +67,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             "not configured"
         },
     };
-    if database_up {
+    if database_up && !draining {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable()

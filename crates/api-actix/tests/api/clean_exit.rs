@@ -138,3 +138,78 @@ async fn serve_exits_zero_on_sigterm_run_after_run_on_postgres() {
     .await
     .unwrap();
 }
+
+/// Reads one HTTP/1.1 response (head and a `Content-Length` body) from `stream`.
+fn read_response(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read as _;
+    let mut got = Vec::new();
+    let mut buf = [0_u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if got.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        let n = stream.read(&mut buf).expect("a response");
+        assert!(n > 0, "closed before a whole response: {text}");
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// SIGTERM drains: on a keep-alive connection opened before it, `/readyz` answers 503
+/// `draining` with `Connection: close`, the connection closes, and the process exits well
+/// before its 10 s shutdown timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_keep_alive_connections() {
+    use std::io::{Read as _, Write as _};
+    let db = Database::fresh(Backend::Sqlite).await;
+    let secret = unique("drain-secret-padding-to-32-bytes-");
+    let (base, mut child) = crate::helpers::spawn_server_process(&db.url, &secret).await;
+    let addr = base.trim_start_matches("http://").to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let readyz = b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n";
+        conn.write_all(readyz).unwrap();
+        let before = read_response(&mut conn);
+        assert!(before.starts_with("HTTP/1.1 200"), "{before}");
+
+        let signalled = std::time::Instant::now();
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        std::thread::sleep(Duration::from_millis(300));
+        conn.write_all(readyz).unwrap();
+        let during = read_response(&mut conn);
+        assert!(during.starts_with("HTTP/1.1 503"), "{during}");
+        assert!(during.contains("\"status\":\"draining\""), "{during}");
+        assert!(
+            during.to_ascii_lowercase().contains("connection: close"),
+            "{during}"
+        );
+        let mut rest = Vec::new();
+        let _ = conn.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "more after the close: {rest:?}");
+
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{}", describe(status));
+        assert!(
+            signalled.elapsed() < Duration::from_secs(5),
+            "exit took {:?}",
+            signalled.elapsed()
+        );
+    })
+    .await
+    .unwrap();
+}
