@@ -16,4 +16,4 @@ mod usage_flusher;
 pub use delivery_worker::{DELIVERY_BATCH, spawn_delivery_worker};
 pub use key_change_watch::{KeyChangeWatch, spawn_key_change_watch};
 pub use sweeper::{Sweep, spawn_sweeper};
-pub use usage_flusher::{UsageFlusher, spawn_usage_flusher};
+pub use usage_flusher::{DroppedAtExit, UsageFlusher, spawn_usage_flusher};

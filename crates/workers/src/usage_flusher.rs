@@ -2,9 +2,10 @@
 //!
 //! Every `usage_flush_interval` (1 s by default) and once more on graceful shutdown, the
 //! pending counts go to [`UsageService::flush`]. When the store cannot take a batch, the batch is
-//! put back and retried next round, so an outage delays counts but loses none. A crash (SIGKILL,
-//! power loss) loses what was pending: at most one flush interval of counts and `last_used_at`
-//! updates.
+//! put back and retried next round, so an outage delays counts but loses none while the process
+//! runs. A crash (SIGKILL, power loss) loses what was pending: at most one flush interval of
+//! counts and `last_used_at` updates. A graceful stop while the store is down loses what its
+//! last flush could not write, and says so: one ERROR line with the keys and requests dropped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,6 +97,40 @@ impl UsageFlusher {
     }
 }
 
+/// What the last flush before exit could not write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DroppedAtExit {
+    pub keys: usize,
+    pub requests: u64,
+}
+
+impl UsageFlusher {
+    /// The flush before exit: as [`UsageFlusher::flush_once`], then whatever the store did not
+    /// take is dropped (nothing will retry it) and counted in one ERROR line.
+    pub async fn flush_last(&mut self) -> DroppedAtExit {
+        self.flush_once().await;
+        let left = self.recorder.take();
+        let dropped = DroppedAtExit {
+            keys: left.len(),
+            requests: left.iter().map(|d| d.count).sum(),
+        };
+        if dropped.keys > 0 {
+            tracing::error!(
+                keys = dropped.keys,
+                requests = dropped.requests,
+                "usage counts dropped at exit: the store did not take the last flush"
+            );
+        }
+        if !self.missed.is_empty() {
+            tracing::error!(
+                alerts = self.missed.len(),
+                "high-usage alerts dropped at exit: the outbox did not take them"
+            );
+        }
+        dropped
+    }
+}
+
 /// Flushes every `interval` until `shutdown`, then once more.
 #[must_use = "the flusher stops when its shutdown token is cancelled; await the handle to wait for its last flush"]
 pub fn spawn_usage_flusher(
@@ -112,7 +147,7 @@ pub fn spawn_usage_flusher(
                 _ = tick.tick() => flusher.flush_once().await,
             }
         }
-        flusher.flush_once().await;
+        flusher.flush_last().await;
     })
 }
 
@@ -222,6 +257,30 @@ mod tests {
         written.dedup();
         assert_eq!(written.len(), n, "every key written");
         assert!(written.iter().all(|(_, count)| *count == 1));
+        assert!(rec.take().is_empty());
+    }
+
+    /// The store down at exit: the counts it did not take are dropped and counted, not kept
+    /// for a retry that never comes.
+    #[tokio::test]
+    async fn the_last_flush_counts_what_the_store_did_not_take() {
+        let rec = Arc::new(PendingUsage::new());
+        let (k, u) = (KeyId::new("key_a"), UserId::new("usr_a"));
+        for ms in [1, 2, 3] {
+            rec.record(&k, &u, Timestamp::from_millis(ms));
+        }
+        rec.record(&KeyId::new("key_b"), &u, Timestamp::from_millis(4));
+        let mut keys = MockKeyStore::new();
+        keys.expect_record_usage()
+            .returning(|_| Err(keys_domain::ports::StoreError::Unavailable("down".into())));
+        let mut flusher = UsageFlusher::new(rec.clone(), service(keys));
+        assert_eq!(
+            flusher.flush_last().await,
+            DroppedAtExit {
+                keys: 2,
+                requests: 4
+            }
+        );
         assert!(rec.take().is_empty());
     }
 
