@@ -100,9 +100,21 @@ const TRANSIENT_MESSAGES: &[&str] = &[
 ];
 
 /// `Unavailable` for what a retry can fix (the caller answers 503), `Internal` for the rest.
+/// Outages are logged by their start and end (`database_health.rs`), not here per call.
 #[must_use]
 pub fn classify(e: &DieselError) -> StoreError {
-    let transient = match e {
+    if is_transient(e) {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        tracing::error!(error = %e, "unexpected database error");
+        StoreError::Internal(e.to_string())
+    }
+}
+
+/// Whether a retry can fix `e`: the connection or the server, not the statement.
+#[must_use]
+pub fn is_transient(e: &DieselError) -> bool {
+    match e {
         DieselError::DatabaseError(
             DatabaseErrorKind::ClosedConnection
             | DatabaseErrorKind::SerializationFailure
@@ -115,13 +127,6 @@ pub fn classify(e: &DieselError) -> StoreError {
             TRANSIENT_MESSAGES.iter().any(|m| message.contains(m))
         }
         _ => false,
-    };
-    if transient {
-        tracing::warn!(error = %e, "database unavailable");
-        StoreError::Unavailable(e.to_string())
-    } else {
-        tracing::error!(error = %e, "unexpected database error");
-        StoreError::Internal(e.to_string())
     }
 }
 

@@ -20,6 +20,7 @@ mod catalog_store;
 mod confirmed_write_postgres;
 mod connect_gate;
 pub mod connection;
+mod database_health;
 mod failure;
 mod group_commit;
 mod idempotency_store;

@@ -9,6 +9,7 @@ use r2d2::{CustomizeConnection as _, Pool, PooledConnection};
 use crate::balance_cache::BalanceCache;
 use crate::connect_gate::ConnectGate;
 use crate::connection::{AnyConnection, CONNECT_DRAIN_LIMIT, ConnectionSetup, Manager, Target};
+use crate::database_health::DatabaseHealth;
 use crate::failure::{Failure, FromStoreError};
 use crate::ledger_lanes::LedgerLanes;
 use crate::migrations;
@@ -66,6 +67,8 @@ struct Inner {
     /// (1, 2, 5, 10 ms…) rather than waking when the lock is released. Queued here, the next
     /// writer starts the moment the previous one commits.
     sqlite_writer: Mutex<()>,
+    /// What the log says about the database's availability.
+    health: DatabaseHealth,
 }
 
 /// Where a port method's connection comes from.
@@ -190,6 +193,7 @@ impl DbStore {
                 balances: BalanceCache::default(),
                 templates: TemplateCache::default(),
                 sqlite_writer: Mutex::new(()),
+                health: DatabaseHealth::default(),
             }),
         }
     }
@@ -320,6 +324,15 @@ impl Inner {
     where
         F: FnOnce(&mut AnyConnection) -> Result<T, Failure<E>>,
     {
+        let result = self.run_on_connection(role, work);
+        self.health.observe(&result);
+        result
+    }
+
+    fn run_on_connection<T, E, F>(&self, role: Role, work: F) -> Result<T, Failure<E>>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, Failure<E>>,
+    {
         let checkout = match (&self.ledger_pool, role) {
             (Some(pool), Role::Ledger) => {
                 pool.get().map(Checkout::Pooled).map_err(|e| e.to_string())
@@ -327,7 +340,6 @@ impl Inner {
             _ => self.checkout(),
         };
         let mut conn = checkout.map_err(|e| {
-            tracing::warn!(error = %e, "no database connection");
             Failure::Store(StoreError::Unavailable(format!(
                 "no database connection: {e}"
             )))

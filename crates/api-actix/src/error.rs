@@ -496,10 +496,8 @@ fn serialize_body(
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(reason) => {
-                tracing::warn!(%reason, "store unavailable");
-                Self::ServiceUnavailable
-            }
+            // The store logs an outage's start and end; a line per request would flood.
+            StoreError::Unavailable(_) => Self::ServiceUnavailable,
             StoreError::Internal(reason) => {
                 tracing::error!(%reason, "store error");
                 Self::Internal

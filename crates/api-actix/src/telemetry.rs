@@ -319,13 +319,15 @@ fn is_foreign_error<B>(res: &ServiceResponse<B>) -> bool {
 /// the key is named here by id, never the key itself.
 fn log_end<B>(span: &tracing::Span, res: &ServiceResponse<B>, route: &str) {
     let status = res.status();
-    // An overload refusal is a 503 by design, counted by the component that refuses.
+    // An overload refusal is a 503 by design, counted by the component that refuses; a
+    // dependency's outage is logged by its start and end where it is seen (the store, Redis).
+    // Neither is a line per request.
     let server_error = status.is_server_error()
         && !res
             .response()
             .error()
             .and_then(|e| e.as_error::<ApiError>())
-            .is_some_and(|e| matches!(e, ApiError::Overloaded(_)));
+            .is_some_and(|e| matches!(e, ApiError::Overloaded(_) | ApiError::ServiceUnavailable));
     if !server_error && !tracing::enabled!(tracing::Level::DEBUG) {
         return;
     }

@@ -81,16 +81,22 @@ impl PrivatePostgres {
             port,
             running: false,
         };
+        pg.restart();
+        pg
+    }
+
+    /// Starts the server on its data directory and port (again, after `stop`).
+    fn restart(&mut self) {
         let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1",
-            pg.dir.path().display()
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.path().display()
         );
-        let log = pg.dir.path().join("pg.log");
         let out = as_postgres("pg_ctl")
             .arg("-D")
-            .arg(&data)
+            .arg(self.dir.path().join("data"))
             .arg("-l")
-            .arg(&log)
+            .arg(self.dir.path().join("pg.log"))
             .args(["-o", &opts, "-w", "start"])
             .output()
             .unwrap();
@@ -99,8 +105,7 @@ impl PrivatePostgres {
             "pg_ctl start: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        pg.running = true;
-        pg
+        self.running = true;
     }
 
     fn url(&self) -> String {
@@ -234,4 +239,156 @@ async fn the_failure_limit_answers_before_any_store() {
     let other = ApiKeySecret::generate(&OsRandom);
     let res = app.public_get(other.expose(), "/api/v1/public/me").await;
     expect_error(res, 429, "rate_limited").await;
+}
+
+/// An outage under load is logged by its start and its end, with at most a line per 10 s in
+/// between: never a line per request (there were three per failed request, 67,255 in a
+/// second). The server runs as a process of its own, its log read whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_under_load_is_logged_by_its_start_and_end() {
+    use std::io::{BufRead as _, BufReader};
+    use std::sync::{Arc, Mutex};
+
+    let mut pg = tokio::task::spawn_blocking(PrivatePostgres::start)
+        .await
+        .unwrap();
+    let url = pg.url();
+    let secret = crate::helpers::unique("outage-log-secret-padding-to-32-bytes-");
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_api-actix"))
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .env("JWT_SECRET", &secret)
+            .env("JT_METRICS_BIND", "off")
+            .env_remove("REDIS_URL")
+            .env_remove("SMTP_URL")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    cli(&["users", "create", "--email", "outage@example.com"]);
+    let token = cli(&["tokens", "issue", "--user", "outage@example.com"]);
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_api-actix"))
+        .arg("serve")
+        .env("DATABASE_URL", &url)
+        .env("JWT_SECRET", &secret)
+        .env("JT_BIND", "127.0.0.1:0")
+        .env("JT_METRICS_BIND", "off")
+        .env_remove("REDIS_URL")
+        .env_remove("SMTP_URL")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    {
+        let (stderr, lines) = (server.stderr.take().unwrap(), lines.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+    }
+    let started = crate::helpers::eventually(Duration::from_secs(30), || async {
+        lines.lock().unwrap().iter().any(|l| l.contains("addr="))
+    })
+    .await;
+    assert!(
+        started.is_some(),
+        "the server did not start: {:?}",
+        lines.lock().unwrap()
+    );
+    let found = lines
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|l| {
+            l.split("addr=")
+                .nth(1)
+                .map(|a| a.split_whitespace().next().unwrap().to_owned())
+        })
+        .unwrap();
+    let keys_url = format!("http://{found}/api/v1/keys");
+    let client = reqwest::Client::new();
+    let list = |client: reqwest::Client, url: String, token: String| async move {
+        client
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        list(client.clone(), keys_url.clone(), token.clone()).await,
+        200
+    );
+
+    let mut pg = tokio::task::spawn_blocking(move || {
+        pg.stop();
+        pg
+    })
+    .await
+    .unwrap();
+    let before = lines.lock().unwrap().len();
+    let mut answered = Vec::new();
+    for _ in 0..100 {
+        let batch: Vec<_> = (0..20)
+            .map(|_| tokio::spawn(list(client.clone(), keys_url.clone(), token.clone())))
+            .collect();
+        for t in batch {
+            answered.push(t.await.unwrap());
+        }
+    }
+    let failed = answered.iter().filter(|&&s| s == 503).count();
+    assert!(
+        failed >= 1_900,
+        "{failed} of 2,000 answered 503: {answered:?}"
+    );
+    let during: Vec<String> = lines.lock().unwrap()[before..].to_vec();
+    assert!(
+        during.len() <= 5,
+        "{} lines for {failed} failed requests:\n{}",
+        during.len(),
+        during.join("\n")
+    );
+    assert!(
+        during.iter().any(|l| l.contains("database unavailable")),
+        "{during:?}"
+    );
+
+    pg = tokio::task::spawn_blocking(move || {
+        pg.restart();
+        pg
+    })
+    .await
+    .unwrap();
+    let back = crate::helpers::eventually(Duration::from_secs(30), || {
+        let (client, url, token) = (client.clone(), keys_url.clone(), token.clone());
+        async move { list(client, url, token).await == 200 }
+    })
+    .await;
+    assert!(
+        back.is_some(),
+        "requests did not succeed again after the restart"
+    );
+    assert!(
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("database available again")),
+        "{:?}",
+        lines.lock().unwrap()
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    drop(pg);
 }
