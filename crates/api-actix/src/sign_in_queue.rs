@@ -1,20 +1,16 @@
-//! Sign-in link requests, handled after their 202 (so the answer's timing says nothing about
-//! whether the address has an account) and never dropped once answered 202: a request enters a
-//! bounded queue before it is answered, and a task works through the queue, at most
-//! [`LOOKUPS_IN_FLIGHT`] lookups at a time. Only a full queue refuses, with 503 and
-//! `Retry-After`, which the client sees; each client address is limited upstream
-//! (`sign_in_link_limit.rs`), so one client cannot fill it.
-//!
-//! Logging: a link queued is one line (a real user asked, and the per-address limits bound it);
-//! every other outcome is a metric (`jt_sign_in_link_requests_total{outcome}`) and at most one
-//! line per 10 s with the count, since a flood makes one per request.
+//! The HTTP side of the sign-in link queue (`workers::spawn_sign_in_link_worker` works through
+//! it): a full queue is a 503 with `Retry-After`, never a 202 that is then dropped; and what
+//! becomes of the requests is counted (`jt_sign_in_link_requests_total{outcome}`) and logged:
+//! a link queued is one line (a real user asked, and the per-address limits bound it), every
+//! other outcome at most one line per 10 s with the count, since a flood makes one per request.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use keys_domain::Email;
-use keys_domain::use_cases::{LinkRequestOutcome, SignIn};
-use tokio::sync::{Semaphore, mpsc};
+use keys_domain::ports::StoreError;
+use keys_domain::use_cases::LinkRequestOutcome;
+use workers::{LinkOutcomeObserver, SignInLinkRequests};
 
 use crate::error::ApiError;
 use crate::log_throttle::{LOG_EVERY, LogThrottle};
@@ -26,46 +22,27 @@ pub const QUEUE_CAPACITY: usize = 4_096;
 /// Lookups (a user read and, for a known address, a link write) at once.
 pub const LOOKUPS_IN_FLIGHT: usize = 16;
 
-/// The sending side, held by the HTTP handlers.
+/// Where the handler puts a request.
 pub struct SignInQueue {
-    tx: mpsc::Sender<Email>,
-    full: Arc<LogThrottle>,
+    requests: SignInLinkRequests,
+    full: LogThrottle,
 }
 
 impl SignInQueue {
-    /// Starts the task that works through the queue (on the current tokio runtime); it ends
-    /// once every `SignInQueue` is dropped and the queue is empty.
     #[must_use]
-    pub fn start(sign_in: SignIn) -> Self {
-        let (tx, mut rx) = mpsc::channel::<Email>(QUEUE_CAPACITY);
-        tokio::spawn(async move {
-            let lookups = Arc::new(Semaphore::new(LOOKUPS_IN_FLIGHT));
-            let refusals = Arc::new(Refusals::default());
-            while let Some(email) = rx.recv().await {
-                // Waits for a free lookup: the queue, not a drop, absorbs a burst.
-                let Ok(permit) = lookups.clone().acquire_owned().await else {
-                    break;
-                };
-                let (sign_in, refusals) = (sign_in.clone(), refusals.clone());
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    let outcome = sign_in.request_link(&email).await;
-                    refusals.record(&outcome);
-                });
-            }
-        });
+    pub fn new(requests: SignInLinkRequests) -> Self {
         Self {
-            tx,
-            full: Arc::new(LogThrottle::new(LOG_EVERY)),
+            requests,
+            full: LogThrottle::new(LOG_EVERY),
         }
     }
 
     /// Queues a link request for `email`.
     ///
     /// # Errors
-    /// `Overloaded` (503, `Retry-After`) when the queue is full or its task ended.
+    /// `Overloaded` (503, `Retry-After`) when the queue is full.
     pub fn submit(&self, email: Email) -> Result<(), ApiError> {
-        self.tx.try_send(email).map_err(|_| {
+        self.requests.submit(email).map_err(|_| {
             metrics::counter!(SIGN_IN_LINK_REQUESTS, "outcome" => "queue_full").increment(1);
             if let Some(n) = self.full.event(Instant::now()) {
                 tracing::warn!(
@@ -76,6 +53,13 @@ impl SignInQueue {
             ApiError::Overloaded("too many sign-in link requests are waiting; retry shortly")
         })
     }
+}
+
+/// What the worker tells of each request: counted, and logged as said above.
+#[must_use]
+pub fn outcome_observer() -> LinkOutcomeObserver {
+    let refusals = Refusals::default();
+    Arc::new(move |outcome| refusals.record(outcome))
 }
 
 /// The throttled lines of the outcomes a flood repeats.
@@ -97,7 +81,7 @@ impl Default for Refusals {
 }
 
 impl Refusals {
-    fn record(&self, outcome: &Result<LinkRequestOutcome, keys_domain::ports::StoreError>) {
+    fn record(&self, outcome: &Result<LinkRequestOutcome, StoreError>) {
         let now = Instant::now();
         let label = match outcome {
             Ok(LinkRequestOutcome::Queued) => {

@@ -386,7 +386,16 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
 
     let recorder: Arc<dyn UsageRecorder> = Arc::new(PendingUsage::new());
     let state = AppState {
-        sign_in_queue: Arc::new(SignInQueue::start(sign_in.clone())),
+        sign_in_queue: {
+            // The loop ends with the last sender, when the state is dropped.
+            let (requests, _loop) = workers::spawn_sign_in_link_worker(
+                sign_in.clone(),
+                crate::sign_in_queue::QUEUE_CAPACITY,
+                crate::sign_in_queue::LOOKUPS_IN_FLIGHT,
+                crate::sign_in_queue::outcome_observer(),
+            );
+            Arc::new(SignInQueue::new(requests))
+        },
         sign_in_links,
         sign_in,
         key_usage,
