@@ -134,9 +134,12 @@ fn names_something_known(value: &str) -> bool {
 /// Installs the global subscriber (a second call, in tests, keeps the first).
 pub fn init(format: LogFormat, filter: EnvFilter) {
     SPAN_DETAIL.store(format == LogFormat::Json, Ordering::Relaxed);
+    // A log that cannot be written (stderr's reader gone) is dropped: tracing's own report of
+    // the failure would go to the same closed stderr, and `eprintln!` panics there.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(OneLine);
+        .with_writer(OneLine)
+        .log_internal_errors(false);
     let _ = match format {
         LogFormat::Text => builder
             // Colour codes only for a person at a terminal; they cost formatting on every span.

@@ -334,3 +334,56 @@ fn a_database_that_is_down_is_reported_once() {
         assert_eq!(lines.len(), 2, "{format}: {stderr}");
     }
 }
+
+/// A server whose stderr reader goes away (`api-actix serve 2>&1 | head -1`) keeps serving and
+/// exits 0 on SIGTERM; it exited 101, panicking on the write error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stderr_is_not_fatal() {
+    let db = Database::fresh(Backend::Sqlite).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = api_actix(&db.url)
+        .env(
+            "JWT_SECRET",
+            unique("closed-stderr-secret-that-is-long-enough-"),
+        )
+        .env("JT_BIND", format!("127.0.0.1:{port}"))
+        .arg("serve")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut first = String::new();
+        BufReader::new(server.stderr.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(first.contains("starting api-actix"), "{first}");
+    } // the reader is gone: every later line fails to write
+    let client = reqwest::Client::new();
+    let up = crate::helpers::eventually(Duration::from_secs(20), || {
+        let client = client.clone();
+        async move {
+            client
+                .get(format!("http://127.0.0.1:{port}/api/v1/nope"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 404)
+        }
+    })
+    .await;
+    assert!(
+        up.is_some(),
+        "the server stopped serving: {:?}",
+        server.try_wait()
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let status = tokio::task::spawn_blocking(move || server.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
