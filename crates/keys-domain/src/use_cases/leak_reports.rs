@@ -75,6 +75,15 @@ pub enum LeakReportError {
     Unavailable(String),
 }
 
+impl From<VerifyError> for LeakReportError {
+    fn from(e: VerifyError) -> Self {
+        match e {
+            VerifyError::Invalid(why) => Self::InvalidSignature(why),
+            VerifyError::Unavailable(e) => Self::Unavailable(e),
+        }
+    }
+}
+
 impl From<StoreError> for LeakReportError {
     fn from(e: StoreError) -> Self {
         Self::Unavailable(e.to_string())
@@ -110,13 +119,7 @@ impl LeakReports {
         let (Some(id), Some(signature)) = (key_identifier, signature) else {
             return Err(LeakReportError::InvalidSignature(MISSING_HEADERS));
         };
-        self.verifier
-            .check_headers(id, signature)
-            .await
-            .map_err(|e| match e {
-                VerifyError::Invalid(why) => LeakReportError::InvalidSignature(why),
-                VerifyError::Unavailable(e) => LeakReportError::Unavailable(e),
-            })
+        Ok(self.verifier.check_headers(id, signature).await?)
     }
 
     /// Verifies the signature over the raw body, then `parse`s it and handles each token:
@@ -133,11 +136,7 @@ impl LeakReports {
         let (Some(id), Some(signature)) = (signed.key_identifier, signed.signature) else {
             return Err(LeakReportError::InvalidSignature(MISSING_HEADERS));
         };
-        match self.verifier.verify(id, signature, signed.body).await {
-            Ok(()) => {}
-            Err(VerifyError::Invalid(why)) => return Err(LeakReportError::InvalidSignature(why)),
-            Err(VerifyError::Unavailable(e)) => return Err(LeakReportError::Unavailable(e)),
-        }
+        self.verifier.verify(id, signature, signed.body).await?;
         let tokens = parse(signed.body).map_err(LeakReportError::Malformed)?;
         let mut outcome = ReportOutcome {
             labels: Vec::with_capacity(tokens.len()),
