@@ -50,27 +50,29 @@ pub struct MigrationStatus {
 pub fn status(conn: &mut AnyConnection) -> anyhow::Result<MigrationStatus> {
     fn split<C: MigrationHarness<B>, B: diesel::backend::Backend>(
         conn: &mut C,
-        source: EmbeddedMigrations,
+        source: &EmbeddedMigrations,
     ) -> anyhow::Result<MigrationStatus> {
-        let all = diesel::migration::MigrationSource::<B>::migrations(&source)
+        let all = diesel::migration::MigrationSource::<B>::migrations(source)
             .map_err(|e| anyhow::anyhow!("cannot list the migrations: {e}"))?;
-        let pending: Vec<String> = conn
-            .pending_migrations(source)
-            .map_err(|e| anyhow::anyhow!("cannot read the migration table: {e}"))?
-            .iter()
-            .map(|m| m.name().to_string())
-            .collect();
-        let applied = all
-            .iter()
-            .map(|m| m.name().to_string())
-            .filter(|name| !pending.contains(name))
-            .collect();
-        let known: Vec<String> = all.iter().map(|m| m.name().version().to_string()).collect();
-        let mut unknown: Vec<String> = conn
+        // One read of the migration table answers all three lists.
+        let in_table: Vec<String> = conn
             .applied_migrations()
             .map_err(|e| anyhow::anyhow!("cannot read the migration table: {e}"))?
             .iter()
             .map(ToString::to_string)
+            .collect();
+        let (mut applied, mut pending) = (Vec::new(), Vec::new());
+        for m in &all {
+            let list = if in_table.contains(&m.name().version().to_string()) {
+                &mut applied
+            } else {
+                &mut pending
+            };
+            list.push(m.name().to_string());
+        }
+        let known: Vec<String> = all.iter().map(|m| m.name().version().to_string()).collect();
+        let mut unknown: Vec<String> = in_table
+            .into_iter()
             .filter(|version| !known.contains(version))
             .collect();
         unknown.sort();
@@ -81,8 +83,8 @@ pub fn status(conn: &mut AnyConnection) -> anyhow::Result<MigrationStatus> {
         })
     }
     match conn {
-        AnyConnection::Postgres(c) => split(c, POSTGRES),
-        AnyConnection::Sqlite(c) => split(c, SQLITE),
+        AnyConnection::Postgres(c) => split(c, &POSTGRES),
+        AnyConnection::Sqlite(c) => split(c, &SQLITE),
     }
 }
 
