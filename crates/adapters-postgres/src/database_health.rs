@@ -44,15 +44,15 @@ pub struct DatabaseHealth {
 impl DatabaseHealth {
     /// Takes note of a call's result, and writes the line it calls for.
     pub fn observe<T, E>(&self, result: &Result<T, Failure<E>>) {
-        let reason = match result {
-            Err(Failure::Db(e)) if is_transient(e) => Some(e.to_string()),
-            Err(Failure::Store(StoreError::Unavailable(reason))) => Some(reason.clone()),
-            _ => None,
-        };
-        let line = match reason {
-            Some(reason) => self.failed(reason, Instant::now()),
+        let now = Instant::now();
+        // The reason is written out only for the line that opens an outage.
+        let line = match result {
+            Err(Failure::Db(e)) if is_transient(e) => self.failed(now, || e.to_string()),
+            Err(Failure::Store(StoreError::Unavailable(reason))) => {
+                self.failed(now, || reason.clone())
+            }
             // Whatever else happened, the database answered.
-            None => self.answered(Instant::now()),
+            _ => self.answered(now),
         };
         match line {
             Some(HealthLine::Down { reason }) => tracing::warn!(
@@ -71,8 +71,8 @@ impl DatabaseHealth {
         }
     }
 
-    /// A call failed for `reason` at `now`.
-    pub fn failed(&self, reason: String, now: Instant) -> Option<HealthLine> {
+    /// A call failed at `now`, for `reason`.
+    pub fn failed(&self, now: Instant, reason: impl FnOnce() -> String) -> Option<HealthLine> {
         let mut o = self
             .outage
             .lock()
@@ -83,7 +83,7 @@ impl DatabaseHealth {
             o.last_line = Some(now);
             o.unlogged = 0;
             self.down.store(true, Ordering::Relaxed);
-            return Some(HealthLine::Down { reason });
+            return Some(HealthLine::Down { reason: reason() });
         }
         o.unlogged += 1;
         let due = o
@@ -128,14 +128,14 @@ mod tests {
         let at = |ms| t0 + Duration::from_millis(ms);
         assert_eq!(h.answered(at(0)), None, "up: nothing to say");
         assert_eq!(
-            h.failed("refused".into(), at(1)),
+            h.failed(at(1), || "refused".into()),
             Some(HealthLine::Down {
                 reason: "refused".into()
             })
         );
         let lines: Vec<_> = (2..30_000)
             .step_by(2)
-            .filter_map(|ms| h.failed("refused".into(), at(ms)))
+            .filter_map(|ms| h.failed(at(ms), || "refused".into()))
             .collect();
         assert_eq!(
             lines,
@@ -154,7 +154,7 @@ mod tests {
         );
         assert_eq!(h.answered(at(30_002)), None);
         assert!(matches!(
-            h.failed("again".into(), at(30_003)),
+            h.failed(at(30_003), || "again".into()),
             Some(HealthLine::Down { .. })
         ));
     }
