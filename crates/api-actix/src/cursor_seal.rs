@@ -48,13 +48,11 @@ impl CursorSeal {
         let mut nonce = [0_u8; NONCE_BYTES];
         random.fill_bytes(&mut nonce);
         let plain = position.to_be_bytes();
-        let pad = mac(&self.key, &[b"pad", &nonce]);
         let tag = mac(&self.key, &[b"tag", scope.as_bytes(), &nonce, &plain]);
         let mut sealed = [0_u8; SEALED_BYTES];
         sealed[..NONCE_BYTES].copy_from_slice(&nonce);
-        for (i, byte) in plain.iter().enumerate() {
-            sealed[NONCE_BYTES + i] = byte ^ pad[i];
-        }
+        sealed[NONCE_BYTES..NONCE_BYTES + POSITION_BYTES]
+            .copy_from_slice(&self.padded(&nonce, &plain));
         sealed[NONCE_BYTES + POSITION_BYTES..].copy_from_slice(&tag[..TAG_BYTES]);
         URL_SAFE_NO_PAD.encode(sealed)
     }
@@ -70,11 +68,7 @@ impl CursorSeal {
         let sealed: [u8; SEALED_BYTES] = bytes.try_into().ok()?;
         let (nonce, rest) = sealed.split_at(NONCE_BYTES);
         let (hidden, tag) = rest.split_at(POSITION_BYTES);
-        let pad = mac(&self.key, &[b"pad", nonce]);
-        let mut plain = [0_u8; POSITION_BYTES];
-        for (i, byte) in hidden.iter().enumerate() {
-            plain[i] = byte ^ pad[i];
-        }
+        let plain = self.padded(nonce, hidden);
         let mut check = HmacSha256::new_from_slice(&self.key).ok()?;
         for part in [b"tag".as_slice(), scope.as_bytes(), nonce, &plain] {
             check.update(part);
@@ -82,6 +76,12 @@ impl CursorSeal {
         // Constant time: a wrong tag tells nothing about how close it was.
         check.verify_truncated_left(tag).ok()?;
         Some(i64::from_be_bytes(plain))
+    }
+
+    /// `bytes` XOR the pad of `nonce`: hides a position, and shows a hidden one again.
+    fn padded(&self, nonce: &[u8], bytes: &[u8]) -> [u8; POSITION_BYTES] {
+        let pad = mac(&self.key, &[b"pad", nonce]);
+        std::array::from_fn(|i| bytes[i] ^ pad[i])
     }
 }
 
