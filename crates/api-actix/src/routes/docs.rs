@@ -4,10 +4,7 @@
 //! no inline script).
 
 use actix_web::HttpResponse;
-use actix_web::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ContentType, REFERRER_POLICY,
-    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
-};
+use actix_web::http::header::ContentType;
 
 use crate::openapi::DOCUMENT;
 
@@ -28,31 +25,19 @@ pub async fn openapi_json() -> HttpResponse {
 #[utoipa::path(get, path = "/docs", operation_id = "getDocsPage", tag = "operations",
     responses((status = 200, description = "HTML; everything it loads comes from this service", content_type = "text/html")))]
 pub async fn page() -> HttpResponse {
-    asset("text/html; charset=utf-8", PAGE)
+    crate::routes::app::page("text/html; charset=utf-8", PAGE)
 }
 
 /// The page's script.
 #[utoipa::path(get, path = "/docs/docs.js", operation_id = "getDocsScript", tag = "operations",
     responses((status = 200, description = "JavaScript", content_type = "text/javascript")))]
 pub async fn script() -> HttpResponse {
-    asset("text/javascript; charset=utf-8", SCRIPT)
+    crate::routes::app::page("text/javascript; charset=utf-8", SCRIPT)
 }
 
 /// The page's stylesheet.
 #[utoipa::path(get, path = "/docs/docs.css", operation_id = "getDocsStylesheet", tag = "operations",
     responses((status = 200, description = "CSS", content_type = "text/css")))]
 pub async fn stylesheet() -> HttpResponse {
-    asset("text/css; charset=utf-8", STYLESHEET)
-}
-
-fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((CONTENT_TYPE, content_type))
-        // The dashboard's set: nothing from elsewhere, and no framing (no clickjacking).
-        .insert_header((CONTENT_SECURITY_POLICY, crate::routes::app::CSP))
-        .insert_header((X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .insert_header((REFERRER_POLICY, "no-referrer"))
-        .insert_header((X_FRAME_OPTIONS, "DENY"))
-        .insert_header((CACHE_CONTROL, "no-cache"))
-        .body(body)
+    crate::routes::app::page("text/css; charset=utf-8", STYLESHEET)
 }
