@@ -335,23 +335,45 @@ pub fn header<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
         .unwrap()
 }
 
+/// The built binary as a process of its own against `database_url`, signing dashboard tokens
+/// with `jwt_secret`, and nothing else of the environment: no Redis, no SMTP, no secret file, no
+/// metrics listener, the default log level and format.
+pub fn binary(database_url: &str, jwt_secret: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_api-actix"));
+    command
+        .env("DATABASE_URL", database_url)
+        .env("JWT_SECRET", jwt_secret)
+        .env_remove("JWT_SECRET_FILE")
+        .env_remove("REDIS_URL")
+        .env_remove("SMTP_URL")
+        .env_remove("RUST_LOG")
+        .env_remove("JT_LOG_FORMAT")
+        .env("JT_METRICS_BIND", "off");
+    command
+}
+
+/// The stdout of a command that must have succeeded (`what` names it in the failure).
+pub fn stdout_of(out: &std::process::Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
 /// Starts the `api-actix` binary serving `db_url` as a process of its own, so that a test can
 /// kill it with SIGKILL; its base URL once it listens, and the child.
 pub async fn spawn_server_process(db_url: &str, jwt_secret: &str) -> (String, std::process::Child) {
     use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_api-actix"))
+    let mut child = binary(db_url, jwt_secret)
         .arg("serve")
-        .env("DATABASE_URL", db_url)
-        .env("JWT_SECRET", jwt_secret)
         .env("JT_BIND", "127.0.0.1:0")
-        .env("JT_METRICS_BIND", "off")
         .env("JT_RATE_LIMIT_PER_SECOND", "100000")
         .env("JT_RATE_LIMIT_BURST", "100000")
         .env("RUST_LOG", "info")
-        .env_remove("REDIS_URL")
-        .env_remove("SMTP_URL")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

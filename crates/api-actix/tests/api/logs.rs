@@ -116,12 +116,9 @@ async fn json_logs_are_one_object_per_line_with_the_request_id_and_trace() {
             .args(args)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        crate::helpers::stdout_of(&out, &args.join(" "))
+            .trim()
+            .to_owned()
     };
     cli(&["users", "create", "--email", "logs@example.com"]);
     let token = cli(&["tokens", "issue", "--user", "logs@example.com"]);

@@ -255,34 +255,20 @@ async fn an_outage_under_load_is_logged_by_its_start_and_end() {
     let url = pg.url();
     let secret = crate::helpers::unique("outage-log-secret-padding-to-32-bytes-");
     let cli = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_api-actix"))
+        let out = crate::helpers::binary(&url, &secret)
             .args(args)
-            .env("DATABASE_URL", &url)
-            .env("JWT_SECRET", &secret)
-            .env("JT_METRICS_BIND", "off")
-            .env_remove("REDIS_URL")
-            .env_remove("SMTP_URL")
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        crate::helpers::stdout_of(&out, &args.join(" "))
+            .trim()
+            .to_owned()
     };
     cli(&["users", "create", "--email", "outage@example.com"]);
     let token = cli(&["tokens", "issue", "--user", "outage@example.com"]);
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_api-actix"))
+    let mut server = crate::helpers::binary(&url, &secret)
         .arg("serve")
-        .env("DATABASE_URL", &url)
-        .env("JWT_SECRET", &secret)
         .env("JT_BIND", "127.0.0.1:0")
-        .env("JT_METRICS_BIND", "off")
-        .env_remove("REDIS_URL")
-        .env_remove("SMTP_URL")
-        .env_remove("RUST_LOG")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

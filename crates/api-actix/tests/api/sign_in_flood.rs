@@ -13,23 +13,11 @@ use adapters_smtp::testing::TestSmtpServer;
 use reqwest::Client;
 use serde_json::json;
 
-use crate::helpers::{Backend, Database, unique};
+use crate::helpers::{Backend, Database, binary, stdout_of, unique};
 
 const FLOOD_CONNECTIONS: usize = 128;
 const FLOOD_FOR: Duration = Duration::from_secs(8);
 const USERS: usize = 20;
-
-fn api_actix(url: &str, secret: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_api-actix"));
-    command
-        .env("DATABASE_URL", url)
-        .env("JWT_SECRET", secret)
-        .env_remove("REDIS_URL")
-        .env_remove("RUST_LOG")
-        .env_remove("JT_LOG_FORMAT")
-        .env("JT_METRICS_BIND", "off");
-    command
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_link_requests_from_one_address_loses_no_real_users_link() {
@@ -40,18 +28,14 @@ async fn a_flood_of_link_requests_from_one_address_loses_no_real_users_link() {
         .map(|i| format!("{}@example.com", unique(&format!("real{i}-"))))
         .collect();
     for email in &emails {
-        let out = api_actix(&db.url, &secret)
+        let out = binary(&db.url, &secret)
             .args(["users", "create", "--email", email])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        stdout_of(&out, "users create");
     }
 
-    let mut server = api_actix(&db.url, &secret)
+    let mut server = binary(&db.url, &secret)
         .arg("serve")
         .env("JT_BIND", "127.0.0.1:0")
         .env("JT_TRUSTED_PROXIES", "127.0.0.1")

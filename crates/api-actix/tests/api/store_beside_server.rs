@@ -18,7 +18,7 @@ use std::time::Duration;
 use reqwest::Client;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Database, spawn_server_process, unique};
+use crate::helpers::{Backend, Database, binary, spawn_server_process, stdout_of, unique};
 
 const RENDER: &str = "/api/v1/public/documents";
 /// Users rendering at once: each charge of another user dirties pages of its own, so the WAL
@@ -26,27 +26,12 @@ const RENDER: &str = "/api/v1/public/documents";
 const USERS: usize = 8;
 const RENDERS_IN_FLIGHT: usize = 16;
 
-/// One process of the binary against the test's database, with the server's JWT secret.
+/// One run of the binary against the test's database, with the server's JWT secret.
 fn api_actix(url: &str, secret: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_api-actix"))
+    binary(url, secret)
         .args(args)
-        .env("DATABASE_URL", url)
-        .env("JWT_SECRET", secret)
-        .env_remove("JWT_SECRET_FILE")
-        .env_remove("REDIS_URL")
-        .env_remove("SMTP_URL")
-        .env("JT_METRICS_BIND", "off")
         .output()
         .expect("run api-actix")
-}
-
-fn stdout_of(out: &Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
 }
 
 /// `sqlite3 FILE SQL`, as an operator would run it; fails loudly when `sqlite3` is missing.
