@@ -1,5 +1,7 @@
 //! The HTTP side of the sign-in link queue (`workers::spawn_sign_in_link_worker` works through
-//! it): a full queue is a 503 with `Retry-After`, never a 202 that is then dropped; and what
+//! it): a request that finds the queue full waits for a place (the contract's "sent late, never
+//! dropped"), and only one that still has none after [`QUEUE_WAIT`] is a 503 with
+//! `Retry-After`, never a 202 that is then dropped; and what
 //! becomes of the requests is counted (`jt_sign_in_link_requests_total{outcome}`) and logged:
 //! a link queued is one line (a real user asked, and the per-address limits bound it), every
 //! other outcome at most one line per 10 s with the count, since a flood makes one per request.
@@ -21,6 +23,8 @@ use crate::prometheus::SIGN_IN_LINK_REQUESTS;
 pub const QUEUE_CAPACITY: usize = 4_096;
 /// Lookups (a user read and, for a known address, a link write) at once.
 pub const LOOKUPS_IN_FLIGHT: usize = 16;
+/// Longest a request waits for a place in a full queue: the body deadline's length.
+pub const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Where the handler puts a request.
 pub struct SignInQueue {
@@ -37,17 +41,18 @@ impl SignInQueue {
         }
     }
 
-    /// Queues a link request for `email`.
+    /// Queues a link request for `email`, waiting up to [`QUEUE_WAIT`] for a place.
     ///
     /// # Errors
-    /// `Overloaded` (503, `Retry-After`) when the queue is full.
-    pub fn submit(&self, email: Email) -> Result<(), ApiError> {
-        self.requests.submit(email).map_err(|_| {
+    /// `Overloaded` (503, `Retry-After`) when the queue stayed full.
+    pub async fn submit(&self, email: Email) -> Result<(), ApiError> {
+        let queued = tokio::time::timeout(QUEUE_WAIT, self.requests.submit(email)).await;
+        queued.ok().and_then(Result::ok).ok_or_else(|| {
             metrics::counter!(SIGN_IN_LINK_REQUESTS, "outcome" => "queue_full").increment(1);
             if let Some(n) = self.full.event(Instant::now()) {
                 tracing::warn!(
                     refused = n,
-                    "sign-in link requests refused with 503: the queue is full"
+                    "sign-in link requests refused with 503: the queue stayed full for 10 s"
                 );
             }
             ApiError::Overloaded("too many sign-in link requests are waiting; retry shortly")

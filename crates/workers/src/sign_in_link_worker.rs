@@ -1,8 +1,8 @@
 //! Sign-in link requests, worked through after their 202 (so the answer's timing says nothing
 //! about whether the address has an account) and never dropped once accepted: a request enters
 //! a bounded queue before it is answered, and this loop takes them in order, at most
-//! `in_flight` lookups at a time, waiting for a free one rather than dropping. Only a full queue
-//! refuses, at `submit`, which the caller answers.
+//! `in_flight` lookups at a time, waiting for a free one rather than dropping. A request that
+//! finds the queue full waits at `submit` for a place, as long as its caller allows.
 
 use std::sync::Arc;
 
@@ -21,17 +21,18 @@ pub struct SignInLinkRequests {
     tx: mpsc::Sender<Email>,
 }
 
-/// The queue is full (or its loop ended): nothing was accepted.
+/// The queue's loop has ended: nothing was accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueFull;
 
 impl SignInLinkRequests {
-    /// Queues a link request for `email`.
+    /// Queues a link request for `email`, waiting for a place while the queue is full (the
+    /// caller bounds the wait).
     ///
     /// # Errors
-    /// [`QueueFull`].
-    pub fn submit(&self, email: Email) -> Result<(), QueueFull> {
-        self.tx.try_send(email).map_err(|_| QueueFull)
+    /// [`QueueFull`] when the loop has ended.
+    pub async fn submit(&self, email: Email) -> Result<(), QueueFull> {
+        self.tx.send(email).await.map_err(|_| QueueFull)
     }
 }
 
@@ -94,7 +95,7 @@ mod tests {
         let (requests, _task) = spawn_sign_in_link_worker(sign_in(accounts), 100, 2, observe);
         for i in 0..50 {
             let email = Email::parse(&format!("u{i}@example.com")).unwrap();
-            requests.submit(email).unwrap();
+            requests.submit(email).await.unwrap();
         }
         for _ in 0..200 {
             if seen.lock().unwrap().len() == 50 {
@@ -110,15 +111,15 @@ mod tests {
         );
     }
 
-    /// A queue whose loop takes nothing (ended here; full under a flood) refuses at once.
+    /// A queue whose loop has ended refuses at once.
     #[tokio::test]
-    async fn a_queue_that_takes_nothing_refuses_at_submit() {
+    async fn a_queue_whose_loop_ended_refuses_at_submit() {
         let (requests, task) =
             spawn_sign_in_link_worker(sign_in(MockAccountStore::new()), 1, 1, Arc::new(|_| {}));
         // The loop is stopped, so nothing leaves the queue.
         task.abort();
         let _ = task.await;
         let email = || Email::parse("a@example.com").unwrap();
-        assert_eq!(requests.submit(email()), Err(QueueFull));
+        assert_eq!(requests.submit(email()).await, Err(QueueFull));
     }
 }

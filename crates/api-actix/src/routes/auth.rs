@@ -20,7 +20,7 @@ use crate::state::AppState;
         (status = 202, description = "Accepted, for known and unknown addresses alike; a known one gets an email with a one-time link (15 minutes, at most 5 an hour)"),
         (status = 400, description = "`invalid_request`: `email` missing or not an address", body = ErrorBody),
         (status = 429, description = "`rate_limited`: this client address (IPv6: its /64) asked for `JT_SIGN_IN_LINKS_PER_MINUTE` links in the last minute, or had too many failed authentications (`Retry-After`)", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the queue of link requests is full (`Retry-After`); nothing was accepted", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the queue of link requests stayed full for 10 s (`Retry-After`); nothing was accepted", body = ErrorBody),
     ))]
 pub async fn email_link(
     state: web::Data<AppState>,
@@ -31,7 +31,7 @@ pub async fn email_link(
     state.auth_failures.check(client)?;
     state.sign_in_links.take(client)?;
     let email = body.0.try_into_domain()?;
-    state.sign_in_queue.submit(email)?;
+    state.sign_in_queue.submit(email).await?;
     Ok(HttpResponse::Accepted().finish())
 }
 
