@@ -350,16 +350,21 @@ $('copy-key').addEventListener('click', async () => {
   }
 });
 
-$('close-created').addEventListener('click', () => {
-  $('created-key').textContent = '';
-  $('created-dialog').close();
-});
-$('created-dialog').addEventListener('close', () => {
-  // Once closed, the key is gone from the page.
+/** Once closed, the key is gone from the page, and focus is back where the dialog came from. */
+function createdClosed() {
   $('created-key').textContent = '';
   $('copy-status').textContent = '';
   (returnFocus ?? $('new-key-name')).focus();
+}
+
+$('close-created').addEventListener('click', () => {
+  $('created-dialog').close();
+  // At once: `close()` returns focus to the element focused before the dialog opened, and the
+  // `close` event that corrects it comes a task later.
+  createdClosed();
 });
+// Escape closes it too.
+$('created-dialog').addEventListener('close', createdClosed);
 
 // Revoke after a confirmation.
 
