@@ -112,16 +112,19 @@ impl Watcher {
 
 /// The POSIX locks `pid` holds on the file with `inode` (`/proc/locks` lines read
 /// `N: POSIX ADVISORY READ PID MAJ:MIN:INODE START END`; a waiter's has `->` after `N:`).
-/// Read in one `read` call: the kernel builds the text anew at each call's offset, so a read in
-/// several calls can skip a line when other processes take or drop locks in between.
+/// The kernel writes the file anew at each `read` call's offset, a page at a time, so lines can
+/// shift between calls while other processes take or drop locks: a lock missed by one whole
+/// read is looked for twice more before it counts as not held. A server that lost its locks
+/// shows none in any read.
 fn locks_held(pid: u32, inode: u64) -> usize {
-    use std::io::Read as _;
-    let mut buf = vec![0_u8; 1 << 18];
-    let n = std::fs::File::open("/proc/locks")
-        .and_then(|mut f| f.read(&mut buf))
-        .unwrap();
-    assert!(n < buf.len(), "/proc/locks did not fit in one read");
-    let locks = String::from_utf8_lossy(&buf[..n]);
+    (0..3)
+        .map(|_| locks_in_one_read(pid, inode))
+        .find(|&n| n > 0)
+        .unwrap_or(0)
+}
+
+fn locks_in_one_read(pid: u32, inode: u64) -> usize {
+    let locks = std::fs::read_to_string("/proc/locks").unwrap();
     locks
         .lines()
         .filter(|line| {
