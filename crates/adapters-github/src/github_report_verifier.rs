@@ -14,8 +14,9 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use keys_domain::ports::{ReportVerifier, VerifyError};
+use keys_domain::report_digest::ReportDigest;
 use p256::ecdsa::Signature;
-use p256::ecdsa::signature::Verifier as _;
+use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
 
 use crate::key_list::{SigningKeyEntry, parse_key_list};
 
@@ -265,12 +266,14 @@ impl ReportVerifier for GithubReportVerifier {
         &self,
         key_identifier: &str,
         signature: &str,
-        body: &[u8],
+        body_digest: &ReportDigest,
     ) -> Result<(), VerifyError> {
         let (signature, entry) = self.signature_and_key(key_identifier, signature).await?;
+        // ECDSA P-256 with SHA-256 signs the body's digest: the digest taken while the body was
+        // read is all the check needs.
         entry
             .key
-            .verify(body, &signature)
+            .verify_prehash(body_digest.as_bytes(), &signature)
             .map_err(|_| VerifyError::Invalid("the signature does not match the body"))
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use adapters_github::testing::{TestSigner, key_list};
 use adapters_github::{GithubReportVerifier, KeyListSource};
 use keys_domain::ports::{ReportVerifier, VerifyError};
+use keys_domain::report_digest::ReportDigest;
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -40,10 +41,17 @@ async fn a_signature_over_the_exact_body_with_a_current_key_verifies() {
     let current = TestSigner::generate("k1");
     let f = Fixture::new(&[(&current, true)]);
     let v = f.verifier();
-    assert_eq!(v.verify("k1", &current.sign(BODY), BODY).await, Ok(()));
+    assert_eq!(
+        v.verify("k1", &current.sign(BODY), &ReportDigest::of(BODY))
+            .await,
+        Ok(())
+    );
     // Surrounding whitespace in the headers is tolerated.
     let padded = format!(" {} ", current.sign(BODY));
-    assert_eq!(v.verify(" k1", &padded, BODY).await, Ok(()));
+    assert_eq!(
+        v.verify(" k1", &padded, &ReportDigest::of(BODY)).await,
+        Ok(())
+    );
 }
 
 #[tokio::test]
@@ -69,7 +77,7 @@ async fn everything_else_is_invalid() {
     for (id, sig, body) in cases {
         assert!(
             matches!(
-                v.verify(id, &sig, &body).await,
+                v.verify(id, &sig, &ReportDigest::of(&body)).await,
                 Err(VerifyError::Invalid(_))
             ),
             "{id} {sig}"
@@ -82,15 +90,28 @@ async fn an_unknown_identifier_re_reads_the_list_once() {
     let old = TestSigner::generate("k1");
     let f = Fixture::new(&[(&old, true)]);
     let v = f.verifier();
-    assert_eq!(v.verify("k1", &old.sign(BODY), BODY).await, Ok(()));
+    assert_eq!(
+        v.verify("k1", &old.sign(BODY), &ReportDigest::of(BODY))
+            .await,
+        Ok(())
+    );
     let new = TestSigner::generate("k2");
     f.publish(&[(&old, false), (&new, true)]);
     // Still cached: k1 is current until the list is read again...
-    assert_eq!(v.verify("k1", &old.sign(BODY), BODY).await, Ok(()));
+    assert_eq!(
+        v.verify("k1", &old.sign(BODY), &ReportDigest::of(BODY))
+            .await,
+        Ok(())
+    );
     // ...which an unknown identifier triggers.
-    assert_eq!(v.verify("k2", &new.sign(BODY), BODY).await, Ok(()));
+    assert_eq!(
+        v.verify("k2", &new.sign(BODY), &ReportDigest::of(BODY))
+            .await,
+        Ok(())
+    );
     assert!(matches!(
-        v.verify("k1", &old.sign(BODY), BODY).await,
+        v.verify("k1", &old.sign(BODY), &ReportDigest::of(BODY))
+            .await,
         Err(VerifyError::Invalid(_))
     ));
 }
@@ -101,13 +122,24 @@ async fn re_reads_are_rate_limited_by_default() {
     let f = Fixture::new(&[(&k, true)]);
     let location = format!("file://{}", f.dir.path().join("keys.json").display());
     let v = GithubReportVerifier::new(&location).unwrap();
-    assert_eq!(v.verify("k1", &k.sign(BODY), BODY).await, Ok(()));
+    assert_eq!(
+        v.verify("k1", &k.sign(BODY), &ReportDigest::of(BODY)).await,
+        Ok(())
+    );
     let new = TestSigner::generate("k2");
     f.publish(&[(&k, true), (&new, true)]);
     // Within a second of the last read, an unknown identifier does not read again.
-    assert!(v.verify("k2", &new.sign(BODY), BODY).await.is_err());
+    assert!(
+        v.verify("k2", &new.sign(BODY), &ReportDigest::of(BODY))
+            .await
+            .is_err()
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(v.verify("k2", &new.sign(BODY), BODY).await, Ok(()));
+    assert_eq!(
+        v.verify("k2", &new.sign(BODY), &ReportDigest::of(BODY))
+            .await,
+        Ok(())
+    );
 }
 
 #[tokio::test]
@@ -117,15 +149,25 @@ async fn an_unreadable_list_is_unavailable_and_a_stale_one_keeps_working() {
     let missing = format!("file://{}/nope.json", f.dir.path().display());
     let v = GithubReportVerifier::new(&missing).unwrap();
     assert!(matches!(
-        v.verify("k1", &k.sign(BODY), BODY).await,
+        v.verify("k1", &k.sign(BODY), &ReportDigest::of(BODY)).await,
         Err(VerifyError::Unavailable(_))
     ));
     let v = f.verifier();
-    assert_eq!(v.verify("k1", &k.sign(BODY), BODY).await, Ok(()));
+    assert_eq!(
+        v.verify("k1", &k.sign(BODY), &ReportDigest::of(BODY)).await,
+        Ok(())
+    );
     std::fs::write(f.dir.path().join("keys.json"), "garbage").unwrap();
     // The unknown identifier's re-read fails; the cached list still verifies k1.
-    assert!(v.verify("k2", &k.sign(BODY), BODY).await.is_err());
-    assert_eq!(v.verify("k1", &k.sign(BODY), BODY).await, Ok(()));
+    assert!(
+        v.verify("k2", &k.sign(BODY), &ReportDigest::of(BODY))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        v.verify("k1", &k.sign(BODY), &ReportDigest::of(BODY)).await,
+        Ok(())
+    );
 }
 
 /// While the key source fails, a 3 s stream of forged identifiers (one request every 5 ms)
@@ -136,7 +178,10 @@ async fn forged_identifiers_while_the_source_fails_read_it_at_most_three_times_i
     let f = Fixture::new(&[(&k, true)]);
     let location = format!("file://{}", f.dir.path().join("keys.json").display());
     let v = GithubReportVerifier::new(&location).unwrap();
-    assert_eq!(v.verify("k1", &k.sign(BODY), BODY).await, Ok(()));
+    assert_eq!(
+        v.verify("k1", &k.sign(BODY), &ReportDigest::of(BODY)).await,
+        Ok(())
+    );
     std::fs::remove_file(f.dir.path().join("keys.json")).unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let before = v.reads();
@@ -145,7 +190,11 @@ async fn forged_identifiers_while_the_source_fails_read_it_at_most_three_times_i
     while started.elapsed() < Duration::from_secs(3) {
         n += 1;
         let forged = format!("forged-{n}");
-        assert!(v.verify(&forged, &k.sign(BODY), BODY).await.is_err());
+        assert!(
+            v.verify(&forged, &k.sign(BODY), &ReportDigest::of(BODY))
+                .await
+                .is_err()
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let reads = v.reads() - before;
@@ -154,7 +203,10 @@ async fn forged_identifiers_while_the_source_fails_read_it_at_most_three_times_i
         "{reads} reads for {n} forged identifiers in 3 s"
     );
     // The list read before the failure still verifies its key.
-    assert_eq!(v.verify("k1", &k.sign(BODY), BODY).await, Ok(()));
+    assert_eq!(
+        v.verify("k1", &k.sign(BODY), &ReportDigest::of(BODY)).await,
+        Ok(())
+    );
 }
 
 /// A key-list server that answers its first request with `list` and never answers the others.
@@ -194,16 +246,25 @@ async fn a_known_key_is_never_kept_waiting_by_a_hanging_read() {
             .unwrap()
             .with_reread_interval(Duration::ZERO),
     );
-    assert_eq!(v.verify("k1", &k.sign(BODY), BODY).await, Ok(()));
+    assert_eq!(
+        v.verify("k1", &k.sign(BODY), &ReportDigest::of(BODY)).await,
+        Ok(())
+    );
     let forged: Vec<_> = (0..4)
         .map(|n| {
             let (v, sig) = (v.clone(), k.sign(BODY));
-            tokio::spawn(async move { v.verify(&format!("forged-{n}"), &sig, BODY).await })
+            tokio::spawn(async move {
+                v.verify(&format!("forged-{n}"), &sig, &ReportDigest::of(BODY))
+                    .await
+            })
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = std::time::Instant::now();
-    assert_eq!(v.verify("k1", &k.sign(BODY), BODY).await, Ok(()));
+    assert_eq!(
+        v.verify("k1", &k.sign(BODY), &ReportDigest::of(BODY)).await,
+        Ok(())
+    );
     assert!(
         started.elapsed() < Duration::from_millis(500),
         "a known key waited {:?}",
@@ -246,6 +307,13 @@ async fn github_s_documented_example_verifies() {
     let list = serde_json::json!({"public_keys": [{"key_identifier": id, "key": pem, "is_current": true}]});
     std::fs::write(&path, list.to_string()).unwrap();
     let v = GithubReportVerifier::new(&format!("file://{}", path.display())).unwrap();
-    assert_eq!(v.verify(id, signature, body).await, Ok(()));
-    assert!(v.verify(id, signature, &body[1..]).await.is_err());
+    assert_eq!(
+        v.verify(id, signature, &ReportDigest::of(body)).await,
+        Ok(())
+    );
+    assert!(
+        v.verify(id, signature, &ReportDigest::of(&body[1..]))
+            .await
+            .is_err()
+    );
 }

@@ -26,6 +26,7 @@ pub mod page;
 pub mod ports;
 pub mod random;
 pub mod rate_limit;
+pub mod report_digest;
 pub mod revocation_reason;
 pub mod sealed_response;
 pub mod sign_in_link;

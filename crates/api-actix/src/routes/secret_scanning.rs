@@ -10,8 +10,9 @@
 //! beyond), so bodies buffered at once stay under `REPORTS_IN_FLIGHT` × 1 MiB whatever the
 //! number of connections.
 
-use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt as _;
+use keys_domain::report_digest::{ReportDigest, ReportDigester};
 use keys_domain::use_cases::SignedReport;
 
 use crate::dto::secret_scanning::{ReportedMatch, TokenLabelObject, parse_report};
@@ -70,11 +71,12 @@ pub async fn github(
             "too many secret-scanning reports are being handled; retry shortly",
         ));
     };
-    let body = read_body(&req, payload, &state).await?;
+    let (body, body_digest) = read_body(&req, payload, &state).await?;
     let signed = SignedReport {
         key_identifier: header(KEY_IDENTIFIER),
         signature: header(SIGNATURE),
         body: &body,
+        body_digest: &body_digest,
     };
     let outcome = state.leaks.receive(signed, parse_report).await?;
     leaked_keys_revoked(outcome.revoked);
@@ -97,30 +99,60 @@ pub async fn github(
 /// How much of a report over [`REPORT_LIMIT`] is read and thrown away before the 413.
 const DISCARD_LIMIT: usize = 4 * REPORT_LIMIT;
 
-/// The raw body, up to [`REPORT_LIMIT`], within the body deadline.
+/// The raw body, up to [`REPORT_LIMIT`], and its SHA-256, taken chunk by chunk as the body
+/// streams in, within the body deadline.
 async fn read_body(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
-) -> Result<web::Bytes, ApiError> {
+) -> Result<(web::Bytes, ReportDigest), ApiError> {
     let mut payload = payload.into_inner();
     if declared_length(req).is_some_and(|n| n > REPORT_LIMIT) {
-        // actix's extractor would refuse this on its Content-Length too, but it takes the
-        // payload with it and the connection is closed under a client that may still be
-        // sending a megabyte, which then sees a broken pipe instead of the 413. Read (and drop)
-        // what it sends first, within the same deadline.
+        // Refusing on the header alone would close the connection under a client that may
+        // still be sending a megabyte, which then sees a broken pipe instead of the 413. Read
+        // (and drop) what it sends first, within the same deadline.
         let _ = tokio::time::timeout(state.body_timeout, discard(&mut payload)).await;
         return Err(ApiError::ReportTooLarge);
     }
-    let bytes = web::Bytes::from_request(req, &mut payload);
-    match tokio::time::timeout(state.body_timeout, bytes).await {
+    let capacity = declared_length(req).unwrap_or(0);
+    match tokio::time::timeout(
+        state.body_timeout,
+        hash_while_reading(&mut payload, capacity),
+    )
+    .await
+    {
         Err(_) => Err(ApiError::RequestTimeout),
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(e)) => match e.as_error::<actix_web::error::PayloadError>() {
-            Some(actix_web::error::PayloadError::Overflow) => Err(ApiError::ReportTooLarge),
-            _ => Err(ApiError::invalid("the request body could not be read")),
-        },
+        Ok(Err(Overflow::TooLarge)) => Err(ApiError::ReportTooLarge),
+        Ok(Err(Overflow::Unreadable)) => {
+            Err(ApiError::invalid("the request body could not be read"))
+        }
+        Ok(Ok(read)) => Ok(read),
     }
+}
+
+/// Why a body was not read whole.
+enum Overflow {
+    TooLarge,
+    Unreadable,
+}
+
+/// Reads every chunk into one buffer (at most [`REPORT_LIMIT`] bytes), hashing each as it
+/// arrives.
+async fn hash_while_reading(
+    payload: &mut actix_web::dev::Payload,
+    capacity: usize,
+) -> Result<(web::Bytes, ReportDigest), Overflow> {
+    let mut body = web::BytesMut::with_capacity(capacity.min(REPORT_LIMIT));
+    let mut digest = ReportDigester::default();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| Overflow::Unreadable)?;
+        if body.len() + chunk.len() > REPORT_LIMIT {
+            return Err(Overflow::TooLarge);
+        }
+        digest.update(&chunk);
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body.freeze(), digest.finish()))
 }
 
 /// The request's `Content-Length`, when it has a readable one.

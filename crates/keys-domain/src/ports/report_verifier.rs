@@ -1,5 +1,7 @@
 use async_trait::async_trait;
 
+use crate::report_digest::ReportDigest;
+
 /// Why a signed report was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
@@ -15,7 +17,8 @@ pub enum VerifyError {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait ReportVerifier: Send + Sync {
-    /// Verifies `signature` (as sent) over exactly `body` with the key named `key_identifier`.
+    /// Verifies `signature` (as sent) over the body whose SHA-256 is `body_digest`, with the key
+    /// named `key_identifier`.
     ///
     /// # Errors
     /// `Invalid` with a reason safe to show the sender, `Unavailable`.
@@ -23,7 +26,7 @@ pub trait ReportVerifier: Send + Sync {
         &self,
         key_identifier: &str,
         signature: &str,
-        body: &[u8],
+        body_digest: &ReportDigest,
     ) -> Result<(), VerifyError>;
 
     /// What can be checked before the body is read: `signature` is well formed and

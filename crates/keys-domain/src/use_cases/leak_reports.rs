@@ -14,6 +14,7 @@ use crate::ports::{
     StoreError, UserRef, VerifyError,
 };
 use crate::random::RandomSource;
+use crate::report_digest::ReportDigest;
 use crate::revocation_reason::RevocationReason;
 
 use super::KeyLookupError;
@@ -25,6 +26,8 @@ pub struct SignedReport<'a> {
     pub key_identifier: Option<&'a str>,
     pub signature: Option<&'a str>,
     pub body: &'a [u8],
+    /// SHA-256 of `body`, taken as it was read.
+    pub body_digest: &'a ReportDigest,
 }
 
 /// One match in a report.
@@ -136,7 +139,9 @@ impl LeakReports {
         let (Some(id), Some(signature)) = (signed.key_identifier, signed.signature) else {
             return Err(LeakReportError::InvalidSignature(MISSING_HEADERS));
         };
-        self.verifier.verify(id, signature, signed.body).await?;
+        self.verifier
+            .verify(id, signature, signed.body_digest)
+            .await?;
         let tokens = parse(signed.body).map_err(LeakReportError::Malformed)?;
         let mut outcome = ReportOutcome {
             labels: Vec::with_capacity(tokens.len()),

@@ -8,6 +8,7 @@ use keys_domain::ports::{
     MockAccountStore, MockKeyStore, MockReportVerifier, MockRevocationNotifier, StoreError, User,
     VerifyError,
 };
+use keys_domain::report_digest::ReportDigest;
 use keys_domain::use_cases::{
     LabelledToken, LeakReportError, LeakReports, ReportedToken, SignedReport, TokenLabel,
 };
@@ -37,7 +38,9 @@ impl Mocks {
     fn verified(mut self) -> Self {
         self.verifier
             .expect_verify()
-            .withf(|id, sig, body| id == "kid" && sig == "sig" && body == b"body")
+            .withf(|id, sig, digest| {
+                id == "kid" && sig == "sig" && *digest == ReportDigest::of(b"body")
+            })
             .times(1)
             .returning(|_, _, _| Ok(()));
         self
@@ -60,6 +63,7 @@ fn signed() -> SignedReport<'static> {
         key_identifier: Some("kid"),
         signature: Some("sig"),
         body: b"body",
+        body_digest: Box::leak(Box::new(ReportDigest::of(b"body"))),
     }
 }
 
@@ -100,6 +104,7 @@ fn a_missing_or_bad_signature_reads_and_revokes_nothing() {
                 key_identifier: id,
                 signature: sig,
                 body: b"[]",
+                body_digest: &ReportDigest::of(b"[]"),
             },
             |_| panic!("parsed before verification"),
         ));
