@@ -24,12 +24,13 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use keys_domain::api_key::KeyLimits;
+use keys_domain::monthly_spend::SpendMonth;
 use keys_domain::ports::{
-    InsertKeyError, KeyCacheInvalidation, KeyListQuery, KeyStore, RotateKeyStoreError, Rotation,
-    StateChange, StoreError,
+    InsertKeyError, KeyCacheInvalidation, KeyListQuery, KeyStore, KeyUpdate, RotateKeyStoreError,
+    Rotation, StateChange, StoreError, UpdateKeyStoreError,
 };
 use keys_domain::usage::UsageDelta;
-use keys_domain::{ApiKey, KeyHash, KeyId, ListError, NewApiKey, Page, Timestamp, UserId};
+use keys_domain::{ApiKey, Credits, KeyHash, KeyId, ListError, NewApiKey, Page, Timestamp, UserId};
 
 use crate::eviction_generation::EvictionGeneration;
 use crate::feed_trust::FeedTrust;
@@ -228,6 +229,23 @@ impl KeyStore for CachedKeyStore {
         Ok(stored)
     }
 
+    async fn update(
+        &self,
+        user: &UserId,
+        id: &KeyId,
+        update: KeyUpdate,
+    ) -> Result<Option<ApiKey>, UpdateKeyStoreError> {
+        let stored = self.inner.update(user, id, update).await?;
+        if let Some(key) = &stored {
+            self.cache.evict(&key.hash);
+        }
+        Ok(stored)
+    }
+
+    async fn spent_in(&self, id: &KeyId, month: SpendMonth) -> Result<Credits, StoreError> {
+        self.inner.spent_in(id, month).await
+    }
+
     async fn record_usage(&self, batch: &[UsageDelta]) -> Result<(), StoreError> {
         self.inner.record_usage(batch).await
     }
@@ -258,6 +276,7 @@ mod tests {
             last_used_at: None,
             usage_count: 0,
             revocation_reason: None,
+            controls: Default::default(),
         };
         let hash = key.hash;
         (key, hash)
@@ -436,6 +455,7 @@ mod tests {
                 preview: new.preview.clone(),
                 hash: new_hash,
                 created_at: Timestamp::from_millis(1),
+                controls: Default::default(),
             },
             limits: KeyLimits::default(),
             now: Timestamp::from_millis(1),
@@ -490,6 +510,17 @@ mod tests {
             unimplemented!()
         }
         async fn rotate(&self, _: &UserId, _: Rotation) -> Result<ApiKey, RotateKeyStoreError> {
+            unimplemented!()
+        }
+        async fn update(
+            &self,
+            _: &UserId,
+            _: &KeyId,
+            _: KeyUpdate,
+        ) -> Result<Option<ApiKey>, UpdateKeyStoreError> {
+            unimplemented!()
+        }
+        async fn spent_in(&self, _: &KeyId, _: SpendMonth) -> Result<Credits, StoreError> {
             unimplemented!()
         }
         async fn record_usage(&self, _: &[UsageDelta]) -> Result<(), StoreError> {

@@ -58,7 +58,8 @@ cached_statement!(
         expected_users: Array<Text>, "::text[], ",
         expected_balances: Array<BigInt>, "::bigint[]) AS e(id, balance) \
             ON payers.id = e.id AND payers.balance = e.balance), \
-            paying_keys AS MATERIALIZED (SELECT id, user_id, status, revoked_at, revokes_at FROM api_keys \
+            paying_keys AS MATERIALIZED (SELECT id, user_id, status, revoked_at, revokes_at, \
+            expires_at, monthly_credit_limit FROM api_keys \
             WHERE id = ANY(",
         key_ids: Array<Text>, "::text[]) AND (SELECT ok FROM users_ok) ORDER BY id FOR KEY SHARE), \
             ok AS (SELECT (SELECT ok FROM users_ok) AND (SELECT count(*) FROM paying_keys k \
@@ -71,7 +72,8 @@ cached_statement!(
             AS e(id, user_id, status, revoked_at, revokes_at) ON k.id = e.id \
             AND k.user_id = e.user_id AND k.status = e.status \
             AND k.revoked_at IS NOT DISTINCT FROM e.revoked_at \
-            AND k.revokes_at IS NOT DISTINCT FROM e.revokes_at) = cardinality(",
+            AND k.revokes_at IS NOT DISTINCT FROM e.revokes_at \
+            AND k.expires_at IS NULL AND k.monthly_credit_limit IS NULL) = cardinality(",
         key_ids: Array<Text>, "::text[]) AS ok), \
             balances AS (UPDATE users SET balance = b.balance FROM unnest(",
         balance_users: Array<Text>, "::text[], ",

@@ -64,6 +64,12 @@ impl FromStoreError for RotateKeyStoreError {
     }
 }
 
+impl FromStoreError for keys_domain::ports::UpdateKeyStoreError {
+    fn from_store_error(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
 impl FromStoreError for ListError {
     fn from_store_error(e: StoreError) -> Self {
         Self::Store(e)

@@ -63,6 +63,18 @@ fn encode(detail: &EventDetail) -> Value {
             json!({ "count": count, "threshold": threshold })
         }
         EventDetail::LeakReported { url, source } => json!({ "url": url, "source": source }),
+        // `changed` keeps the order; the values are keyed by field.
+        EventDetail::Updated { changes } => json!({
+            "changed": changes.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>(),
+            "values": changes
+                .iter()
+                .map(|(f, v)| (f.clone(), v.clone().map_or(Value::Null, Value::from)))
+                .collect::<serde_json::Map<_, _>>(),
+        }),
+        EventDetail::ExpiryReminder {
+            expires_at,
+            days_before,
+        } => json!({ "expires_at": expires_at.as_millis(), "days_before": days_before }),
     }
 }
 
@@ -91,6 +103,24 @@ fn decode(kind: KeyEventKind, detail: &str) -> Option<EventDetail> {
         KeyEventKind::LeakReported => EventDetail::LeakReported {
             url: text("url")?,
             source: text("source")?,
+        },
+        KeyEventKind::Updated => {
+            let values = v.get("values")?.as_object()?;
+            EventDetail::Updated {
+                changes: v
+                    .get("changed")?
+                    .as_array()?
+                    .iter()
+                    .map(|f| {
+                        let f = f.as_str()?;
+                        Some((f.to_owned(), values.get(f)?.as_str().map(str::to_owned)))
+                    })
+                    .collect::<Option<_>>()?,
+            }
+        }
+        KeyEventKind::ExpiryReminder => EventDetail::ExpiryReminder {
+            expires_at: Timestamp::from_millis(v.get("expires_at")?.as_i64()?),
+            days_before: u32::try_from(number("days_before")?).ok()?,
         },
     })
 }

@@ -5,22 +5,25 @@ use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use keys_domain::api_key::{ApiKey, KeyLimits, NewApiKey};
 use keys_domain::hourly_usage::hour_start;
+use keys_domain::monthly_spend::SpendMonth;
 use keys_domain::ports::{
-    InsertKeyError, KeyListQuery, KeyStore, RotateKeyStoreError, Rotation, StateChange, StoreError,
+    InsertKeyError, KeyListQuery, KeyStore, KeyUpdate, RotateKeyStoreError, Rotation, StateChange,
+    StoreError, UpdateKeyStoreError,
 };
 use keys_domain::usage::UsageDelta;
 use keys_domain::{
-    Actor, EventDetail, KeyEvent, KeyHash, KeyId, KeyName, KeyPreview, KeyState, KeyStatus,
-    ListError, Page, RevocationReason, Timestamp, UserId,
+    Actor, Credits, EventDetail, KeyEvent, KeyHash, KeyId, KeyName, KeyPreview, KeyState,
+    KeyStatus, ListError, Page, RevocationReason, Timestamp, UserId,
 };
 
 use crate::alert_outbox::insert_email;
 use crate::cached_statements::{AddKeyUsage, LockUser};
 use crate::connection::AnyConnection;
 use crate::failure::{Failure, UniqueIndex};
+use crate::key_controls_columns::{control_columns, stored_controls};
 use crate::key_events::write_events;
 use crate::pages::key_page;
-use crate::schema::api_keys;
+use crate::schema::{api_keys, key_monthly_spend};
 use crate::store::DbStore;
 use crate::usage_history::add_to_hour;
 
@@ -51,6 +54,10 @@ pub(crate) struct KeyRow {
     last_used_at: Option<i64>,
     usage_count: i64,
     revocation_reason: Option<String>,
+    expires_at: Option<i64>,
+    allowed_networks: Option<String>,
+    monthly_credit_limit: Option<i64>,
+    scopes: Option<String>,
 }
 
 impl KeyRow {
@@ -71,7 +78,17 @@ impl KeyRow {
                 StoreError::Internal(format!("key {} has an invalid revocation reason", self.id))
             })?),
         };
+        let controls = stored_controls(
+            &self.id,
+            (
+                self.expires_at,
+                self.allowed_networks,
+                self.monthly_credit_limit,
+                self.scopes,
+            ),
+        )?;
         Ok(ApiKey {
+            controls,
             id: KeyId::new(self.id),
             user_id: UserId::new(self.user_id),
             name: KeyName::from_stored(self.name),
@@ -236,6 +253,7 @@ fn insert_locked(
     }
 
     let (status, revoked_at, revokes_at) = state_columns(KeyState::Active);
+    let (expires_at, networks, limit, scopes) = control_columns(&key.controls);
     let inserted = diesel::insert_into(api_keys::table)
         .values((
             api_keys::id.eq(key.id.as_str()),
@@ -248,6 +266,10 @@ fn insert_locked(
             api_keys::revokes_at.eq(revokes_at),
             api_keys::created_at.eq(key.created_at.as_millis()),
             api_keys::usage_count.eq(0_i64),
+            api_keys::expires_at.eq(expires_at),
+            api_keys::allowed_networks.eq(networks),
+            api_keys::monthly_credit_limit.eq(limit),
+            api_keys::scopes.eq(scopes),
         ))
         .execute(conn);
     match inserted {
@@ -403,6 +425,81 @@ impl KeyStore for DbStore {
                 write_events(conn, &events)?;
                 Ok(key)
             })
+        })
+        .await
+    }
+
+    async fn update(
+        &self,
+        user: &UserId,
+        id: &KeyId,
+        update: KeyUpdate,
+    ) -> Result<Option<ApiKey>, UpdateKeyStoreError> {
+        let (user, id) = (user.clone(), id.clone());
+        self.run(move |conn| {
+            conn.transaction(|conn| {
+                // User first, then key: the order of insert and rotate, so no lock cycle.
+                if !lock_user(conn, user.as_str())? {
+                    return Ok(None);
+                }
+                let Some(row) = lock_key(conn, user.as_str(), id.as_str())? else {
+                    return Ok(None);
+                };
+                let mut key = row.into_key()?;
+                if key.controls.monthly_credit_limit.is_none()
+                    && update.controls.monthly_credit_limit.is_some()
+                {
+                    // Spend counts while a limit is set: a new limit starts from zero.
+                    diesel::delete(
+                        key_monthly_spend::table.filter(key_monthly_spend::key_id.eq(id.as_str())),
+                    )
+                    .execute(conn)?;
+                }
+                let (expires_at, networks, limit, scopes) = control_columns(&update.controls);
+                let name = update
+                    .name
+                    .as_ref()
+                    .unwrap_or(&key.name)
+                    .as_str()
+                    .to_owned();
+                let written = diesel::update(api_keys::table.find(id.as_str()))
+                    .set((
+                        api_keys::name.eq(&name),
+                        api_keys::expires_at.eq(expires_at),
+                        api_keys::allowed_networks.eq(networks),
+                        api_keys::monthly_credit_limit.eq(limit),
+                        api_keys::scopes.eq(scopes),
+                        // A new expiry gets its own reminders.
+                        api_keys::expiry_reminded_days.eq(None::<i32>),
+                    ))
+                    .execute(conn);
+                match written {
+                    Ok(_) => {}
+                    Err(e) if LIVE_NAME_INDEX.is_violated_by(&e) => {
+                        return Err(Failure::Port(UpdateKeyStoreError::DuplicateName));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                write_events(conn, &[update.event])?;
+                if let Some(name) = update.name {
+                    key.name = name;
+                }
+                key.controls = update.controls;
+                Ok(Some(key))
+            })
+        })
+        .await
+    }
+
+    async fn spent_in(&self, id: &KeyId, month: SpendMonth) -> Result<Credits, StoreError> {
+        let id = id.clone();
+        self.run(move |conn| {
+            let spent: Option<i64> = key_monthly_spend::table
+                .find((id.as_str(), month.start().as_millis()))
+                .select(key_monthly_spend::spent)
+                .first(conn)
+                .optional()?;
+            Ok(spent.map_or(Credits::ZERO, Credits::from_stored))
         })
         .await
     }

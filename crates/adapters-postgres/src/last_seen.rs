@@ -65,10 +65,7 @@ pub(crate) fn snapshots<'a>(
     let mut out = HashMap::new();
     for (id, (user, status, revoked_at, revokes_at)) in keys {
         let state = stored_state(id.as_str(), status, *revoked_at, *revokes_at)?;
-        let snapshot = KeySnapshot {
-            user_id: UserId::new(user.as_str()),
-            state,
-        };
+        let snapshot = KeySnapshot::plain(UserId::new(user.as_str()), state);
         out.insert(id.clone(), snapshot);
     }
     Ok(out)

@@ -17,9 +17,10 @@ use std::collections::{HashMap, HashSet};
 
 use diesel::PgConnection;
 use diesel::prelude::*;
-use keys_domain::charge_batch::{self, Account, BatchPlan};
+use keys_domain::charge_batch::{self, Account, BatchPlan, KeySnapshot, MonthlySnapshot};
+use keys_domain::monthly_spend::{MonthlyCreditLimit, SpendMonth};
 use keys_domain::ports::{Charge, ChargeOutcome, StoreError};
-use keys_domain::{Credits, KeyId, TemplateId, UserId};
+use keys_domain::{Credits, KeyId, TemplateId, Timestamp, UserId};
 
 use crate::batch_write_postgres::BatchWrite;
 use crate::cached_statements::{LockUser, SetBalance};
@@ -27,7 +28,9 @@ use crate::confirmed_write_postgres::ConfirmedWrite;
 use crate::connection::AnyConnection;
 use crate::failure::Failure;
 use crate::last_seen::{KeyColumns, LastSeen, snapshots};
-use crate::schema::{api_keys, credit_ledger, documents, template_ownership, users};
+use crate::schema::{
+    api_keys, credit_ledger, documents, key_monthly_spend, template_ownership, users,
+};
 
 /// What a committed batch answers, and the balances it wrote (for the balance cache).
 pub(crate) struct Applied {
@@ -141,6 +144,8 @@ fn locked(
             read_ownership(conn, &purchasers, &mut accounts)?;
         }
         let keys = read_keys(conn, &charge_batch::keys(charges))?;
+        let month = SpendMonth::of(charges.first().map_or(Timestamp::from_millis(0), |c| c.at));
+        let spent = read_spend(conn, &keys, month)?;
         let found: Vec<(UserId, Credits)> = if remember {
             accounts
                 .iter()
@@ -149,16 +154,21 @@ fn locked(
         } else {
             Vec::new()
         };
-        let snapshots = snapshots(&keys)?;
+        let snapshots = controlled_snapshots(&keys, month, &spent)?;
         let plan = charge_batch::plan(charges, accounts, &snapshots);
         write(conn, &plan)?;
+        write_spend(conn, &plan.key_spend)?;
         if remember {
             // Remembered before COMMIT; a failed COMMIT makes `apply` forget the batch.
             for (user, balance) in found.iter().chain(&plan.balances) {
                 seen.balance(user, *balance);
             }
-            for (id, columns) in keys {
-                seen.key(id, columns);
+            // A key with controls is never planned from memory: the conditional write
+            // checks only the lifecycle columns.
+            for (id, read) in keys {
+                if read.expires_at.is_none() && read.monthly_credit_limit.is_none() {
+                    seen.key(id, read.columns);
+                }
             }
         }
         Ok(Applied {
@@ -253,13 +263,29 @@ fn read_ownership(
     Ok(())
 }
 
-type KeyRow = (String, String, String, Option<i64>, Option<i64>);
+type KeyRow = (
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// A paying key as the locked way reads it: its lifecycle columns and the controls a charge
+/// obeys.
+pub(crate) struct KeyRead {
+    pub columns: KeyColumns,
+    pub expires_at: Option<i64>,
+    pub monthly_credit_limit: Option<i64>,
+}
 
 /// The paying keys' stored columns as of now. On PostgreSQL `FOR KEY SHARE` waits for a change
 /// of a key's state in flight (it holds the key row `FOR UPDATE`, see `key_store::lock_key`)
 /// and makes one that starts later wait for this batch's commit; unlike `FOR SHARE` it neither
 /// waits for nor holds up the usage flush, whose updates of the same rows change no key column.
-fn read_keys(conn: &mut AnyConnection, keys: &[KeyId]) -> QueryResult<HashMap<KeyId, KeyColumns>> {
+fn read_keys(conn: &mut AnyConnection, keys: &[KeyId]) -> QueryResult<HashMap<KeyId, KeyRead>> {
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
@@ -269,6 +295,8 @@ fn read_keys(conn: &mut AnyConnection, keys: &[KeyId]) -> QueryResult<HashMap<Ke
         api_keys::status,
         api_keys::revoked_at,
         api_keys::revokes_at,
+        api_keys::expires_at,
+        api_keys::monthly_credit_limit,
     );
     let rows: Vec<KeyRow> = match conn {
         // One key by `id = $1`, as in `lock_accounts`.
@@ -304,10 +332,93 @@ fn read_keys(conn: &mut AnyConnection, keys: &[KeyId]) -> QueryResult<HashMap<Ke
     };
     Ok(rows
         .into_iter()
-        .map(|(id, user, status, revoked_at, revokes_at)| {
-            (KeyId::new(id), (user, status, revoked_at, revokes_at))
-        })
+        .map(
+            |(id, user, status, revoked_at, revokes_at, expires_at, limit)| {
+                let read = KeyRead {
+                    columns: (user, status, revoked_at, revokes_at),
+                    expires_at,
+                    monthly_credit_limit: limit,
+                };
+                (KeyId::new(id), read)
+            },
+        )
         .collect())
+}
+
+/// What the keys with a monthly limit spent in `month`, read under the payer's lock (every
+/// batch of a key locks its user first, so nothing else writes these rows meanwhile).
+fn read_spend(
+    conn: &mut AnyConnection,
+    keys: &HashMap<KeyId, KeyRead>,
+    month: SpendMonth,
+) -> QueryResult<HashMap<KeyId, i64>> {
+    let limited: Vec<&str> = keys
+        .iter()
+        .filter(|(_, k)| k.monthly_credit_limit.is_some())
+        .map(|(id, _)| id.as_str())
+        .collect();
+    if limited.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(String, i64)> = key_monthly_spend::table
+        .filter(key_monthly_spend::key_id.eq_any(&limited))
+        .filter(key_monthly_spend::month.eq(month.start().as_millis()))
+        .select((key_monthly_spend::key_id, key_monthly_spend::spent))
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(k, s)| (KeyId::new(k), s)).collect())
+}
+
+/// The planner's view of the paying keys, with their expiry and monthly spend.
+fn controlled_snapshots(
+    keys: &HashMap<KeyId, KeyRead>,
+    month: SpendMonth,
+    spent: &HashMap<KeyId, i64>,
+) -> Result<HashMap<KeyId, KeySnapshot>, StoreError> {
+    let mut out = snapshots(keys.iter().map(|(id, k)| (id, &k.columns)))?;
+    for (id, snapshot) in &mut out {
+        let Some(read) = keys.get(id) else { continue };
+        snapshot.expires_at = read.expires_at.map(Timestamp::from_millis);
+        if let Some(limit) = read.monthly_credit_limit {
+            let limit = MonthlyCreditLimit::from_stored(limit).ok_or_else(|| {
+                StoreError::Internal(format!("key {id} has a corrupt monthly_credit_limit"))
+            })?;
+            snapshot.monthly = Some(MonthlySnapshot {
+                limit,
+                month,
+                spent: Credits::from_stored(spent.get(id).copied().unwrap_or(0)),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Writes the limited keys' spend after the batch (absolute values: see [`read_spend`]).
+fn write_spend(
+    conn: &mut AnyConnection,
+    spend: &[(KeyId, SpendMonth, Credits)],
+) -> QueryResult<()> {
+    for (key, month, spent) in spend {
+        let row = (
+            key_monthly_spend::key_id.eq(key.as_str()),
+            key_monthly_spend::month.eq(month.start().as_millis()),
+            key_monthly_spend::spent.eq(spent.as_i64()),
+        );
+        match conn {
+            AnyConnection::Postgres(pg) => diesel::insert_into(key_monthly_spend::table)
+                .values(row)
+                .on_conflict((key_monthly_spend::key_id, key_monthly_spend::month))
+                .do_update()
+                .set(key_monthly_spend::spent.eq(spent.as_i64()))
+                .execute(pg)?,
+            AnyConnection::Sqlite(lite) => diesel::insert_into(key_monthly_spend::table)
+                .values(row)
+                .on_conflict((key_monthly_spend::key_id, key_monthly_spend::month))
+                .do_update()
+                .set(key_monthly_spend::spent.eq(spent.as_i64()))
+                .execute(lite)?,
+        };
+    }
+    Ok(())
 }
 
 /// Inserts `$rows` (a `Vec` of value tuples) into `$table` on SQLite with multi-row statements

@@ -73,13 +73,20 @@ pub(crate) fn key_page(
             .filter(api_keys::created_at.lt(at).or(api_keys::id.lt(id)));
     }
     let now = now.as_millis();
+    // A key past its `expires_at` reads `expired` unless it is revoked.
+    let not_expired = api_keys::expires_at
+        .is_null()
+        .or(api_keys::expires_at.gt(now));
     rows = match query.status {
         None => rows,
         // Equality on status: the (user_id, status, created_at, id) index serves it in order.
-        Some(KeyStatus::Active) => rows.filter(api_keys::status.eq(KeyStatus::Active.as_str())),
+        Some(KeyStatus::Active) => rows
+            .filter(api_keys::status.eq(KeyStatus::Active.as_str()))
+            .filter(not_expired),
         Some(KeyStatus::Expiring) => rows
             .filter(api_keys::status.eq(KeyStatus::Expiring.as_str()))
-            .filter(api_keys::revokes_at.gt(now)),
+            .filter(api_keys::revokes_at.gt(now))
+            .filter(not_expired),
         // An expiring key past its revokes_at is revoked. Scanning the (user_id, created_at, id)
         // index skips only the user's live keys, at most the live-key limit of them.
         Some(KeyStatus::Revoked) => rows.filter(
@@ -88,6 +95,13 @@ pub(crate) fn key_page(
                 .or(api_keys::status
                     .eq(KeyStatus::Expiring.as_str())
                     .and(api_keys::revokes_at.le(now))),
+        ),
+        Some(KeyStatus::Expired) => rows.filter(api_keys::expires_at.le(now)).filter(
+            api_keys::status
+                .eq(KeyStatus::Active.as_str())
+                .or(api_keys::status
+                    .eq(KeyStatus::Expiring.as_str())
+                    .and(api_keys::revokes_at.gt(now))),
         ),
     };
     let limit = query.page.limit;

@@ -34,6 +34,19 @@ diesel::table! {
         last_used_at -> Nullable<BigInt>,
         usage_count -> BigInt,
         revocation_reason -> Nullable<Text>,
+        expires_at -> Nullable<BigInt>,
+        allowed_networks -> Nullable<Text>,
+        monthly_credit_limit -> Nullable<BigInt>,
+        scopes -> Nullable<Text>,
+        expiry_reminded_days -> Nullable<Integer>,
+    }
+}
+
+diesel::table! {
+    key_monthly_spend (key_id, month) {
+        key_id -> Text,
+        month -> BigInt,
+        spent -> BigInt,
     }
 }
 
@@ -152,6 +165,7 @@ diesel::joinable!(template_ownership -> templates (template_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
+    key_monthly_spend,
     credit_ledger,
     api_keys,
     templates,

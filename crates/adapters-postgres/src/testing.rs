@@ -187,6 +187,20 @@ fn database_name(url: &str) -> Option<&str> {
     (!name.is_empty()).then_some(name)
 }
 
+/// Runs one SQL statement on the store's database (both backends): for tests that must put a
+/// row in a state no API reaches in a test's time, such as a key whose expiry has passed.
+pub async fn execute_sql(store: &crate::DbStore, sql: &str) -> usize {
+    use diesel::RunQueryDsl;
+
+    let sql = sql.to_owned();
+    store
+        .run::<_, keys_domain::ports::StoreError, _>(move |conn| {
+            Ok(diesel::sql_query(sql).execute(conn)?)
+        })
+        .await
+        .expect("cannot run the test's SQL")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

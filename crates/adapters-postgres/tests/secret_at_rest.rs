@@ -32,6 +32,7 @@ fn new_key(user: &UserId, name: &str) -> (NewApiKey, ApiKeySecret) {
         preview: secret.preview(),
         hash: secret.hash(),
         created_at: T0,
+        controls: Default::default(),
     };
     (key, secret)
 }

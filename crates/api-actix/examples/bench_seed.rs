@@ -56,7 +56,11 @@ async fn main() -> anyhow::Result<()> {
         writeln!(ids, "{}", user.id.as_str())?;
         for k in 0..keys {
             let issued = key_service
-                .issue(&user.id, KeyName::parse(&format!("bench-{k}"))?)
+                .issue(
+                    &user.id,
+                    KeyName::parse(&format!("bench-{k}"))?,
+                    keys_domain::key_controls::KeyControls::default(),
+                )
                 .await?;
             writeln!(file, "{}", issued.secret.expose())?;
         }

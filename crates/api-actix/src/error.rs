@@ -9,12 +9,14 @@ use actix_web::web::Bytes;
 use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 use keys_domain::MalformedKey;
 use keys_domain::credits::InsufficientCredits;
+use keys_domain::monthly_spend::KeyLimitReached;
 use keys_domain::ports::StoreError;
 use keys_domain::rate_limit::RateDecision;
+use keys_domain::scope::Scope;
 use keys_domain::use_cases::{
     AdmitError, AuthError, DocumentLookupError, ExchangeError, IdempotencyError, IssueKeyError,
     KeyEventsError, KeyLookupError, LeakReportError, PurchaseError, RenderError, RotateKeyError,
-    SignOutError,
+    SignOutError, UpdateKeyError,
 };
 use serde_json::{Map, Value, json};
 
@@ -62,6 +64,10 @@ pub enum Unauthorized {
     NotOneApiKey,
     InvalidApiKey,
     RevokedApiKey,
+    /// Past its `expires_at`.
+    ExpiredApiKey,
+    /// From an address outside its `allowed_networks`.
+    NetworkNotAllowed,
     /// A JWT or another scheme on an endpoint that takes API keys.
     UnsupportedCredential,
     MissingToken,
@@ -100,6 +106,16 @@ impl Unauthorized {
             Self::RevokedApiKey => (
                 "revoked_api_key",
                 "the API key has been revoked".into(),
+                true,
+            ),
+            Self::ExpiredApiKey => (
+                "expired_api_key",
+                "the API key has expired; create a new key in the dashboard".into(),
+                true,
+            ),
+            Self::NetworkNotAllowed => (
+                "network_not_allowed",
+                "the API key may not be used from this network (see its allowed_networks)".into(),
                 true,
             ),
             Self::UnsupportedCredential => (
@@ -151,7 +167,11 @@ pub enum ApiError {
     },
     Unauthorized(Unauthorized),
     InsufficientCredits(InsufficientCredits),
+    /// The charge would pass the key's monthly credit limit.
+    KeyCreditLimitReached(KeyLimitReached),
     TemplateNotPurchased,
+    /// The key lacks the scope the endpoint needs.
+    InsufficientScope(Scope),
     NotFound(Cow<'static, str>),
     /// The methods the resource serves, for `Allow`.
     MethodNotAllowed(Cow<'static, str>),
@@ -242,6 +262,19 @@ impl ApiError {
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 "this template is premium and you have not purchased it",
+            ),
+            Self::KeyCreditLimitReached(_) => row(
+                StatusCode::PAYMENT_REQUIRED,
+                "key_credit_limit_reached",
+                "this charge would pass the API key's monthly credit limit",
+            ),
+            Self::InsufficientScope(scope) => row(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                format!(
+                    "the API key lacks the scope this endpoint needs: {}",
+                    scope.as_str()
+                ),
             ),
             Self::NotFound(message) => row(StatusCode::NOT_FOUND, "not_found", message.clone()),
             Self::MethodNotAllowed(_) => row(
@@ -370,6 +403,14 @@ impl ApiError {
             Self::TemplateNotPurchased => {
                 body.insert("reason".into(), json!("template_not_purchased"));
             }
+            Self::KeyCreditLimitReached(r) => {
+                body.insert("limit".into(), json!(r.limit.get()));
+                body.insert("spent".into(), json!(r.spent.get()));
+                body.insert("resets_at".into(), json!(r.resets_at.to_rfc3339()));
+            }
+            Self::InsufficientScope(scope) => {
+                body.insert("required_scope".into(), json!(scope.as_str()));
+            }
             Self::RateLimited(d) => {
                 body.insert("retry_after".into(), json!(d.retry_after_seconds()));
             }
@@ -436,6 +477,16 @@ impl ResponseError for ApiError {
             }
             Self::MethodNotAllowed(allow) => {
                 res.insert_header((header::ALLOW, allow.as_ref()));
+            }
+            // RFC 6750 section 3.1.
+            Self::InsufficientScope(scope) => {
+                res.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    format!(
+                        "Bearer realm=\"jobtactics\", error=\"insufficient_scope\", scope=\"{}\"",
+                        scope.as_str()
+                    ),
+                ));
             }
             // The rest of a body that did not arrive is not worth waiting for.
             Self::RequestTimeout => {
@@ -512,6 +563,8 @@ impl From<AuthError> for ApiError {
             AuthError::Malformed(m) => Unauthorized::MalformedApiKey(m).into(),
             AuthError::Unknown => Unauthorized::InvalidApiKey.into(),
             AuthError::Revoked => Unauthorized::RevokedApiKey.into(),
+            AuthError::Expired => Unauthorized::ExpiredApiKey.into(),
+            AuthError::NetworkNotAllowed => Unauthorized::NetworkNotAllowed.into(),
             AuthError::Store(s) => s.into(),
         }
     }
@@ -595,9 +648,22 @@ impl From<RotateKeyError> for ApiError {
             RotateKeyError::NotFound => Self::NotFound(e.to_string().into()),
             RotateKeyError::DuplicateName
             | RotateKeyError::AlreadyRevoked
+            | RotateKeyError::Expired
             | RotateKeyError::TooManyKeys(_)
             | RotateKeyError::Conflict => Self::Conflict(e.to_string()),
             RotateKeyError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<UpdateKeyError> for ApiError {
+    fn from(e: UpdateKeyError) -> Self {
+        match e {
+            UpdateKeyError::NotFound => Self::NotFound(e.to_string().into()),
+            UpdateKeyError::Final(_) | UpdateKeyError::DuplicateName => {
+                Self::Conflict(e.to_string())
+            }
+            UpdateKeyError::Store(s) => s.into(),
         }
     }
 }
@@ -621,6 +687,7 @@ impl From<PurchaseError> for ApiError {
             PurchaseError::Insufficient(i) => Self::InsufficientCredits(i),
             PurchaseError::UnknownUser => Unauthorized::InvalidApiKey.into(),
             PurchaseError::KeyRevoked => Unauthorized::RevokedApiKey.into(),
+            PurchaseError::KeyLimitReached(r) => Self::KeyCreditLimitReached(r),
             PurchaseError::Store(s) => s.into(),
         }
     }
@@ -634,6 +701,7 @@ impl From<RenderError> for ApiError {
             RenderError::Insufficient(i) => Self::InsufficientCredits(i),
             RenderError::UnknownUser => Unauthorized::InvalidApiKey.into(),
             RenderError::KeyRevoked => Unauthorized::RevokedApiKey.into(),
+            RenderError::KeyLimitReached(r) => Self::KeyCreditLimitReached(r),
             RenderError::Store(s) => s.into(),
         }
     }

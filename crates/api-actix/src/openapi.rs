@@ -66,6 +66,7 @@ pub struct ErrorDetail {
         routes::keys::list,
         routes::keys::create,
         routes::keys::get,
+        routes::keys::update,
         routes::keys::revoke,
         routes::keys::rotate,
         routes::credits::dashboard_balance,

@@ -1,10 +1,11 @@
 //! An API key as stored: everything but the secret, which is never stored.
 
 use crate::ids::{KeyId, UserId};
+use crate::key_controls::KeyControls;
 use crate::key_hash::KeyHash;
 use crate::key_name::KeyName;
 use crate::key_preview::KeyPreview;
-use crate::key_state::KeyState;
+use crate::key_state::{KeyState, KeyStatus};
 use crate::revocation_reason::RevocationReason;
 use crate::timestamp::Timestamp;
 
@@ -22,9 +23,28 @@ pub struct ApiKey {
     pub usage_count: u64,
     /// Why it was (or, while expiring, will be) revoked; `None` while active.
     pub revocation_reason: Option<RevocationReason>,
+    pub controls: KeyControls,
 }
 
 impl ApiKey {
+    /// The contract's status as of `now`: `revoked` wins over `expired`, which wins over the
+    /// lifecycle's `active` or `expiring`.
+    #[must_use]
+    pub fn status(&self, now: Timestamp) -> KeyStatus {
+        match self.state.status(now) {
+            KeyStatus::Revoked => KeyStatus::Revoked,
+            _ if self.controls.is_expired(now) => KeyStatus::Expired,
+            status => status,
+        }
+    }
+
+    /// Whether a request presenting this key may go on to its other checks at `now`: neither
+    /// revoked nor expired.
+    #[must_use]
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        matches!(self.status(now), KeyStatus::Active | KeyStatus::Expiring)
+    }
+
     /// `revocation_reason` as of `now`: shown once the key is effectively revoked (an expiring
     /// key carries `rotation` before its grace ends, but is not revoked yet). `None` for keys
     /// revoked before reasons were recorded.
@@ -44,6 +64,7 @@ pub struct NewApiKey {
     pub preview: KeyPreview,
     pub hash: KeyHash,
     pub created_at: Timestamp,
+    pub controls: KeyControls,
 }
 
 impl NewApiKey {
@@ -61,6 +82,7 @@ impl NewApiKey {
             last_used_at: None,
             usage_count: 0,
             revocation_reason: None,
+            controls: self.controls,
         }
     }
 }

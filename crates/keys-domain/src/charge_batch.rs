@@ -1,11 +1,12 @@
 //! Deciding a batch of charges, without I/O: the ledger writer's adapters read the batch's
 //! accounts and keys under lock, call [`plan`], and write what it returns in one transaction.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::credits::{Credits, LedgerEntry, LedgerReason, debit};
 use crate::ids::{KeyId, TemplateId, UserId};
 use crate::key_state::KeyState;
+use crate::monthly_spend::{MonthlyCreditLimit, SpendMonth, spend};
 use crate::ports::{Charge, ChargeKind, ChargeOutcome};
 use crate::template::Document;
 use crate::timestamp::Timestamp;
@@ -23,6 +24,31 @@ pub struct Account {
 pub struct KeySnapshot {
     pub user_id: UserId,
     pub state: KeyState,
+    /// A charge at or after it is refused as `KeyNotAccepted`.
+    pub expires_at: Option<Timestamp>,
+    /// The key's monthly limit, if it has one, with what it had spent in `month` when read.
+    pub monthly: Option<MonthlySnapshot>,
+}
+
+impl KeySnapshot {
+    /// A key without controls.
+    #[must_use]
+    pub const fn plain(user_id: UserId, state: KeyState) -> Self {
+        Self {
+            user_id,
+            state,
+            expires_at: None,
+            monthly: None,
+        }
+    }
+}
+
+/// A limited key's spend as read by the batch's transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonthlySnapshot {
+    pub limit: MonthlyCreditLimit,
+    pub month: SpendMonth,
+    pub spent: Credits,
 }
 
 /// What the transaction writes, and what each charge is answered.
@@ -37,6 +63,9 @@ pub struct BatchPlan {
     pub documents: Vec<Document>,
     /// New ownership: (user, template, acquired at).
     pub ownership: Vec<(UserId, TemplateId, Timestamp)>,
+    /// Limited keys' spend after the batch, per month charged in (written whole, over what was
+    /// read: the payer's lock serialises every batch of a key).
+    pub key_spend: Vec<(KeyId, SpendMonth, Credits)>,
 }
 
 /// The distinct users of a batch, sorted: the order in which their rows are locked, so two
@@ -81,10 +110,19 @@ pub fn plan(
         ..BatchPlan::default()
     };
     let mut changed: BTreeSet<UserId> = BTreeSet::new();
+    let mut spent: BTreeMap<(KeyId, SpendMonth), Credits> = BTreeMap::new();
     for charge in charges {
-        let outcome = decide(charge, &mut accounts, keys, &mut out, &mut changed);
+        let outcome = decide(
+            charge,
+            &mut accounts,
+            keys,
+            &mut spent,
+            &mut out,
+            &mut changed,
+        );
         out.outcomes.push(outcome);
     }
+    out.key_spend = spent.into_iter().map(|((k, m), c)| (k, m, c)).collect();
     out.balances = changed
         .into_iter()
         .filter_map(|u| accounts.get(&u).map(|a| (u.clone(), a.balance)))
@@ -92,23 +130,30 @@ pub fn plan(
     out
 }
 
+/// The key's spend after `cost` in the charge's month, when the key has a monthly limit.
+type SpendAfter = Option<((KeyId, SpendMonth), Credits)>;
+
 fn decide(
     charge: &Charge,
     accounts: &mut HashMap<UserId, Account>,
     keys: &HashMap<KeyId, KeySnapshot>,
+    spent: &mut BTreeMap<(KeyId, SpendMonth), Credits>,
     out: &mut BatchPlan,
     changed: &mut BTreeSet<UserId>,
 ) -> ChargeOutcome {
     let Some(account) = accounts.get_mut(&charge.user_id) else {
         return ChargeOutcome::UnknownUser;
     };
+    let mut limited: Option<(&KeyId, &MonthlySnapshot)> = None;
     if let Some(key) = &charge.key_id {
-        let accepted = keys
-            .get(key)
-            .is_some_and(|k| k.user_id == charge.user_id && k.state.is_accepted(charge.at));
-        if !accepted {
+        let Some(snapshot) = keys.get(key).filter(|k| {
+            k.user_id == charge.user_id
+                && k.state.is_accepted(charge.at)
+                && k.expires_at.is_none_or(|at| charge.at < at)
+        }) else {
             return ChargeOutcome::KeyNotAccepted;
-        }
+        };
+        limited = snapshot.monthly.as_ref().map(|m| (key, m));
     }
     let cost = match &charge.kind {
         ChargeKind::Purchase(template) if account.owned.contains(template) => Credits::ZERO,
@@ -117,6 +162,25 @@ fn decide(
     let balance = match debit(account.balance, cost) {
         Ok(balance) => balance,
         Err(short) => return ChargeOutcome::Insufficient(short),
+    };
+    let spend_after: SpendAfter = match limited {
+        Some((key, monthly)) if cost > Credits::ZERO => {
+            let month = SpendMonth::of(charge.at);
+            let slot = (key.clone(), month);
+            let before = spent
+                .get(&slot)
+                .copied()
+                .unwrap_or(if month == monthly.month {
+                    monthly.spent
+                } else {
+                    Credits::ZERO
+                });
+            match spend(monthly.limit, month, before, cost) {
+                Ok(after) => Some((slot, after)),
+                Err(reached) => return ChargeOutcome::KeyLimitReached(reached),
+            }
+        }
+        _ => None,
     };
     let reason = match &charge.kind {
         ChargeKind::Render(document) => {
@@ -137,6 +201,9 @@ fn decide(
             LedgerReason::TemplatePurchase(template.as_str().to_owned())
         }
     };
+    if let Some((slot, after)) = spend_after {
+        spent.insert(slot, after);
+    }
     if cost > Credits::ZERO {
         account.balance = balance;
         changed.insert(charge.user_id.clone());
@@ -274,26 +341,20 @@ mod tests {
         let keys = HashMap::from([
             (
                 KeyId::new("key_live"),
-                KeySnapshot {
-                    user_id: user(1),
-                    state: KeyState::Active,
-                },
+                KeySnapshot::plain(user(1), KeyState::Active),
             ),
             (
                 KeyId::new("key_gone"),
-                KeySnapshot {
-                    user_id: user(1),
-                    state: KeyState::Revoked {
+                KeySnapshot::plain(
+                    user(1),
+                    KeyState::Revoked {
                         revoked_at: Timestamp::from_millis(2_000),
                     },
-                },
+                ),
             ),
             (
                 KeyId::new("key_other"),
-                KeySnapshot {
-                    user_id: user(2),
-                    state: KeyState::Active,
-                },
+                KeySnapshot::plain(user(2), KeyState::Active),
             ),
         ]);
         let charges = vec![
@@ -326,5 +387,52 @@ mod tests {
         assert_eq!(payers(&more), vec![user(1), user(3)]);
         assert_eq!(purchasers(&more), vec![user(1)]);
         assert_eq!(keys(&more), vec![KeyId::new("key_a"), KeyId::new("key_b")]);
+    }
+
+    #[test]
+    fn a_monthly_limit_refuses_exactly_the_charges_past_it_and_expiry_stops_the_key() {
+        let limit = MonthlyCreditLimit::new(3).unwrap();
+        let month = SpendMonth::of(T);
+        let keys = HashMap::from([
+            (
+                KeyId::new("key_capped"),
+                KeySnapshot {
+                    monthly: Some(MonthlySnapshot {
+                        limit,
+                        month,
+                        spent: Credits::new(1),
+                    }),
+                    ..KeySnapshot::plain(user(1), KeyState::Active)
+                },
+            ),
+            (
+                KeyId::new("key_expired"),
+                KeySnapshot {
+                    expires_at: Some(T),
+                    ..KeySnapshot::plain(user(1), KeyState::Active)
+                },
+            ),
+        ]);
+        let charges: Vec<Charge> = ["a", "b", "c"]
+            .iter()
+            .map(|d| render(1, d, Some("key_capped")))
+            .chain([render(1, "d", Some("key_expired"))])
+            .collect();
+        let plan = plan(&charges, accounts(&[(1, 100)]), &keys);
+        assert_eq!(plan.outcomes[..2], [charged(1, 99), charged(1, 98)]);
+        assert_eq!(
+            plan.outcomes[2],
+            ChargeOutcome::KeyLimitReached(crate::monthly_spend::KeyLimitReached {
+                limit: Credits::new(3),
+                spent: Credits::new(3),
+                resets_at: month.resets_at(),
+            })
+        );
+        assert_eq!(plan.outcomes[3], ChargeOutcome::KeyNotAccepted);
+        assert_eq!(
+            plan.key_spend,
+            vec![(KeyId::new("key_capped"), month, Credits::new(3))]
+        );
+        assert_eq!(plan.ledger.len(), 2);
     }
 }

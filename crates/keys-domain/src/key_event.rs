@@ -21,16 +21,20 @@ pub enum KeyEventKind {
     Revoked,
     HighUsageAlert,
     LeakReported,
+    Updated,
+    ExpiryReminder,
 }
 
 impl KeyEventKind {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
         Self::Created,
         Self::Rotated,
         Self::RevocationScheduled,
         Self::Revoked,
         Self::HighUsageAlert,
         Self::LeakReported,
+        Self::Updated,
+        Self::ExpiryReminder,
     ];
 
     #[must_use]
@@ -42,6 +46,8 @@ impl KeyEventKind {
             Self::Revoked => "revoked",
             Self::HighUsageAlert => "high_usage_alert",
             Self::LeakReported => "leak_reported",
+            Self::Updated => "updated",
+            Self::ExpiryReminder => "expiry_reminder",
         }
     }
 
@@ -106,6 +112,16 @@ pub enum EventDetail {
     HighUsageAlert { count: u64, threshold: u64 },
     /// It was found in public at `url`, according to `source` (e.g. `content`, `commit`).
     LeakReported { url: String, source: String },
+    /// Its owner changed these fields (name or controls), each to its new value (`None`: the
+    /// control was removed), in the contract's order.
+    Updated {
+        changes: Vec<(String, Option<String>)>,
+    },
+    /// Its owner was reminded that it stops working at `expires_at`, `days_before` ahead.
+    ExpiryReminder {
+        expires_at: Timestamp,
+        days_before: u32,
+    },
 }
 
 impl EventDetail {
@@ -118,6 +134,8 @@ impl EventDetail {
             Self::Revoked { .. } => KeyEventKind::Revoked,
             Self::HighUsageAlert { .. } => KeyEventKind::HighUsageAlert,
             Self::LeakReported { .. } => KeyEventKind::LeakReported,
+            Self::Updated { .. } => KeyEventKind::Updated,
+            Self::ExpiryReminder { .. } => KeyEventKind::ExpiryReminder,
         }
     }
 

@@ -20,12 +20,14 @@ pub enum KeyState {
     },
 }
 
-/// The status as the contract names it.
+/// The status as the contract names it. `Expired` comes from the key's `expires_at` control,
+/// not from the lifecycle: see [`crate::ApiKey::status`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyStatus {
     Active,
     Expiring,
     Revoked,
+    Expired,
 }
 
 impl KeyStatus {
@@ -36,13 +38,14 @@ impl KeyStatus {
             Self::Active => "active",
             Self::Expiring => "expiring",
             Self::Revoked => "revoked",
+            Self::Expired => "expired",
         }
     }
 
     /// The status spelled as [`KeyStatus::as_str`] does; `None` for anything else.
     #[must_use]
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Active, Self::Expiring, Self::Revoked]
+        [Self::Active, Self::Expiring, Self::Revoked, Self::Expired]
             .into_iter()
             .find(|status| status.as_str() == s)
     }

@@ -5,6 +5,7 @@
 //! `docs/architecture.md` for the hexagon.
 
 pub mod alert_email;
+pub mod allowed_networks;
 pub mod api_key;
 pub mod base62;
 pub mod charge_batch;
@@ -14,6 +15,7 @@ pub mod event_cursor;
 pub mod hourly_usage;
 pub mod idempotency_key;
 pub mod ids;
+pub mod key_controls;
 pub mod key_event;
 pub mod key_hash;
 pub mod key_name;
@@ -22,12 +24,14 @@ pub mod key_secret;
 pub mod key_state;
 pub mod leak_email;
 pub mod ledger_cursor;
+pub mod monthly_spend;
 pub mod page;
 pub mod ports;
 pub mod random;
 pub mod rate_limit;
 pub mod report_digest;
 pub mod revocation_reason;
+pub mod scope;
 pub mod sealed_response;
 pub mod sign_in_link;
 pub mod template;

@@ -44,6 +44,17 @@ impl Timestamp {
         Self(self.0.saturating_sub(ms))
     }
 
+    /// From RFC 3339 text with any offset (`2027-03-31T00:00:00Z`, `…+02:00`), to the
+    /// millisecond; `None` when it does not parse.
+    #[must_use]
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        let at =
+            OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+        i64::try_from(at.unix_timestamp_nanos() / 1_000_000)
+            .ok()
+            .map(Self)
+    }
+
     /// RFC 3339 in UTC, always with milliseconds, e.g. `2026-11-27T22:23:00.120Z`.
     #[must_use]
     pub fn to_rfc3339(self) -> String {
@@ -58,6 +69,15 @@ impl Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_rfc3339_with_any_offset() {
+        let at = Timestamp::parse_rfc3339("2026-11-27T23:23:00.120+01:00").unwrap();
+        assert_eq!(at.to_rfc3339(), "2026-11-27T22:23:00.120Z");
+        assert_eq!(Timestamp::parse_rfc3339(&at.to_rfc3339()), Some(at));
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-27"), None);
+        assert_eq!(Timestamp::parse_rfc3339("tomorrow"), None);
+    }
 
     #[test]
     fn formats_rfc3339_utc() {

@@ -109,6 +109,7 @@ pub fn new_key(user: &UserId, name: &str, created_at: Timestamp) -> (NewApiKey, 
         preview: secret.preview(),
         hash: secret.hash(),
         created_at,
+        controls: Default::default(),
     };
     (key, secret)
 }

@@ -8,20 +8,24 @@
 //! to an authenticated request, whatever its status.
 
 use std::future::Ready;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use keys_domain::ApiKey;
 use keys_domain::rate_limit::RateDecision;
+use keys_domain::scope::Scope;
 use keys_domain::use_cases::Admitted;
 
 use super::bearer::{Credential, credential, looks_like_jwt};
 use super::set_by_middleware::set_by_middleware;
 use crate::error::{ApiError, Unauthorized};
 use crate::rate_limit_headers::insert_rate_limit_headers;
+use crate::routes::Scopes;
 use crate::state::AppState;
 
 /// An authenticated, rate-limit-admitted API key.
@@ -44,12 +48,16 @@ impl ApiKeyAuth {
         // Before the credential is even parsed: a client over its failure limit costs nothing.
         let client = state.auth_failures.client(req);
         state.auth_failures.check(client)?;
-        let auth = Self::authenticate_key(req, state).await;
+        let auth = Self::authenticate_key(req, state, client).await;
         state.auth_failures.record(client, &auth);
         auth
     }
 
-    async fn authenticate_key(req: &HttpRequest, state: &AppState) -> Result<Self, ApiError> {
+    async fn authenticate_key(
+        req: &HttpRequest,
+        state: &AppState,
+        client: Option<IpAddr>,
+    ) -> Result<Self, ApiError> {
         let token = match credential(req) {
             Credential::Missing => return Err(Unauthorized::MissingApiKey.into()),
             Credential::Other => return Err(Unauthorized::UnsupportedCredential.into()),
@@ -59,7 +67,7 @@ impl ApiKeyAuth {
             }
             Credential::Bearer(token) => token,
         };
-        let Admitted { key, rate } = state.admission.admit(token).await?;
+        let Admitted { key, rate } = state.admission.admit(token, client).await?;
         Ok(Self {
             key: Arc::new(key),
             rate,
@@ -78,7 +86,8 @@ impl FromRequest for ApiKeyAuth {
     }
 }
 
-/// Middleware of the public scope: authenticate first, then run the route, then add the
+/// Middleware of the public scope: authenticate first (credential, expiry, network, rate
+/// limit), then check the scope the method needs (`scopes`), then run the route, then add the
 /// key's rate-limit headers.
 ///
 /// # Errors
@@ -86,10 +95,16 @@ impl FromRequest for ApiKeyAuth {
 pub async fn require_api_key(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
+    scopes: Scopes,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
     match ApiKeyAuth::authenticate(req.request()).await {
         Ok(auth) => {
             let rate = auth.rate;
+            if let Some(missing) = missing_scope(&auth.key, req.method(), scopes) {
+                let mut res = req.error_response(ApiError::InsufficientScope(missing));
+                insert_rate_limit_headers(res.headers_mut(), &rate);
+                return Ok(res.map_into_right_body());
+            }
             req.extensions_mut().insert(auth);
             let mut res = next.call(req).await?;
             insert_rate_limit_headers(res.headers_mut(), &rate);
@@ -97,4 +112,18 @@ pub async fn require_api_key(
         }
         Err(e) => Ok(req.error_response(e).map_into_right_body()),
     }
+}
+
+/// The scope `method` needs (`HEAD` as `GET`) when the key lacks it.
+fn missing_scope(key: &ApiKey, method: &Method, scopes: Scopes) -> Option<Scope> {
+    let method = if method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    };
+    scopes
+        .iter()
+        .find(|(m, _)| m == method)
+        .map(|(_, scope)| *scope)
+        .filter(|scope| !key.controls.scopes.allows(*scope))
 }

@@ -53,5 +53,19 @@ fn detail(d: &EventDetail) -> Value {
             json!({ "count": count, "threshold": threshold })
         }
         EventDetail::LeakReported { url, source } => json!({ "url": url, "source": source }),
+        // `{"changed": ["scopes"], "scopes": "credits:read"}`: what changed, and to what.
+        EventDetail::Updated { changes } => {
+            let mut object = serde_json::Map::new();
+            let names: Vec<&str> = changes.iter().map(|(f, _)| f.as_str()).collect();
+            object.insert("changed".into(), json!(names));
+            for (field, value) in changes {
+                object.insert(field.clone(), json!(value));
+            }
+            Value::Object(object)
+        }
+        EventDetail::ExpiryReminder {
+            expires_at,
+            days_before,
+        } => json!({ "expires_at": expires_at.to_rfc3339(), "days_before": days_before }),
     }
 }

@@ -1,10 +1,12 @@
 //! Key bodies: create and rotate requests, and the key object.
 
+use keys_domain::key_controls::{ControlsPatch, KeyControls};
 use keys_domain::key_state::{GracePeriod, KeyStatus};
 use keys_domain::use_cases::IssuedKey;
 use keys_domain::{ApiKey, KeyName, RevocationReason, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use super::key_controls::{ControlFields, ControlsView};
 use crate::error::ApiError;
 
 /// `POST /api/v1/keys`.
@@ -13,13 +15,41 @@ pub struct CreateKeyRequest {
     /// 1 to 100 characters after trimming, no control characters; unique among the user's keys that are not revoked.
     #[schema(value_type = String, required = true, example = "ci-bot")]
     name: Option<String>,
+    #[serde(flatten)]
+    controls: ControlFields,
 }
 
 impl CreateKeyRequest {
+    /// The name and the controls, validated at `now`.
+    ///
     /// # Errors
-    /// `invalid_request` naming `name`.
-    pub fn try_into_domain(self) -> Result<KeyName, ApiError> {
-        parse_name(self.name)
+    /// `invalid_request` naming the field at fault.
+    pub fn try_into_domain(self, now: Timestamp) -> Result<(KeyName, KeyControls), ApiError> {
+        let name = parse_name(self.name)?;
+        let controls = self
+            .controls
+            .into_patch(None, now)?
+            .apply(&KeyControls::default());
+        Ok((name, controls))
+    }
+}
+
+/// `PATCH /api/v1/keys/{id}`: any subset of the fields; `null` removes a control.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct UpdateKeyRequest {
+    /// A new name, as on creation.
+    #[schema(value_type = Option<String>, example = "ci-bot")]
+    name: Option<String>,
+    #[serde(flatten)]
+    controls: ControlFields,
+}
+
+impl UpdateKeyRequest {
+    /// # Errors
+    /// `invalid_request` naming the field at fault.
+    pub fn try_into_domain(self, now: Timestamp) -> Result<ControlsPatch, ApiError> {
+        let name = self.name.map(|n| parse_name(Some(n))).transpose()?;
+        self.controls.into_patch(name, now)
     }
 }
 
@@ -59,7 +89,7 @@ pub struct KeyObject<'a> {
     pub preview: &'a str,
     #[serde(serialize_with = "super::wire::status")]
     #[schema(value_type = String, example = "active")]
-    /// `active`, `expiring` or `revoked`.
+    /// `active`, `expiring`, `revoked` or `expired`.
     pub status: KeyStatus,
     #[serde(serialize_with = "super::wire::timestamp")]
     #[schema(value_type = String, format = DateTime, example = "2026-11-27T22:23:00.123Z")]
@@ -77,6 +107,12 @@ pub struct KeyObject<'a> {
     /// `user`, `rotation`, `leaked` or `operator` once revoked; else `null`.
     #[schema(value_type = Option<String>)]
     pub revocation_reason: Option<&'static str>,
+    #[serde(flatten)]
+    pub controls: ControlsView,
+    /// Credits charged with the key in the current UTC calendar month, counted while it has a
+    /// `monthly_credit_limit` (only in the answers of `GET` and `PATCH /api/v1/keys/{id}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spent_this_month: Option<u64>,
     /// The full key: only in the response that creates it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<&'a str>,
@@ -90,13 +126,15 @@ impl<'a> KeyObject<'a> {
             id: key.id.as_str(),
             name: key.name.as_str(),
             preview: key.preview.as_str(),
-            status: key.state.status(now),
+            status: key.status(now),
             created_at: key.created_at,
             last_used_at: key.last_used_at,
             usage_count: key.usage_count,
             revoked_at: key.state.revoked_at(now),
             revokes_at: key.state.revokes_at(now),
             revocation_reason: key.revocation_reason_at(now).map(RevocationReason::as_str),
+            controls: ControlsView::of(&key.controls),
+            spent_this_month: None,
             key: None,
         }
     }

@@ -5,11 +5,11 @@ use std::convert::Infallible;
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use keys_domain::ports::KeyListQuery;
-use keys_domain::{EventCursor, KeyId};
+use keys_domain::{ApiKey, EventCursor, KeyId};
 
 use crate::auth::dashboard_user::DashboardUser;
 use crate::dto::key_events::KeyEventObject;
-use crate::dto::keys::{CreateKeyRequest, KeyObject, RotateKeyRequest};
+use crate::dto::keys::{CreateKeyRequest, KeyObject, RotateKeyRequest, UpdateKeyRequest};
 use crate::dto::pages::{ListKind, ListParams, PageOf};
 use crate::dto::usage::KeyUsageBody;
 use crate::error::ApiError;
@@ -39,11 +39,12 @@ pub async fn create(
     req: HttpRequest,
     body: JsonBytes,
 ) -> Result<HttpResponse, ApiError> {
-    let name = parse::<CreateKeyRequest>(&body.0)?.try_into_domain()?;
+    let (name, controls) =
+        parse::<CreateKeyRequest>(&body.0)?.try_into_domain(state.clock.now())?;
     let work = {
         let (state, user) = (state.clone(), user.user_id.clone());
         move || async move {
-            let issued = state.keys.issue(&user, name).await?;
+            let issued = state.keys.issue(&user, name, controls).await?;
             tracing::info!(key_id = %issued.key.id, preview = issued.key.preview.as_str(), "key created");
             Ok(HttpResponse::Created()
                 .insert_header(NO_STORE)
@@ -58,7 +59,7 @@ pub async fn create(
     params(
         ("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
         ("starting_after" = Option<String>, Query, description = "the `id` of the last key of the previous page"),
-        ("status" = Option<String>, Query, description = "`active`, `expiring` or `revoked`"),
+        ("status" = Option<String>, Query, description = "`active`, `expiring`, `revoked` or `expired`"),
     ),
     responses((status = 200, description = "One page of key objects, newest first (never `key`)", body = PageOf<KeyObject>)))]
 pub async fn list(
@@ -96,7 +97,41 @@ pub async fn get(
         .keys
         .get(&user.user_id, &KeyId::new(id.into_inner()))
         .await?;
-    Ok(HttpResponse::Ok().json(KeyObject::of(&key, state.clock.now())))
+    with_spend(&state, &key).await
+}
+
+/// The key object with `spent_this_month`.
+async fn with_spend(state: &AppState, key: &ApiKey) -> Result<HttpResponse, ApiError> {
+    let spent = state.keys.spent_this_month(key).await?;
+    Ok(HttpResponse::Ok().json(KeyObject {
+        spent_this_month: Some(spent.get()),
+        ..KeyObject::of(key, state.clock.now())
+    }))
+}
+
+/// `PATCH /api/v1/keys/{id}`: change the name or the controls.
+#[utoipa::path(patch, path = "/api/v1/keys/{id}", operation_id = "updateKey", tag = "dashboard",
+    request_body = UpdateKeyRequest,
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 200, description = "The key object as changed; every instance applies the change within 1 s", body = KeyObject),
+        (status = 400, description = "`invalid_request` with `field`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such key, or another user's", body = ErrorBody),
+        (status = 409, description = "`conflict`: the key is revoked or expired, or the name is taken", body = ErrorBody),
+    ))]
+pub async fn update(
+    user: DashboardUser,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: JsonBytes,
+) -> Result<HttpResponse, ApiError> {
+    let patch = parse::<UpdateKeyRequest>(&body.0)?.try_into_domain(state.clock.now())?;
+    let key = state
+        .keys
+        .update(&user.user_id, &KeyId::new(id.into_inner()), patch)
+        .await?;
+    tracing::info!(key_id = %key.id, preview = key.preview.as_str(), "key updated");
+    with_spend(&state, &key).await
 }
 
 /// `POST /api/v1/keys/{id}/revoke`, idempotent.

@@ -17,6 +17,7 @@ pub mod templates;
 use actix_web::http::Method;
 use actix_web::middleware::from_fn;
 use actix_web::{Route, guard, web};
+use keys_domain::scope::Scope;
 
 use crate::auth::api_key::require_api_key;
 use crate::auth::dashboard_gate::require_dashboard_user;
@@ -46,7 +47,13 @@ pub struct Endpoint {
     pub methods: Methods,
     /// A body limit other than the default 64 KiB.
     pub body_limit: Option<usize>,
+    /// The scope each method needs of an API key (public endpoints only; a method not listed
+    /// needs none).
+    pub scopes: Scopes,
 }
+
+/// The scope each method of a public endpoint needs.
+pub type Scopes = &'static [(Method, Scope)];
 
 pub use crate::prometheus::RouteMetrics;
 
@@ -59,29 +66,37 @@ pub use crate::prometheus::RouteMetrics;
 /// path (a test below checks it), so the order changes nothing but the cost.
 pub const ENDPOINTS: &[Endpoint] = &[
     open("/healthz", &[(Method::GET, |r| r.to(health::healthz))]),
-    public("/api/v1/public/me", &[(Method::GET, |r| r.to(me::me))]),
+    public("/api/v1/public/me", &[(Method::GET, |r| r.to(me::me))], &[]),
     public(
         "/api/v1/public/documents",
         &[
             (Method::GET, |r| r.to(documents::list)),
             (Method::POST, |r| r.to(documents::render)),
         ],
+        &[
+            (Method::GET, Scope::DocumentsRead),
+            (Method::POST, Scope::DocumentsWrite),
+        ],
     ),
     public(
         "/api/v1/public/credits/balance",
         &[(Method::GET, |r| r.to(credits::public_balance))],
+        &[(Method::GET, Scope::CreditsRead)],
     ),
     public(
         "/api/v1/public/templates",
         &[(Method::GET, |r| r.to(templates::list))],
+        &[],
     ),
     public(
         "/api/v1/public/documents/{id}",
         &[(Method::GET, |r| r.to(documents::get))],
+        &[(Method::GET, Scope::DocumentsRead)],
     ),
     public(
         "/api/v1/public/templates/{id}/purchase",
         &[(Method::POST, |r| r.to(templates::purchase))],
+        &[(Method::POST, Scope::TemplatesPurchase)],
     ),
     dashboard(
         "/api/v1/keys",
@@ -90,7 +105,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
             (Method::POST, |r| r.to(keys::create)),
         ],
     ),
-    dashboard("/api/v1/keys/{id}", &[(Method::GET, |r| r.to(keys::get))]),
+    dashboard(
+        "/api/v1/keys/{id}",
+        &[
+            (Method::GET, |r| r.to(keys::get)),
+            (Method::PATCH, |r| r.to(keys::update)),
+        ],
+    ),
     dashboard(
         "/api/v1/keys/{id}/events",
         &[(Method::GET, |r| r.to(keys::events))],
@@ -133,6 +154,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         gate: Gate::Signed,
         methods: &[(Method::POST, |r| r.to(secret_scanning::github))],
         body_limit: Some(secret_scanning::REPORT_LIMIT),
+        scopes: &[],
     },
     open("/readyz", &[(Method::GET, |r| r.to(health::readyz))]),
     open(
@@ -156,15 +178,17 @@ const fn open(path: &'static str, methods: Methods) -> Endpoint {
         gate: Gate::Open,
         methods,
         body_limit: None,
+        scopes: &[],
     }
 }
 
-const fn public(path: &'static str, methods: Methods) -> Endpoint {
+const fn public(path: &'static str, methods: Methods, scopes: Scopes) -> Endpoint {
     Endpoint {
         path,
         gate: Gate::ApiKey,
         methods,
         body_limit: None,
+        scopes,
     }
 }
 
@@ -174,6 +198,7 @@ const fn dashboard(path: &'static str, methods: Methods) -> Endpoint {
         gate: Gate::Dashboard,
         methods,
         body_limit: None,
+        scopes: &[],
     }
 }
 
@@ -224,7 +249,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         }
         match endpoint.gate {
             Gate::Open | Gate::Signed => cfg.service(resource),
-            Gate::ApiKey => cfg.service(resource.wrap(from_fn(require_api_key))),
+            Gate::ApiKey => {
+                let scopes = endpoint.scopes;
+                cfg.service(
+                    resource.wrap(from_fn(move |req, next| require_api_key(req, next, scopes))),
+                )
+            }
             Gate::Dashboard => cfg.service(resource.wrap(from_fn(require_dashboard_user))),
         };
     }

@@ -472,7 +472,11 @@ async fn a_kill_nine_never_lets_a_retry_charge_twice(backend: Backend) {
             limits: keys_domain::api_key::KeyLimits::default(),
         };
         let issued = keys
-            .issue(&user.id, keys_domain::KeyName::parse("k9").unwrap())
+            .issue(
+                &user.id,
+                keys_domain::KeyName::parse("k9").unwrap(),
+                keys_domain::key_controls::KeyControls::default(),
+            )
             .await
             .unwrap();
         issued.secret.expose().to_owned()

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, TestUser, eventually, expect_error, parts};
 
-const FIELDS: [&str; 10] = [
+const FIELDS: [&str; 14] = [
     "id",
     "name",
     "preview",
@@ -20,6 +20,10 @@ const FIELDS: [&str; 10] = [
     "revoked_at",
     "revokes_at",
     "revocation_reason",
+    "expires_at",
+    "allowed_networks",
+    "monthly_credit_limit",
+    "scopes",
 ];
 
 fn field_names(v: &Value) -> BTreeSet<String> {
@@ -66,7 +70,9 @@ async fn a_key_is_shown_once_and_listed_newest_first_without_secrets(backend: Ba
     assert!(created.ends_with('Z') && created.contains('T'), "{created}");
 
     let got = app.get_key(&user, first["id"].as_str().unwrap()).await;
-    assert_eq!(field_names(&got), expected(false));
+    let mut with_spend = expected(false);
+    with_spend.insert("spent_this_month".into());
+    assert_eq!(field_names(&got), with_spend);
     assert_eq!(got["preview"], first["preview"]);
 
     let res = app

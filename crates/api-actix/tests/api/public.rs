@@ -10,6 +10,13 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, expect_error, parts};
 
+const ALL_SCOPES: [&str; 4] = [
+    "credits:read",
+    "documents:read",
+    "documents:write",
+    "templates:purchase",
+];
+
 /// A tiny join_all so the tests need no futures crate.
 mod futures_like {
     pub async fn join_all<F>(futs: Vec<F>) -> Vec<F::Output>
@@ -50,7 +57,8 @@ async fn balance_me_and_templates(backend: Backend) {
         me,
         json!({
             "user_id": user.id.as_str(),
-            "key": { "id": k["id"], "name": "ci-bot", "preview": k["preview"] },
+            "key": { "id": k["id"], "name": "ci-bot", "preview": k["preview"], "scopes": ALL_SCOPES },
+            "scopes": ALL_SCOPES,
         })
     );
     assert!(!me.to_string().contains(&key));

@@ -3,10 +3,14 @@ use async_trait::async_trait;
 use super::StoreError;
 use crate::alert_email::OutgoingEmail;
 use crate::api_key::{ApiKey, KeyLimits, NewApiKey};
+use crate::credits::Credits;
 use crate::ids::{AlertId, KeyId, UserId};
+use crate::key_controls::KeyControls;
 use crate::key_event::{Actor, EventDetail, KeyEvent};
 use crate::key_hash::KeyHash;
+use crate::key_name::KeyName;
 use crate::key_state::{KeyState, KeyStatus};
+use crate::monthly_spend::SpendMonth;
 use crate::page::{ListError, Page, PageRequest};
 use crate::revocation_reason::RevocationReason;
 use crate::timestamp::Timestamp;
@@ -92,6 +96,26 @@ impl Rotation {
         });
         events
     }
+}
+
+/// Why a key's settings could not be stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpdateKeyStoreError {
+    /// The new name is taken by another of the user's non-revoked keys.
+    #[error("the user already has a non-revoked key with this name")]
+    DuplicateName,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A change of a key's name and controls, with its `updated` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyUpdate {
+    /// The new name; `None` keeps it.
+    pub name: Option<KeyName>,
+    /// The controls after the change (every column is written).
+    pub controls: KeyControls,
+    pub event: KeyEvent,
 }
 
 /// An email put in the outbox by the transaction of a change.
@@ -209,6 +233,24 @@ pub trait KeyStore: Send + Sync {
         user: &UserId,
         rotation: Rotation,
     ) -> Result<ApiKey, RotateKeyStoreError>;
+
+    /// Writes `update` (name and controls) and its event in one transaction. Returns the key as
+    /// stored afterwards, or `None` when it is not the user's.
+    ///
+    /// # Errors
+    /// `DuplicateName`, `Store(Unavailable)`.
+    async fn update(
+        &self,
+        user: &UserId,
+        id: &KeyId,
+        update: KeyUpdate,
+    ) -> Result<Option<ApiKey>, UpdateKeyStoreError>;
+
+    /// What the key spent in `month` through charges (0 when nothing).
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn spent_in(&self, id: &KeyId, month: SpendMonth) -> Result<Credits, StoreError>;
 
     /// Adds a batch of usage: `usage_count += count` and `last_used_at = max(last_used_at, at)`
     /// per key, in one transaction. Unknown key ids are ignored.

@@ -3,6 +3,7 @@ use async_trait::async_trait;
 use super::StoreError;
 use crate::credits::{Credits, InsufficientCredits};
 use crate::ids::{KeyId, TemplateId, UserId};
+use crate::monthly_spend::KeyLimitReached;
 use crate::template::Document;
 use crate::timestamp::Timestamp;
 
@@ -40,8 +41,10 @@ pub enum ChargeOutcome {
     Insufficient(InsufficientCredits),
     /// The user does not exist.
     UnknownUser,
-    /// The key is revoked (or not the user's) as of the charge.
+    /// The key is revoked or expired (or not the user's) as of the charge.
     KeyNotAccepted,
+    /// The charge would take the key's spend this month past its monthly limit.
+    KeyLimitReached(KeyLimitReached),
 }
 
 /// The credit ledger's writer: applies a batch of charges in one transaction.

@@ -1,6 +1,7 @@
 //! Admit a request made with an API key: authenticate it, count it, then rate-limit it. The one
 //! use case a public request goes through before its handler.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::api_key::ApiKey;
@@ -36,9 +37,10 @@ impl Admission {
     /// Every request a key authenticates is counted, the rate-limited ones included.
     ///
     /// # Errors
-    /// `Auth(Malformed | Unknown | Revoked | Store)`, `RateLimited`.
-    pub async fn admit(&self, token: &str) -> Result<Admitted, AdmitError> {
-        let key = self.authenticator.authenticate(token).await?;
+    /// `Auth(Malformed | Unknown | Revoked | Expired | NetworkNotAllowed | Store)`,
+    /// `RateLimited`.
+    pub async fn admit(&self, token: &str, client: Option<IpAddr>) -> Result<Admitted, AdmitError> {
+        let key = self.authenticator.authenticate(token, client).await?;
         self.usage
             .record(&key.id, &key.user_id, self.authenticator.clock.now());
         let rate = self.limiter.check(&key.id).await;

@@ -1,8 +1,11 @@
-//! Authenticate a presented API key: parse → look up by hash → constant-time compare → accepted?
+//! Authenticate a presented API key: parse → look up by hash → constant-time compare →
+//! revoked? → expired? → from an allowed network?
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::api_key::ApiKey;
+use crate::key_controls::ControlRefusal;
 use crate::key_secret::{ApiKeySecret, MalformedKey};
 use crate::ports::{Clock, KeyStore, StoreError};
 
@@ -17,6 +20,12 @@ pub enum AuthError {
     /// Revoked, or its rotation grace period ended.
     #[error("the API key has been revoked")]
     Revoked,
+    /// Its `expires_at` has passed.
+    #[error("the API key has expired")]
+    Expired,
+    /// The client's address is outside the key's `allowed_networks`.
+    #[error("the API key may not be used from this network")]
+    NetworkNotAllowed,
     /// The key store could not answer: 503, never 401.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -30,11 +39,16 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    /// The key record a presented token authenticates as.
+    /// The key record a presented token authenticates as, for a request from `client` (`None`
+    /// when the address is unknown).
     ///
     /// # Errors
-    /// `Malformed`, `Unknown`, `Revoked`, `Store`.
-    pub async fn authenticate(&self, token: &str) -> Result<ApiKey, AuthError> {
+    /// `Malformed`, `Unknown`, `Revoked`, `Expired`, `NetworkNotAllowed`, `Store`.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        client: Option<IpAddr>,
+    ) -> Result<ApiKey, AuthError> {
         let secret = ApiKeySecret::parse(token)?;
         let hash = secret.hash();
         let key = self
@@ -47,9 +61,14 @@ impl Authenticator {
         if !key.hash.ct_eq(&hash) {
             return Err(AuthError::Unknown);
         }
-        if !key.state.is_accepted(self.clock.now()) {
+        let now = self.clock.now();
+        if !key.state.is_accepted(now) {
             return Err(AuthError::Revoked);
         }
-        Ok(key)
+        match key.controls.admit(now, client) {
+            Ok(()) => Ok(key),
+            Err(ControlRefusal::Expired) => Err(AuthError::Expired),
+            Err(ControlRefusal::NetworkNotAllowed) => Err(AuthError::NetworkNotAllowed),
+        }
     }
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::credits::{Credits, InsufficientCredits, prices};
 use crate::ids::{DocumentId, KeyId, TemplateId, UserId};
+use crate::monthly_spend::KeyLimitReached;
 use crate::page::{ListError, Page, PageRequest};
 use crate::ports::{
     CatalogStore, Charge, ChargeKind, ChargeOutcome, Clock, LedgerWriter, Purchase, StoreError,
@@ -22,6 +23,9 @@ pub enum PurchaseError {
     /// The paying key was revoked after the request was authenticated.
     #[error("the API key has been revoked")]
     KeyRevoked,
+    /// The charge would pass the paying key's monthly credit limit.
+    #[error("this charge would pass the API key's monthly credit limit")]
+    KeyLimitReached(KeyLimitReached),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -39,6 +43,9 @@ pub enum RenderError {
     /// The paying key was revoked after the request was authenticated.
     #[error("the API key has been revoked")]
     KeyRevoked,
+    /// The charge would pass the paying key's monthly credit limit.
+    #[error("this charge would pass the API key's monthly credit limit")]
+    KeyLimitReached(KeyLimitReached),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -63,16 +70,23 @@ pub struct RenderedDocument {
 trait ChargeRefusal: From<InsufficientCredits> + From<StoreError> {
     const UNKNOWN_USER: Self;
     const KEY_REVOKED: Self;
+    fn key_limit(reached: KeyLimitReached) -> Self;
 }
 
 impl ChargeRefusal for PurchaseError {
     const UNKNOWN_USER: Self = Self::UnknownUser;
     const KEY_REVOKED: Self = Self::KeyRevoked;
+    fn key_limit(reached: KeyLimitReached) -> Self {
+        Self::KeyLimitReached(reached)
+    }
 }
 
 impl ChargeRefusal for RenderError {
     const UNKNOWN_USER: Self = Self::UnknownUser;
     const KEY_REVOKED: Self = Self::KeyRevoked;
+    fn key_limit(reached: KeyLimitReached) -> Self {
+        Self::KeyLimitReached(reached)
+    }
 }
 
 /// Templates and documents, paid for in credits through the ledger writer.
@@ -170,6 +184,7 @@ impl CatalogService {
             Some(ChargeOutcome::Insufficient(i)) => Err((*i).into()),
             Some(ChargeOutcome::UnknownUser) => Err(E::UNKNOWN_USER),
             Some(ChargeOutcome::KeyNotAccepted) => Err(E::KEY_REVOKED),
+            Some(ChargeOutcome::KeyLimitReached(reached)) => Err(E::key_limit(*reached)),
             None => {
                 Err(StoreError::Internal("the ledger writer answered no outcome".into()).into())
             }

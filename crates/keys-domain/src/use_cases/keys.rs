@@ -2,19 +2,25 @@
 
 use std::sync::Arc;
 
+use crate::allowed_networks::AllowedNetworks;
 use crate::api_key::{ApiKey, KeyLimits, NewApiKey};
+use crate::credits::Credits;
 use crate::ids::{KeyId, UserId};
+use crate::key_controls::{ControlsPatch, KeyControls};
 use crate::key_event::Actor;
+use crate::key_event::{EventDetail, KeyEvent};
 use crate::key_name::KeyName;
 use crate::key_secret::ApiKeySecret;
-use crate::key_state::GracePeriod;
+use crate::key_state::{GracePeriod, KeyStatus};
+use crate::monthly_spend::SpendMonth;
 use crate::page::{ListError, Page};
 use crate::ports::{
-    Clock, InsertKeyError, KeyListQuery, KeyStore, RevocationNotifier, RotateKeyStoreError,
-    Rotation, StoreError,
+    Clock, InsertKeyError, KeyListQuery, KeyStore, KeyUpdate, RevocationNotifier,
+    RotateKeyStoreError, Rotation, StoreError, UpdateKeyStoreError,
 };
 use crate::random::RandomSource;
 use crate::revocation_reason::RevocationReason;
+use crate::timestamp::Timestamp;
 
 use super::revocation::{RevokeOrder, Revoked, revoke_key};
 
@@ -54,12 +60,27 @@ pub enum RotateKeyError {
     NotFound,
     #[error("the key is revoked and cannot be rotated")]
     AlreadyRevoked,
+    #[error("the key has expired and cannot be rotated; create a new key")]
+    Expired,
     #[error("{DUPLICATE_NAME}")]
     DuplicateName,
     #[error("you already have the maximum of {0} active keys; revoke one first")]
     TooManyKeys(u32),
     #[error("the key was changed by another request; try again")]
     Conflict,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpdateKeyError {
+    #[error("no such key")]
+    NotFound,
+    /// Revoked or expired keys are final: nothing about them changes any more.
+    #[error("the key is {0} and can no longer be changed")]
+    Final(&'static str),
+    #[error("{DUPLICATE_NAME}")]
+    DuplicateName,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -87,7 +108,12 @@ pub struct KeyService {
 }
 
 impl KeyService {
-    fn new_key(&self, user: &UserId, name: KeyName) -> (NewApiKey, ApiKeySecret) {
+    fn new_key(
+        &self,
+        user: &UserId,
+        name: KeyName,
+        controls: KeyControls,
+    ) -> (NewApiKey, ApiKeySecret) {
         let secret = ApiKeySecret::generate(self.random.as_ref());
         let new = NewApiKey {
             id: KeyId::generate(self.random.as_ref()),
@@ -96,16 +122,22 @@ impl KeyService {
             preview: secret.preview(),
             hash: secret.hash(),
             created_at: self.clock.now(),
+            controls,
         };
         (new, secret)
     }
 
-    /// Creates a key for `user`.
+    /// Creates a key for `user`, narrowed by `controls` (already validated against the clock).
     ///
     /// # Errors
     /// `DuplicateName`, `TooManyKeys`, `UnknownUser`, `Store`.
-    pub async fn issue(&self, user: &UserId, name: KeyName) -> Result<IssuedKey, IssueKeyError> {
-        let (new, secret) = self.new_key(user, name);
+    pub async fn issue(
+        &self,
+        user: &UserId,
+        name: KeyName,
+        controls: KeyControls,
+    ) -> Result<IssuedKey, IssueKeyError> {
+        let (new, secret) = self.new_key(user, name, controls);
         let now = new.created_at;
         match self.store.insert(new, self.limits, now).await {
             Ok(key) => Ok(IssuedKey { key, secret }),
@@ -144,6 +176,20 @@ impl KeyService {
             .find(user, id)
             .await?
             .ok_or(KeyLookupError::NotFound)
+    }
+
+    /// What a key spent in the current UTC calendar month (0 for a key without a monthly limit,
+    /// whose spend is not kept).
+    ///
+    /// # Errors
+    /// `Store`.
+    pub async fn spent_this_month(&self, key: &ApiKey) -> Result<Credits, StoreError> {
+        if key.controls.monthly_credit_limit.is_none() {
+            return Ok(Credits::ZERO);
+        }
+        self.store
+            .spent_in(&key.id, SpendMonth::of(self.clock.now()))
+            .await
     }
 
     /// Revokes one of the user's keys. Idempotent: a revoked key is returned unchanged.
@@ -188,8 +234,12 @@ impl KeyService {
             .find(user, id)
             .await?
             .ok_or(RotateKeyError::NotFound)?;
-        let (new, secret) = self.new_key(user, name);
+        // The replacement inherits every control of the key it replaces.
+        let (new, secret) = self.new_key(user, name, old.controls.clone());
         let now = new.created_at;
+        if old.status(now) == KeyStatus::Expired {
+            return Err(RotateKeyError::Expired);
+        }
         let old_to = old
             .state
             .rotate(now, grace)
@@ -214,4 +264,74 @@ impl KeyService {
             Err(RotateKeyStoreError::Insert(e)) => Err(self.insert_failed(e).into()),
         }
     }
+
+    /// Changes a key's name or controls (already validated against the clock), writes an
+    /// `updated` event naming what changed, and tells every instance's caches.
+    ///
+    /// # Errors
+    /// `NotFound`, `Final` (revoked or expired), `DuplicateName`, `Store`.
+    pub async fn update(
+        &self,
+        user: &UserId,
+        id: &KeyId,
+        patch: ControlsPatch,
+    ) -> Result<ApiKey, UpdateKeyError> {
+        let key = self
+            .store
+            .find(user, id)
+            .await?
+            .ok_or(UpdateKeyError::NotFound)?;
+        let now = self.clock.now();
+        if !key.is_live(now) {
+            return Err(UpdateKeyError::Final(key.status(now).as_str()));
+        }
+        if patch.fields().is_empty() {
+            return Ok(key);
+        }
+        let controls = patch.apply(&key.controls);
+        let event = KeyEvent {
+            key_id: id.clone(),
+            actor: Actor::User,
+            at: now,
+            detail: EventDetail::Updated {
+                changes: changes(&patch, &controls),
+            },
+        };
+        let update = KeyUpdate {
+            name: patch.name,
+            controls,
+            event,
+        };
+        let updated = match self.store.update(user, id, update).await {
+            Ok(Some(key)) => key,
+            Ok(None) => return Err(UpdateKeyError::NotFound),
+            Err(UpdateKeyStoreError::DuplicateName) => return Err(UpdateKeyError::DuplicateName),
+            Err(UpdateKeyStoreError::Store(e)) => return Err(e.into()),
+        };
+        self.notifier.key_changed(&updated.hash).await;
+        Ok(updated)
+    }
+}
+
+/// What a patch changed, field by field, as the `updated` event records it.
+fn changes(patch: &ControlsPatch, after: &KeyControls) -> Vec<(String, Option<String>)> {
+    patch
+        .fields()
+        .into_iter()
+        .map(|field| {
+            let value = match field {
+                "name" => patch.name.as_ref().map(|n| n.as_str().to_owned()),
+                "expires_at" => after.expires_at.map(Timestamp::to_rfc3339),
+                "allowed_networks" => after
+                    .allowed_networks
+                    .as_ref()
+                    .map(AllowedNetworks::to_stored),
+                "monthly_credit_limit" => after
+                    .monthly_credit_limit
+                    .map(|l| l.credits().get().to_string()),
+                _ => Some(after.scopes.to_stored()),
+            };
+            (field.to_owned(), value)
+        })
+        .collect()
 }

@@ -37,7 +37,7 @@ fn admit(
         usage: Arc::new(usage),
         limiter: Arc::new(limiter),
     };
-    futures_executor::block_on(admission.admit(token))
+    futures_executor::block_on(admission.admit(token, None))
 }
 
 fn store_knowing(key: keys_domain::ApiKey) -> MockKeyStore {

@@ -13,7 +13,7 @@ fn authenticate(store: MockKeyStore, clock: MockClock, token: &str) -> Result<Ap
         store: Arc::new(store),
         clock: Arc::new(clock),
     };
-    futures_executor::block_on(auth.authenticate(token))
+    futures_executor::block_on(auth.authenticate(token, None))
 }
 
 /// A store that knows exactly `key` (looked up by `hash`).

@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use keys_domain::api_key::KeyLimits;
+use keys_domain::key_controls::KeyControls;
 use keys_domain::key_state::GracePeriod;
 use keys_domain::ports::{
     InsertKeyError, MockKeyStore, MockRevocationNotifier, RotateKeyStoreError, Rotation, StoreError,
@@ -55,7 +56,9 @@ fn issue_stores_only_hash_and_preview_and_shows_the_secret_once() {
         });
     let svc = service(store, silent_notifier());
 
-    let issued = futures_executor::block_on(svc.issue(&user(), name("ci-bot"))).unwrap();
+    let issued =
+        futures_executor::block_on(svc.issue(&user(), name("ci-bot"), KeyControls::default()))
+            .unwrap();
 
     let new = seen.lock().unwrap().clone().unwrap();
     let secret = &issued.secret;
@@ -80,7 +83,8 @@ fn issue_with_store_error(err: InsertKeyError) -> IssueKeyError {
         .times(1)
         .returning(move |_, _, _| Err(err.clone()));
     let svc = service(store, silent_notifier());
-    futures_executor::block_on(svc.issue(&user(), name("ci-bot"))).unwrap_err()
+    futures_executor::block_on(svc.issue(&user(), name("ci-bot"), KeyControls::default()))
+        .unwrap_err()
 }
 
 #[test]

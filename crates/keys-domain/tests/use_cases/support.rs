@@ -78,6 +78,7 @@ pub fn stored_key(
         preview: secret.preview(),
         hash: secret.hash(),
         created_at: T0.minus(secs(86_400)),
+        controls: Default::default(),
     }
     .into_key();
     key.state = state;
