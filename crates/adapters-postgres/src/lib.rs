@@ -21,6 +21,7 @@ mod confirmed_write_postgres;
 mod connect_gate;
 pub mod connection;
 mod database_health;
+mod expiry_reminder_store;
 mod failure;
 mod group_commit;
 mod idempotency_store;

@@ -118,6 +118,14 @@ contract_cases!(in dashboard:
     usage_hours_are_written_with_usage_count_and_swept,
 );
 
+contract_cases!(in key_controls:
+    controls_round_trip_and_change_with_an_updated_event,
+    a_monthly_limit_is_exact_under_concurrent_charges,
+    a_limit_set_on_a_key_that_already_paid_applies_to_its_next_charge,
+    a_charge_after_the_expiry_is_refused,
+    expiring_keys_are_listed_and_each_reminder_recorded_once,
+);
+
 contract_cases!(in credit_limits:
     grants_never_take_a_balance_past_2_pow_53_minus_1,
     concurrent_grants_near_the_limit_never_overshoot,

@@ -24,9 +24,9 @@ use keys_domain::ports::{
 use keys_domain::random::{OsRandom, RandomSource};
 use keys_domain::usage::HighUsageThreshold;
 use keys_domain::use_cases::{
-    Admission, AlertDelivery, Authenticator, CatalogService, DashboardSessions, Idempotency,
-    KeyAuditTrail, KeyService, KeyUsage, LeakReports, OperatorKeys, SignIn, UsageService,
-    UserService,
+    Admission, AlertDelivery, Authenticator, CatalogService, DashboardSessions, ExpiryReminders,
+    Idempotency, KeyAuditTrail, KeyService, KeyUsage, LeakReports, OperatorKeys, SignIn,
+    UsageService, UserService,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -379,6 +379,27 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
             tokio::spawn(async move {
                 if let Err(e) = key_usage.sweep().await {
                     tracing::warn!(error = %e, "sweeping old hourly usage failed; retried next sweep");
+                }
+            });
+        })
+    });
+
+    // Keys that expire soon: their owners' reminders, queued in the outbox.
+    sweeps.push({
+        let reminders = ExpiryReminders {
+            store: store.clone(),
+            clock: clock.clone(),
+            random: random.clone(),
+        };
+        Arc::new(move |_| {
+            let reminders = reminders.clone();
+            tokio::spawn(async move {
+                match reminders.run().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(n, "expiry reminders queued"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "expiry reminders not queued; retried next sweep");
+                    }
                 }
             });
         })

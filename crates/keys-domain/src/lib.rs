@@ -12,6 +12,7 @@ pub mod charge_batch;
 pub mod credits;
 pub mod email;
 pub mod event_cursor;
+pub mod expiry_reminder;
 pub mod hourly_usage;
 pub mod idempotency_key;
 pub mod ids;

@@ -30,6 +30,7 @@ pub mod credit_limits;
 pub mod dashboard;
 pub mod idempotency;
 pub mod key_change_feed;
+pub mod key_controls;
 pub mod key_events;
 pub mod pages;
 
@@ -60,6 +61,7 @@ pub trait Store:
     + IdempotencyStore
     + SignInLinkStore
     + UsageHistory
+    + keys_domain::ports::ExpiryReminderStore
     + Clone
     + 'static
 {
@@ -77,6 +79,7 @@ impl<T> Store for T where
         + IdempotencyStore
         + SignInLinkStore
         + UsageHistory
+        + keys_domain::ports::ExpiryReminderStore
         + Clone
         + 'static
 {
@@ -84,7 +87,7 @@ impl<T> Store for T where
 
 pub const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 const HOUR: Duration = Duration::from_secs(3600);
-const LIMITS: KeyLimits = KeyLimits { max_live_keys: 25 };
+pub const LIMITS: KeyLimits = KeyLimits { max_live_keys: 25 };
 
 pub fn at(ms: i64) -> Timestamp {
     Timestamp::from_millis(T0.as_millis() + ms)

@@ -3,12 +3,15 @@
 use std::sync::{Arc, Mutex};
 
 use keys_domain::api_key::KeyLimits;
-use keys_domain::key_controls::KeyControls;
+use keys_domain::key_controls::{ControlsPatch, KeyControls};
 use keys_domain::key_state::GracePeriod;
+use keys_domain::monthly_spend::MonthlyCreditLimit;
 use keys_domain::ports::{
     InsertKeyError, MockKeyStore, MockRevocationNotifier, RotateKeyStoreError, Rotation, StoreError,
 };
-use keys_domain::use_cases::{IssueKeyError, KeyLookupError, KeyService, RotateKeyError};
+use keys_domain::use_cases::{
+    IssueKeyError, KeyLookupError, KeyService, RotateKeyError, UpdateKeyError,
+};
 use keys_domain::{
     Actor, ApiKey, ApiKeySecret, EventDetail, KeyState, NewApiKey, RevocationReason,
 };
@@ -543,4 +546,86 @@ fn list_asks_the_store_for_one_page_as_of_now_and_passes_its_answer_through() {
         .returning(|_, _, _| Err(ListError::UnknownCursor));
     let got = futures_executor::block_on(service(store, silent_notifier()).list(&user(), &query));
     assert_eq!(got, Err(ListError::UnknownCursor));
+}
+
+// ---- update ----
+
+#[test]
+fn update_writes_the_new_controls_with_an_updated_event_and_notifies() {
+    let (key, _) = stored_key(&user(), "ci", KeyState::Active, 7);
+    let hash = key.hash;
+    let mut store = MockKeyStore::new();
+    let found = key.clone();
+    store
+        .expect_find()
+        .returning(move |_, _| Ok(Some(found.clone())));
+    store
+        .expect_update()
+        .withf(|_, _, u| {
+            let keys_domain::EventDetail::Updated { changes } = &u.event.detail else {
+                return false;
+            };
+            u.controls.monthly_credit_limit.is_some()
+                && u.name.is_none()
+                && *changes == vec![("monthly_credit_limit".to_owned(), Some("9".to_owned()))]
+        })
+        .times(1)
+        .returning(move |_, _, u| {
+            let mut k = key.clone();
+            k.controls = u.controls;
+            Ok(Some(k))
+        });
+    let mut notifier = MockRevocationNotifier::new();
+    notifier
+        .expect_key_changed()
+        .withf(move |h| h.ct_eq(&hash))
+        .times(1)
+        .returning(|_| ());
+    let patch = ControlsPatch {
+        monthly_credit_limit: Some(MonthlyCreditLimit::new(9).ok()),
+        ..ControlsPatch::default()
+    };
+    let svc = service(store, notifier);
+    let (k, _) = stored_key(&user(), "ci", KeyState::Active, 7);
+    let updated = futures_executor::block_on(svc.update(&user(), &k.id, patch)).unwrap();
+    assert_eq!(
+        updated.controls.monthly_credit_limit,
+        MonthlyCreditLimit::new(9).ok()
+    );
+}
+
+#[test]
+fn update_of_a_revoked_or_expired_key_is_refused_and_an_empty_patch_writes_nothing() {
+    let revoked = KeyState::Revoked {
+        revoked_at: T0.minus(secs(1)),
+    };
+    let (gone, _) = stored_key(&user(), "gone", revoked, 8);
+    let (mut expired, _) = stored_key(&user(), "old", KeyState::Active, 9);
+    expired.controls.expires_at = Some(T0);
+    let (live, _) = stored_key(&user(), "live", KeyState::Active, 10);
+    for (key, want) in [
+        (gone, Err(UpdateKeyError::Final("revoked"))),
+        (expired, Err(UpdateKeyError::Final("expired"))),
+        (live.clone(), Ok(live)),
+    ] {
+        let mut store = MockKeyStore::new();
+        let found = key.clone();
+        store
+            .expect_find()
+            .returning(move |_, _| Ok(Some(found.clone())));
+        store.expect_update().never();
+        let svc = service(store, silent_notifier());
+        let patch = if want.is_ok() {
+            ControlsPatch::default()
+        } else {
+            ControlsPatch {
+                scopes: Some(keys_domain::scope::Scopes::ALL),
+                ..ControlsPatch::default()
+            }
+        };
+        assert_eq!(
+            futures_executor::block_on(svc.update(&user(), &key.id, patch)),
+            want
+        );
+    }
 }

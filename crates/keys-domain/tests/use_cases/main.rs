@@ -9,6 +9,7 @@ mod alert_delivery;
 mod authenticator;
 mod catalog_service;
 mod dashboard_sessions;
+mod expiry_reminders;
 mod idempotency;
 mod key_audit;
 mod key_service;
