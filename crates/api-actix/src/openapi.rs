@@ -10,6 +10,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, Secur
 use utoipa::openapi::{Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
+use actix_web::http::Method;
+
 use crate::routes::{self, ENDPOINTS, Gate};
 
 #[allow(dead_code)] // read by the schema derive only
@@ -130,8 +132,29 @@ impl Modify for ByGate {
             let Some(item) = doc.paths.paths.get_mut(endpoint.path) else {
                 continue;
             };
-            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+            for (method, op) in [
+                (Method::GET, &mut item.get),
+                (Method::POST, &mut item.post),
+                (Method::PATCH, &mut item.patch),
+            ] {
+                let Some(op) = op else { continue };
                 decorate(op, endpoint.gate);
+                if let Some((_, scope)) = endpoint.scopes.iter().find(|(m, _)| *m == method) {
+                    let description = format!(
+                        "`insufficient_scope`: the key lacks `{}` (`required_scope`); with `WWW-Authenticate: Bearer realm=\"jobtactics\", error=\"insufficient_scope\", scope=\"{}\"`",
+                        scope.as_str(),
+                        scope.as_str()
+                    );
+                    op.responses
+                        .responses
+                        .entry("403".to_owned())
+                        .and_modify(|r| {
+                            if let RefOr::T(r) = r {
+                                r.description = format!("{}; or {description}", r.description);
+                            }
+                        })
+                        .or_insert_with(|| error(&description));
+                }
             }
         }
     }
@@ -156,7 +179,7 @@ fn decorate(op: &mut Operation, gate: Gate) {
                 "api_key",
                 Vec::<String>::new(),
             )]);
-            shared.insert("401", "`missing_api_key`, `malformed_api_key`, `invalid_api_key`, `revoked_api_key` or `unsupported_credential`; with `WWW-Authenticate`");
+            shared.insert("401", "`missing_api_key`, `malformed_api_key`, `invalid_api_key`, `revoked_api_key`, `expired_api_key` (past the key's `expires_at`), `network_not_allowed` (outside its `allowed_networks`) or `unsupported_credential`; with `WWW-Authenticate`");
             shared.insert("429", "`rate_limited`: the key's rate limit, or too many failed authentications from this address; `Retry-After`");
             shared.insert(
                 "503",

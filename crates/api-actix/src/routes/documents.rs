@@ -26,7 +26,7 @@ use crate::state::AppState;
         description = "1-255 printable ASCII characters; see docs/api.md, Retries")),
     responses(
         (status = 201, description = "Rendered and charged (or a replay: `Idempotent-Replayed: true`)", body = RenderedDocumentObject),
-        (status = 402, description = "`insufficient_credits`", body = ErrorBody),
+        (status = 402, description = "`insufficient_credits` (`required`, `balance`, `top_up_url`), or `key_credit_limit_reached`: the charge would pass the key's `monthly_credit_limit` (`limit`, `spent`, `resets_at`); nothing was debited", body = ErrorBody),
         (status = 403, description = "`forbidden`, `reason`: `template_not_purchased`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such template", body = ErrorBody),
         (status = 409, description = "`conflict`: a request with this Idempotency-Key is still running", body = ErrorBody),

@@ -34,7 +34,7 @@ pub async fn list(auth: ApiKeyAuth, state: web::Data<AppState>) -> Result<HttpRe
     ),
     responses(
         (status = 200, description = "Owned now (or a replay: `Idempotent-Replayed: true`)", body = PurchaseObject),
-        (status = 402, description = "`insufficient_credits`: nothing was debited", body = ErrorBody),
+        (status = 402, description = "`insufficient_credits` (`required`, `balance`, `top_up_url`), or `key_credit_limit_reached`: the charge would pass the key's `monthly_credit_limit` (`limit`, `spent`, `resets_at`); nothing was debited", body = ErrorBody),
         (status = 404, description = "`not_found`: no such template", body = ErrorBody),
         (status = 409, description = "`conflict`: a request with this Idempotency-Key is still running", body = ErrorBody),
         (status = 422, description = "`idempotency_key_reused`: the key came with another request", body = ErrorBody),

@@ -255,6 +255,30 @@ async fn credentials_schemas_and_errors_are_described() {
         assert!(create["responses"][status].is_object(), "{status}");
     }
     assert!(doc["paths"]["/healthz"]["get"]["security"].is_null());
+    // Key controls (section 11): the PATCH, and each new error where it can happen.
+    let update = &doc["paths"]["/api/v1/keys/{id}"]["patch"];
+    assert_eq!(update["operationId"], "updateKey", "{update}");
+    for status in ["200", "400", "404", "409"] {
+        assert!(update["responses"][status].is_object(), "PATCH {status}");
+    }
+    let render = &doc["paths"]["/api/v1/public/documents"]["post"]["responses"];
+    let text = |status: &str| {
+        render[status]["description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(text("401").contains("expired_api_key") && text("401").contains("network_not_allowed"));
+    assert!(
+        text("402").contains("key_credit_limit_reached"),
+        "{}",
+        text("402")
+    );
+    assert!(text("403").contains("insufficient_scope") && text("403").contains("documents:write"));
+    assert!(
+        doc["paths"]["/api/v1/public/me"]["get"]["responses"]["403"].is_null(),
+        "me needs no scope"
+    );
     let schemas = &doc["components"]["schemas"];
     for name in [
         "KeyObject",
