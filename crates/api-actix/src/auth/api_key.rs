@@ -1,9 +1,9 @@
 //! The API-key extractor of public endpoints: the credential header, then the `Admission` use
-//! case (key → usage count → rate limit).
+//! case (key, its expiry and networks → usage count → rate limit), then the route's scope.
 //!
 //! Public routes sit behind [`require_api_key`], which authenticates before any other extractor
-//! (e.g. a JSON body) runs, so the order of checks is always credential → rate limit → the
-//! handler's ownership and credit checks. Handlers then take [`ApiKeyAuth`], which reads the
+//! (e.g. a JSON body) runs, so the order of checks is always credential → rate limit → scope →
+//! the handler's ownership and credit checks. Handlers then take [`ApiKeyAuth`], which reads the
 //! result from the request. The middleware also writes the rate-limit headers on every response
 //! to an authenticated request, whatever its status.
 
