@@ -43,6 +43,7 @@ URL="http://$JT_BIND"
 echo "seeding $KEYS_USERS users x 25 keys…" >&2
 "$SEED" "$DATABASE_URL" "$KEYS_USERS" 25 "$WORK/keys.txt"
 KEY=$(head -n1 "$WORK/keys.txt")
+CONTROLLED=$(head -n1 "$WORK/keys.txt.controlled")   # all four key controls set
 BAD="jt_sk_$(printf 'A%.0s' $(seq 1 38))"   # right shape, wrong checksum
 
 start_server() {
@@ -115,10 +116,13 @@ start_server
 curl -sf -H "Authorization: Bearer $KEY" "$URL/api/v1/public/me" >/dev/null
 wrk -t1 -c"$CONNS" -d2s "$URL/healthz" >/dev/null   # warm-up
 wrk -t1 -c"$CONNS" -d2s -H "Authorization: Bearer $KEY" "$URL/api/v1/public/me" >/dev/null
+curl -sf -H "Authorization: Bearer $CONTROLLED" "$URL/api/v1/public/me" >/dev/null
 rounds local "healthz|$URL/healthz" \
   "me|-H \"Authorization: Bearer $KEY\" $URL/api/v1/public/me" \
+  "me_controls|-H \"Authorization: Bearer $CONTROLLED\" $URL/api/v1/public/me" \
   "malformed|-H \"Authorization: Bearer $BAD\" $URL/api/v1/public/me"
 report local healthz me 0.90
+report local healthz me_controls 0.90
 report local healthz malformed 0.95
 
 # Added latency. Under saturation (above) p99 is the queue behind 32 connections on two shared

@@ -24,10 +24,12 @@ end
 LUA
 }
 
-# One store: $1 label, $2 DATABASE_URL, $3 keys file (one key per user), $4 users file.
+# One store: $1 label, $2 DATABASE_URL, $3 keys file (one key per user), $4 users file, $5 a
+# key with a monthly credit limit (one hot user too: the render_limited row).
 paid_rounds() {
-  local label=$1 keys=$3 users=$4
+  local label=$1 keys=$3 users=$4 limited=$5
   export DATABASE_URL=$2
+  render_lua "$limited" "$WORK/$label.limited.lua"
   head -n1 "$keys" > "$WORK/$label.hot.txt"
   head -n 1000 "$keys" > "$WORK/$label.1000.txt"
   render_lua "$WORK/$label.hot.txt" "$WORK/$label.hot.lua"
@@ -40,6 +42,7 @@ paid_rounds() {
   wrk -t1 -c"$CONNS" -d2s -s "$WORK/$label.1000.lua" "$URL" >/dev/null   # warm the key cache
   rounds "paid_$label" "healthz_$label|$URL/healthz" \
     "render_hot_$label|-s $WORK/$label.hot.lua $URL" \
+    "render_limited_$label|-s $WORK/$label.limited.lua $URL" \
     "render_1000_$label|-s $WORK/$label.1000.lua $URL" \
     "balance_$label|-H \"Authorization: Bearer $hot\" $URL/api/v1/public/credits/balance" \
     "dash_balance_$label|-H \"Authorization: Bearer $jwt\" $URL/api/v1/credits/balance"
@@ -52,6 +55,8 @@ paid_rounds() {
   local floor_render=0.50 floor_balance=0.70
   [ "$label" = postgres ] && floor_balance=0.50
   report "paid_$label" "healthz_$label" "render_hot_$label" "$floor_render"
+  # A key with a monthly limit against the same render without: within 10 %.
+  report "paid_$label" "render_hot_$label" "render_limited_$label" 0.90
   report "paid_$label" "healthz_$label" "render_1000_$label" "$floor_render"
   report "paid_$label" "healthz_$label" "balance_$label" "$floor_balance"
   report "paid_$label" "healthz_$label" "dash_balance_$label" "$floor_balance"
@@ -68,7 +73,7 @@ paid_rounds() {
 unset REDIS_URL
 export JWT_SECRET="bench-only-secret-$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
 awk 'NR % 25 == 1' "$WORK/keys.txt" > "$WORK/sqlite.keys"    # one key per user
-paid_rounds sqlite "sqlite://$WORK/bench.db" "$WORK/sqlite.keys" "$WORK/keys.txt.users"
+paid_rounds sqlite "sqlite://$WORK/bench.db" "$WORK/sqlite.keys" "$WORK/keys.txt.users" "$WORK/keys.txt.limited"
 
 PG_SERVER="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}"
 PG_DB="jt_bench_$$"
@@ -76,7 +81,7 @@ if psql "$PG_SERVER/postgres" -qc "CREATE DATABASE $PG_DB" >/dev/null 2>&1; then
   trap 'cleanup; psql "$PG_SERVER/postgres" -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1' EXIT
   echo "seeding 1000 users x 1 key on PostgreSQL…" >&2
   "$SEED" "$PG_SERVER/$PG_DB" 1000 1 "$WORK/pg.keys"
-  paid_rounds postgres "$PG_SERVER/$PG_DB" "$WORK/pg.keys" "$WORK/pg.keys.users"
+  paid_rounds postgres "$PG_SERVER/$PG_DB" "$WORK/pg.keys" "$WORK/pg.keys.users" "$WORK/pg.keys.limited"
 else
   echo "PostgreSQL is not reachable at $PG_SERVER: the PostgreSQL paid-path rounds were skipped" >&2
   exit 1

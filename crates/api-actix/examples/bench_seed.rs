@@ -1,7 +1,10 @@
 //! Seeds a store for the `just bench` load run: USERS users with KEYS keys each, through the
 //! same use cases the API uses, and writes the full keys (one per line) to OUT and the user
 //! ids (one per line) to OUT.users. Each user has 10^9 credits, so paid-path rounds never run
-//! out.
+//! out. One more user holds two more keys: OUT.controlled, a key with all four controls set
+//! (an expiry 300 days ahead, loopback networks, a monthly limit of 10^12 and three scopes that
+//! still render), and OUT.limited, a key with only a monthly limit (10^12), for the rows that
+//! measure what the controls cost.
 //!
 //! `cargo run --release -p api-actix --example bench_seed -- DATABASE_URL USERS KEYS OUT`
 //!
@@ -10,6 +13,7 @@
 
 use std::io::Write as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use adapters_inprocess::NoOtherInstances;
 use adapters_postgres::DbStore;
@@ -17,7 +21,11 @@ use anyhow::Context as _;
 use keys_domain::GrantAmount;
 use keys_domain::KeyName;
 use keys_domain::api_key::KeyLimits;
-use keys_domain::ports::SystemClock;
+use keys_domain::allowed_networks::AllowedNetworks;
+use keys_domain::key_controls::KeyControls;
+use keys_domain::monthly_spend::MonthlyCreditLimit;
+use keys_domain::ports::{Clock as _, SystemClock};
+use keys_domain::scope::Scopes;
 use keys_domain::random::OsRandom;
 use keys_domain::use_cases::{KeyService, UserService};
 
@@ -59,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
                 .issue(
                     &user.id,
                     KeyName::parse(&format!("bench-{k}"))?,
-                    keys_domain::key_controls::KeyControls::default(),
+                    KeyControls::default(),
                 )
                 .await?;
             writeln!(file, "{}", issued.secret.expose())?;
@@ -67,5 +75,29 @@ async fn main() -> anyhow::Result<()> {
     }
     file.flush()?;
     ids.flush()?;
+
+    let owner = user_service
+        .create(
+            &format!("bench-{run}-controls@example.com"),
+            GrantAmount::new(1_000_000_000).ok(),
+        )
+        .await?;
+    let limit = MonthlyCreditLimit::new(MonthlyCreditLimit::MAX).ok();
+    let controlled = KeyControls {
+        expires_at: Some(SystemClock.now().plus(Duration::from_secs(300 * 86_400))),
+        allowed_networks: AllowedNetworks::parse(["127.0.0.0/8", "::1/128"]).ok(),
+        monthly_credit_limit: limit,
+        scopes: Scopes::parse(["credits:read", "documents:read", "documents:write"])?,
+    };
+    let limited = KeyControls {
+        monthly_credit_limit: limit,
+        ..KeyControls::default()
+    };
+    for (name, controls) in [("controlled", controlled), ("limited", limited)] {
+        let issued = key_service
+            .issue(&owner.id, KeyName::parse(&format!("bench-{name}"))?, controls)
+            .await?;
+        std::fs::write(format!("{out}.{name}"), format!("{}\n", issued.secret.expose()))?;
+    }
     Ok(())
 }
