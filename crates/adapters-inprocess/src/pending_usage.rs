@@ -1,10 +1,11 @@
 //! Key usage counted in memory on the hot path, until the usage flusher takes it in a batch.
 //!
-//! Each authenticated request adds 1 to its key's pending count in a sharded map: no I/O, and an
-//! allocation only for a key's first request per batch.
+//! Each authenticated request adds 1 to its key's pending count in a sharded map, and to its
+//! client's: no I/O, and an allocation only for a key's, or a client's, first request per batch.
 
 use dashmap::DashMap;
-use keys_domain::ports::UsageRecorder;
+use keys_domain::key_client::{ClientUse, MAX_CLIENTS_PER_KEY};
+use keys_domain::ports::{SeenClient, UsageRecorder};
 use keys_domain::usage::UsageDelta;
 use keys_domain::{KeyId, Timestamp, UserId};
 
@@ -13,6 +14,45 @@ struct Pending {
     user_id: UserId,
     count: u64,
     last_used_at: Timestamp,
+    /// At most [`MAX_CLIENTS_PER_KEY`] per batch: the store keeps no more per key anyway.
+    clients: Vec<ClientUse>,
+}
+
+impl Pending {
+    fn count_client(&mut self, at: Timestamp, client: SeenClient, user_agent: &str) {
+        if let Some(c) = self
+            .clients
+            .iter_mut()
+            .find(|c| c.is(client.network, user_agent))
+        {
+            c.requests = c.requests.saturating_add(1);
+            c.last_seen = c.last_seen.max(at);
+            c.browser |= client.browser;
+        } else if self.clients.len() < MAX_CLIENTS_PER_KEY {
+            self.clients.push(ClientUse {
+                network: client.network,
+                user_agent: user_agent.to_owned(),
+                requests: 1,
+                first_seen: at,
+                last_seen: at,
+                browser: client.browser,
+            });
+        }
+    }
+
+    fn merge_clients(&mut self, clients: Vec<ClientUse>) {
+        for client in clients {
+            let known = self
+                .clients
+                .iter()
+                .position(|c| c.is(client.network, &client.user_agent));
+            match known {
+                Some(i) => self.clients[i].merge(&client),
+                None if self.clients.len() < MAX_CLIENTS_PER_KEY => self.clients.push(client),
+                None => {}
+            }
+        }
+    }
 }
 
 /// The in-memory [`UsageRecorder`].
@@ -28,29 +68,42 @@ impl PendingUsage {
         Self::default()
     }
 
-    fn add(&self, key: KeyId, user_id: UserId, count: u64, at: Timestamp) {
-        self.pending
-            .entry(key)
-            .and_modify(|p| {
-                p.count = p.count.saturating_add(count);
-                p.last_used_at = p.last_used_at.max(at);
-            })
-            .or_insert(Pending {
-                user_id,
-                count,
-                last_used_at: at,
-            });
+    fn add(&self, d: UsageDelta) {
+        let mut p = self.pending.entry(d.key_id).or_insert_with(|| Pending {
+            user_id: d.user_id,
+            count: 0,
+            last_used_at: d.last_used_at,
+            clients: Vec::new(),
+        });
+        p.count = p.count.saturating_add(d.count);
+        p.last_used_at = p.last_used_at.max(d.last_used_at);
+        p.merge_clients(d.clients);
     }
 }
 
 impl UsageRecorder for PendingUsage {
-    fn record(&self, key: &KeyId, user: &UserId, at: Timestamp) {
-        if let Some(mut p) = self.pending.get_mut(key) {
-            p.count = p.count.saturating_add(1);
-            p.last_used_at = p.last_used_at.max(at);
-            return;
+    fn record(
+        &self,
+        key: &KeyId,
+        user: &UserId,
+        at: Timestamp,
+        client: Option<SeenClient>,
+        user_agent: &str,
+    ) {
+        let mut p = match self.pending.get_mut(key) {
+            Some(p) => p,
+            None => self.pending.entry(key.clone()).or_insert_with(|| Pending {
+                user_id: user.clone(),
+                count: 0,
+                last_used_at: at,
+                clients: Vec::new(),
+            }),
+        };
+        p.count = p.count.saturating_add(1);
+        p.last_used_at = p.last_used_at.max(at);
+        if let Some(client) = client {
+            p.count_client(at, client, user_agent);
         }
-        self.add(key.clone(), user.clone(), 1, at);
     }
 
     fn take(&self) -> Vec<UsageDelta> {
@@ -62,13 +115,14 @@ impl UsageRecorder for PendingUsage {
                 user_id: p.user_id,
                 count: p.count,
                 last_used_at: p.last_used_at,
+                clients: p.clients,
             })
             .collect()
     }
 
     fn restore(&self, batch: Vec<UsageDelta>) {
         for d in batch {
-            self.add(d.key_id, d.user_id, d.count, d.last_used_at);
+            self.add(d);
         }
     }
 }
@@ -77,23 +131,36 @@ impl UsageRecorder for PendingUsage {
 mod tests {
     use super::*;
 
+    fn client() -> Option<SeenClient> {
+        Some(SeenClient {
+            network: keys_domain::key_client::ClientNetwork::of([203, 0, 113, 9].into()),
+            browser: false,
+        })
+    }
+
     #[test]
     fn counts_merge_per_key_and_a_restored_batch_joins_later_counts() {
         let rec = PendingUsage::new();
         let (k, u) = (KeyId::new("key_a"), UserId::new("usr_a"));
         for ms in [5, 9, 7] {
-            rec.record(&k, &u, Timestamp::from_millis(ms));
+            rec.record(&k, &u, Timestamp::from_millis(ms), client(), "curl/8.5.0");
         }
         let batch = rec.take();
         assert_eq!(batch.len(), 1);
         assert_eq!((batch[0].count, batch[0].last_used_at.as_millis()), (3, 9));
-        rec.record(&k, &u, Timestamp::from_millis(3));
+        rec.record(&k, &u, Timestamp::from_millis(3), client(), "node");
         rec.restore(batch);
         let merged = rec.take();
         assert_eq!(
             (merged[0].count, merged[0].last_used_at.as_millis()),
             (4, 9)
         );
+        let clients: Vec<(&str, u64)> = merged[0]
+            .clients
+            .iter()
+            .map(|c| (c.user_agent.as_str(), c.requests))
+            .collect();
+        assert_eq!(clients, [("node", 1), ("curl/8.5.0", 3)]);
         assert!(rec.take().is_empty());
     }
 }

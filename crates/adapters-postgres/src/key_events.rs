@@ -75,6 +75,19 @@ fn encode(detail: &EventDetail) -> Value {
             expires_at,
             days_before,
         } => json!({ "expires_at": expires_at.as_millis(), "days_before": days_before }),
+        EventDetail::NewNetwork {
+            network,
+            user_agent,
+            networks,
+        } => json!({ "network": network, "user_agent": user_agent, "networks": networks }),
+        EventDetail::BrowserUse {
+            network,
+            user_agent,
+            requests,
+        } => json!({ "network": network, "user_agent": user_agent, "requests": requests }),
+        EventDetail::UsageSpike { count, busiest } => {
+            json!({ "count": count, "busiest": busiest })
+        }
     }
 }
 
@@ -118,6 +131,20 @@ fn decode(kind: KeyEventKind, detail: &str) -> Option<EventDetail> {
                     .collect::<Option<_>>()?,
             }
         }
+        KeyEventKind::NewNetwork => EventDetail::NewNetwork {
+            network: text("network")?,
+            user_agent: text("user_agent")?,
+            networks: number("networks")?,
+        },
+        KeyEventKind::BrowserUse => EventDetail::BrowserUse {
+            network: text("network")?,
+            user_agent: text("user_agent")?,
+            requests: number("requests")?,
+        },
+        KeyEventKind::UsageSpike => EventDetail::UsageSpike {
+            count: number("count")?,
+            busiest: number("busiest")?,
+        },
         KeyEventKind::ExpiryReminder => EventDetail::ExpiryReminder {
             expires_at: Timestamp::from_millis(v.get("expires_at")?.as_i64()?),
             days_before: u32::try_from(number("days_before")?).ok()?,

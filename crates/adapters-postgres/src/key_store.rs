@@ -20,6 +20,7 @@ use crate::alert_outbox::insert_email;
 use crate::cached_statements::{AddKeyUsage, LockUser};
 use crate::connection::AnyConnection;
 use crate::failure::{Failure, UniqueIndex};
+use crate::key_client_store::write_clients;
 use crate::key_controls_columns::{control_columns, stored_controls};
 use crate::key_events::write_events;
 use crate::pages::key_page;
@@ -509,9 +510,12 @@ impl KeyStore for DbStore {
         // One lock order for every batch, so two instances' flushes cannot deadlock.
         batch.sort_by(|a, b| a.key_id.cmp(&b.key_id));
         self.run_write(move |conn| {
-            Ok(conn.transaction(|conn| match conn {
-                AnyConnection::Postgres(pg) => record_usage_postgres(pg, &batch),
-                AnyConnection::Sqlite(_) => record_usage_rows(conn, &batch),
+            Ok(conn.transaction(|conn| {
+                match conn {
+                    AnyConnection::Postgres(pg) => record_usage_postgres(pg, &batch)?,
+                    AnyConnection::Sqlite(_) => record_usage_rows(conn, &batch)?,
+                }
+                write_clients(conn, &batch)
             })?)
         })
         .await

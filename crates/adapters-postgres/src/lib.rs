@@ -26,6 +26,7 @@ mod failure;
 mod group_commit;
 mod idempotency_store;
 mod key_change_feed;
+mod key_client_store;
 mod key_controls_columns;
 mod key_events;
 mod key_store;

@@ -43,6 +43,27 @@ diesel::table! {
 }
 
 diesel::table! {
+    key_clients (seq) {
+        seq -> BigInt,
+        key_id -> Text,
+        network -> Text,
+        user_agent -> Text,
+        first_seen -> BigInt,
+        last_seen -> BigInt,
+        requests -> BigInt,
+        browser -> Bool,
+    }
+}
+
+diesel::table! {
+    key_signals (key_id, signal) {
+        key_id -> Text,
+        signal -> Text,
+        last_at -> BigInt,
+    }
+}
+
+diesel::table! {
     key_monthly_spend (key_id, month) {
         key_id -> Text,
         month -> BigInt,
@@ -166,6 +187,8 @@ diesel::joinable!(template_ownership -> templates (template_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     key_monthly_spend,
+    key_clients,
+    key_signals,
     credit_ledger,
     api_keys,
     templates,

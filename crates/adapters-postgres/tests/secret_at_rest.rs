@@ -53,6 +53,7 @@ async fn live_a_keys_life(store: &DbStore) -> Vec<ApiKeySecret> {
             user_id: user.clone(),
             count: 10_001,
             last_used_at: T0,
+            clients: Vec::new(),
         }])
         .await
         .unwrap();

@@ -20,13 +20,13 @@ use adapters_postgres::DbStore;
 use anyhow::Context as _;
 use keys_domain::GrantAmount;
 use keys_domain::KeyName;
-use keys_domain::api_key::KeyLimits;
 use keys_domain::allowed_networks::AllowedNetworks;
+use keys_domain::api_key::KeyLimits;
 use keys_domain::key_controls::KeyControls;
 use keys_domain::monthly_spend::MonthlyCreditLimit;
 use keys_domain::ports::{Clock as _, SystemClock};
-use keys_domain::scope::Scopes;
 use keys_domain::random::OsRandom;
+use keys_domain::scope::Scopes;
 use keys_domain::use_cases::{KeyService, UserService};
 
 #[tokio::main]
@@ -95,9 +95,16 @@ async fn main() -> anyhow::Result<()> {
     };
     for (name, controls) in [("controlled", controlled), ("limited", limited)] {
         let issued = key_service
-            .issue(&owner.id, KeyName::parse(&format!("bench-{name}"))?, controls)
+            .issue(
+                &owner.id,
+                KeyName::parse(&format!("bench-{name}"))?,
+                controls,
+            )
             .await?;
-        std::fs::write(format!("{out}.{name}"), format!("{}\n", issued.secret.expose()))?;
+        std::fs::write(
+            format!("{out}.{name}"),
+            format!("{}\n", issued.secret.expose()),
+        )?;
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use adapters_postgres::DbStore;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use keys_domain::credits::{InvalidGrant, parse_initial_credits};
+use keys_domain::key_signal::SignalPolicy;
 use keys_domain::ports::{Clock, SystemClock};
 use keys_domain::rate_limit::RateLimitPolicy;
 use keys_domain::{GrantAmount, RevocationReason};
@@ -94,6 +95,31 @@ pub struct ServeArgs {
     /// Comma-separated origins allowed to call the API from a browser.
     #[arg(long, env = "JT_CORS_ORIGINS", value_parser = parse_cors_origins)]
     pub cors_origins: Option<CorsOrigins>,
+    /// `on` or `off`: the leak signals (`new_network`, `browser_use`, `usage_spike`); the
+    /// clients of each key are kept either way.
+    #[arg(long, env = "JT_KEY_SIGNALS", default_value = "on", value_parser = parse_on_off)]
+    pub key_signals: bool,
+    /// A key older than this (seconds) is established: only then does a new network signal.
+    #[arg(
+        long,
+        env = "JT_KEY_ESTABLISHED_AFTER_SECONDS",
+        default_value_t = 86_400
+    )]
+    pub key_established_after_seconds: u64,
+    /// `usage_spike`: this many times the key's busiest hour of the previous 7 days.
+    #[arg(long, env = "JT_SPIKE_FACTOR", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub spike_factor: u64,
+    /// `usage_spike`: and at least this many requests in the hour.
+    #[arg(long, env = "JT_SPIKE_MIN_REQUESTS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
+    pub spike_min_requests: u64,
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s.trim() {
+        "on" | "true" | "1" => Ok(true),
+        "off" | "false" | "0" => Ok(false),
+        other => Err(format!("expected on or off, not {other:?}")),
+    }
 }
 
 fn parse_log_format(s: &str) -> Result<LogFormat, String> {
@@ -200,6 +226,12 @@ impl ServeArgs {
             .clone_from(&self.github_scanning_keys);
         config.metrics_bind = metrics_bind(&self.metrics_bind);
         config.cors_origins = self.cors_origins.clone().unwrap_or_default();
+        config.key_signals = SignalPolicy {
+            enabled: self.key_signals,
+            established_after: std::time::Duration::from_secs(self.key_established_after_seconds),
+            spike_factor: self.spike_factor,
+            spike_min_requests: self.spike_min_requests,
+        };
     }
 }
 

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use keys_domain::key_signal::SignalPolicy;
 use keys_domain::rate_limit::RateLimitPolicy;
 
 use crate::client_ip::TrustedProxies;
@@ -38,6 +39,9 @@ pub struct Config {
     pub dashboard_writes_per_minute: u32,
     /// `JT_SIGN_IN_LINKS_PER_MINUTE`: sign-in link requests per client address before 429.
     pub sign_in_links_per_minute: u32,
+    /// `JT_KEY_SIGNALS`, `JT_KEY_ESTABLISHED_AFTER_SECONDS`, `JT_SPIKE_FACTOR`,
+    /// `JT_SPIKE_MIN_REQUESTS`: the leak signals (docs/signals.md).
+    pub key_signals: SignalPolicy,
     /// `JT_TRUSTED_PROXIES`.
     pub trusted_proxies: TrustedProxies,
     /// `JT_GITHUB_SCANNING_KEYS`: GitHub's key-list URL, or `file:///path.json`.
@@ -161,6 +165,7 @@ impl Config {
             auth_failures_per_minute: DEFAULT_AUTH_FAILURES_PER_MINUTE,
             dashboard_writes_per_minute: DEFAULT_DASHBOARD_WRITES_PER_MINUTE,
             sign_in_links_per_minute: DEFAULT_SIGN_IN_LINKS_PER_MINUTE,
+            key_signals: SignalPolicy::default(),
             trusted_proxies: TrustedProxies::default(),
             github_scanning_keys: DEFAULT_GITHUB_SCANNING_KEYS.to_owned(),
             metrics_bind: None,
@@ -237,6 +242,7 @@ impl fmt::Debug for Config {
                 &self.dashboard_writes_per_minute,
             )
             .field("sign_in_links_per_minute", &self.sign_in_links_per_minute)
+            .field("key_signals", &self.key_signals)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("github_scanning_keys", &self.github_scanning_keys)
             .field("metrics_bind", &self.metrics_bind)

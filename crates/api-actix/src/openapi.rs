@@ -69,6 +69,7 @@ pub struct ErrorDetail {
         routes::keys::create,
         routes::keys::get,
         routes::keys::update,
+        routes::keys::clients,
         routes::keys::revoke,
         routes::keys::rotate,
         routes::credits::dashboard_balance,

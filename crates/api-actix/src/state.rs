@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use keys_domain::ports::{AccountStore, Clock, SettingsStore};
 use keys_domain::random::RandomSource;
 use keys_domain::use_cases::{
-    Admission, CatalogService, DashboardSessions, Idempotency, KeyAuditTrail, KeyService, KeyUsage,
-    LeakReports, SignIn,
+    Admission, CatalogService, DashboardSessions, Idempotency, KeyAuditTrail, KeyClients,
+    KeyService, KeyUsage, LeakReports, SignIn,
 };
 
 use crate::auth::failure_limit::AuthFailureLimiter;
@@ -25,6 +25,7 @@ pub struct AppState {
     pub keys: KeyService,
     /// Keys' audit trails.
     pub audit: KeyAuditTrail,
+    pub key_clients: KeyClients,
     /// Secret-scanning reports.
     pub leaks: LeakReports,
     pub catalog: CatalogService,

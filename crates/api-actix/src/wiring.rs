@@ -15,18 +15,20 @@ use adapters_redis::{
 };
 use adapters_smtp::{LogMailer, SmtpMailer};
 use anyhow::Context as _;
+use keys_domain::Timestamp;
 use keys_domain::api_key::KeyLimits;
 use keys_domain::base62;
+use keys_domain::key_client::CLIENT_RETENTION;
 use keys_domain::ports::{
-    Clock, KeyStore, Mailer, RateLimiter, RevocationNotifier, SettingsStore, SystemClock,
-    UsageRecorder, UsageWindow,
+    Clock, KeyClientStore, KeyStore, Mailer, RateLimiter, RevocationNotifier, SettingsStore,
+    SystemClock, UsageRecorder, UsageWindow,
 };
 use keys_domain::random::{OsRandom, RandomSource};
 use keys_domain::usage::HighUsageThreshold;
 use keys_domain::use_cases::{
     Admission, AlertDelivery, Authenticator, CatalogService, DashboardSessions, ExpiryReminders,
-    Idempotency, KeyAuditTrail, KeyService, KeyUsage, LeakReports, OperatorKeys, SignIn,
-    UsageService, UserService,
+    Idempotency, KeyAuditTrail, KeyClients, KeyService, KeySignals, KeyUsage, LeakReports,
+    OperatorKeys, SignIn, UsageService, UserService,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -384,6 +386,18 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         })
     });
 
+    // Clients not seen for 30 days.
+    sweeps.push({
+        let clients: Arc<dyn KeyClientStore> = store.clone();
+        Arc::new(move |now: Timestamp| {
+            let clients = clients.clone();
+            tokio::spawn(async move {
+                if let Err(e) = clients.sweep_clients(now.minus(CLIENT_RETENTION)).await {
+                    tracing::warn!(error = %e, "sweeping old key clients failed; retried next sweep");
+                }
+            });
+        })
+    });
     // Keys that expire soon: their owners' reminders, queued in the outbox.
     sweeps.push({
         let reminders = ExpiryReminders {
@@ -435,6 +449,10 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
             random: random.clone(),
             limits: KeyLimits::default(),
         },
+        key_clients: KeyClients {
+            keys: keys.clone(),
+            clients: store.clone(),
+        },
         audit: KeyAuditTrail {
             keys: keys.clone(),
             log: store.clone(),
@@ -484,6 +502,16 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
             smtp_configured: config.smtp_url.is_some(),
         },
     };
+    let signals = config.key_signals.enabled.then(|| {
+        KeySignals::new(
+            keys.clone(),
+            store.clone(),
+            store.clone(),
+            clock.clone(),
+            random.clone(),
+            config.key_signals,
+        )
+    });
     let usage = UsageService {
         keys,
         accounts: store.clone(),
@@ -492,6 +520,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         clock: clock.clone(),
         random: random.clone(),
         threshold,
+        signals,
     };
     let delivery = AlertDelivery {
         outbox: store.clone(),

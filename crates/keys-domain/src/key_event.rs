@@ -23,10 +23,13 @@ pub enum KeyEventKind {
     LeakReported,
     Updated,
     ExpiryReminder,
+    NewNetwork,
+    BrowserUse,
+    UsageSpike,
 }
 
 impl KeyEventKind {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 11] = [
         Self::Created,
         Self::Rotated,
         Self::RevocationScheduled,
@@ -35,6 +38,9 @@ impl KeyEventKind {
         Self::LeakReported,
         Self::Updated,
         Self::ExpiryReminder,
+        Self::NewNetwork,
+        Self::BrowserUse,
+        Self::UsageSpike,
     ];
 
     #[must_use]
@@ -48,6 +54,9 @@ impl KeyEventKind {
             Self::LeakReported => "leak_reported",
             Self::Updated => "updated",
             Self::ExpiryReminder => "expiry_reminder",
+            Self::NewNetwork => "new_network",
+            Self::BrowserUse => "browser_use",
+            Self::UsageSpike => "usage_spike",
         }
     }
 
@@ -122,6 +131,22 @@ pub enum EventDetail {
         expires_at: Timestamp,
         days_before: u32,
     },
+    /// Used from `network` (by `user_agent`), not seen for it in 30 days; `networks` is how
+    /// many it was used from in those 30 days before.
+    NewNetwork {
+        network: String,
+        user_agent: String,
+        networks: u64,
+    },
+    /// `requests` requests of one flush carried an `Origin` header: a browser sent them.
+    BrowserUse {
+        network: String,
+        user_agent: String,
+        requests: u64,
+    },
+    /// `count` requests in the current hour against a busiest hour of `busiest` in the 7 days
+    /// before.
+    UsageSpike { count: u64, busiest: u64 },
 }
 
 impl EventDetail {
@@ -136,6 +161,9 @@ impl EventDetail {
             Self::LeakReported { .. } => KeyEventKind::LeakReported,
             Self::Updated { .. } => KeyEventKind::Updated,
             Self::ExpiryReminder { .. } => KeyEventKind::ExpiryReminder,
+            Self::NewNetwork { .. } => KeyEventKind::NewNetwork,
+            Self::BrowserUse { .. } => KeyEventKind::BrowserUse,
+            Self::UsageSpike { .. } => KeyEventKind::UsageSpike,
         }
     }
 

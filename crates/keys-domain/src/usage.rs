@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::ids::{KeyId, UserId};
+use crate::key_client::ClientUse;
 use crate::timestamp::Timestamp;
 
 /// The trailing window.
@@ -38,6 +39,8 @@ pub struct UsageDelta {
     pub user_id: UserId,
     pub count: u64,
     pub last_used_at: Timestamp,
+    /// Where the requests came from, one entry per client.
+    pub clients: Vec<ClientUse>,
 }
 
 /// A window count before and after adding some requests.

@@ -179,6 +179,7 @@ mod tests {
             clock: Arc::new(SystemClock),
             random: Arc::new(OsRandom),
             threshold: HighUsageThreshold::new(1_000_000).unwrap(),
+            signals: None,
         }
     }
 
@@ -187,7 +188,7 @@ mod tests {
         let rec = Arc::new(PendingUsage::new());
         let (k, u) = (KeyId::new("key_a"), UserId::new("usr_a"));
         for ms in [5, 9, 7] {
-            rec.record(&k, &u, Timestamp::from_millis(ms));
+            rec.record(&k, &u, Timestamp::from_millis(ms), None, "-");
         }
         let written = Arc::new(Mutex::new(Vec::new()));
         let mut keys = MockKeyStore::new();
@@ -202,7 +203,7 @@ mod tests {
         });
         let mut flusher = UsageFlusher::new(rec.clone(), service(keys));
         flusher.flush_once().await; // fails: kept
-        rec.record(&k, &u, Timestamp::from_millis(3));
+        rec.record(&k, &u, Timestamp::from_millis(3), None, "-");
         flusher.flush_once().await;
         let written = written.lock().unwrap();
         assert_eq!(written.len(), 1);
@@ -223,6 +224,8 @@ mod tests {
                 &KeyId::new(format!("key_{i:04}")),
                 &user,
                 Timestamp::from_millis(1),
+                None,
+                "-",
             );
         }
         let written = Arc::new(Mutex::new(Vec::new()));
@@ -267,9 +270,15 @@ mod tests {
         let rec = Arc::new(PendingUsage::new());
         let (k, u) = (KeyId::new("key_a"), UserId::new("usr_a"));
         for ms in [1, 2, 3] {
-            rec.record(&k, &u, Timestamp::from_millis(ms));
+            rec.record(&k, &u, Timestamp::from_millis(ms), None, "-");
         }
-        rec.record(&KeyId::new("key_b"), &u, Timestamp::from_millis(4));
+        rec.record(
+            &KeyId::new("key_b"),
+            &u,
+            Timestamp::from_millis(4),
+            None,
+            "-",
+        );
         let mut keys = MockKeyStore::new();
         keys.expect_record_usage()
             .returning(|_| Err(keys_domain::ports::StoreError::Unavailable("down".into())));
@@ -291,6 +300,8 @@ mod tests {
             &KeyId::new("key_a"),
             &UserId::new("usr_a"),
             Timestamp::from_millis(1),
+            None,
+            "-",
         );
         let mut keys = MockKeyStore::new();
         keys.expect_record_usage().times(2).returning(|_| Ok(()));
@@ -306,6 +317,8 @@ mod tests {
             &KeyId::new("key_a"),
             &UserId::new("usr_a"),
             Timestamp::from_millis(2),
+            None,
+            "-",
         );
         token.cancel();
         task.await.unwrap();

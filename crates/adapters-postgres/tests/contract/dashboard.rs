@@ -158,6 +158,7 @@ pub async fn usage_hours_are_written_with_usage_count_and_swept(store: impl Stor
         user_id: user.clone(),
         count,
         last_used_at: when,
+        clients: Vec::new(),
     };
     store
         .record_usage(&[delta(&key, 3, h0), delta(&other, 9, h0)])

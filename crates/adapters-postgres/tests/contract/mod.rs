@@ -561,12 +561,14 @@ pub async fn record_usage_adds_counts_and_keeps_the_latest_use(store: impl Store
         user_id: user.clone(),
         count,
         last_used_at: when,
+        clients: Vec::new(),
     };
     let ghost = UsageDelta {
         key_id: KeyId::new("key_ghost"),
         user_id: user.clone(),
         count: 7,
         last_used_at: at(1),
+        clients: Vec::new(),
     };
     store
         .record_usage(&[delta(&a, 3, at(500)), delta(&b, 1, at(200)), ghost])

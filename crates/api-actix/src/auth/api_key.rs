@@ -14,12 +14,14 @@ use std::sync::Arc;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
+use actix_web::http::header::{ORIGIN, USER_AGENT};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use keys_domain::ApiKey;
+use keys_domain::key_client::user_agent_token;
 use keys_domain::rate_limit::RateDecision;
 use keys_domain::scope::Scope;
-use keys_domain::use_cases::Admitted;
+use keys_domain::use_cases::{Admitted, Caller};
 
 use super::bearer::{Credential, credential, looks_like_jwt};
 use super::set_by_middleware::set_by_middleware;
@@ -67,7 +69,15 @@ impl ApiKeyAuth {
             }
             Credential::Bearer(token) => token,
         };
-        let Admitted { key, rate } = state.admission.admit(token, client).await?;
+        let headers = req.headers();
+        let caller = Caller {
+            addr: client,
+            user_agent: user_agent_token(headers.get(USER_AGENT).and_then(|v| v.to_str().ok())),
+            // A browser's request carries `Origin`; Node's and Deno's `fetch` send
+            // `Sec-Fetch-Mode: cors` without it, which is server-side use.
+            browser: headers.contains_key(ORIGIN),
+        };
+        let Admitted { key, rate } = state.admission.admit(token, caller).await?;
         Ok(Self {
             key: Arc::new(key),
             rate,

@@ -67,5 +67,18 @@ fn detail(d: &EventDetail) -> Value {
             expires_at,
             days_before,
         } => json!({ "expires_at": expires_at.to_rfc3339(), "days_before": days_before }),
+        EventDetail::NewNetwork {
+            network,
+            user_agent,
+            networks,
+        } => json!({ "network": network, "user_agent": user_agent, "networks_before": networks }),
+        EventDetail::BrowserUse {
+            network,
+            user_agent,
+            requests,
+        } => json!({ "network": network, "user_agent": user_agent, "requests": requests }),
+        EventDetail::UsageSpike { count, busiest } => {
+            json!({ "count": count, "busiest_hour_before": busiest })
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod documents;
+pub mod key_clients;
 pub mod key_controls;
 pub mod key_events;
 pub mod keys;

@@ -8,6 +8,7 @@ use keys_domain::ports::KeyListQuery;
 use keys_domain::{ApiKey, EventCursor, KeyId};
 
 use crate::auth::dashboard_user::DashboardUser;
+use crate::dto::key_clients::KeyClientObject;
 use crate::dto::key_events::KeyEventObject;
 use crate::dto::keys::{CreateKeyRequest, KeyObject, RotateKeyRequest, UpdateKeyRequest};
 use crate::dto::pages::{ListKind, ListParams, PageOf};
@@ -223,6 +224,42 @@ pub async fn events(
     Ok(HttpResponse::Ok().json(PageOf {
         data,
         has_more: events.has_more,
+    }))
+}
+
+/// `GET /api/v1/keys/{id}/clients`: where the key is used, most recently seen first.
+#[utoipa::path(get, path = "/api/v1/keys/{id}/clients", operation_id = "listKeyClients", tag = "dashboard",
+    params(
+        ("id" = String, Path, description = "The key's id"),
+        ("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
+        ("starting_after" = Option<String>, Query, description = "the `cursor` of the last client of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page of the key's clients (network and user agent, never a full address), most recently seen first; visible within 2 s of a request", body = PageOf<KeyClientObject>),
+        (status = 404, description = "`not_found`: no such key, or another user's", body = ErrorBody),
+    ))]
+pub async fn clients(
+    user: DashboardUser,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let params = ListParams::from_request(&req, ListKind::Plain)?;
+    let key = KeyId::new(id.into_inner());
+    let cursors = state.cursors.scoped(
+        state.random.as_ref(),
+        format!("clients:{}:{}", user.user_id, key.as_str()),
+    );
+    let page = params.page(|text| cursors.open(text))?;
+    let clients = state.key_clients.list(&user.user_id, &key, &page).await?;
+    let data = clients
+        .items
+        .iter()
+        .map(|c| KeyClientObject::of(c, cursors.seal(c.position)))
+        .collect();
+    Ok(HttpResponse::Ok().json(PageOf {
+        data,
+        has_more: clients.has_more,
     }))
 }
 

@@ -121,6 +121,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
         &[(Method::GET, |r| r.to(keys::usage))],
     ),
     dashboard(
+        "/api/v1/keys/{id}/clients",
+        &[(Method::GET, |r| r.to(keys::clients))],
+    ),
+    dashboard(
         "/api/v1/keys/{id}/revoke",
         &[(Method::POST, |r| r.to(keys::revoke))],
     ),

@@ -434,6 +434,7 @@ async fn the_sweeper_drops_old_links_and_old_hours(backend: Backend) {
         user_id: user.id.clone(),
         count: 1,
         last_used_at: at,
+        clients: Vec::new(),
     };
     app.store
         .record_usage(&[delta(hours_ago(49)), delta(hours_ago(47))])

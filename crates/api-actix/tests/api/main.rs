@@ -18,6 +18,7 @@ mod dashboard_sign_in;
 mod dashboard_tokens;
 mod edge;
 mod idempotency;
+mod key_clients;
 mod key_controls;
 mod keys;
 mod lists;

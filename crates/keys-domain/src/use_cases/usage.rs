@@ -9,6 +9,8 @@ use crate::ports::{AccountStore, AlertOutbox, Clock, KeyStore, StoreError, Usage
 use crate::random::RandomSource;
 use crate::usage::{HighUsageThreshold, UsageDelta};
 
+use super::KeySignals;
+
 /// A threshold crossing whose alert could not be put in the outbox (the store failed). The
 /// window has counted it already and will not report the crossing again, so the caller keeps it
 /// and hands it to [`UsageService::retry_alerts`]: an outage delays the alert, never loses it.
@@ -30,6 +32,10 @@ pub struct FlushReport {
     pub alert_errors: usize,
     /// Those crossings, to retry with [`UsageService::retry_alerts`].
     pub missed: Vec<MissedAlert>,
+    /// Leak signals raised (`new_network`, `browser_use`).
+    pub signals_raised: usize,
+    /// Signals lost to a store error (the counts were written; the caller logs these).
+    pub signal_errors: usize,
 }
 
 /// Usage bookkeeping behind every authenticated request.
@@ -42,6 +48,8 @@ pub struct UsageService {
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn RandomSource>,
     pub threshold: HighUsageThreshold,
+    /// The leak signals raised from each flush; `None` with `JT_KEY_SIGNALS=off`.
+    pub signals: Option<KeySignals>,
 }
 
 impl UsageService {
@@ -55,11 +63,21 @@ impl UsageService {
         if batch.is_empty() {
             return Ok(FlushReport::default());
         }
+        // Which networks are new must be asked before the batch writes them.
+        let (candidates, lookup_errors) = match &self.signals {
+            Some(signals) => signals.before_write(batch).await,
+            None => (Vec::new(), 0),
+        };
         self.keys.record_usage(batch).await?;
         let mut report = FlushReport {
             keys: batch.len(),
             ..FlushReport::default()
         };
+        if let Some(signals) = &self.signals {
+            let raised = signals.after_write(batch, candidates).await;
+            report.signals_raised = raised.raised;
+            report.signal_errors = raised.errors + lookup_errors;
+        }
         for delta in batch {
             let count = self
                 .window

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use keys_domain::ports::{MockClock, MockKeyStore, MockRateLimiter, MockUsageRecorder};
 use keys_domain::rate_limit::RateDecision;
-use keys_domain::use_cases::{Admission, AdmitError, Admitted, AuthError, Authenticator};
+use keys_domain::use_cases::{Admission, AdmitError, Admitted, AuthError, Authenticator, Caller};
 use keys_domain::{ApiKeySecret, KeyState};
 
 use crate::support::{SeqRandom, T0, clock_at, stored_key, user};
@@ -37,7 +37,7 @@ fn admit(
         usage: Arc::new(usage),
         limiter: Arc::new(limiter),
     };
-    futures_executor::block_on(admission.admit(token, None))
+    futures_executor::block_on(admission.admit(token, Caller::UNKNOWN))
 }
 
 fn store_knowing(key: keys_domain::ApiKey) -> MockKeyStore {
@@ -56,7 +56,9 @@ fn an_accepted_key_is_counted_then_checked_and_admitted_with_its_rate_state() {
     let (id, owner) = (key.id.clone(), key.user_id.clone());
     usage
         .expect_record()
-        .withf(move |k, u, at| *k == id && *u == owner && *at == T0)
+        .withf(move |k, u, at, client, agent| {
+            *k == id && *u == owner && *at == T0 && client.is_none() && agent == "-"
+        })
         .times(1)
         .return_const(());
     let mut limiter = MockRateLimiter::new();

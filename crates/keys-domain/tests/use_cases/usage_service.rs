@@ -47,6 +47,7 @@ impl Mocks {
             clock: Arc::new(clock_at(T0)),
             random: Arc::new(SeqRandom::new(5)),
             threshold: HighUsageThreshold::new(10).unwrap(),
+            signals: None,
         }
     }
 }
@@ -57,6 +58,7 @@ fn delta(key: &ApiKey, count: u64) -> UsageDelta {
         user_id: key.user_id.clone(),
         count,
         last_used_at: T0.minus(secs(1)),
+        clients: Vec::new(),
     }
 }
 
@@ -232,6 +234,8 @@ fn a_failed_enqueue_is_counted_and_the_flush_still_succeeds() {
             keys: 1,
             alerts_enqueued: 0,
             alert_errors: 1,
+            signals_raised: 0,
+            signal_errors: 0,
             missed: vec![MissedAlert {
                 delta: delta(&key, 3),
                 count: 12
@@ -297,6 +301,8 @@ fn a_failed_key_or_owner_lookup_is_an_alert_error() {
             keys: 1,
             alerts_enqueued: 0,
             alert_errors: 1,
+            signals_raised: 0,
+            signal_errors: 0,
             missed: vec![MissedAlert {
                 delta: delta(&key, 3),
                 count: 12

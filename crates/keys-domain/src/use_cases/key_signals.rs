@@ -1,0 +1,267 @@
+//! Raising leak signals from a usage flush: `new_network` and `browser_use`, each a key event
+//! and an email to the owner through the outbox, at most once per key per signal per 24 h.
+//!
+//! The store's 24-hour rule makes the signal exactly-once across instances; the memory here
+//! (the networks each key was seen from, the signals raised lately) only spares the store a
+//! question per flush.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::ids::{AlertId, KeyId};
+use crate::key_client::{CLIENT_RETENTION, ClientNetwork, ClientUse};
+use crate::key_event::{Actor, EventDetail, KeyEvent};
+use crate::key_signal::{KeySignal, SIGNAL_QUIET, SignalPolicy};
+use crate::ports::{
+    AccountStore, Clock, KeyClientStore, KeyStore, QueuedWithChange, StoreError, UserRef,
+};
+use crate::random::RandomSource;
+use crate::signal_email::{SignalSeen, signal_email};
+use crate::timestamp::Timestamp;
+use crate::usage::UsageDelta;
+
+/// Most keys remembered; past it the memory starts over (a forgotten key costs one question).
+const REMEMBERED_KEYS: usize = 200_000;
+
+/// A network a batch used that the key was not seen from in 30 days, found before the batch
+/// was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkCandidate {
+    pub delta: usize,
+    pub client: ClientUse,
+    pub seen_before: usize,
+}
+
+/// Per key, the networks it was seen from and when last.
+type KnownNetworks = HashMap<KeyId, Vec<(ClientNetwork, Timestamp)>>;
+
+/// What raising signals for one flush did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SignalReport {
+    pub raised: usize,
+    /// Questions to the store that failed: their signals are lost for this flush.
+    pub errors: usize,
+}
+
+/// The leak signals of a flush.
+#[derive(Clone)]
+pub struct KeySignals {
+    pub keys: Arc<dyn KeyStore>,
+    pub clients: Arc<dyn KeyClientStore>,
+    pub accounts: Arc<dyn AccountStore>,
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn RandomSource>,
+    pub policy: SignalPolicy,
+    /// Per key, the networks it was seen from and when last.
+    known: Arc<Mutex<KnownNetworks>>,
+    /// Signals raised (or found raised) lately, by key and kind.
+    quiet: Arc<Mutex<HashMap<(KeyId, KeySignal), Timestamp>>>,
+}
+
+impl KeySignals {
+    #[must_use]
+    pub fn new(
+        keys: Arc<dyn KeyStore>,
+        clients: Arc<dyn KeyClientStore>,
+        accounts: Arc<dyn AccountStore>,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn RandomSource>,
+        policy: SignalPolicy,
+    ) -> Self {
+        Self {
+            keys,
+            clients,
+            accounts,
+            clock,
+            random,
+            policy,
+            known: Arc::default(),
+            quiet: Arc::default(),
+        }
+    }
+
+    /// Before `batch` is written: the clients on a network their key was not seen from in the
+    /// last 30 days (asking the store only for networks this instance does not know).
+    pub async fn before_write(&self, batch: &[UsageDelta]) -> (Vec<NetworkCandidate>, usize) {
+        let mut out = Vec::new();
+        let mut errors = 0;
+        if !self.policy.enabled {
+            return (out, errors);
+        }
+        let now = self.clock.now();
+        let since = now.minus(CLIENT_RETENTION);
+        for (i, delta) in batch.iter().enumerate() {
+            let unknown: Vec<&ClientUse> = {
+                let known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+                let seen = known.get(&delta.key_id);
+                delta
+                    .clients
+                    .iter()
+                    .filter(|c| {
+                        !seen.is_some_and(|s| {
+                            s.iter().any(|(n, at)| *n == c.network && *at >= since)
+                        })
+                    })
+                    .collect()
+            };
+            if unknown.is_empty() {
+                continue;
+            }
+            let Ok(seen) = self.clients.networks_seen(&delta.key_id, since).await else {
+                errors += 1;
+                continue;
+            };
+            for client in unknown {
+                if !seen.is_empty() && !seen.contains(&client.network) {
+                    out.push(NetworkCandidate {
+                        delta: i,
+                        client: client.clone(),
+                        seen_before: seen.len(),
+                    });
+                }
+            }
+            self.remember(&delta.key_id, seen.iter().map(|n| (*n, now)));
+        }
+        (out, errors)
+    }
+
+    /// After `batch` was written: raises `new_network` for the candidates of established keys,
+    /// and `browser_use` for keys a browser used.
+    pub async fn after_write(
+        &self,
+        batch: &[UsageDelta],
+        candidates: Vec<NetworkCandidate>,
+    ) -> SignalReport {
+        let mut report = SignalReport::default();
+        if !self.policy.enabled {
+            return report;
+        }
+        let now = self.clock.now();
+        for delta in batch {
+            self.remember(
+                &delta.key_id,
+                delta.clients.iter().map(|c| (c.network, c.last_seen)),
+            );
+        }
+        for c in candidates {
+            let Some(delta) = batch.get(c.delta) else {
+                continue;
+            };
+            let detail = EventDetail::NewNetwork {
+                network: c.client.network.to_string(),
+                user_agent: c.client.user_agent.clone(),
+                networks: u64::try_from(c.seen_before).unwrap_or(u64::MAX),
+            };
+            match self
+                .raise(delta, KeySignal::NewNetwork, detail, &c.client, now)
+                .await
+            {
+                Ok(true) => report.raised += 1,
+                Ok(false) => {}
+                Err(_) => report.errors += 1,
+            }
+        }
+        for delta in batch {
+            let browsers: Vec<&ClientUse> = delta.clients.iter().filter(|c| c.browser).collect();
+            let Some(first) = browsers.first() else {
+                continue;
+            };
+            let detail = EventDetail::BrowserUse {
+                network: first.network.to_string(),
+                user_agent: first.user_agent.clone(),
+                requests: browsers.iter().map(|c| c.requests).sum(),
+            };
+            match self
+                .raise(delta, KeySignal::BrowserUse, detail, first, now)
+                .await
+            {
+                Ok(true) => report.raised += 1,
+                Ok(false) => {}
+                Err(_) => report.errors += 1,
+            }
+        }
+        report
+    }
+
+    fn remember(&self, key: &KeyId, networks: impl Iterator<Item = (ClientNetwork, Timestamp)>) {
+        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+        if known.len() >= REMEMBERED_KEYS && !known.contains_key(key) {
+            known.clear();
+        }
+        let list = known.entry(key.clone()).or_default();
+        for (network, at) in networks {
+            match list.iter_mut().find(|(n, _)| *n == network) {
+                Some(entry) => entry.1 = entry.1.max(at),
+                None => list.push((network, at)),
+            }
+        }
+    }
+
+    /// One signal of one key: the event and the email, unless raised in the last 24 h.
+    async fn raise(
+        &self,
+        delta: &UsageDelta,
+        signal: KeySignal,
+        detail: EventDetail,
+        client: &ClientUse,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let slot = (delta.key_id.clone(), signal);
+        {
+            let quiet = self.quiet.lock().unwrap_or_else(PoisonError::into_inner);
+            if quiet
+                .get(&slot)
+                .is_some_and(|at| at.plus(SIGNAL_QUIET) > now)
+            {
+                return Ok(false);
+            }
+        }
+        let Some(key) = self.keys.find(&delta.user_id, &delta.key_id).await? else {
+            return Ok(false);
+        };
+        if signal == KeySignal::NewNetwork
+            && key.created_at.plus(self.policy.established_after) > now
+        {
+            return Ok(false);
+        }
+        let Some(owner) = self
+            .accounts
+            .find_user(&UserRef::Id(delta.user_id.clone()))
+            .await?
+        else {
+            return Ok(false);
+        };
+        let network = client.network.to_string();
+        let seen = match signal {
+            KeySignal::NewNetwork => SignalSeen::NewNetwork {
+                network: &network,
+                user_agent: &client.user_agent,
+            },
+            _ => SignalSeen::BrowserUse {
+                network: &network,
+                user_agent: &client.user_agent,
+            },
+        };
+        let email = QueuedWithChange {
+            id: AlertId::generate(self.random.as_ref()),
+            email: signal_email(owner.email, &key.name, &key.preview, seen),
+        };
+        let event = KeyEvent {
+            key_id: key.id.clone(),
+            actor: Actor::System,
+            at: now,
+            detail,
+        };
+        let raised = self
+            .clients
+            .raise_signal(&key.id, signal.as_str(), event, email, now)
+            .await?;
+        // Raised here or by another instance within the day: quiet for this one too.
+        let mut quiet = self.quiet.lock().unwrap_or_else(PoisonError::into_inner);
+        if quiet.len() >= REMEMBERED_KEYS {
+            quiet.clear();
+        }
+        quiet.insert(slot, now);
+        Ok(raised)
+    }
+}

@@ -1,0 +1,2 @@
+DROP TABLE key_signals;
+DROP TABLE key_clients;
