@@ -507,6 +507,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
             keys.clone(),
             store.clone(),
             store.clone(),
+            store.clone(),
             clock.clone(),
             random.clone(),
             config.key_signals,

@@ -7,8 +7,9 @@ use crate::timestamp::Timestamp;
 
 /// Hours the chart shows: 24 whole hours plus the current one.
 pub const HOURS_SHOWN: usize = 25;
-/// How long hourly counts are kept before the sweeper removes them (a margin over the chart).
-pub const HOURS_KEPT: Duration = Duration::from_secs(48 * 3600);
+/// How long hourly counts are kept before the sweeper removes them: the chart's day, and the
+/// week before the current hour that `usage_spike` compares it with, with a margin.
+pub const HOURS_KEPT: Duration = Duration::from_secs(8 * 24 * 3600);
 
 const HOUR_MS: i64 = 3_600_000;
 

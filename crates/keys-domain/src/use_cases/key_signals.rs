@@ -7,13 +7,16 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
+use crate::hourly_usage::hour_start;
 use crate::ids::{AlertId, KeyId};
 use crate::key_client::{CLIENT_RETENTION, ClientNetwork, ClientUse};
 use crate::key_event::{Actor, EventDetail, KeyEvent};
 use crate::key_signal::{KeySignal, SIGNAL_QUIET, SignalPolicy};
 use crate::ports::{
-    AccountStore, Clock, KeyClientStore, KeyStore, QueuedWithChange, StoreError, UserRef,
+    AccountStore, Clock, KeyClientStore, KeyStore, QueuedWithChange, StoreError, UsageHistory,
+    UserRef,
 };
 use crate::random::RandomSource;
 use crate::signal_email::{SignalSeen, signal_email};
@@ -56,6 +59,18 @@ pub struct KeySignals {
     known: Arc<Mutex<KnownNetworks>>,
     /// Signals raised (or found raised) lately, by key and kind.
     quiet: Arc<Mutex<HashMap<(KeyId, KeySignal), Timestamp>>>,
+    /// Per key, this instance's count of the current hour and the count at which the store is
+    /// asked next whether the hour is a spike.
+    hours: Arc<Mutex<HashMap<KeyId, HourWatch>>>,
+    pub history: Arc<dyn UsageHistory>,
+}
+
+/// One key's current hour as this instance counts it.
+#[derive(Debug, Clone, Copy)]
+struct HourWatch {
+    hour: Timestamp,
+    count: u64,
+    ask_at: u64,
 }
 
 impl KeySignals {
@@ -64,6 +79,7 @@ impl KeySignals {
         keys: Arc<dyn KeyStore>,
         clients: Arc<dyn KeyClientStore>,
         accounts: Arc<dyn AccountStore>,
+        history: Arc<dyn UsageHistory>,
         clock: Arc<dyn Clock>,
         random: Arc<dyn RandomSource>,
         policy: SignalPolicy,
@@ -77,6 +93,8 @@ impl KeySignals {
             policy,
             known: Arc::default(),
             quiet: Arc::default(),
+            hours: Arc::default(),
+            history,
         }
     }
 
@@ -162,6 +180,30 @@ impl KeySignals {
             }
         }
         for delta in batch {
+            match self.spike(delta, now).await {
+                Ok(Some(detail)) => {
+                    let any = delta.clients.first().cloned().unwrap_or(ClientUse {
+                        network: ClientNetwork::V4([0, 0, 0]),
+                        user_agent: "-".into(),
+                        requests: 0,
+                        first_seen: now,
+                        last_seen: now,
+                        browser: false,
+                    });
+                    match self
+                        .raise(delta, KeySignal::UsageSpike, detail, &any, now)
+                        .await
+                    {
+                        Ok(true) => report.raised += 1,
+                        Ok(false) => {}
+                        Err(_) => report.errors += 1,
+                    }
+                }
+                Ok(None) => {}
+                Err(_) => report.errors += 1,
+            }
+        }
+        for delta in batch {
             let browsers: Vec<&ClientUse> = delta.clients.iter().filter(|c| c.browser).collect();
             let Some(first) = browsers.first() else {
                 continue;
@@ -181,6 +223,81 @@ impl KeySignals {
             }
         }
         report
+    }
+
+    /// `usage_spike`'s detail when the key's current hour is a spike. This instance counts the
+    /// hour itself and asks the store (which counts every instance's requests) first when its
+    /// own count reaches a quarter of the minimum, then when it has grown by what the store's
+    /// answer said was still missing for a spike: a few questions per busy key per hour.
+    async fn spike(
+        &self,
+        delta: &UsageDelta,
+        now: Timestamp,
+    ) -> Result<Option<EventDetail>, StoreError> {
+        let hour = hour_start(now);
+        let first_ask = (self.policy.spike_min_requests / 4).max(1);
+        let local = {
+            let mut hours = self.hours.lock().unwrap_or_else(PoisonError::into_inner);
+            if hours.len() >= REMEMBERED_KEYS && !hours.contains_key(&delta.key_id) {
+                hours.clear();
+            }
+            let watch = hours.entry(delta.key_id.clone()).or_insert(HourWatch {
+                hour,
+                count: 0,
+                ask_at: first_ask,
+            });
+            if watch.hour != hour {
+                *watch = HourWatch {
+                    hour,
+                    count: 0,
+                    ask_at: first_ask,
+                };
+            }
+            watch.count = watch.count.saturating_add(delta.count);
+            if watch.count < watch.ask_at {
+                return Ok(None);
+            }
+            // Asked now; until the answer says otherwise, not again this hour.
+            watch.ask_at = u64::MAX;
+            watch.count
+        };
+        let week = Duration::from_secs(7 * 86_400);
+        let hours = self
+            .history
+            .hourly_usage(&delta.key_id, hour.minus(week))
+            .await?;
+        let count = hours
+            .iter()
+            .find(|h| h.start == hour)
+            .map_or(0, |h| h.count);
+        let busiest = hours
+            .iter()
+            .filter(|h| h.start < hour)
+            .map(|h| h.count)
+            .max()
+            .unwrap_or(0);
+        let Some(key) = self.keys.find(&delta.user_id, &delta.key_id).await? else {
+            return Ok(None);
+        };
+        let week_old = key.created_at.plus(week) <= now;
+        if self.policy.is_spike(count, busiest, week_old) {
+            return Ok(Some(EventDetail::UsageSpike { count, busiest }));
+        }
+        if week_old {
+            // Ask again once this instance has seen what was still missing (other instances'
+            // requests only bring the spike closer).
+            let needed = self.policy.spike_min_requests.max(
+                busiest
+                    .saturating_mul(self.policy.spike_factor)
+                    .saturating_add(1),
+            );
+            let missing = needed.saturating_sub(count).max(1);
+            let mut hours = self.hours.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(watch) = hours.get_mut(&delta.key_id).filter(|w| w.hour == hour) {
+                watch.ask_at = local.saturating_add(missing);
+            }
+        }
+        Ok(None)
     }
 
     fn remember(&self, key: &KeyId, networks: impl Iterator<Item = (ClientNetwork, Timestamp)>) {
@@ -232,12 +349,16 @@ impl KeySignals {
             return Ok(false);
         };
         let network = client.network.to_string();
-        let seen = match signal {
-            KeySignal::NewNetwork => SignalSeen::NewNetwork {
+        let seen = match (&event_detail_counts(&detail), signal) {
+            (Some((count, busiest)), _) => SignalSeen::UsageSpike {
+                count: *count,
+                busiest: *busiest,
+            },
+            (None, KeySignal::NewNetwork) => SignalSeen::NewNetwork {
                 network: &network,
                 user_agent: &client.user_agent,
             },
-            _ => SignalSeen::BrowserUse {
+            (None, _) => SignalSeen::BrowserUse {
                 network: &network,
                 user_agent: &client.user_agent,
             },
@@ -263,5 +384,13 @@ impl KeySignals {
         }
         quiet.insert(slot, now);
         Ok(raised)
+    }
+}
+
+/// A spike's counts, for its email.
+fn event_detail_counts(detail: &EventDetail) -> Option<(u64, u64)> {
+    match detail {
+        EventDetail::UsageSpike { count, busiest } => Some((*count, *busiest)),
+        _ => None,
     }
 }
