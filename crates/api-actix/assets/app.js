@@ -2,7 +2,7 @@
 // (docs/dashboard.md). Everything user-supplied is written with textContent, never as HTML.
 
 import { api, ApiError, forgetSession, keepSession, sessionEmail, token } from './api.js';
-import { sentence } from './errors.js';
+import { fieldError, sentence } from './errors.js';
 import { createChart, drawChart } from './chart.js';
 
 const POLL_MS = 3000;
@@ -182,6 +182,13 @@ function fmtTime(iso) {
   return new Date(iso).toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
 }
 
+/** An expiry in UTC, as the date fields choose it (the end of a UTC day). */
+function fmtUtc(iso) {
+  if (!iso) return 'Never';
+  const at = new Date(iso).toLocaleString([], { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' });
+  return `${at} UTC`;
+}
+
 function el(tag, className, text) {
   const e = document.createElement(tag);
   if (className) e.className = className;
@@ -210,10 +217,18 @@ function buildRow(key) {
   const [fUsed, lastUsed] = fact('Last used', 'last-used');
   const [fCount, count] = fact('Requests', 'usage-count');
   facts.append(fPreview, fCreated, fUsed, fCount);
+  const controls = el('dl', 'key-facts key-controls');
+  const [fExpires, expires] = fact('Expires', 'expires-at');
+  const [fNetworks, networks] = fact('Allowed networks', 'networks');
+  const [fScopes, scopes] = fact('Scopes', 'scopes');
+  const [fLimit, limit] = fact('Monthly credit limit', 'credit-limit');
+  controls.append(fExpires, fNetworks, fScopes, fLimit);
   const figure = el('figure', 'chart');
   const svg = createChart();
   figure.append(svg, el('figcaption', '', 'Requests per hour, last 24 hours'));
   const actions = el('div', 'key-actions');
+  const edit = el('button', 'edit-controls quiet', 'Edit controls');
+  edit.type = 'button';
   const rotate = el('button', 'rotate', 'Rotate');
   rotate.type = 'button';
   const revoke = el('button', 'revoke danger', 'Revoke');
@@ -221,14 +236,18 @@ function buildRow(key) {
   const events = el('button', 'events quiet', 'Show activity');
   events.type = 'button';
   events.setAttribute('aria-expanded', 'false');
-  actions.append(rotate, revoke, events);
+  actions.append(edit, rotate, revoke, events);
   const panel = el('div', 'events-panel');
   panel.hidden = true;
   panel.id = `events-${key.id}`;
   events.setAttribute('aria-controls', panel.id);
-  li.append(head, facts, figure, actions, panel);
+  li.append(head, facts, controls, figure, actions, panel);
 
-  const row = { li, name, status, preview, created, lastUsed, count, svg, rotate, revoke, events, panel, key };
+  const row = {
+    li, name, status, preview, created, lastUsed, count, expires, networks, scopes, limit, svg,
+    edit, rotate, revoke, events, panel, key, spent: null,
+  };
+  edit.addEventListener('click', () => openControls(row));
   rotate.addEventListener('click', () => openRotate(row));
   revoke.addEventListener('click', () => openRevoke(row));
   events.addEventListener('click', () => toggleEvents(row));
@@ -246,10 +265,37 @@ function fillRow(row, key) {
   row.created.textContent = fmtTime(key.created_at);
   row.lastUsed.textContent = fmtTime(key.last_used_at);
   row.count.textContent = String(key.usage_count);
-  const live = key.status !== 'revoked';
+  fillControls(row, key);
+  // Revoked and expired keys are final: nothing to rotate, revoke or narrow any more.
+  const live = key.status !== 'revoked' && key.status !== 'expired';
+  row.edit.hidden = !live;
   row.rotate.hidden = !live;
   row.revoke.hidden = !live;
-  row.li.classList.toggle('revoked', !live);
+  row.li.classList.toggle('revoked', key.status === 'revoked');
+  row.li.classList.toggle('expired', key.status === 'expired');
+}
+
+/** The key's controls on its card (contract section 11); `null` is "no control". */
+function fillControls(row, key) {
+  if (typeof key.spent_this_month === 'number') row.spent = key.spent_this_month;
+  row.expires.textContent = fmtUtc(key.expires_at);
+  const nets = key.allowed_networks;
+  row.networks.textContent = Array.isArray(nets) && nets.length ? nets.join(', ') : 'Any';
+  row.scopes.textContent = scopesText(key.scopes);
+  const limit = key.monthly_credit_limit;
+  if (typeof limit !== 'number') {
+    row.limit.textContent = 'None';
+  } else if (row.spent !== null) {
+    row.limit.textContent = `${row.spent} of ${limit} credits this month`;
+  } else {
+    row.limit.textContent = `${limit} credits a month`;
+  }
+}
+
+function scopesText(scopes) {
+  if (!Array.isArray(scopes)) return 'All';
+  if (SCOPES.every((s) => scopes.includes(s))) return 'All';
+  return scopes.length ? scopes.join(', ') : 'None';
 }
 
 async function refreshKeys() {
@@ -275,15 +321,23 @@ async function refreshKeys() {
   $('keys-empty').hidden = page.data.length > 0;
   await Promise.all(
     page.data.map(async (key) => {
-      const usage = await api('GET', `/keys/${encodeURIComponent(key.id)}/usage`);
+      const path = `/keys/${encodeURIComponent(key.id)}`;
+      // The list does not carry `spent_this_month`: a key with a limit is read on its own.
+      const [usage, full] = await Promise.all([
+        api('GET', `${path}/usage`),
+        typeof key.monthly_credit_limit === 'number' ? api('GET', path) : null,
+      ]);
       const row = rows.get(key.id);
-      if (row) drawChart(row.svg, usage.hours);
+      if (!row) return;
+      drawChart(row.svg, usage.hours);
+      if (full) fillRow(row, full);
     }),
   );
 }
 
 async function keysView() {
   show('keys');
+  setDateRange('new-key');
   try {
     await refreshKeys();
   } catch (err) {
@@ -304,22 +358,33 @@ async function keysView() {
 
 $('create-form').addEventListener('submit', async (e) => {
   e.preventDefault();
+  clearFieldErrors('new-key');
   const input = $('new-key-name');
   const name = input.value.trim();
   if (!name) {
-    banner('Give the key a name, so you can tell it apart later.');
-    input.focus();
+    showFieldError('new-key', 'name', 'Give the key a name, so you can tell it apart later.');
     return;
   }
+  const controls = readControls('new-key');
+  if (!controls) return;
+  // Only the controls that narrow something: absent is "none" (and all four scopes).
+  const body = { name };
+  for (const field of ['expires_at', 'allowed_networks', 'monthly_credit_limit']) {
+    if (controls[field] !== null) body[field] = controls[field];
+  }
+  if (controls.scopes.length !== SCOPES.length) body.scopes = controls.scopes;
   $('create-key').disabled = true;
   try {
-    const created = await api('POST', '/keys', { name });
+    const created = await api('POST', '/keys', body);
     banner('');
     input.value = '';
+    resetControls('new-key');
     showCreated(created, $('create-key'));
     refreshKeys().catch(showError);
   } catch (err) {
-    showError(err);
+    const wrong = err instanceof ApiError ? fieldError(err.status, err.body) : null;
+    if (wrong && showFieldError('new-key', wrong.field, wrong.text)) banner('');
+    else showError(err);
   } finally {
     $('create-key').disabled = false;
   }
@@ -430,6 +495,205 @@ $('rotate-dialog').addEventListener('close', () => {
   if (!$('created-dialog').open && pending?.li.isConnected) pending.rotate.focus();
 });
 
+// Key controls (contract section 11): the create form and the "Edit controls" dialog share
+// the field layout; `prefix` is `new-key` or `edit`.
+
+const SCOPES = ['credits:read', 'documents:read', 'documents:write', 'templates:purchase'];
+// The API's field names → the ids of the form's inputs (`${prefix}-${id}`) and their messages
+// (`${prefix}-${id}-error`).
+const CONTROL_IDS = {
+  name: 'name',
+  expires_at: 'expiry',
+  allowed_networks: 'networks',
+  monthly_credit_limit: 'limit',
+  scopes: 'scopes',
+};
+
+const controlEl = (prefix, field) => $(`${prefix}-${CONTROL_IDS[field]}`);
+const scopeBoxes = (prefix) => [...controlEl(prefix, 'scopes').querySelectorAll('input[name="scope"]')];
+
+/** The UTC calendar date `days` days from today, as a date input writes it (YYYY-MM-DD). */
+function utcDate(days) {
+  return new Date(Date.now() + days * 86400e3).toISOString().slice(0, 10);
+}
+
+/** The date input's day as `expires_at`: the key works until the end of that day, UTC. */
+function endOfDay(date) {
+  return `${date}T23:59:59Z`;
+}
+
+/** The UTC day of an `expires_at`, for the date input ('' when none). */
+function dayOf(iso) {
+  if (!iso) return '';
+  const at = new Date(iso);
+  return Number.isNaN(at.getTime()) ? '' : at.toISOString().slice(0, 10);
+}
+
+/** Today to 365 days ahead (UTC): the end of any of those days is 60 s to 366 days away. */
+function setDateRange(prefix) {
+  const input = controlEl(prefix, 'expires_at');
+  input.min = utcDate(0);
+  input.max = utcDate(365);
+}
+
+function networkLines(text) {
+  return text
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== '');
+}
+
+/** What the form's fields hold, as text, to tell which ones the person changed. */
+function formState(prefix) {
+  return {
+    expires_at: controlEl(prefix, 'expires_at').value,
+    allowed_networks: networkLines(controlEl(prefix, 'allowed_networks').value).join('\n'),
+    monthly_credit_limit: controlEl(prefix, 'monthly_credit_limit').value.trim(),
+    scopes: scopeBoxes(prefix)
+      .filter((c) => c.checked)
+      .map((c) => c.value)
+      .join(','),
+  };
+}
+
+/**
+ * The form's controls as the API takes them (`null` = no such control), or null after showing
+ * why a field cannot be read. The rest is the server's to judge: its 400 names the field.
+ */
+function readControls(prefix) {
+  const limit = controlEl(prefix, 'monthly_credit_limit');
+  if (limit.validity.badInput) {
+    showFieldError(
+      prefix,
+      'monthly_credit_limit',
+      'The monthly credit limit must be a whole number of credits. Leave it empty for no limit.',
+    );
+    return null;
+  }
+  const day = controlEl(prefix, 'expires_at').value;
+  const networks = networkLines(controlEl(prefix, 'allowed_networks').value);
+  const credits = limit.value.trim();
+  return {
+    expires_at: day ? endOfDay(day) : null,
+    allowed_networks: networks.length ? networks : null,
+    // A number when it is one; otherwise as typed, and the server says what is wrong with it.
+    monthly_credit_limit: credits === '' ? null : Number.isFinite(Number(credits)) ? Number(credits) : credits,
+    scopes: scopeBoxes(prefix)
+      .filter((c) => c.checked)
+      .map((c) => c.value),
+  };
+}
+
+function resetControls(prefix) {
+  controlEl(prefix, 'expires_at').value = '';
+  controlEl(prefix, 'allowed_networks').value = '';
+  controlEl(prefix, 'monthly_credit_limit').value = '';
+  for (const box of scopeBoxes(prefix)) box.checked = true;
+  setDateRange(prefix);
+}
+
+function clearFieldErrors(prefix) {
+  for (const field of Object.keys(CONTROL_IDS)) {
+    const message = $(`${prefix}-${CONTROL_IDS[field]}-error`);
+    if (!message) continue;
+    message.textContent = '';
+    message.hidden = true;
+    controlEl(prefix, field).removeAttribute('aria-invalid');
+  }
+}
+
+/** `text` next to `field` of the form, which takes the focus; false when the form has no such field. */
+function showFieldError(prefix, field, text) {
+  const message = CONTROL_IDS[field] ? $(`${prefix}-${CONTROL_IDS[field]}-error`) : null;
+  if (!message) return false;
+  message.textContent = text;
+  message.hidden = false;
+  if (prefix === 'new-key' && field !== 'name') $('new-key-controls').open = true;
+  if (field === 'scopes') {
+    scopeBoxes(prefix)[0].focus();
+  } else {
+    const input = controlEl(prefix, field);
+    input.setAttribute('aria-invalid', 'true');
+    input.focus();
+  }
+  return true;
+}
+
+// "Edit controls": prefilled with the key's controls; saving sends only what changed.
+
+let editing = null;
+
+function controlsFormError(text) {
+  $('controls-error').textContent = text;
+  $('controls-error').hidden = !text;
+}
+
+function openControls(row) {
+  const key = row.key;
+  clearFieldErrors('edit');
+  controlsFormError('');
+  $('controls-title').textContent = `Edit the controls of "${key.name}"`;
+  $('controls-text').textContent = `Changes to ${key.preview} apply wherever the key is used within a second.`;
+  setDateRange('edit');
+  controlEl('edit', 'expires_at').value = dayOf(key.expires_at);
+  controlEl('edit', 'allowed_networks').value = (key.allowed_networks ?? []).join('\n');
+  controlEl('edit', 'monthly_credit_limit').value =
+    typeof key.monthly_credit_limit === 'number' ? String(key.monthly_credit_limit) : '';
+  const scopes = Array.isArray(key.scopes) ? key.scopes : SCOPES;
+  for (const box of scopeBoxes('edit')) box.checked = scopes.includes(box.value);
+  editing = { row, before: formState('edit') };
+  $('controls-dialog').showModal();
+  controlEl('edit', 'expires_at').focus();
+}
+
+$('controls-cancel').addEventListener('click', () => $('controls-dialog').close());
+$('controls-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const current = editing;
+  if (!current) return;
+  clearFieldErrors('edit');
+  controlsFormError('');
+  const controls = readControls('edit');
+  if (!controls) return;
+  const now = formState('edit');
+  const patch = {};
+  for (const field of Object.keys(now)) {
+    if (now[field] !== current.before[field]) patch[field] = controls[field];
+  }
+  const { key } = current.row;
+  if (Object.keys(patch).length === 0) {
+    $('controls-dialog').close();
+    banner(`Nothing was changed: the controls of "${key.name}" are as they were.`, 'info');
+    return;
+  }
+  $('controls-save').disabled = true;
+  try {
+    const updated = await api('PATCH', `/keys/${encodeURIComponent(key.id)}`, patch);
+    $('controls-dialog').close();
+    banner(`The controls of "${updated.name}" are saved.`, 'info');
+    fillRow(current.row, updated);
+    refreshKeys().catch(showError);
+  } catch (err) {
+    const wrong = err instanceof ApiError ? fieldError(err.status, err.body) : null;
+    if (wrong && showFieldError('edit', wrong.field, wrong.text)) return;
+    if (err instanceof ApiError && [401, 404, 409].includes(err.status)) {
+      // Signed out, or the key is gone, revoked or expired meanwhile: nothing left to edit here.
+      $('controls-dialog').close();
+      showError(err);
+      refreshKeys().catch(() => {});
+      return;
+    }
+    controlsFormError(sentence(err.status ?? 0, err.body ?? null, err.retryAfter ?? null));
+  } finally {
+    $('controls-save').disabled = false;
+  }
+});
+$('controls-dialog').addEventListener('close', () => {
+  const row = editing?.row;
+  editing = null;
+  if (row?.li.isConnected) (row.edit.hidden ? row.events : row.edit).focus();
+});
+
 // Each key's activity (audit trail).
 
 const EVENT_TEXT = {
@@ -439,6 +703,21 @@ const EVENT_TEXT = {
   revocation_scheduled: 'Set to stop working later',
   high_usage_alert: 'High-usage email sent',
   leak_reported: 'Reported as leaked',
+  updated: 'Controls changed',
+  expiry_reminder: 'Expiry reminder sent',
+  new_network: 'Used from a new network',
+  browser_use: 'Used from a web browser',
+  usage_spike: 'Unusual spike in use',
+};
+// Events the service records on its own: "automatically" would add nothing.
+const SIGNAL_EVENTS = new Set(['expiry_reminder', 'new_network', 'browser_use', 'usage_spike']);
+// The fields an `updated` event names (`detail.changed`), in words.
+const CHANGED_TEXT = {
+  name: 'name',
+  expires_at: 'expiry',
+  allowed_networks: 'allowed networks',
+  monthly_credit_limit: 'monthly credit limit',
+  scopes: 'scopes',
 };
 // `revocation_reason` of the key object (absent on servers that do not report it yet).
 const REVOCATION_TEXT = {
@@ -452,14 +731,44 @@ const ACTOR_TEXT = {
   system: 'automatically',
 };
 
+/** An event in words: "Controls changed by you: scopes, expiry". */
+function eventText(ev) {
+  const detail = ev.detail ?? {};
+  const who = SIGNAL_EVENTS.has(ev.type) ? '' : (ACTOR_TEXT[ev.actor] ?? '');
+  let what = `${EVENT_TEXT[ev.type] ?? ev.type} ${who}`.trim();
+  if (ev.type === 'updated' && Array.isArray(detail.changed) && detail.changed.length) {
+    what += `: ${detail.changed.map((f) => CHANGED_TEXT[f] ?? f).join(', ')}`;
+  }
+  if (ev.type === 'expiry_reminder' && Number.isInteger(detail.days_before)) {
+    const n = detail.days_before;
+    what += ` (${n} day${n === 1 ? '' : 's'} before)`;
+  }
+  return what;
+}
+
+/** What an `updated` event set each field to: "monthly credit limit removed; scopes: …". */
+function changedValues(detail) {
+  if (!Array.isArray(detail.changed)) return '';
+  return detail.changed
+    .filter((f) => f in detail)
+    .map((f) => {
+      const label = CHANGED_TEXT[f] ?? f;
+      const value = detail[f];
+      if (value === null) return `${label} removed`;
+      if (f === 'expires_at') return `${label}: ${fmtUtc(value)}`;
+      if (f === 'scopes' && value === '') return `${label}: none`;
+      if (f === 'scopes' || f === 'allowed_networks') return `${label}: ${String(value).split(',').join(', ')}`;
+      return `${label}: ${String(value)}`;
+    })
+    .join('; ');
+}
+
 function eventItem(ev) {
   const item = el('li');
-  const what = EVENT_TEXT[ev.type] ?? ev.type;
-  const who = ACTOR_TEXT[ev.actor] ?? '';
-  item.append(el('span', 'when', fmtTime(ev.at)), ' ', el('span', '', `${what} ${who}`.trim()));
-  if (ev.detail && typeof ev.detail.url === 'string') {
-    item.append(' — ', el('span', 'muted', ev.detail.url));
-  }
+  item.append(el('span', 'when', fmtTime(ev.at)), ' ', el('span', 'what', eventText(ev)));
+  const detail = ev.detail ?? {};
+  const extra = typeof detail.url === 'string' ? detail.url : ev.type === 'updated' ? changedValues(detail) : '';
+  if (extra) item.append(' — ', el('span', 'muted', extra));
   return item;
 }
 

@@ -54,3 +54,30 @@ export function sentence(status, body, retryAfter) {
         : 'That did not work. Try again.';
   }
 }
+
+// The API's field names as the dashboard's forms call them (its messages start with the name).
+const FIELD_WORDS = {
+  name: 'The name',
+  expires_at: 'The expiry date',
+  allowed_networks: 'Allowed networks',
+  monthly_credit_limit: 'The monthly credit limit',
+  scopes: 'Scopes',
+};
+
+/**
+ * A 400 that names the field at fault, as `{field, text}`: the API's message as a sentence,
+ * with the wire's field name in the form's words. Null for any other answer.
+ * @param {number} status
+ * @param {any} body
+ * @returns {{field: string, text: string} | null}
+ */
+export function fieldError(status, body) {
+  const error = body && body.error;
+  if (status !== 400 || !error || typeof error.field !== 'string') return null;
+  let m = typeof error.message === 'string' ? error.message.trim() : '';
+  const words = FIELD_WORDS[error.field];
+  if (words && m.startsWith(error.field)) m = words + m.slice(error.field.length);
+  m = m.replace('(use null for no restriction)', '(leave the field empty for no restriction)');
+  const text = clause(m);
+  return text ? { field: error.field, text } : null;
+}

@@ -11,14 +11,18 @@
 
 mod e2e_support;
 
+use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use adapters_postgres::testing::fresh_sqlite_url;
 use adapters_smtp::testing::{TestSmtpServer, free_port};
-use e2e_support::{Instance, client, config, create_key, create_owner, eventually};
+use e2e_support::{
+    Instance, Owner, client, config, create_key, create_owner, eventually, key_object,
+};
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -31,10 +35,13 @@ use serde_json::{Value, json};
 const PUBLIC_URL: &str = "https://dashboard.jobtactics.test";
 const STEP: Duration = Duration::from_secs(10);
 
-/// chromedriver on a free port, killed on drop.
+/// chromedriver on a free port, killed on drop, after it has ended every browser session it
+/// started: a test that panics before `Client::close` leaves no chromium behind (fantoccini
+/// closes a dropped session from a task of the runtime, which a panicking test tears down first).
 struct Chromedriver {
     child: Child,
     port: u16,
+    sessions: Mutex<Vec<String>>,
 }
 
 impl Chromedriver {
@@ -60,7 +67,11 @@ impl Chromedriver {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Self { child, port }
+        Self {
+            child,
+            port,
+            sessions: Mutex::new(Vec::new()),
+        }
     }
 
     /// A headless chromium session; `mobile_width` emulates a phone screen that wide.
@@ -85,15 +96,49 @@ impl Chromedriver {
         caps.insert("goog:chromeOptions".into(), options);
         let mut builder = ClientBuilder::new(HttpConnector::new());
         builder.capabilities(caps);
-        builder
+        let client = builder
             .connect(&format!("http://127.0.0.1:{}", self.port))
             .await
-            .unwrap_or_else(|e| panic!("chromedriver would not start chromium: {e}"))
+            .unwrap_or_else(|e| panic!("chromedriver would not start chromium: {e}"));
+        if let Ok(Some(id)) = client.session_id().await {
+            self.sessions
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(id);
+        }
+        client
+    }
+
+    /// `DELETE /session/{id}`, blocking: chromedriver quits that chromium. A session already
+    /// closed answers 404, which is fine.
+    fn end_session(&self, id: &str) {
+        let Ok(mut conn) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return;
+        };
+        let _ = conn.set_read_timeout(Some(STEP));
+        let _ = conn.set_write_timeout(Some(STEP));
+        let request = format!(
+            "DELETE /session/{id} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\n\
+             Connection: close\r\n\r\n",
+            self.port
+        );
+        if conn.write_all(request.as_bytes()).is_ok() {
+            let mut answer = Vec::new();
+            let _ = conn.read_to_end(&mut answer);
+        }
     }
 }
 
 impl Drop for Chromedriver {
     fn drop(&mut self) {
+        let sessions = std::mem::take(
+            self.sessions
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for id in sessions {
+            self.end_session(&id);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -217,6 +262,7 @@ async fn the_dashboard_from_sign_in_to_sign_out() {
                 user_id: UserId::new(owner.id.clone()),
                 count: shape[usize::try_from(hours_ago).unwrap() % shape.len()],
                 last_used_at: now.minus(Duration::from_secs(hours_ago * 3600)),
+                clients: Vec::new(),
             })
             .filter(|d| d.count > 0)
             .collect();
@@ -920,6 +966,616 @@ async fn a_link_for_another_account_asks_before_switching() {
     click_then_wait_for_keys(&b, "switch-yes").await;
     assert_eq!(js(&b, session_email).await, json!(b_owner.email));
     assert_ne!(js(&b, session_token).await, a_token);
+
+    b.close().await.unwrap();
+    app.stop().await;
+}
+
+// ------------------------------------------------------------------ key controls (section 11)
+
+/// The card of the key named `name` in the list (a page expression; `undefined` while absent).
+fn card(name: &str) -> String {
+    format!(
+        "[...document.querySelectorAll('#key-list > li')].find(li => li.querySelector('.key-name').textContent === {})",
+        json!(name)
+    )
+}
+
+/// The text of `css` inside the card of `name` (`undefined` while the card is absent).
+async fn card_text(b: &Client, name: &str, css: &str) -> Value {
+    js(
+        b,
+        &format!("{}?.querySelector({}).textContent", card(name), json!(css)),
+    )
+    .await
+}
+
+/// From here on, every policy violation the page causes is recorded in `window.cspViolations`.
+async fn watch_csp(b: &Client) {
+    b.execute(
+        "window.cspViolations = []; document.addEventListener('securitypolicyviolation', \
+         e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));",
+        vec![],
+    )
+    .await
+    .unwrap();
+}
+
+async fn click(b: &Client, css: &str) {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// `GET /api/v1/keys` of `owner`: the key objects.
+async fn listed_keys(http: &reqwest::Client, app: &Instance, owner: &Owner) -> Vec<Value> {
+    let res = http
+        .get(app.url("/api/v1/keys?limit=100"))
+        .bearer_auth(&owner.jwt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    body["data"].as_array().unwrap().clone()
+}
+
+/// `GET /api/v1/keys/{id}/events` of `owner`, newest first.
+async fn key_events(http: &reqwest::Client, app: &Instance, owner: &Owner, id: &str) -> Vec<Value> {
+    let res = http
+        .get(app.url(&format!("/api/v1/keys/{id}/events")))
+        .bearer_auth(&owner.jwt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    body["data"].as_array().unwrap().clone()
+}
+
+/// The create form with an expiry in 30 days, one network, a limit of 5 and `documents:write`
+/// alone: the API has exactly those controls, the card shows them, and the month's spend
+/// against the limit follows a charge made with the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_created_with_controls_has_them_and_its_card_shows_them() {
+    let (_dir, url) = fresh_sqlite_url();
+    let app = Instance::start(&config(&url)).await;
+    let http = client();
+    let owner = create_owner(&url, 5).await;
+    let driver = Chromedriver::start();
+    let b = driver.browser(None).await;
+    sign_in_with_token(&b, &app.base, &owner.jwt).await;
+    watch_csp(&b).await;
+
+    b.find(Locator::Id("new-key-name"))
+        .await
+        .unwrap()
+        .send_keys("controlled")
+        .await
+        .unwrap();
+    click(&b, "#new-key-controls > summary").await;
+    until(
+        &b,
+        "the controls",
+        "document.getElementById('new-key-controls').open",
+        STEP,
+    )
+    .await;
+    // A date input takes typed digits in the locale's order; its value is set as a script would.
+    let day = (time::OffsetDateTime::now_utc() + time::Duration::days(30)).date();
+    b.execute(
+        "document.getElementById('new-key-expiry').value = arguments[0]",
+        vec![json!(day.to_string())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        js(&b, "document.getElementById('new-key-expiry').value").await,
+        json!(day.to_string()),
+        "the date input took the day"
+    );
+    // The test's requests come from 127.0.0.1: inside the one allowed network.
+    b.find(Locator::Id("new-key-networks"))
+        .await
+        .unwrap()
+        .send_keys("127.0.0.0/8")
+        .await
+        .unwrap();
+    b.find(Locator::Id("new-key-limit"))
+        .await
+        .unwrap()
+        .send_keys("5")
+        .await
+        .unwrap();
+    for scope in ["credits:read", "documents:read", "templates:purchase"] {
+        click(&b, &format!("#new-key-scopes input[value='{scope}']")).await;
+    }
+    assert_eq!(
+        js(
+            &b,
+            "[...document.querySelectorAll('#new-key-scopes input:checked')].map(c => c.value)"
+        )
+        .await,
+        json!(["documents:write"])
+    );
+    b.find(Locator::Id("create-key"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &b,
+        "the new-key dialog",
+        "document.getElementById('created-dialog').open",
+        STEP,
+    )
+    .await;
+    let secret = text(&b, "#created-key").await;
+    assert!(secret.starts_with("jt_sk_"));
+    b.find(Locator::Id("close-created"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // The form is back to its defaults for the next key.
+    assert_eq!(
+        js(
+            &b,
+            "document.getElementById('new-key-expiry').value + document.getElementById('new-key-networks').value + \
+             document.getElementById('new-key-limit').value + document.querySelectorAll('#new-key-scopes input:checked').length"
+        )
+        .await,
+        json!("4")
+    );
+
+    // Over HTTP: exactly those controls.
+    let listed = listed_keys(&http, &app, &owner).await;
+    assert_eq!(listed.len(), 1);
+    let id = listed[0]["id"].as_str().unwrap().to_owned();
+    let key = key_object(&http, &app, &owner, &id).await;
+    assert_eq!(key["name"], "controlled");
+    assert_eq!(key["expires_at"], json!(format!("{day}T23:59:59.000Z")));
+    assert_eq!(key["allowed_networks"], json!(["127.0.0.0/8"]));
+    assert_eq!(key["monthly_credit_limit"], json!(5));
+    assert_eq!(key["scopes"], json!(["documents:write"]));
+    assert_eq!(key["spent_this_month"], json!(0));
+    assert_eq!(key["status"], "active");
+
+    // The card shows them.
+    until(
+        &b,
+        "the limit on the card",
+        &format!(
+            "{}?.querySelector('.credit-limit').textContent === '0 of 5 credits this month'",
+            card("controlled")
+        ),
+        STEP,
+    )
+    .await;
+    let expires = card_text(&b, "controlled", ".expires-at").await;
+    let expires = expires.as_str().unwrap();
+    assert!(
+        expires.contains(&day.year().to_string())
+            && expires.contains(&day.day().to_string())
+            && (expires.contains("23:59") || expires.contains("11:59"))
+            && expires.ends_with(" UTC"),
+        "{expires}"
+    );
+    assert_eq!(
+        card_text(&b, "controlled", ".networks").await,
+        "127.0.0.0/8"
+    );
+    assert_eq!(
+        card_text(&b, "controlled", ".scopes").await,
+        "documents:write"
+    );
+    assert_eq!(
+        js(
+            &b,
+            &format!(
+                "{}.querySelector('button.edit-controls').hidden",
+                card("controlled")
+            )
+        )
+        .await,
+        false
+    );
+
+    // A charge with the key shows as the month's spend.
+    let res = http
+        .post(app.url("/api/v1/public/documents"))
+        .bearer_auth(&secret)
+        .json(&json!({ "template_id": "classic", "fields": { "name": "Ada" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let (status, body) = balance_status(&http, &app, &secret).await;
+    assert_eq!(
+        (status, body["error"]["type"].as_str()),
+        (403, Some("insufficient_scope")),
+        "no credits:read"
+    );
+    until(
+        &b,
+        "the spend on the card",
+        &format!(
+            "{}.querySelector('.credit-limit').textContent === '1 of 5 credits this month'",
+            card("controlled")
+        ),
+        STEP,
+    )
+    .await;
+    save_screenshot(&b, "key-controls.png").await;
+    assert_eq!(
+        js(&b, "window.cspViolations.length").await,
+        0,
+        "{}",
+        js(&b, "window.cspViolations").await
+    );
+
+    b.close().await.unwrap();
+    app.stop().await;
+}
+
+/// "Edit controls" on a card: the form holds the key's controls; removing the limit and adding
+/// `credits:read` sends only those two fields, the API has them, focus returns to the card, and
+/// the activity says "Controls changed" in words. A revoked key offers no edit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_a_cards_controls_changes_only_what_was_changed() {
+    let (_dir, url) = fresh_sqlite_url();
+    let app = Instance::start(&config(&url)).await;
+    let http = client();
+    let owner = create_owner(&url, 5).await;
+    let res = http
+        .post(app.url("/api/v1/keys"))
+        .bearer_auth(&owner.jwt)
+        .json(&json!({
+            "name": "editable",
+            "allowed_networks": ["198.51.100.0/24"],
+            "monthly_credit_limit": 5,
+            "scopes": ["documents:write"],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let gone = create_key(&http, &app, &owner, "gone").await;
+    let res = http
+        .post(app.url(&format!("/api/v1/keys/{}/revoke", gone.id)))
+        .bearer_auth(&owner.jwt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    let driver = Chromedriver::start();
+    let b = driver.browser(None).await;
+    sign_in_with_token(&b, &app.base, &owner.jwt).await;
+    watch_csp(&b).await;
+    let editable = card("editable");
+    until(
+        &b,
+        "the card with its spend",
+        &format!(
+            "{editable}?.querySelector('.credit-limit').textContent === '0 of 5 credits this month'"
+        ),
+        STEP,
+    )
+    .await;
+    assert_eq!(
+        js(
+            &b,
+            &format!(
+                "{}.querySelector('button.edit-controls').hidden",
+                card("gone")
+            )
+        )
+        .await,
+        true,
+        "a revoked key offers no edit"
+    );
+
+    // The form holds the current controls.
+    b.execute(
+        &format!("{editable}.querySelector('button.edit-controls').click()"),
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(
+        &b,
+        "the controls dialog",
+        "document.getElementById('controls-dialog').open",
+        STEP,
+    )
+    .await;
+    assert_eq!(js(&b, "document.activeElement.id").await, "edit-expiry");
+    assert!(text(&b, "#controls-title").await.contains("editable"));
+    assert_eq!(
+        js(
+            &b,
+            "['edit-expiry', 'edit-networks', 'edit-limit'].map(id => document.getElementById(id).value)"
+        )
+        .await,
+        json!(["", "198.51.100.0/24", "5"])
+    );
+    assert_eq!(
+        js(
+            &b,
+            "[...document.querySelectorAll('#edit-scopes input:checked')].map(c => c.value)"
+        )
+        .await,
+        json!(["documents:write"])
+    );
+
+    save_screenshot(&b, "key-controls-dialog.png").await;
+
+    // Remove the limit, add credits:read, save.
+    b.find(Locator::Id("edit-limit"))
+        .await
+        .unwrap()
+        .clear()
+        .await
+        .unwrap();
+    click(&b, "#edit-scopes input[value='credits:read']").await;
+    click(&b, "#controls-save").await;
+    until(
+        &b,
+        "the dialog closed, saved",
+        "!document.getElementById('controls-dialog').open && \
+         document.getElementById('banner').textContent.includes('are saved')",
+        STEP,
+    )
+    .await;
+
+    let key = key_object(&http, &app, &owner, &id).await;
+    assert_eq!(key["monthly_credit_limit"], Value::Null);
+    assert_eq!(key["scopes"], json!(["credits:read", "documents:write"]));
+    assert_eq!(key["allowed_networks"], json!(["198.51.100.0/24"]));
+    assert_eq!(key["expires_at"], Value::Null);
+    let events = key_events(&http, &app, &owner, &id).await;
+    assert_eq!(events[0]["type"], "updated");
+    assert_eq!(
+        events[0]["detail"]["changed"],
+        json!(["monthly_credit_limit", "scopes"]),
+        "only what changed was sent"
+    );
+    let updates = events.iter().filter(|e| e["type"] == "updated").count();
+    assert_eq!(updates, 1);
+
+    // Focus is back on the card's button; the card shows the new controls.
+    until(
+        &b,
+        "focus back on the card",
+        &format!("document.activeElement === {editable}.querySelector('button.edit-controls')"),
+        STEP,
+    )
+    .await;
+    until(
+        &b,
+        "the new controls on the card",
+        &format!(
+            "{editable}.querySelector('.credit-limit').textContent === 'None' && \
+             {editable}.querySelector('.scopes').textContent === 'credits:read, documents:write'"
+        ),
+        STEP,
+    )
+    .await;
+
+    // Saving an untouched form sends nothing.
+    b.execute(
+        &format!("{editable}.querySelector('button.edit-controls').click()"),
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(
+        &b,
+        "the controls dialog again",
+        "document.getElementById('controls-dialog').open && document.getElementById('edit-limit').value === ''",
+        STEP,
+    )
+    .await;
+    click(&b, "#controls-save").await;
+    until(
+        &b,
+        "nothing changed",
+        "!document.getElementById('controls-dialog').open && \
+         document.getElementById('banner').textContent.includes('Nothing was changed')",
+        STEP,
+    )
+    .await;
+    assert_eq!(
+        key_events(&http, &app, &owner, &id)
+            .await
+            .iter()
+            .filter(|e| e["type"] == "updated")
+            .count(),
+        1
+    );
+
+    // The activity, in words.
+    b.execute(
+        &format!("{editable}.querySelector('button.events').click()"),
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(
+        &b,
+        "the activity",
+        &format!("{editable}.querySelector('.events-panel ol.events') !== null"),
+        STEP,
+    )
+    .await;
+    let first = js(
+        &b,
+        &format!("{editable}.querySelector('.events-panel ol.events > li').textContent"),
+    )
+    .await;
+    let first = first.as_str().unwrap();
+    assert!(
+        first.contains("Controls changed by you: monthly credit limit, scopes"),
+        "{first}"
+    );
+    assert!(
+        first.contains("monthly credit limit removed")
+            && first.contains("scopes: credits:read, documents:write"),
+        "{first}"
+    );
+    assert!(
+        !first.contains('{') && !first.contains("updated"),
+        "{first}"
+    );
+    save_screenshot(&b, "key-controls-edited.png").await;
+    assert_eq!(
+        js(&b, "window.cspViolations.length").await,
+        0,
+        "{}",
+        js(&b, "window.cspViolations").await
+    );
+
+    b.close().await.unwrap();
+    app.stop().await;
+}
+
+/// A malformed network in the create form, on a 375-pixel screen: the server's sentence next
+/// to the networks field (not a banner), no key created, nothing scrolls sideways; corrected,
+/// the same form creates the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_network_in_the_create_form_is_explained_beside_the_field() {
+    let (_dir, url) = fresh_sqlite_url();
+    let app = Instance::start(&config(&url)).await;
+    let http = client();
+    let owner = create_owner(&url, 5).await;
+    let driver = Chromedriver::start();
+    let b = driver.browser(Some(375)).await;
+    sign_in_with_token(&b, &app.base, &owner.jwt).await;
+
+    b.find(Locator::Id("new-key-name"))
+        .await
+        .unwrap()
+        .send_keys("bad-net")
+        .await
+        .unwrap();
+    click(&b, "#new-key-controls > summary").await;
+    b.find(Locator::Id("new-key-networks"))
+        .await
+        .unwrap()
+        .send_keys("10.0.0.300/8")
+        .await
+        .unwrap();
+    click(&b, "#create-key").await;
+    until(
+        &b,
+        "the message beside the networks",
+        "!document.getElementById('new-key-networks-error').hidden",
+        STEP,
+    )
+    .await;
+    let shown = text(&b, "#new-key-networks-error").await;
+
+    // The server's own sentence for that list (a 400 creates nothing either).
+    let res = http
+        .post(app.url("/api/v1/keys"))
+        .bearer_auth(&owner.jwt)
+        .json(&json!({ "name": "bad-net", "allowed_networks": ["10.0.0.300/8"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["field"], "allowed_networks");
+    let message = body["error"]["message"].as_str().unwrap();
+    let said = message
+        .strip_prefix("allowed_networks")
+        .unwrap_or(message)
+        .trim_end_matches('.');
+    assert!(said.contains("10.0.0.300/8"), "{message}");
+    assert!(
+        shown.starts_with("Allowed networks") && shown.contains(said),
+        "shown {shown:?}, server said {message:?}"
+    );
+
+    assert_eq!(
+        js(
+            &b,
+            "document.getElementById('new-key-networks').getAttribute('aria-invalid')"
+        )
+        .await,
+        "true"
+    );
+    assert_eq!(
+        js(&b, "document.activeElement.id").await,
+        "new-key-networks"
+    );
+    assert_eq!(
+        js(&b, "document.getElementById('banner').hidden").await,
+        true,
+        "not a banner: {}",
+        js(&b, "document.getElementById('banner').textContent").await
+    );
+    assert_eq!(
+        js(&b, "document.getElementById('created-dialog').open").await,
+        false
+    );
+    assert!(
+        listed_keys(&http, &app, &owner).await.is_empty(),
+        "nothing created"
+    );
+    assert_eq!(
+        js(
+            &b,
+            "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+        )
+        .await,
+        true,
+        "the open form scrolls sideways at 375 px"
+    );
+    save_screenshot(&b, "key-controls-error-375px.png").await;
+
+    // Corrected: the message goes and the key is created with the network.
+    let networks = b.find(Locator::Id("new-key-networks")).await.unwrap();
+    networks.clear().await.unwrap();
+    networks.send_keys("10.0.0.0/8").await.unwrap();
+    click(&b, "#create-key").await;
+    until(
+        &b,
+        "the new-key dialog",
+        "document.getElementById('created-dialog').open",
+        STEP,
+    )
+    .await;
+    assert_eq!(
+        js(
+            &b,
+            "document.getElementById('new-key-networks-error').hidden"
+        )
+        .await,
+        true
+    );
+    let listed = listed_keys(&http, &app, &owner).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["allowed_networks"], json!(["10.0.0.0/8"]));
+    assert_eq!(
+        listed[0]["scopes"],
+        json!([
+            "credits:read",
+            "documents:read",
+            "documents:write",
+            "templates:purchase"
+        ])
+    );
 
     b.close().await.unwrap();
     app.stop().await;
