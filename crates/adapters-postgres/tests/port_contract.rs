@@ -126,6 +126,12 @@ contract_cases!(in key_controls:
     expiring_keys_are_listed_and_each_reminder_recorded_once,
 );
 
+contract_cases!(in key_clients:
+    clients_are_written_with_usage_and_listed_most_recent_first,
+    at_most_50_clients_per_key_and_old_ones_are_swept,
+    a_signal_is_raised_once_per_key_per_24_h,
+);
+
 contract_cases!(in credit_limits:
     grants_never_take_a_balance_past_2_pow_53_minus_1,
     concurrent_grants_near_the_limit_never_overshoot,

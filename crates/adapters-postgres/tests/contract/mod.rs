@@ -30,6 +30,7 @@ pub mod credit_limits;
 pub mod dashboard;
 pub mod idempotency;
 pub mod key_change_feed;
+pub mod key_clients;
 pub mod key_controls;
 pub mod key_events;
 pub mod pages;
@@ -62,6 +63,7 @@ pub trait Store:
     + SignInLinkStore
     + UsageHistory
     + keys_domain::ports::ExpiryReminderStore
+    + keys_domain::ports::KeyClientStore
     + Clone
     + 'static
 {
@@ -80,6 +82,7 @@ impl<T> Store for T where
         + SignInLinkStore
         + UsageHistory
         + keys_domain::ports::ExpiryReminderStore
+        + keys_domain::ports::KeyClientStore
         + Clone
         + 'static
 {

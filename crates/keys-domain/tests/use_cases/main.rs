@@ -13,6 +13,7 @@ mod expiry_reminders;
 mod idempotency;
 mod key_audit;
 mod key_service;
+mod key_signals;
 mod key_usage;
 mod leak_reports;
 mod operator_keys;
