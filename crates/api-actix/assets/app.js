@@ -226,6 +226,24 @@ function buildRow(key) {
   const figure = el('figure', 'chart');
   const svg = createChart();
   figure.append(svg, el('figcaption', '', 'Requests per hour, last 24 hours'));
+  // After a rotation with a grace period: who still uses this (old) key.
+  const rotation = el('section', 'after-rotation');
+  rotation.hidden = true;
+  const rotationTitle = el('h3', '', 'Since the rotation');
+  rotationTitle.id = `rotation-${key.id}`;
+  rotation.setAttribute('aria-labelledby', rotationTitle.id);
+  const rotationSummary = el('p', 'rotation-summary');
+  const rotationLastUsed = el('p', 'rotation-last-used');
+  const rotationClients = el('div', 'rotation-clients');
+  const quietFor = el('p', 'quiet-for');
+  quietFor.hidden = true;
+  const revokeNow = el('button', 'revoke-now danger', 'Revoke now');
+  revokeNow.type = 'button';
+  rotation.append(rotationTitle, rotationSummary, rotationLastUsed, rotationClients, quietFor, revokeNow);
+  // Where the key is used: read when opened, and again at each refresh while open.
+  const clients = el('details', 'clients');
+  const clientsBody = el('div', 'clients-body');
+  clients.append(el('summary', '', 'Used from'), clientsBody);
   const actions = el('div', 'key-actions');
   const edit = el('button', 'edit-controls quiet', 'Edit controls');
   edit.type = 'button';
@@ -241,16 +259,25 @@ function buildRow(key) {
   panel.hidden = true;
   panel.id = `events-${key.id}`;
   events.setAttribute('aria-controls', panel.id);
-  li.append(head, facts, controls, figure, actions, panel);
+  li.append(head, facts, controls, rotation, figure, clients, actions, panel);
 
   const row = {
     li, name, status, preview, created, lastUsed, count, expires, networks, scopes, limit, svg,
     edit, rotate, revoke, events, panel, key, spent: null,
+    rotation, rotationSummary, rotationLastUsed, rotationClients, quietFor, revokeNow, clients, clientsBody,
+    // The `at` of the key's latest `rotated` event (undefined until read, null when it has none).
+    rotatedAt: undefined,
   };
   edit.addEventListener('click', () => openControls(row));
   rotate.addEventListener('click', () => openRotate(row));
-  revoke.addEventListener('click', () => openRevoke(row));
+  revoke.addEventListener('click', () => openRevoke(row, revoke));
+  revokeNow.addEventListener('click', () => openRevoke(row, revokeNow));
   events.addEventListener('click', () => toggleEvents(row));
+  clients.addEventListener('toggle', () => {
+    if (!clients.open) return;
+    if (!clientsBody.hasChildNodes()) clientsBody.append(el('p', 'muted', 'Loading…'));
+    refreshClients(row).catch(showError);
+  });
   return row;
 }
 
@@ -273,6 +300,7 @@ function fillRow(row, key) {
   row.revoke.hidden = !live;
   row.li.classList.toggle('revoked', key.status === 'revoked');
   row.li.classList.toggle('expired', key.status === 'expired');
+  if (key.status !== 'expiring') row.rotation.hidden = true;
 }
 
 /** The key's controls on its card (contract section 11); `null` is "no control". */
@@ -322,13 +350,15 @@ async function refreshKeys() {
   await Promise.all(
     page.data.map(async (key) => {
       const path = `/keys/${encodeURIComponent(key.id)}`;
+      const row = rows.get(key.id);
       // The list does not carry `spent_this_month`: a key with a limit is read on its own.
+      // Clients only for the cards that show them (open "Used from", or an expiring key).
       const [usage, full] = await Promise.all([
         api('GET', `${path}/usage`),
         typeof key.monthly_credit_limit === 'number' ? api('GET', path) : null,
+        row ? refreshClients(row) : null,
       ]);
-      const row = rows.get(key.id);
-      if (!row) return;
+      if (!rows.has(key.id)) return;
       drawChart(row.svg, usage.hours);
       if (full) fillRow(row, full);
     }),
@@ -434,11 +464,16 @@ $('created-dialog').addEventListener('close', createdClosed);
 // Revoke after a confirmation.
 
 let pending = null;
+// The button that opened the confirmation ("Revoke", or "Revoke now" of an expiring key).
+let revokeOpener = null;
 
-function openRevoke(row) {
+function openRevoke(row, opener) {
   pending = row;
+  revokeOpener = opener;
+  const { key } = row;
+  const when = key.status === 'expiring' ? ` instead of ${fmtTime(key.revokes_at)}` : '';
   $('confirm-text').textContent =
-    `"${row.key.name}" (${row.key.preview}) stops working at once, everywhere it is used. This cannot be undone.`;
+    `"${key.name}" (${key.preview}) stops working at once${when}, everywhere it is used. This cannot be undone.`;
   $('confirm-dialog').showModal();
   $('confirm-no').focus();
 }
@@ -452,13 +487,22 @@ $('confirm-yes').addEventListener('click', async () => {
     await api('POST', `/keys/${encodeURIComponent(row.key.id)}/revoke`);
     banner(`"${row.key.name}" is revoked.`, 'info');
     await refreshKeys();
+    // The revoked card has no revoke buttons left: focus stays on the card.
+    const at = document.activeElement;
+    if (row.li.isConnected && (at === document.body || (row.li.contains(at) && at.closest('[hidden]')))) {
+      row.events.focus();
+    }
   } catch (err) {
     showError(err);
   }
 });
 $('confirm-dialog').addEventListener('close', () => {
-  if (pending?.li.isConnected) (pending.revoke.hidden ? pending.events : pending.revoke).focus();
+  if (pending?.li.isConnected) {
+    const back = revokeOpener && !revokeOpener.closest('[hidden]') ? revokeOpener : pending.events;
+    back.focus();
+  }
   pending = null;
+  revokeOpener = null;
 });
 
 // Rotate with a grace period.
@@ -694,6 +738,180 @@ $('controls-dialog').addEventListener('close', () => {
   if (row?.li.isConnected) (row.edit.hidden ? row.events : row.edit).focus();
 });
 
+// Where each key is used (contract section 10): its clients, read for the cards that show
+// them only (an open "Used from", or an expiring key), so a long list costs nothing extra.
+
+/** After this long without a request, an expiring key says that nobody uses it any more. */
+const QUIET_AFTER_MS = 10 * 60e3;
+
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** "just now", "5 minutes ago", "3 hours ago", else the date and time. */
+function ago(iso) {
+  const ms = Date.now() - Date.parse(iso);
+  if (!Number.isFinite(ms)) return 'at an unknown time';
+  const minutes = Math.floor(ms / 60e3);
+  if (minutes < 1) return 'just now';
+  if (minutes < 60) return `${plural(minutes, 'minute')} ago`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) return `${plural(hours, 'hour')} ago`;
+  return `on ${fmtTime(iso)}`;
+}
+
+/** A `<time>` saying how long ago `iso` was, the exact time as its tooltip. */
+function timeAgo(iso) {
+  const t = el('time', '', ago(iso));
+  t.dateTime = iso;
+  t.title = fmtTime(iso);
+  return t;
+}
+
+/** A duration in words: minutes up to two hours, then hours up to two days, then days. */
+function duration(ms) {
+  const minutes = Math.floor(ms / 60e3);
+  if (minutes < 120) return plural(minutes, 'minute');
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return plural(hours, 'hour');
+  return plural(Math.floor(hours / 24), 'day');
+}
+
+const agentText = (ua) => (ua === '-' || !ua ? 'no user agent' : ua);
+
+// What each box of a card shows, as a signature: a refresh that changes nothing leaves the
+// nodes alone, so the list (an aria-live region) does not re-announce them every 3 seconds.
+const shown = new WeakMap();
+
+function render(box, sig, build) {
+  if (shown.get(box) === sig) return;
+  shown.set(box, sig);
+  box.replaceChildren(...build());
+}
+
+const clientSig = (clients) =>
+  JSON.stringify(clients.map((c) => [c.network, c.user_agent, c.requests, c.browser, ago(c.last_seen)]));
+
+function clientItem(c) {
+  const item = el('li', c.browser ? 'client browser' : 'client');
+  const who = el('span', 'client-who');
+  who.append(el('code', 'network', c.network), ' ', el('span', c.user_agent === '-' ? 'agent none' : 'agent', agentText(c.user_agent)));
+  if (c.browser) who.append(' ', el('span', 'badge', 'browser'));
+  const seen = el('span', 'client-seen');
+  seen.append('Last seen ', timeAgo(c.last_seen), `, ${plural(c.requests, 'request')}`);
+  item.append(who, seen);
+  return item;
+}
+
+/** The clients as a list, most recently seen first, with the warning when a browser is one. */
+function clientParts(clients) {
+  const list = el('ul', 'client-list');
+  for (const c of clients) list.append(clientItem(c));
+  if (!clients.some((c) => c.browser)) return [list];
+  const warning = el(
+    'p',
+    'browser-warning',
+    'Used from a web browser (marked “browser”). API keys are for server-side use only: anyone who opens ' +
+      'a page that holds the key can read it. Call the API from your server instead, and rotate this key.',
+  );
+  return [warning, list];
+}
+
+function showClients(row, page) {
+  render(row.clientsBody, `${clientSig(page.data)} ${page.has_more}`, () => {
+    if (!page.data.length) return [el('p', 'muted clients-empty', 'Not used yet.')];
+    const parts = clientParts(page.data);
+    if (page.has_more) parts.push(el('p', 'muted', `The ${page.data.length} most recently seen are shown.`));
+    return parts;
+  });
+}
+
+/** The `at` of the key's latest `rotated` event into `row.rotatedAt` (null when it has none). */
+async function readRotation(row) {
+  let cursor = null;
+  for (let pages = 0; pages < 10; pages += 1) {
+    const after = cursor ? `&starting_after=${encodeURIComponent(cursor)}` : '';
+    const page = await api('GET', `/keys/${encodeURIComponent(row.key.id)}/events?limit=100${after}`);
+    const rotated = page.data.find((ev) => ev.type === 'rotated');
+    if (rotated) {
+      row.rotatedAt = rotated.at;
+      return;
+    }
+    const last = page.data[page.data.length - 1];
+    if (!page.has_more || !last?.cursor) break;
+    cursor = last.cursor;
+  }
+  row.rotatedAt = null;
+}
+
+/**
+ * An expiring key after its rotation: who used it since, when it was last used, "Revoke now",
+ * and once nothing has used it for 10 minutes (since its last use, or since the rotation when
+ * it was not used after it), that nothing does.
+ */
+function showRotation(row, clients) {
+  const { key } = row;
+  const rotated = row.rotatedAt ? Date.parse(row.rotatedAt) : null;
+  const used = key.last_used_at ? Date.parse(key.last_used_at) : null;
+  const until = `It keeps working until ${fmtTime(key.revokes_at)} for whatever has not moved to the new key yet.`;
+  const summary = rotated === null ? until : `Rotated ${fmtTime(row.rotatedAt)}. ${until}`;
+  render(row.rotationSummary, summary, () => [summary]);
+  if (used === null) {
+    render(row.rotationLastUsed, 'never', () => ['Never used.']);
+  } else {
+    const before = rotated !== null && used <= rotated ? ', before the rotation.' : '.';
+    const when = key.last_used_at;
+    render(row.rotationLastUsed, `${when} ${ago(when)}${before}`, () => ['Last used ', timeAgo(when), before]);
+  }
+  const since = rotated === null ? null : clients.filter((c) => Date.parse(c.last_seen) > rotated);
+  render(row.rotationClients, since === null ? '' : clientSig(since), () => {
+    if (since === null) return [];
+    if (!since.length) return [el('p', 'muted none-since', 'Nothing has used it since the rotation.')];
+    return [el('p', 'since-title', 'Used since the rotation by:'), ...clientParts(since)];
+  });
+  const quietSince = used !== null && (rotated === null || used > rotated) ? used : rotated;
+  const quiet = quietSince === null ? 0 : Date.now() - quietSince;
+  const quietText =
+    quiet >= QUIET_AFTER_MS
+      ? `No consumer has used this key for ${duration(quiet)}. If everything that used it has moved to the new key, revoke it now.`
+      : '';
+  render(row.quietFor, quietText, () => [quietText]);
+  row.quietFor.hidden = !quietText;
+  row.rotation.hidden = false;
+}
+
+function clientsUnavailable(row, err) {
+  let text;
+  if (err instanceof ApiError && err.status === 404 && /route/i.test(err.body?.error?.message ?? '')) {
+    text = 'Where keys are used is not available on this server yet.';
+  } else if (err instanceof ApiError && err.status === 404) {
+    text = 'Where this key is used is not available.';
+  } else {
+    text = sentence(err.status ?? 0, err.body ?? null, err.retryAfter ?? null);
+  }
+  // A list already shown stays until a later read succeeds.
+  if (row.clients.open && !row.clientsBody.querySelector('ul')) render(row.clientsBody, `error ${text}`, () => [el('p', 'muted', text)]);
+}
+
+/** Re-reads the key's clients when its card shows them; a 401 is the caller's to handle. */
+async function refreshClients(row) {
+  const expiring = row.key.status === 'expiring';
+  if (!row.clients.open && !expiring) return;
+  let page;
+  try {
+    [page] = await Promise.all([
+      api('GET', `/keys/${encodeURIComponent(row.key.id)}/clients?limit=100`),
+      expiring && row.rotatedAt === undefined ? readRotation(row) : null,
+    ]);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) throw err;
+    clientsUnavailable(row, err);
+    return;
+  }
+  if (row.clients.open) showClients(row, page);
+  if (row.key.status === 'expiring') showRotation(row, page.data);
+}
+
 // Each key's activity (audit trail).
 
 const EVENT_TEXT = {
@@ -763,11 +981,45 @@ function changedValues(detail) {
     .join('; ');
 }
 
+/** What a signal or a rotation's event adds: the network and user agent, the counts, the date. */
+function eventDetail(ev) {
+  const d = ev.detail ?? {};
+  const where = typeof d.network === 'string' ? `${d.network}, ${agentText(d.user_agent)}` : '';
+  switch (ev.type) {
+    case 'new_network': {
+      const before = Number.isInteger(d.networks_before)
+        ? `; ${plural(d.networks_before, 'other network')} in the 30 days before`
+        : '';
+      return where && where + before;
+    }
+    case 'browser_use': {
+      const n = Number.isInteger(d.requests) ? `, ${plural(d.requests, 'request')}` : '';
+      return where && `${where}${n}. Keys are for server-side use only.`;
+    }
+    case 'usage_spike': {
+      if (!Number.isInteger(d.count)) return '';
+      const before = Number.isInteger(d.busiest_hour_before)
+        ? `; the busiest hour of the 7 days before had ${plural(d.busiest_hour_before, 'request')}`
+        : '';
+      return `${plural(d.count, 'request')} this hour${before}`;
+    }
+    case 'revocation_scheduled':
+      return typeof d.revokes_at === 'string' ? `stops working ${fmtTime(d.revokes_at)}` : '';
+    case 'rotated': {
+      const next = rows.get(d.replaced_by)?.key.name;
+      return next ? `replaced by "${next}"` : '';
+    }
+    default:
+      return '';
+  }
+}
+
 function eventItem(ev) {
   const item = el('li');
   item.append(el('span', 'when', fmtTime(ev.at)), ' ', el('span', 'what', eventText(ev)));
   const detail = ev.detail ?? {};
-  const extra = typeof detail.url === 'string' ? detail.url : ev.type === 'updated' ? changedValues(detail) : '';
+  const extra =
+    typeof detail.url === 'string' ? detail.url : ev.type === 'updated' ? changedValues(detail) : eventDetail(ev);
   if (extra) item.append(' — ', el('span', 'muted', extra));
   return item;
 }

@@ -1580,3 +1580,601 @@ async fn a_bad_network_in_the_create_form_is_explained_beside_the_field() {
     b.close().await.unwrap();
     app.stop().await;
 }
+
+// ------------------------------------------------------------------ where keys are used (section 10)
+
+/// A configuration whose requests may say where they come from (`X-Forwarded-For` from the test,
+/// on 127.0.0.1, is trusted), and whose keys are established at once (a second network signals).
+fn behind_a_proxy(url: &str) -> api_actix::config::Config {
+    let mut cfg = config(url);
+    cfg.trusted_proxies = "127.0.0.1/32".parse().unwrap();
+    cfg.key_signals.established_after = Duration::ZERO;
+    cfg
+}
+
+/// `GET /api/v1/public/me` with `secret` from the address `from`, as `user_agent`, with an
+/// `Origin` header (as a browser sends it) when `origin`.
+async fn use_key_from(
+    http: &reqwest::Client,
+    app: &Instance,
+    secret: &str,
+    from: &str,
+    user_agent: &str,
+    origin: bool,
+) {
+    let mut req = http
+        .get(app.url("/api/v1/public/me"))
+        .bearer_auth(secret)
+        .header("X-Forwarded-For", from)
+        .header("User-Agent", user_agent);
+    if origin {
+        req = req.header("Origin", "https://shop.example");
+    }
+    assert_eq!(req.send().await.unwrap().status(), 200);
+}
+
+/// The clients a card lists inside `css`, each as `[network, user agent, "browser" badge shown,
+/// "Last seen …" line]`.
+async fn listed_clients(b: &Client, name: &str, css: &str) -> Vec<Value> {
+    js(
+        b,
+        &format!(
+            "[...{}.querySelectorAll({})].map(li => [li.querySelector('.network').textContent, \
+             li.querySelector('.agent').textContent, li.querySelector('.badge')?.textContent === 'browser', \
+             li.querySelector('.client-seen').textContent])",
+            card(name),
+            json!(format!("{css} .client"))
+        ),
+    )
+    .await
+    .as_array()
+    .unwrap()
+    .clone()
+}
+
+/// A key used from two networks, the later one by a browser (an `Origin` header): "Used from"
+/// lists both, most recent first, the browser one marked and explained; a key never used says
+/// "Not used yet"; nothing is read until a card's "Used from" is opened; the activity names the
+/// signals in words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn used_from_lists_each_client_most_recent_first_and_marks_the_browser() {
+    let (_dir, url) = fresh_sqlite_url();
+    let app = Instance::start(&behind_a_proxy(&url)).await;
+    let http = client();
+    let owner = create_owner(&url, 5).await;
+    let used = create_key(&http, &app, &owner, "two-networks").await;
+    create_key(&http, &app, &owner, "unused").await;
+    for _ in 0..3 {
+        use_key_from(
+            &http,
+            &app,
+            &used.secret,
+            "192.0.2.10",
+            "python-requests/2.31.0",
+            false,
+        )
+        .await;
+    }
+    // The first network is recorded before the second one arrives (so that one is new).
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    use_key_from(
+        &http,
+        &app,
+        &used.secret,
+        "203.0.113.9",
+        "Mozilla/5.0 (X11; Linux x86_64)",
+        true,
+    )
+    .await;
+
+    let driver = Chromedriver::start();
+    let b = driver.browser(None).await;
+    sign_in_with_token(&b, &app.base, &owner.jwt).await;
+    watch_csp(&b).await;
+    let two = card("two-networks");
+    let unused = card("unused");
+    until(
+        &b,
+        "both cards with their charts",
+        &format!("{two}?.querySelector('rect.bar') != null && {unused}?.querySelector('rect.bar') != null"),
+        STEP,
+    )
+    .await;
+    let clients_read =
+        "performance.getEntriesByType('resource').filter(e => e.name.includes('/clients')).length";
+    assert_eq!(
+        js(&b, clients_read).await,
+        0,
+        "clients read for a closed card"
+    );
+    assert_eq!(
+        js(
+            &b,
+            &format!("{two}.querySelector('.after-rotation').hidden && {unused}.querySelector('.after-rotation').hidden")
+        )
+        .await,
+        true
+    );
+
+    // Opened: both clients, most recently seen first, the browser one marked.
+    b.execute(
+        &format!("{two}.querySelector('details.clients > summary').click()"),
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(
+        &b,
+        "two clients in Used from",
+        &format!("{two}.querySelectorAll('.clients-body .client').length === 2"),
+        STEP,
+    )
+    .await;
+    let listed = listed_clients(&b, "two-networks", ".clients-body").await;
+    assert_eq!(listed[0][0], "203.0.113.0/24");
+    assert_eq!(listed[0][1], "Mozilla/5.0");
+    assert_eq!(listed[0][2], true, "the browser one is marked");
+    assert_eq!(listed[1][0], "192.0.2.0/24");
+    assert_eq!(listed[1][1], "python-requests/2.31.0");
+    assert_eq!(listed[1][2], false);
+    for (item, requests) in listed.iter().zip(["1 request", "3 requests"]) {
+        let seen = item[3].as_str().unwrap();
+        assert!(
+            seen.starts_with("Last seen ") && seen.ends_with(&format!(", {requests}")),
+            "{seen}"
+        );
+    }
+    assert_eq!(
+        listed[0][3].as_str().unwrap(),
+        "Last seen just now, 1 request"
+    );
+    let warning = js(
+        &b,
+        &format!("{two}.querySelector('.clients-body .browser-warning')?.textContent"),
+    )
+    .await;
+    assert!(
+        warning
+            .as_str()
+            .is_some_and(|w| w.contains("server-side use only")),
+        "{warning}"
+    );
+    assert_eq!(
+        js(&b, clients_read).await,
+        1,
+        "one read, for the opened card"
+    );
+
+    // A key never used.
+    b.execute(
+        &format!("{unused}.querySelector('details.clients > summary').click()"),
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(
+        &b,
+        "the empty state",
+        &format!("{unused}.querySelector('.clients-body').textContent === 'Not used yet.'"),
+        STEP,
+    )
+    .await;
+    b.execute(&format!("{two}.scrollIntoView()"), vec![])
+        .await
+        .unwrap();
+    save_screenshot(&b, "used-from.png").await;
+
+    // The signals in the activity, in words.
+    eventually("the two signal events", STEP, || async {
+        let events = key_events(&http, &app, &owner, &used.id).await;
+        let has = |t: &str| events.iter().any(|e| e["type"] == t);
+        (has("new_network") && has("browser_use")).then_some(())
+    })
+    .await;
+    b.execute(
+        &format!("{two}.querySelector('button.events').click()"),
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(
+        &b,
+        "the activity",
+        &format!("{two}.querySelector('.events-panel ol.events') !== null"),
+        STEP,
+    )
+    .await;
+    let activity = js(
+        &b,
+        &format!("[...{two}.querySelectorAll('.events-panel ol.events > li .what')].map(w => w.parentNode.textContent)"),
+    )
+    .await;
+    let lines: Vec<&str> = activity
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.ends_with(
+            "Used from a web browser — 203.0.113.0/24, Mozilla/5.0, 1 request. Keys are for server-side use only."
+        )),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.ends_with(
+            "Used from a new network — 203.0.113.0/24, Mozilla/5.0; 1 other network in the 30 days before"
+        )),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().all(|l| !l.contains('{') && !l.contains('_')),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        js(&b, "window.cspViolations.length").await,
+        0,
+        "{}",
+        js(&b, "window.cspViolations").await
+    );
+
+    b.close().await.unwrap();
+    app.stop().await;
+}
+
+/// A key rotated with an hour's grace, used before the rotation from one network and after it
+/// from another: its card lists only the second "since the rotation", says it was just used
+/// (not "quiet"), "Used from" has both, nothing scrolls sideways on a 375-pixel screen, and
+/// "Revoke now" revokes it after the usual confirmation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_key_shows_who_used_it_since_the_rotation_and_revokes_now() {
+    let (_dir, url) = fresh_sqlite_url();
+    let app = Instance::start(&behind_a_proxy(&url)).await;
+    let http = client();
+    let owner = create_owner(&url, 5).await;
+    let old = create_key(&http, &app, &owner, "payments").await;
+    use_key_from(&http, &app, &old.secret, "192.0.2.10", "cron/1.0", false).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let res = http
+        .post(app.url(&format!("/api/v1/keys/{}/rotate", old.id)))
+        .bearer_auth(&owner.jwt)
+        .json(&json!({ "name": "payments-2", "grace_period_seconds": 3600 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    use_key_from(
+        &http,
+        &app,
+        &old.secret,
+        "198.51.100.7",
+        "python-requests/2.31.0",
+        false,
+    )
+    .await;
+
+    let driver = Chromedriver::start();
+    let b = driver.browser(Some(375)).await;
+    sign_in_with_token(&b, &app.base, &owner.jwt).await;
+    watch_csp(&b).await;
+    let payments = card("payments");
+    until(
+        &b,
+        "the consumer since the rotation",
+        &format!(
+            "{payments} != null && !{payments}.querySelector('.after-rotation').hidden && \
+             {payments}.querySelectorAll('.rotation-clients .client').length === 1"
+        ),
+        STEP,
+    )
+    .await;
+    let since = listed_clients(&b, "payments", ".rotation-clients").await;
+    assert_eq!(since[0][0], "198.51.100.0/24");
+    assert_eq!(since[0][1], "python-requests/2.31.0");
+    assert_eq!(since[0][2], false);
+    let section = card_text(&b, "payments", ".after-rotation").await;
+    let section = section.as_str().unwrap();
+    assert!(
+        section.contains("Since the rotation") && section.contains("Used since the rotation by:"),
+        "{section}"
+    );
+    assert!(
+        !section.contains("192.0.2.0/24"),
+        "a client of before the rotation: {section}"
+    );
+    assert_eq!(
+        card_text(&b, "payments", ".rotation-last-used").await,
+        "Last used just now."
+    );
+    assert_eq!(
+        js(
+            &b,
+            &format!("{payments}.querySelector('.quiet-for').hidden")
+        )
+        .await,
+        true,
+        "just used: not quiet"
+    );
+    assert_eq!(
+        js(
+            &b,
+            &format!(
+                "{}.querySelector('.after-rotation').hidden",
+                card("payments-2")
+            )
+        )
+        .await,
+        true,
+        "the new key is not expiring"
+    );
+    // "Used from" has both clients; on a 375-pixel screen nothing scrolls sideways.
+    b.execute(
+        &format!("{payments}.querySelector('details.clients > summary').click()"),
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(
+        &b,
+        "both clients in Used from",
+        &format!("{payments}.querySelectorAll('.clients-body .client').length === 2"),
+        STEP,
+    )
+    .await;
+    let all = listed_clients(&b, "payments", ".clients-body").await;
+    assert_eq!(
+        (&all[0][0], &all[1][0]),
+        (&json!("198.51.100.0/24"), &json!("192.0.2.0/24"))
+    );
+    assert_eq!(
+        js(
+            &b,
+            "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+        )
+        .await,
+        true,
+        "the expiring card scrolls sideways at 375 px"
+    );
+    b.execute(&format!("{payments}.scrollIntoView()"), vec![])
+        .await
+        .unwrap();
+    save_screenshot(&b, "expiring-key.png").await;
+
+    // "Revoke now", confirmed: revoked.
+    b.execute(
+        &format!("{payments}.querySelector('button.revoke-now').click()"),
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(
+        &b,
+        "the confirmation",
+        "document.getElementById('confirm-dialog').open",
+        STEP,
+    )
+    .await;
+    assert_eq!(js(&b, "document.activeElement.id").await, "confirm-no");
+    let asked = text(&b, "#confirm-text").await;
+    assert!(
+        asked.contains("\"payments\"") && asked.contains("at once instead of"),
+        "{asked}"
+    );
+    click(&b, "#confirm-yes").await;
+    let revoked = eventually("the key revoked", STEP, || async {
+        let key = key_object(&http, &app, &owner, &old.id).await;
+        (key["status"] == "revoked").then_some(key)
+    })
+    .await;
+    assert!(revoked["revoked_at"].is_string(), "{revoked}");
+    until(
+        &b,
+        "the card revoked, focus on it",
+        &format!(
+            "{payments}.querySelector('.status').textContent.startsWith('revoked') && \
+             {payments}.querySelector('.after-rotation').hidden && \
+             document.activeElement === {payments}.querySelector('button.events')"
+        ),
+        STEP,
+    )
+    .await;
+    let (status, _) = balance_status(&http, &app, &old.secret).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        js(&b, "window.cspViolations.length").await,
+        0,
+        "{}",
+        js(&b, "window.cspViolations").await
+    );
+
+    b.close().await.unwrap();
+    app.stop().await;
+}
+
+/// A key of `owner` created `created_ago` and rotated `rotated_ago` with an hour's grace, written
+/// to the store as the rotation would have written it then (minutes cannot pass in a test; the
+/// page takes the rotation's time from the `rotated` event).
+async fn rotated_earlier(
+    store: &adapters_postgres::DbStore,
+    owner: &Owner,
+    name: &str,
+    created_ago: Duration,
+    rotated_ago: Duration,
+) -> KeyId {
+    use keys_domain::api_key::KeyLimits;
+    use keys_domain::key_controls::KeyControls;
+    use keys_domain::ports::Rotation;
+    use keys_domain::random::OsRandom;
+    use keys_domain::{ApiKeySecret, KeyName, KeyState, NewApiKey};
+    let now = SystemClock.now();
+    let user = UserId::new(owner.id.clone());
+    let new_key = |name: &str, at| {
+        let secret = ApiKeySecret::generate(&OsRandom);
+        NewApiKey {
+            id: KeyId::generate(&OsRandom),
+            user_id: user.clone(),
+            name: KeyName::parse(name).unwrap(),
+            preview: secret.preview(),
+            hash: secret.hash(),
+            created_at: at,
+            controls: KeyControls::default(),
+        }
+    };
+    let created_at = now.minus(created_ago);
+    let old = new_key(name, created_at);
+    let (old_id, old_hash) = (old.id.clone(), old.hash);
+    store
+        .insert(old, KeyLimits::default(), created_at)
+        .await
+        .unwrap();
+    let rotated_at = now.minus(rotated_ago);
+    store
+        .rotate(
+            &user,
+            Rotation {
+                old_id: old_id.clone(),
+                old_hash,
+                expected: KeyState::Active,
+                old_to: KeyState::Expiring {
+                    revokes_at: rotated_at.plus(Duration::from_secs(3600)),
+                },
+                new_key: new_key(&format!("{name}-2"), rotated_at),
+                limits: KeyLimits::default(),
+                now: rotated_at,
+            },
+        )
+        .await
+        .unwrap();
+    old_id
+}
+
+/// One request with key `id` of `owner`, `ago` in the past, from `network`, recorded as the
+/// usage flush records it.
+async fn used_earlier(
+    store: &adapters_postgres::DbStore,
+    owner: &Owner,
+    id: &KeyId,
+    ago: Duration,
+    network: &str,
+) {
+    use keys_domain::key_client::{ClientNetwork, ClientUse};
+    let at = SystemClock.now().minus(ago);
+    store
+        .record_usage(&[UsageDelta {
+            key_id: id.clone(),
+            user_id: UserId::new(owner.id.clone()),
+            count: 1,
+            last_used_at: at,
+            clients: vec![ClientUse {
+                network: ClientNetwork::parse(network).unwrap(),
+                user_agent: "cron/1.0".into(),
+                requests: 1,
+                first_seen: at,
+                last_seen: at,
+                browser: false,
+            }],
+        }])
+        .await
+        .unwrap();
+}
+
+/// Expiring keys whose rotation was minutes ago: one not used since the rotation 25 minutes ago
+/// says "no consumer has used this key for 25 minutes"; one last used 12 minutes ago (after its
+/// rotation) says 12; one used 9 minutes ago and one rotated 5 minutes ago and never used say
+/// nothing of the kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_key_nothing_used_for_10_minutes_says_so() {
+    let (_dir, url) = fresh_sqlite_url();
+    let app = Instance::start(&config(&url)).await;
+    let owner = create_owner(&url, 5).await;
+    let store = api_actix::wiring::open_store(&url).unwrap();
+    let minutes = |n: u64| Duration::from_secs(n * 60);
+    let quiet_rotation = rotated_earlier(
+        &store,
+        &owner,
+        "quiet-since-rotation",
+        minutes(120),
+        minutes(25),
+    )
+    .await;
+    used_earlier(&store, &owner, &quiet_rotation, minutes(40), "192.0.2.0/24").await;
+    let quiet_use =
+        rotated_earlier(&store, &owner, "quiet-since-use", minutes(120), minutes(30)).await;
+    used_earlier(&store, &owner, &quiet_use, minutes(12), "198.51.100.0/24").await;
+    let busy = rotated_earlier(&store, &owner, "still-used", minutes(120), minutes(30)).await;
+    used_earlier(&store, &owner, &busy, minutes(9), "203.0.113.0/24").await;
+    rotated_earlier(&store, &owner, "just-rotated", minutes(120), minutes(5)).await;
+
+    let driver = Chromedriver::start();
+    let b = driver.browser(None).await;
+    sign_in_with_token(&b, &app.base, &owner.jwt).await;
+    watch_csp(&b).await;
+    until(
+        &b,
+        "four expiring keys with their rotation",
+        "[...document.querySelectorAll('#key-list .after-rotation')].filter(s => !s.hidden).length === 4",
+        STEP,
+    )
+    .await;
+    let quiet = |name: &str| {
+        format!(
+            "(q => q.hidden ? null : q.textContent)({}.querySelector('.quiet-for'))",
+            card(name)
+        )
+    };
+    let says = js(&b, &quiet("quiet-since-rotation")).await;
+    assert!(
+        says.as_str()
+            .is_some_and(|s| s.starts_with("No consumer has used this key for 25 minutes.")),
+        "{says}"
+    );
+    assert_eq!(
+        card_text(&b, "quiet-since-rotation", ".rotation-clients").await,
+        "Nothing has used it since the rotation."
+    );
+    let last = card_text(&b, "quiet-since-rotation", ".rotation-last-used").await;
+    assert_eq!(last, "Last used 40 minutes ago, before the rotation.");
+
+    let says = js(&b, &quiet("quiet-since-use")).await;
+    assert!(
+        says.as_str()
+            .is_some_and(|s| s.starts_with("No consumer has used this key for 12 minutes.")),
+        "{says}"
+    );
+    let since = listed_clients(&b, "quiet-since-use", ".rotation-clients").await;
+    assert_eq!(since.len(), 1);
+    assert_eq!(since[0][0], "198.51.100.0/24");
+    assert_eq!(since[0][3], "Last seen 12 minutes ago, 1 request");
+
+    assert_eq!(
+        js(&b, &quiet("still-used")).await,
+        Value::Null,
+        "used 9 minutes ago"
+    );
+    assert_eq!(
+        js(&b, &quiet("just-rotated")).await,
+        Value::Null,
+        "rotated 5 minutes ago"
+    );
+    assert_eq!(
+        card_text(&b, "just-rotated", ".rotation-last-used").await,
+        "Never used."
+    );
+    b.execute(
+        &format!("{}.scrollIntoView()", card("quiet-since-rotation")),
+        vec![],
+    )
+    .await
+    .unwrap();
+    save_screenshot(&b, "expiring-quiet.png").await;
+    assert_eq!(
+        js(&b, "window.cspViolations.length").await,
+        0,
+        "{}",
+        js(&b, "window.cspViolations").await
+    );
+
+    b.close().await.unwrap();
+    app.stop().await;
+}
