@@ -35,8 +35,38 @@ pub struct NetworkCandidate {
     pub seen_before: usize,
 }
 
-/// Per key, the networks it was seen from and when last.
-type KnownNetworks = HashMap<KeyId, Vec<(ClientNetwork, Timestamp)>>;
+/// What this instance remembers of a key, by [`tag`]: the networks it was seen from (and when
+/// last), and its current hour.
+#[derive(Debug)]
+struct KeyMemory {
+    networks: Vec<(ClientNetwork, Timestamp)>,
+    hour: HourWatch,
+}
+
+impl Default for KeyMemory {
+    fn default() -> Self {
+        Self {
+            networks: Vec::new(),
+            // No hour yet: the first count starts one.
+            hour: HourWatch {
+                hour: Timestamp::from_millis(i64::MIN),
+                count: 0,
+                ask_at: 0,
+            },
+        }
+    }
+}
+
+/// A key's place in the memory: a 64-bit hash of its id, not the id, so that a process
+/// remembering every key of the day spends about 100 bytes on each. A collision only costs the
+/// two keys a shared memory, which at worst delays a signal until the other instance's flush
+/// or the next day.
+fn tag(key: &KeyId) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish()
+}
 
 /// What raising signals for one flush did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -55,17 +85,15 @@ pub struct KeySignals {
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn RandomSource>,
     pub policy: SignalPolicy,
-    /// Per key, the networks it was seen from and when last.
-    known: Arc<Mutex<KnownNetworks>>,
+    /// Per key: its networks and its current hour.
+    memory: Arc<Mutex<HashMap<u64, KeyMemory>>>,
     /// Signals raised (or found raised) lately, by key and kind.
     quiet: Arc<Mutex<HashMap<(KeyId, KeySignal), Timestamp>>>,
-    /// Per key, this instance's count of the current hour and the count at which the store is
-    /// asked next whether the hour is a spike.
-    hours: Arc<Mutex<HashMap<KeyId, HourWatch>>>,
     pub history: Arc<dyn UsageHistory>,
 }
 
-/// One key's current hour as this instance counts it.
+/// One key's current hour as this instance counts it, and the count at which the store is
+/// asked next whether the hour is a spike.
 #[derive(Debug, Clone, Copy)]
 struct HourWatch {
     hour: Timestamp,
@@ -91,9 +119,8 @@ impl KeySignals {
             clock,
             random,
             policy,
-            known: Arc::default(),
+            memory: Arc::default(),
             quiet: Arc::default(),
-            hours: Arc::default(),
             history,
         }
     }
@@ -110,8 +137,8 @@ impl KeySignals {
         let since = now.minus(CLIENT_RETENTION);
         for (i, delta) in batch.iter().enumerate() {
             let unknown: Vec<&ClientUse> = {
-                let known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-                let seen = known.get(&delta.key_id);
+                let memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+                let seen = memory.get(&tag(&delta.key_id)).map(|m| &m.networks);
                 delta
                     .clients
                     .iter()
@@ -237,15 +264,12 @@ impl KeySignals {
         let hour = hour_start(now);
         let first_ask = (self.policy.spike_min_requests / 4).max(1);
         let local = {
-            let mut hours = self.hours.lock().unwrap_or_else(PoisonError::into_inner);
-            if hours.len() >= REMEMBERED_KEYS && !hours.contains_key(&delta.key_id) {
-                hours.clear();
+            let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+            let slot = tag(&delta.key_id);
+            if memory.len() >= REMEMBERED_KEYS && !memory.contains_key(&slot) {
+                memory.clear();
             }
-            let watch = hours.entry(delta.key_id.clone()).or_insert(HourWatch {
-                hour,
-                count: 0,
-                ask_at: first_ask,
-            });
+            let watch = &mut memory.entry(slot).or_default().hour;
             if watch.hour != hour {
                 *watch = HourWatch {
                     hour,
@@ -292,20 +316,24 @@ impl KeySignals {
                     .saturating_add(1),
             );
             let missing = needed.saturating_sub(count).max(1);
-            let mut hours = self.hours.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(watch) = hours.get_mut(&delta.key_id).filter(|w| w.hour == hour) {
-                watch.ask_at = local.saturating_add(missing);
+            let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(m) = memory
+                .get_mut(&tag(&delta.key_id))
+                .filter(|m| m.hour.hour == hour)
+            {
+                m.hour.ask_at = local.saturating_add(missing);
             }
         }
         Ok(None)
     }
 
     fn remember(&self, key: &KeyId, networks: impl Iterator<Item = (ClientNetwork, Timestamp)>) {
-        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-        if known.len() >= REMEMBERED_KEYS && !known.contains_key(key) {
-            known.clear();
+        let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = tag(key);
+        if memory.len() >= REMEMBERED_KEYS && !memory.contains_key(&slot) {
+            memory.clear();
         }
-        let list = known.entry(key.clone()).or_default();
+        let list = &mut memory.entry(slot).or_default().networks;
         for (network, at) in networks {
             match list.iter_mut().find(|(n, _)| *n == network) {
                 Some(entry) => entry.1 = entry.1.max(at),
