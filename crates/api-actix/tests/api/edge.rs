@@ -200,7 +200,8 @@ async fn method_not_allowed_names_what_is_allowed(backend: Backend) {
         ("/api/v1/public/documents".into(), "GET, HEAD, POST", false),
         ("/api/v1/public/documents/doc_x".into(), "GET, HEAD", false),
         ("/api/v1/keys".into(), "GET, HEAD, POST", true),
-        (format!("/api/v1/keys/{id}"), "GET, HEAD", true),
+        (format!("/api/v1/keys/{id}"), "GET, HEAD, PATCH", true),
+        (format!("/api/v1/keys/{id}/clients"), "GET, HEAD", true),
         (format!("/api/v1/keys/{id}/revoke"), "POST", true),
         (format!("/api/v1/keys/{id}/rotate"), "POST", true),
         ("/api/v1/credits/balance".into(), "GET, HEAD", true),
@@ -214,7 +215,7 @@ async fn method_not_allowed_names_what_is_allowed(backend: Backend) {
         }
     };
     for (path, allow, dashboard) in &cases {
-        let res = send(path, Method::from_bytes(b"PATCH").unwrap(), *dashboard)
+        let res = send(path, Method::from_bytes(b"PUT").unwrap(), *dashboard)
             .send()
             .await
             .unwrap();
