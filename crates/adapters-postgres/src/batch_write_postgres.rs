@@ -2,8 +2,8 @@
 //!
 //! The balances, ledger rows, ownership rows and documents of a batch go to the server as
 //! arrays, unnested by data-modifying CTEs: one round trip whatever the batch's size or number
-//! of users (one `UPDATE` per user and chunked inserts were 10 to 35 round trips per batch, and
-//! the batch's row locks are held across all of them). The statement's text never changes, so
+//! of users, where one `UPDATE` per user and chunked inserts would be a round trip each, with
+//! the batch's row locks held across all of them. The statement's text never changes, so
 //! it is declared with [`cached_statement!`] and diesel prepares it once per connection.
 
 use diesel::sql_types::{Array, BigInt, Text};

@@ -2,9 +2,8 @@
 //! and the frequent `UPDATE`s declared with it.
 //!
 //! Diesel never caches an `UPDATE` built with its DSL (the SQL of a changeset may change with
-//! its values), so every balance update, row lock and usage count was parsed anew: on SQLite
-//! 10 % of the ledger's CPU for one hot user (`perf`: `sqlite3Prepare` under
-//! `lock_accounts` and `write_sqlite`), and one parse per user of a batch with many users. Each
+//! its values), so every balance update, row lock and usage count would be parsed anew, once
+//! per user of every batch, on the ledger's hottest path. Each
 //! statement declared here has fixed text and its own type, hence a static query id, which
 //! diesel's statement cache keys on. PostgreSQL's batch write uses the same macro
 //! ([`crate::batch_write_postgres`]).

@@ -22,8 +22,8 @@ use crate::cached_statements::cached_statement;
 use crate::last_seen::Expected;
 
 // A copy of `BatchWrite`'s writes with the check added, on purpose: one statement for both ways
-// (the locked way passing what it read) carried the ownership insert into every batch here, an
-// extra data-modifying CTE that cost 15-20 % of the render rate (measured, reverted).
+// (the locked way passing what it read) would carry the ownership insert into every batch here,
+// a data-modifying CTE more on the hottest statement.
 // `ok` is referenced by every write, so PostgreSQL computes it once, before any of them. The
 // keys' CTE reads `users_ok`, which makes the payers' locks come first; both locking CTEs are
 // `MATERIALIZED`, so each locks its rows in id order as a whole, never inlined into a join. As in

@@ -544,10 +544,8 @@ fn record_usage_rows(conn: &mut AnyConnection, batch: &[UsageDelta]) -> QueryRes
     Ok(())
 }
 
-/// The whole batch in two statements over arrays: per key, two round trips held every key row
-/// of the flush (1,000 keys: about 100 ms) while paid requests waited for them in the ledger's
-/// `FOR SHARE` (since replaced by `FOR KEY SHARE`, which the flush does not block). `batch` is
-/// in key order; deltas of one key are summed first (a key may appear
+/// The whole batch in two statements over arrays: per key, two round trips would hold every key
+/// row of the flush for the whole transaction. `batch` is in key order; deltas of one key are summed first (a key may appear
 /// once only in an `ON CONFLICT DO UPDATE`). PostgreSQL's `GREATEST` skips a NULL
 /// `last_used_at`.
 fn record_usage_postgres(pg: &mut diesel::PgConnection, batch: &[UsageDelta]) -> QueryResult<()> {

@@ -26,13 +26,10 @@ const SQLITE_POOL_SIZE: u32 = 8;
 /// [`crate::ledger_lanes`]), and so the connections reserved for the ledger writer: a batch
 /// never queues behind request reads for a connection, so a burst of reads cannot time out a
 /// whole batch (and answer hundreds of requests 503 at once). SQLite has one writer at a time,
-/// so one lane. On PostgreSQL the best count follows the cores on both ends; on this two-core
-/// machine it is one since each lane drains on a thread of its own: most of a batch's cost to
-/// PostgreSQL is fixed (server log: 0.47 ms for one charge, 0.86 ms for sixteen), PostgreSQL's
-/// CPU is the limit, and two lanes split the charges into smaller batches (1,000-user render
-/// 0.126-0.152x of `/healthz` with two lanes against 0.178-0.209x with one, four interleaved
-/// rounds; four lanes 0.092-0.119x). Earlier, drained by async tasks, two had been best
-/// (0.081-0.110x, against 0.080-0.107x with one and 0.064-0.083x with four).
+/// so one lane. On PostgreSQL the best count follows the cores on both ends. Most of a batch's
+/// cost to PostgreSQL is fixed whatever its size, so where PostgreSQL's CPU is the limit (a
+/// two-core machine serving both) more lanes only split the charges into smaller, dearer
+/// batches: one lane. The figures are in docs/performance.md.
 const POSTGRES_LEDGER_LANES: u32 = 1;
 
 /// See [`DbStore::usage_flush_chunk`].
@@ -257,12 +254,9 @@ impl DbStore {
     }
 
     /// Most keys a usage flush should write per transaction; `None`: all in one. On SQLite
-    /// writes take turns, and one transaction for a flush of 1,000 busy keys of a 100,000-key
-    /// table (2,000 statements on random pages) held the write lock while ledger batches waited:
-    /// the 1,000-user render's p99 at 32 connections was 28-46 ms, 21-24 ms with the flush out
-    /// of the way, 28-31 ms in chunks of 128 (three interleaved rounds each; the rate within
-    /// noise). On PostgreSQL the flush blocks no batch, and chunks only cost commits: 1,000-user
-    /// render 0.178-0.186x of `/healthz` in chunks against 0.183-0.206x whole.
+    /// writes take turns, and one transaction for a flush of many busy keys (statements on
+    /// random pages) holds the write lock while ledger batches wait: chunks bound that wait.
+    /// On PostgreSQL the flush blocks no batch, and chunks would only cost commits.
     #[must_use]
     pub fn usage_flush_chunk(&self) -> Option<usize> {
         (self.inner.backend == "sqlite").then_some(SQLITE_USAGE_FLUSH_CHUNK)

@@ -50,10 +50,8 @@ impl DbStore {
     /// again from its beginning (SQLite restarts it only when a write begins with every frame
     /// copied). Without that second step a busy ledger always commits during the checkpoint,
     /// the WAL never restarts, and once it holds `wal_autocheckpoint` pages a ledger commit
-    /// checkpoints, fsync included, while its whole batch waits. Measured on a bench-shaped
-    /// SQLite database (4,000 users, 100,000 keys), 32 connections: the hot render's p99 went
-    /// from 8-15 ms to 4-5 ms, the 1,000-user render's from 33-57 ms to 22-40 ms, the rates
-    /// unchanged; the second step takes about 4 ms. Answers what the first step found.
+    /// checkpoints, fsync included, while its whole batch waits. Answers what the first step
+    /// found.
     async fn checkpoint(&self) -> Result<CheckpointResult, StoreError> {
         let first = self.run(|conn| Ok(passive_checkpoint(conn)?)).await?;
         if first.needs_second_step() {
@@ -67,7 +65,7 @@ impl DbStore {
 /// a busy ledger has committed more). 4,096 frames (16 MB) is about one interval's writes of a
 /// busy ledger, so under load the WAL restarts at every tick with 4,000-6,000 frames, well
 /// before `wal_autocheckpoint` (16,384) would make a commit checkpoint; a light load skips the
-/// step. From 12,288 frames the renders' p99 was worse (hot 5-12 ms against 4-5 ms).
+/// step. A larger threshold lets the WAL grow towards the point where a commit checkpoints.
 const SECOND_STEP_FRAMES: i64 = 4_096;
 
 /// What `PRAGMA wal_checkpoint` answers.

@@ -79,8 +79,8 @@ pub struct Tuning {
     pub unknown_key_ttl: Duration,
     /// Most key records cached (about 540 bytes each). Beyond that the least valuable are
     /// dropped (moka's TinyLFU) and read again from the store when used. With records cached
-    /// for a minute the cache fills to its capacity: 100,000 took the server to 141 MB in
-    /// `just bench`'s round of 100,000 distinct keys (bound: 100 MB), 5,000 to 93 MB.
+    /// for a minute the cache fills to its capacity, so the capacity bounds the process's
+    /// memory under many distinct keys (docs/performance.md has the figures).
     pub key_cache_capacity: u64,
     /// Most "no such key" answers remembered, apart from the known keys so that a flood of
     /// made-up keys never pushes a known one out.
@@ -103,10 +103,9 @@ impl Default for Tuning {
     fn default() -> Self {
         Self {
             workers: None,
-            // 1 s rather than 250 ms: with 1,000 keys rendering on SQLite, a flush every 250 ms
-            // wrote about one key row per request, in the writers' turn the ledger waited for
-            // 160 ms in every second; every second the 1,000-user render ran 20 % faster (p99
-            // 48-52 → 34-38 ms). The contract's 2 s for the dashboard still holds.
+            // 1 s rather than less: with many keys rendering on SQLite, a shorter interval
+            // writes about one key row per request, in the writers' turn the ledger waits for.
+            // The contract's 2 s for the dashboard still holds.
             usage_flush_interval: Duration::from_secs(1),
             key_cache_ttl: Duration::from_secs(60),
             key_feed_interval: Some(Duration::from_millis(250)),

@@ -83,8 +83,8 @@ pub fn alert_allowed(last_alert_at: Option<Timestamp>, now: Timestamp) -> bool {
 ///
 /// Slot `s` holds the count of the one hour congruent to `s` (mod 24) in
 /// `[latest - 23, latest]`; when `latest` moves forward, the slots of the hours that fall out
-/// are zeroed. 100 bytes per key (it was 384, then 192 with a stored hour per slot): a process
-/// remembers every key used in the last day, so this is what 100k active keys cost. Hours since
+/// are zeroed. 100 bytes per key: a process remembers every key used in the last day, so this is
+/// what 100k active keys cost. Hours since
 /// the epoch fit an `i32` for 245 000 years; an hour's count saturates at 4 × 10^9 (the rate
 /// limit keeps a key far below that).
 #[derive(Debug, Clone)]
