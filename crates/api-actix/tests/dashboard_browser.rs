@@ -1861,10 +1861,13 @@ async fn an_expiring_key_shows_who_used_it_since_the_rotation_and_revokes_now() 
     let payments = card("payments");
     until(
         &b,
+        // The clients list and the key list (its `last_used_at`) are read at different
+        // moments: wait for both to show the use since the rotation.
         "the consumer since the rotation",
         &format!(
             "{payments} != null && !{payments}.querySelector('.after-rotation').hidden && \
-             {payments}.querySelectorAll('.rotation-clients .client').length === 1"
+             {payments}.querySelectorAll('.rotation-clients .client').length === 1 && \
+             {payments}.querySelector('.rotation-last-used').textContent === 'Last used just now.'"
         ),
         STEP,
     )
