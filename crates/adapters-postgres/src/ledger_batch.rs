@@ -392,31 +392,22 @@ fn controlled_snapshots(
     Ok(out)
 }
 
-/// Writes the limited keys' spend after the batch (absolute values: see [`read_spend`]).
+/// Writes the limited keys' spend after the batch (absolute values: see [`read_spend`]). The
+/// upsert is spelled the same on both backends.
 fn write_spend(
     conn: &mut AnyConnection,
     spend: &[(KeyId, SpendMonth, Credits)],
 ) -> QueryResult<()> {
+    use diesel::sql_types::{BigInt, Text};
     for (key, month, spent) in spend {
-        let row = (
-            key_monthly_spend::key_id.eq(key.as_str()),
-            key_monthly_spend::month.eq(month.start().as_millis()),
-            key_monthly_spend::spent.eq(spent.as_i64()),
-        );
-        match conn {
-            AnyConnection::Postgres(pg) => diesel::insert_into(key_monthly_spend::table)
-                .values(row)
-                .on_conflict((key_monthly_spend::key_id, key_monthly_spend::month))
-                .do_update()
-                .set(key_monthly_spend::spent.eq(spent.as_i64()))
-                .execute(pg)?,
-            AnyConnection::Sqlite(lite) => diesel::insert_into(key_monthly_spend::table)
-                .values(row)
-                .on_conflict((key_monthly_spend::key_id, key_monthly_spend::month))
-                .do_update()
-                .set(key_monthly_spend::spent.eq(spent.as_i64()))
-                .execute(lite)?,
-        };
+        diesel::sql_query(
+            "INSERT INTO key_monthly_spend (key_id, month, spent) VALUES ($1, $2, $3) \
+             ON CONFLICT (key_id, month) DO UPDATE SET spent = excluded.spent",
+        )
+        .bind::<Text, _>(key.as_str())
+        .bind::<BigInt, _>(month.start().as_millis())
+        .bind::<BigInt, _>(spent.as_i64())
+        .execute(conn)?;
     }
     Ok(())
 }

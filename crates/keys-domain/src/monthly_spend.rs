@@ -57,12 +57,6 @@ impl SpendMonth {
         self.0
     }
 
-    /// From [`SpendMonth::start`].
-    #[must_use]
-    pub const fn from_start(start: Timestamp) -> Self {
-        Self(start)
-    }
-
     /// The first millisecond of the next month: when the spend resets.
     #[must_use]
     pub fn resets_at(self) -> Timestamp {

@@ -76,6 +76,16 @@ pub struct SignalReport {
     pub errors: usize,
 }
 
+impl SignalReport {
+    fn count(&mut self, raised: &Result<bool, StoreError>) {
+        match raised {
+            Ok(true) => self.raised += 1,
+            Ok(false) => {}
+            Err(_) => self.errors += 1,
+        }
+    }
+}
+
 /// The leak signals of a flush.
 #[derive(Clone)]
 pub struct KeySignals {
@@ -197,35 +207,11 @@ impl KeySignals {
                 user_agent: c.client.user_agent.clone(),
                 networks: u64::try_from(c.seen_before).unwrap_or(u64::MAX),
             };
-            match self
-                .raise(delta, KeySignal::NewNetwork, detail, &c.client, now)
-                .await
-            {
-                Ok(true) => report.raised += 1,
-                Ok(false) => {}
-                Err(_) => report.errors += 1,
-            }
+            report.count(&self.raise(delta, detail, now).await);
         }
         for delta in batch {
             match self.spike(delta, now).await {
-                Ok(Some(detail)) => {
-                    let any = delta.clients.first().cloned().unwrap_or(ClientUse {
-                        network: ClientNetwork::V4([0, 0, 0]),
-                        user_agent: "-".into(),
-                        requests: 0,
-                        first_seen: now,
-                        last_seen: now,
-                        browser: false,
-                    });
-                    match self
-                        .raise(delta, KeySignal::UsageSpike, detail, &any, now)
-                        .await
-                    {
-                        Ok(true) => report.raised += 1,
-                        Ok(false) => {}
-                        Err(_) => report.errors += 1,
-                    }
-                }
+                Ok(Some(detail)) => report.count(&self.raise(delta, detail, now).await),
                 Ok(None) => {}
                 Err(_) => report.errors += 1,
             }
@@ -240,14 +226,7 @@ impl KeySignals {
                 user_agent: first.user_agent.clone(),
                 requests: browsers.iter().map(|c| c.requests).sum(),
             };
-            match self
-                .raise(delta, KeySignal::BrowserUse, detail, first, now)
-                .await
-            {
-                Ok(true) => report.raised += 1,
-                Ok(false) => {}
-                Err(_) => report.errors += 1,
-            }
+            report.count(&self.raise(delta, detail, now).await);
         }
         report
     }
@@ -346,11 +325,42 @@ impl KeySignals {
     async fn raise(
         &self,
         delta: &UsageDelta,
-        signal: KeySignal,
         detail: EventDetail,
-        client: &ClientUse,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
+        // The signal and what its email says both follow from the event's detail.
+        let (signal, seen) = match &detail {
+            EventDetail::NewNetwork {
+                network,
+                user_agent,
+                ..
+            } => (
+                KeySignal::NewNetwork,
+                SignalSeen::NewNetwork {
+                    network,
+                    user_agent,
+                },
+            ),
+            EventDetail::BrowserUse {
+                network,
+                user_agent,
+                ..
+            } => (
+                KeySignal::BrowserUse,
+                SignalSeen::BrowserUse {
+                    network,
+                    user_agent,
+                },
+            ),
+            EventDetail::UsageSpike { count, busiest } => (
+                KeySignal::UsageSpike,
+                SignalSeen::UsageSpike {
+                    count: *count,
+                    busiest: *busiest,
+                },
+            ),
+            _ => return Ok(false),
+        };
         let slot = (delta.key_id.clone(), signal);
         {
             let quiet = self.quiet.lock().unwrap_or_else(PoisonError::into_inner);
@@ -376,21 +386,6 @@ impl KeySignals {
         else {
             return Ok(false);
         };
-        let network = client.network.to_string();
-        let seen = match (&event_detail_counts(&detail), signal) {
-            (Some((count, busiest)), _) => SignalSeen::UsageSpike {
-                count: *count,
-                busiest: *busiest,
-            },
-            (None, KeySignal::NewNetwork) => SignalSeen::NewNetwork {
-                network: &network,
-                user_agent: &client.user_agent,
-            },
-            (None, _) => SignalSeen::BrowserUse {
-                network: &network,
-                user_agent: &client.user_agent,
-            },
-        };
         let email = QueuedWithChange {
             id: AlertId::generate(self.random.as_ref()),
             email: signal_email(owner.email, &key.name, &key.preview, seen),
@@ -412,13 +407,5 @@ impl KeySignals {
         }
         quiet.insert(slot, now);
         Ok(raised)
-    }
-}
-
-/// A spike's counts, for its email.
-fn event_detail_counts(detail: &EventDetail) -> Option<(u64, u64)> {
-    match detail {
-        EventDetail::UsageSpike { count, busiest } => Some((*count, *busiest)),
-        _ => None,
     }
 }
