@@ -303,7 +303,7 @@ function fillRow(row, key) {
   if (key.status !== 'expiring') row.rotation.hidden = true;
 }
 
-/** The key's controls on its card (contract section 11); `null` is "no control". */
+/** The key's controls on its card (docs/api.md, "Key controls"); `null` is "no control". */
 function fillControls(row, key) {
   if (typeof key.spent_this_month === 'number') row.spent = key.spent_this_month;
   row.expires.textContent = fmtUtc(key.expires_at);
@@ -539,7 +539,7 @@ $('rotate-dialog').addEventListener('close', () => {
   if (!$('created-dialog').open && pending?.li.isConnected) pending.rotate.focus();
 });
 
-// Key controls (contract section 11): the create form and the "Edit controls" dialog share
+// Key controls (docs/api.md, "Key controls"): the create form and the "Edit controls" dialog share
 // the field layout; `prefix` is `new-key` or `edit`.
 
 const SCOPES = ['credits:read', 'documents:read', 'documents:write', 'templates:purchase'];
@@ -738,7 +738,7 @@ $('controls-dialog').addEventListener('close', () => {
   if (row?.li.isConnected) (row.edit.hidden ? row.events : row.edit).focus();
 });
 
-// Where each key is used (contract section 10): its clients, read for the cards that show
+// Where each key is used (docs/signals.md): its clients, read for the cards that show
 // them only (an open "Used from", or an expiring key), so a long list costs nothing extra.
 
 /** After this long without a request, an expiring key says that nobody uses it any more. */

@@ -1,4 +1,4 @@
-//! Expiry reminders end to end (contract section 11): the real server, a real SMTP server
+//! Expiry reminders end to end (docs/api.md, "Key controls"): the real server, a real SMTP server
 //! (aiosmtpd), on SQLite and on PostgreSQL. A key whose expiry is 3 days ahead gets its 7-day
 //! reminder (subject names the key and says it `expires`, the body the date), once, with an
 //! `expiry_reminder` event; a key created 12 hours before its expiry gets only the 1-day one.

@@ -1,4 +1,4 @@
-//! Key controls across two instances sharing one PostgreSQL database (contract section 11): a
+//! Key controls across two instances sharing one PostgreSQL database (docs/api.md, "Key controls"): a
 //! narrowed network list, a removed scope and an expiry are honoured by the other instance
 //! within 1 s, through Redis's announcements and, without Redis, through the key change feed;
 //! a monthly limit admits exactly its credits when both instances charge at once.

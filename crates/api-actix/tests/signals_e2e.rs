@@ -1,4 +1,4 @@
-//! Leak signals end to end (contract section 10): the real server, a real SMTP server
+//! Leak signals end to end (docs/signals.md): the real server, a real SMTP server
 //! (aiosmtpd). A `new_network` and a `browser_use` each email the owner within 5 s of the
 //! request that caused them, naming the key by name and preview only, once per 24 h; on SQLite,
 //! on PostgreSQL, and with two instances sharing PostgreSQL and Redis (one email, not two).

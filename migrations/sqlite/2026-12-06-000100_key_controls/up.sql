@@ -1,4 +1,4 @@
--- Key controls (contract section 11). NULL is "not set": no expiry, any network, no monthly
+-- Key controls (docs/api.md, "Key controls"). NULL is "not set": no expiry, any network, no monthly
 -- limit, every scope.
 ALTER TABLE api_keys ADD COLUMN expires_at BIGINT;
 ALTER TABLE api_keys ADD COLUMN allowed_networks TEXT;

@@ -1,4 +1,4 @@
--- Where each key is used (contract section 10): one row per client, a network (IPv4 /24 or
+-- Where each key is used (docs/signals.md): one row per client, a network (IPv4 /24 or
 -- IPv6 /48, never a full address) and a user agent's first product token. Written by the usage
 -- flush in the same transaction as api_keys.usage_count; at most 50 rows per key (the least
 -- recently seen go first); the sweeper deletes rows not seen for 30 days.

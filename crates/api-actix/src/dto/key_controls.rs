@@ -1,5 +1,5 @@
 //! The key controls on the wire: the optional fields of `POST /api/v1/keys` and
-//! `PATCH /api/v1/keys/{id}` (contract section 11), and how the key object shows them.
+//! `PATCH /api/v1/keys/{id}` (docs/api.md, "Key controls"), and how the key object shows them.
 
 use keys_domain::allowed_networks::AllowedNetworks;
 use keys_domain::key_controls::{ControlsPatch, KeyControls, expiry};

@@ -1,4 +1,4 @@
-//! Where a key is used (contract section 10): its clients (network and user agent, never a full
+//! Where a key is used (docs/signals.md): its clients (network and user agent, never a full
 //! address), listed most recently seen first within 2 s of a request, kept across a restart,
 //! and the `new_network` and `browser_use` events, on both stores.
 

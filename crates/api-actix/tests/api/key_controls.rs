@@ -1,4 +1,4 @@
-//! Key controls (contract section 11): expiry, allowed networks, a monthly credit limit and
+//! Key controls (docs/api.md, "Key controls"): expiry, allowed networks, a monthly credit limit and
 //! scopes, set on creation and by PATCH, each refusing with its own error, on both stores.
 
 use std::time::Duration;
