@@ -29,6 +29,8 @@ impl Pending {
             c.last_seen = c.last_seen.max(at);
             c.browser |= client.browser;
         } else if self.clients.len() < MAX_CLIENTS_PER_KEY {
+            // Almost every key has one client: room for exactly one, not `Vec`'s first four.
+            self.clients.reserve_exact(1);
             self.clients.push(ClientUse {
                 network: client.network,
                 user_agent: user_agent.to_owned(),
@@ -48,7 +50,10 @@ impl Pending {
                 .position(|c| c.is(client.network, &client.user_agent));
             match known {
                 Some(i) => self.clients[i].merge(&client),
-                None if self.clients.len() < MAX_CLIENTS_PER_KEY => self.clients.push(client),
+                None if self.clients.len() < MAX_CLIENTS_PER_KEY => {
+                    self.clients.reserve_exact(1);
+                    self.clients.push(client);
+                }
                 None => {}
             }
         }

@@ -1,6 +1,9 @@
 //! [`KeyClientStore`], and the clients' part of the usage flush's transaction.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
+use diesel::dsl::case_when;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Text};
 use keys_domain::key_client::{ClientNetwork, ClientUse, MAX_CLIENTS_PER_KEY};
@@ -14,6 +17,9 @@ use crate::failure::Failure;
 use crate::key_events::write_events;
 use crate::schema::key_clients;
 use crate::store::DbStore;
+
+/// Keys per query of [`KeyClientStore::networks_seen`].
+const NETWORKS_SEEN_CHUNK: usize = 500;
 
 /// How long a signal keeps its key quiet: at most one per key per signal per 24 h.
 const SIGNAL_QUIET_MS: i64 = 24 * 3_600_000;
@@ -50,17 +56,39 @@ impl ClientRow {
 }
 
 /// Adds the batch's clients, on the usage flush's transaction, then keeps each key's
-/// [`MAX_CLIENTS_PER_KEY`] most recently seen. One statement per client: a flush carries a
-/// client per key in the common case.
+/// [`MAX_CLIENTS_PER_KEY`] most recently seen. A client already stored (the common case: a
+/// flush carries the clients its keys had in the last one) is one cached update; only a new
+/// client is inserted, and only then can its key be over the bound and need trimming.
 pub(crate) fn write_clients(conn: &mut AnyConnection, batch: &[UsageDelta]) -> QueryResult<()> {
     for delta in batch {
-        if delta.clients.is_empty() {
-            continue;
-        }
         let key = delta.key_id.as_str();
+        let mut inserted = false;
         for c in &delta.clients {
+            let network = c.network.to_string();
+            let requests = i64::try_from(c.requests).unwrap_or(i64::MAX);
+            let last_seen = c.last_seen.as_millis();
             // `last_seen` and `browser` only grow, whichever of two instances' flushes lands
-            // last; the same text on both backends.
+            // last.
+            let updated = diesel::update(
+                key_clients::table
+                    .filter(key_clients::key_id.eq(key))
+                    .filter(key_clients::network.eq(&network))
+                    .filter(key_clients::user_agent.eq(&c.user_agent)),
+            )
+            .set((
+                key_clients::requests.eq(key_clients::requests + requests),
+                key_clients::last_seen.eq(case_when(
+                    key_clients::last_seen.lt(last_seen),
+                    last_seen.into_sql::<BigInt>(),
+                )
+                .otherwise(key_clients::last_seen)),
+                key_clients::browser.eq(key_clients::browser.or(c.browser.into_sql::<Bool>())),
+            ))
+            .execute(conn)?;
+            if updated > 0 {
+                continue;
+            }
+            // Another instance may insert the same client between the update and here.
             diesel::sql_query(
                 "INSERT INTO key_clients \
                  (key_id, network, user_agent, first_seen, last_seen, requests, browser) \
@@ -72,15 +100,18 @@ pub(crate) fn write_clients(conn: &mut AnyConnection, batch: &[UsageDelta]) -> Q
                  browser = (key_clients.browser OR excluded.browser)",
             )
             .bind::<Text, _>(key)
-            .bind::<Text, _>(c.network.to_string())
+            .bind::<Text, _>(&network)
             .bind::<Text, _>(&c.user_agent)
             .bind::<BigInt, _>(c.first_seen.as_millis())
-            .bind::<BigInt, _>(c.last_seen.as_millis())
-            .bind::<BigInt, _>(i64::try_from(c.requests).unwrap_or(i64::MAX))
+            .bind::<BigInt, _>(last_seen)
+            .bind::<BigInt, _>(requests)
             .bind::<Bool, _>(c.browser)
             .execute(conn)?;
+            inserted = true;
         }
-        trim(conn, key)?;
+        if inserted {
+            trim(conn, key)?;
+        }
     }
     Ok(())
 }
@@ -88,6 +119,15 @@ pub(crate) fn write_clients(conn: &mut AnyConnection, batch: &[UsageDelta]) -> Q
 /// Deletes a key's clients past the most recently seen [`MAX_CLIENTS_PER_KEY`].
 fn trim(conn: &mut AnyConnection, key: &str) -> QueryResult<()> {
     let keep = i64::try_from(MAX_CLIENTS_PER_KEY).unwrap_or(i64::MAX);
+    // A count over the key's index entries is far cheaper than the ordered delete, and a key
+    // is almost always under the bound.
+    let stored: i64 = key_clients::table
+        .filter(key_clients::key_id.eq(key))
+        .count()
+        .get_result(conn)?;
+    if stored <= keep {
+        return Ok(());
+    }
     diesel::sql_query(
         "DELETE FROM key_clients WHERE key_id = $1 AND seq NOT IN \
          (SELECT seq FROM key_clients WHERE key_id = $1 ORDER BY last_seen DESC, seq DESC LIMIT $2)",
@@ -102,21 +142,30 @@ fn trim(conn: &mut AnyConnection, key: &str) -> QueryResult<()> {
 impl KeyClientStore for DbStore {
     async fn networks_seen(
         &self,
-        key: &KeyId,
+        keys: &[KeyId],
         since: Timestamp,
-    ) -> Result<Vec<ClientNetwork>, StoreError> {
-        let key = key.clone();
+    ) -> Result<HashMap<KeyId, Vec<ClientNetwork>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let keys = keys.to_vec();
         self.run(move |conn| {
-            let rows: Vec<String> = key_clients::table
-                .filter(key_clients::key_id.eq(key.as_str()))
-                .filter(key_clients::last_seen.ge(since.as_millis()))
-                .select(key_clients::network)
-                .distinct()
-                .load(conn)?;
-            Ok(rows
-                .iter()
-                .filter_map(|n| ClientNetwork::parse(n))
-                .collect())
+            let mut seen: HashMap<KeyId, Vec<ClientNetwork>> = HashMap::new();
+            // Well below both backends' limits on bound parameters.
+            for chunk in keys.chunks(NETWORKS_SEEN_CHUNK) {
+                let rows: Vec<(String, String)> = key_clients::table
+                    .filter(key_clients::key_id.eq_any(chunk.iter().map(KeyId::as_str)))
+                    .filter(key_clients::last_seen.ge(since.as_millis()))
+                    .select((key_clients::key_id, key_clients::network))
+                    .distinct()
+                    .load(conn)?;
+                for (key, network) in rows {
+                    if let Some(network) = ClientNetwork::parse(&network) {
+                        seen.entry(KeyId::new(key)).or_default().push(network);
+                    }
+                }
+            }
+            Ok(seen)
         })
         .await
     }

@@ -5,7 +5,7 @@ use keys_domain::key_client::{ClientNetwork, ClientUse, MAX_CLIENTS_PER_KEY};
 use keys_domain::ports::QueuedWithChange;
 use keys_domain::random::OsRandom;
 use keys_domain::usage::UsageDelta;
-use keys_domain::{Actor, AlertId, ApiKey, EventDetail, KeyEvent, PageLimit, PageRequest};
+use keys_domain::{Actor, AlertId, ApiKey, EventDetail, KeyEvent, KeyId, PageLimit, PageRequest};
 
 use super::{Store, T0, at, email, insert, new_user};
 
@@ -73,9 +73,11 @@ pub async fn clients_are_written_with_usage_and_listed_most_recent_first(store: 
     assert_eq!(key.usage_count, 0);
     let stored = store.find(&user, &key.id).await.unwrap().unwrap();
     assert_eq!(stored.usage_count, 6, "counted in the same flush");
-    let seen = store.networks_seen(&key.id, at(15)).await.unwrap();
-    assert_eq!(seen.len(), 2);
-    assert_eq!(store.networks_seen(&key.id, at(31)).await.unwrap(), vec![]);
+    let ids = [key.id.clone(), KeyId::new("key_never_used")];
+    let seen = store.networks_seen(&ids, at(15)).await.unwrap();
+    assert_eq!(seen.len(), 1, "only the key that was seen: {seen:?}");
+    assert_eq!(seen[&key.id].len(), 2);
+    assert!(store.networks_seen(&ids, at(31)).await.unwrap().is_empty());
 
     // Paged after a position.
     let one = PageRequest {

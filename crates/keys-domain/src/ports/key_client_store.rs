@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 
 use super::{QueuedWithChange, StoreError};
@@ -19,15 +21,16 @@ pub struct ListedClient {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait KeyClientStore: Send + Sync {
-    /// The networks `key` was seen from at or after `since`.
+    /// The networks each of `keys` was seen from at or after `since`, in one call for a whole
+    /// flush; a key seen from none is absent.
     ///
     /// # Errors
     /// `Unavailable`.
     async fn networks_seen(
         &self,
-        key: &KeyId,
+        keys: &[KeyId],
         since: Timestamp,
-    ) -> Result<Vec<ClientNetwork>, StoreError>;
+    ) -> Result<HashMap<KeyId, Vec<ClientNetwork>>, StoreError>;
 
     /// One page of the key's clients, most recently seen first, after the client at
     /// `page.after` (a position from an earlier page).

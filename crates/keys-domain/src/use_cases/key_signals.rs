@@ -145,28 +145,42 @@ impl KeySignals {
         }
         let now = self.clock.now();
         let since = now.minus(CLIENT_RETENTION);
-        for (i, delta) in batch.iter().enumerate() {
-            let unknown: Vec<&ClientUse> = {
-                let memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
-                let seen = memory.get(&tag(&delta.key_id)).map(|m| &m.networks);
-                delta
-                    .clients
-                    .iter()
-                    .filter(|c| {
-                        !seen.is_some_and(|s| {
-                            s.iter().any(|(n, at)| *n == c.network && *at >= since)
+        // Each delta's clients on networks this instance does not remember for its key.
+        let unknown: Vec<(usize, Vec<&ClientUse>)> = {
+            let memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+            batch
+                .iter()
+                .enumerate()
+                .filter_map(|(i, delta)| {
+                    let seen = memory.get(&tag(&delta.key_id)).map(|m| &m.networks);
+                    let unknown: Vec<&ClientUse> = delta
+                        .clients
+                        .iter()
+                        .filter(|c| {
+                            !seen.is_some_and(|s| {
+                                s.iter().any(|(n, at)| *n == c.network && *at >= since)
+                            })
                         })
-                    })
-                    .collect()
-            };
-            if unknown.is_empty() {
-                continue;
-            }
-            let Ok(seen) = self.clients.networks_seen(&delta.key_id, since).await else {
-                errors += 1;
-                continue;
-            };
-            for client in unknown {
+                        .collect();
+                    (!unknown.is_empty()).then_some((i, unknown))
+                })
+                .collect()
+        };
+        if unknown.is_empty() {
+            return (out, errors);
+        }
+        let keys: Vec<KeyId> = unknown
+            .iter()
+            .map(|(i, _)| batch[*i].key_id.clone())
+            .collect();
+        let Ok(stored) = self.clients.networks_seen(&keys, since).await else {
+            errors += keys.len();
+            return (out, errors);
+        };
+        for (i, clients) in unknown {
+            let key = &batch[i].key_id;
+            let seen = stored.get(key).map_or(&[][..], Vec::as_slice);
+            for client in clients {
                 if !seen.is_empty() && !seen.contains(&client.network) {
                     out.push(NetworkCandidate {
                         delta: i,
@@ -175,7 +189,7 @@ impl KeySignals {
                     });
                 }
             }
-            self.remember(&delta.key_id, seen.iter().map(|n| (*n, now)));
+            self.remember(key, seen.iter().map(|n| (*n, now)));
         }
         (out, errors)
     }
@@ -316,7 +330,11 @@ impl KeySignals {
         for (network, at) in networks {
             match list.iter_mut().find(|(n, _)| *n == network) {
                 Some(entry) => entry.1 = entry.1.max(at),
-                None => list.push((network, at)),
+                None => {
+                    // Most keys are used from one network: no room for Vec's first four.
+                    list.reserve_exact(1);
+                    list.push((network, at));
+                }
             }
         }
     }

@@ -47,7 +47,13 @@ fn signals(key: &ApiKey, seen: Vec<ClientNetwork>, raises: Arc<AtomicUsize>) -> 
     clients
         .expect_networks_seen()
         .times(1)
-        .returning(move |_, _| Ok(seen.clone()));
+        .returning(move |keys, _| {
+            Ok(keys
+                .iter()
+                .filter(|_| !seen.is_empty())
+                .map(|k| (k.clone(), seen.clone()))
+                .collect())
+        });
     clients
         .expect_raise_signal()
         .returning(move |_, signal, event, queued, _| {
