@@ -40,6 +40,17 @@ if ! command -v sqlite3 >/dev/null 2>&1; then
     sudo apt-get update -qq && sudo apt-get install -y -qq sqlite3 >/dev/null
   fi
 fi
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ] || ! command -v wrk >/dev/null 2>&1; then
+  # Only the binary is used: the deployment tests run their own nginx on free ports
+  # (scripts/nginx-tls.sh), never the system's service (which Debian starts on port 80 where
+  # services start on install; `systemctl disable --now nginx` if it is not wanted).
+  echo "installing nginx and wrk (the proxy the deployment tests drive, and its load tool)" >&2
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq nginx wrk >/dev/null
+  else
+    sudo apt-get update -qq && sudo apt-get install -y -qq nginx wrk >/dev/null
+  fi
+fi
 # Python tools the tests run, from PyPI, in a private venv: openapi-spec-validator (the API
 # document is valid OpenAPI).
 TOOLS="${XDG_CACHE_HOME:-$HOME/.cache}/jobtactics/tools-venv"
