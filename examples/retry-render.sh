@@ -1,23 +1,37 @@
 #!/usr/bin/env bash
 # Safe retries, end to end: create an API key, render a document with an Idempotency-Key,
 # send the very same request again (as a client would after a lost response), and show that
-# the retry got the first response back and only one credit was charged.
+# the retry got the first response back and only one credit was charged. The key it created
+# is revoked when it ends, so runs do not pile up keys (25 at most per user).
 #
-# Needs curl and python3 (for JSON). Against a running server:
+# Needs curl and python3 (for JSON), and a running server (README, Quick start). Give it a
+# dashboard token in TOKEN, on the command line or exported (a plain `TOKEN=…` line in your
+# shell does not reach a script):
 #
-#   BASE_URL=http://127.0.0.1:8080 TOKEN="$(api-actix tokens issue --user ada@example.com)" \
-#     examples/retry-render.sh
+#   TOKEN="$(api-actix tokens issue --user ada@example.com)" examples/retry-render.sh
 #
-# or let the script issue the dashboard token itself (same DATABASE_URL as the server):
+# or an email or user id in JT_USER, and it issues the token itself with `api-actix tokens
+# issue` (run it where the server's store is: same directory, or the same DATABASE_URL):
 #
-#   JT_USER=ada@example.com examples/retry-render.sh      # runs `api-actix tokens issue`
+#   JT_USER=ada@example.com examples/retry-render.sh
+#
+# BASE_URL (default http://127.0.0.1:8080) is the server; API_ACTIX (default `api-actix`, from
+# PATH) the binary that issues the token.
 set -euo pipefail
 
 BASE_URL=${BASE_URL:-http://127.0.0.1:8080}
 API_ACTIX=${API_ACTIX:-api-actix}
 
+fail() {
+  echo "FAILED: $*" >&2
+  exit 1
+}
+
 if [ -z "${TOKEN:-}" ]; then
-  : "${JT_USER:?set TOKEN (a dashboard token) or JT_USER (an email or user id)}"
+  [ -n "${JT_USER:-}" ] || fail "no TOKEN reached the script: pass it (TOKEN=\"\$TOKEN\" $0) or \
+export it, or set JT_USER (an email or user id) to issue one with api-actix"
+  command -v "$API_ACTIX" > /dev/null || fail "\`$API_ACTIX\` is not on PATH: run the README's \
+\`export PATH=\"\$PWD/target/release:\$PATH\"\`, or set API_ACTIX to the binary"
   TOKEN=$("$API_ACTIX" tokens issue --user "$JT_USER")
 fi
 
@@ -34,7 +48,18 @@ json() {
 # call METHOD PATH CREDENTIAL [IDEMPOTENCY_KEY [BODY]]: the body goes to $tmp/body, the headers
 # to $tmp/headers, the status to stdout.
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+key_id=
+cleanup() {
+  if [ -n "$key_id" ]; then
+    if [ "$(call POST "/api/v1/keys/$key_id/revoke" "$TOKEN")" = 200 ]; then
+      echo "revoked the example's key"
+    else
+      echo "could not revoke the example's key $key_id: $(cat "$tmp/body")" >&2
+    fi
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
 call() {
   local args=(-sS -o "$tmp/body" -D "$tmp/headers" -w '%{http_code}' -X "$1" "$BASE_URL$2"
     -H "Authorization: Bearer $3")
@@ -45,16 +70,13 @@ call() {
 replayed() {
   grep -qi '^idempotent-replayed: *true' "$tmp/headers"
 }
-fail() {
-  echo "FAILED: $*" >&2
-  exit 1
-}
 
 # 1. An API key, created with an Idempotency-Key too: a retry would return the same key.
 status=$(call POST /api/v1/keys "$TOKEN" "$(new_idempotency_key)" \
   "{\"name\": \"retry-example-$(date +%s)-$$\"}")
 [ "$status" = 201 ] || fail "creating a key answered $status: $(cat "$tmp/body")"
 KEY=$(json key < "$tmp/body")
+key_id=$(json id < "$tmp/body")
 echo "created key $(json preview < "$tmp/body")"
 
 status=$(call GET /api/v1/public/credits/balance "$KEY")
