@@ -17,8 +17,8 @@ use std::collections::{HashMap, HashSet};
 
 use diesel::PgConnection;
 use diesel::prelude::*;
-use keys_domain::charge_batch::{self, Account, BatchPlan, KeySnapshot, MonthlySnapshot};
-use keys_domain::monthly_spend::{MonthlyCreditLimit, SpendMonth};
+use keys_domain::charge_batch::{self, Account, BatchPlan};
+use keys_domain::monthly_spend::SpendMonth;
 use keys_domain::ports::{Charge, ChargeOutcome, StoreError};
 use keys_domain::{Credits, KeyId, TemplateId, Timestamp, UserId};
 
@@ -27,7 +27,7 @@ use crate::cached_statements::{LockUser, SetBalance};
 use crate::confirmed_write_postgres::ConfirmedWrite;
 use crate::connection::AnyConnection;
 use crate::failure::Failure;
-use crate::last_seen::{KeyColumns, LastSeen, snapshots};
+use crate::last_seen::{KeyRead, LastSeen, controlled_snapshots};
 use crate::schema::{
     api_keys, credit_ledger, documents, key_monthly_spend, template_ownership, users,
 };
@@ -109,7 +109,8 @@ fn confirmed(
         return Ok(None);
     }
     let payers = charge_batch::payers(charges);
-    let Some(expected) = seen.expected(&payers, &charge_batch::keys(charges)) else {
+    let Some(expected) = seen.expected(&payers, &charge_batch::keys(charges), batch_month(charges))
+    else {
         return Ok(None);
     };
     let plan = charge_batch::plan(charges, expected.accounts(), &expected.key_snapshots()?);
@@ -122,11 +123,20 @@ fn confirmed(
     for (user, balance) in &plan.balances {
         seen.balance(user, *balance);
     }
+    for (key, month, spent) in &plan.key_spend {
+        seen.spent(key, *month, *spent);
+    }
     Ok(Some(Applied {
         outcomes: plan.outcomes,
         balances: plan.balances,
         confirmed: true,
     }))
+}
+
+/// The month a batch's limited keys spend in: that of its first charge (a batch spans
+/// milliseconds; one that straddles midnight of a month's end counts in the earlier month).
+fn batch_month(charges: &[Charge]) -> SpendMonth {
+    SpendMonth::of(charges.first().map_or(Timestamp::from_millis(0), |c| c.at))
 }
 
 /// The locked way: one transaction that reads the payers and keys under lock.
@@ -144,7 +154,7 @@ fn locked(
             read_ownership(conn, &purchasers, &mut accounts)?;
         }
         let keys = read_keys(conn, &charge_batch::keys(charges))?;
-        let month = SpendMonth::of(charges.first().map_or(Timestamp::from_millis(0), |c| c.at));
+        let month = batch_month(charges);
         let spent = read_spend(conn, &keys, month)?;
         let found: Vec<(UserId, Credits)> = if remember {
             accounts
@@ -154,7 +164,7 @@ fn locked(
         } else {
             Vec::new()
         };
-        let snapshots = controlled_snapshots(&keys, month, &spent)?;
+        let snapshots = controlled_snapshots(keys.iter(), month, &spent)?;
         let plan = charge_batch::plan(charges, accounts, &snapshots);
         write(conn, &plan)?;
         write_spend(conn, &plan.key_spend)?;
@@ -163,12 +173,16 @@ fn locked(
             for (user, balance) in found.iter().chain(&plan.balances) {
                 seen.balance(user, *balance);
             }
-            // A key with controls is never planned from memory: the conditional write
-            // checks only the lifecycle columns.
+            // A limited key's spend is remembered only where its row exists after the batch
+            // (read, or written by it): the conditional write updates, and checks, that row.
+            for (id, spent) in &spent {
+                seen.spent(id, month, Credits::from_stored(*spent));
+            }
+            for (id, month, spent) in &plan.key_spend {
+                seen.spent(id, *month, *spent);
+            }
             for (id, read) in keys {
-                if read.expires_at.is_none() && read.monthly_credit_limit.is_none() {
-                    seen.key(id, read.columns);
-                }
+                seen.key(id, read);
             }
         }
         Ok(Applied {
@@ -273,14 +287,6 @@ type KeyRow = (
     Option<i64>,
 );
 
-/// A paying key as the locked way reads it: its lifecycle columns and the controls a charge
-/// obeys.
-pub(crate) struct KeyRead {
-    pub columns: KeyColumns,
-    pub expires_at: Option<i64>,
-    pub monthly_credit_limit: Option<i64>,
-}
-
 /// The paying keys' stored columns as of now. On PostgreSQL `FOR KEY SHARE` waits for a change
 /// of a key's state in flight (it holds the key row `FOR UPDATE`, see `key_store::lock_key`)
 /// and makes one that starts later wait for this batch's commit; unlike `FOR SHARE` it neither
@@ -366,30 +372,6 @@ fn read_spend(
         .select((key_monthly_spend::key_id, key_monthly_spend::spent))
         .load(conn)?;
     Ok(rows.into_iter().map(|(k, s)| (KeyId::new(k), s)).collect())
-}
-
-/// The planner's view of the paying keys, with their expiry and monthly spend.
-fn controlled_snapshots(
-    keys: &HashMap<KeyId, KeyRead>,
-    month: SpendMonth,
-    spent: &HashMap<KeyId, i64>,
-) -> Result<HashMap<KeyId, KeySnapshot>, StoreError> {
-    let mut out = snapshots(keys.iter().map(|(id, k)| (id, &k.columns)))?;
-    for (id, snapshot) in &mut out {
-        let Some(read) = keys.get(id) else { continue };
-        snapshot.expires_at = read.expires_at.map(Timestamp::from_millis);
-        if let Some(limit) = read.monthly_credit_limit {
-            let limit = MonthlyCreditLimit::from_stored(limit).ok_or_else(|| {
-                StoreError::Internal(format!("key {id} has a corrupt monthly_credit_limit"))
-            })?;
-            snapshot.monthly = Some(MonthlySnapshot {
-                limit,
-                month,
-                spent: Credits::from_stored(spent.get(id).copied().unwrap_or(0)),
-            });
-        }
-    }
-    Ok(out)
 }
 
 /// Writes the limited keys' spend after the batch (absolute values: see [`read_spend`]). The

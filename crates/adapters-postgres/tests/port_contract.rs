@@ -315,6 +315,67 @@ async fn postgres_a_lane_writes_from_memory_only_what_the_database_confirms() {
     assert_eq!(contract::all_documents(&c, &user).await.len(), 6);
 }
 
+/// A key with a monthly limit goes the one-statement way too: the lane remembers its controls
+/// and its spend row, and the statement checks the spend under the row's lock. Here a second
+/// instance spends with the key and then grants the credit back, so the balance is as the
+/// first instance remembers it but the spend is not: the first instance's next batch must plan
+/// from the stored spend and write nothing from memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_limited_key_is_written_from_memory_only_when_its_spend_is_confirmed() {
+    use keys_domain::ports::{AccountStore, ChargeOutcome};
+    use keys_domain::{Credits, GrantAmount};
+
+    let db = TestDb::postgres();
+    let a = db.store().clone();
+    let b = DbStore::connect(db.url()).unwrap();
+    let user = contract::new_user(&a, 10).await;
+    let key = contract::insert(&a, &user, "limited", contract::at(0)).await;
+    let sql = format!(
+        "UPDATE api_keys SET monthly_credit_limit = 4, expires_at = {} WHERE id = '{}'",
+        contract::at(86_400_000).as_millis(),
+        key.id.as_str()
+    );
+    assert_eq!(adapters_postgres::testing::execute_sql(&a, &sql).await, 1);
+    let charged = |balance| ChargeOutcome::Charged {
+        charged: Credits::new(1),
+        balance: Credits::new(balance),
+    };
+
+    assert_eq!(render_with(&a, &key, 1).await, charged(9));
+    assert_eq!(a.ledger_batch_ways(), (0, 1), "nothing remembered: locked");
+    assert_eq!(render_with(&a, &key, 2).await, charged(8));
+    assert_eq!(a.ledger_batch_ways(), (1, 1), "spend 2 of 4, as remembered");
+
+    // B spends one (spend 3) and grants it back: A's balance memory (8) is right again.
+    assert_eq!(render_with(&b, &key, 3).await, charged(7));
+    b.grant(&user, GrantAmount::new(1).unwrap(), contract::at(4))
+        .await
+        .unwrap();
+    assert_eq!(render_with(&a, &key, 5).await, charged(7), "spend 4 of 4");
+    assert_eq!(
+        a.ledger_batch_ways(),
+        (1, 2),
+        "planned from the stored spend (3), not the remembered one (2)"
+    );
+    assert!(
+        matches!(
+            render_with(&a, &key, 6).await,
+            ChargeOutcome::KeyLimitReached(_)
+        ),
+        "the limit holds"
+    );
+    assert_eq!(
+        a.ledger_batch_ways(),
+        (2, 2),
+        "refused from memory, confirmed"
+    );
+
+    let c = DbStore::connect(db.url()).unwrap();
+    let ledger = contract::assert_ledger_matches(&c, &user).await;
+    assert_eq!(ledger.iter().map(|e| e.delta).sum::<i64>(), 7);
+    assert_eq!(contract::all_documents(&c, &user).await.len(), 4);
+}
+
 /// On PostgreSQL ledger rows and documents have no foreign keys (a trigger per inserted row was
 /// more server time than the inserts); what the keys guarded is kept by refusing to delete a
 /// user or template, or change its id, whether or not anything refers to it yet.
