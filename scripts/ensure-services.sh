@@ -2,7 +2,8 @@
 # Makes sure what the tests need is present: PostgreSQL on 127.0.0.1:5432, Redis on
 # 127.0.0.1:6379, Debian's python3-aiosmtpd (the real SMTP server the mail tests start), and
 # Debian's chromium + chromium-driver (the headless browser the dashboard tests drive), and
-# Debian's sqlite3 (the reader the embedded-store tests run beside a serving server).
+# Debian's sqlite3 (the reader the embedded-store tests run beside a serving server), and
+# Debian's prometheus for its promtool (checks the metrics text and the alert rules).
 # Starts a stopped service the way this machine kind starts it; never stops anything.
 set -uo pipefail
 
@@ -51,12 +52,31 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ] || ! command -
     sudo apt-get update -qq && sudo apt-get install -y -qq nginx wrk >/dev/null
   fi
 fi
+if ! command -v promtool >/dev/null 2>&1; then
+  # Only its promtool is used: it checks the /metrics text and deploy/prometheus/alerts.yml
+  # (crates/api-actix/tests/api/metrics_alerts.rs). Debian ships promtool only in the server's
+  # package; where services start on install that also starts a Prometheus on port 9090
+  # (`systemctl disable --now prometheus` if it is not wanted).
+  echo "installing prometheus (for promtool, which checks the metrics and the alert rules)" >&2
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  else
+    sudo apt-get update -qq && sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  fi
+fi
 # Python tools the tests run, from PyPI, in a private venv: openapi-spec-validator (the API
-# document is valid OpenAPI).
+# document is valid OpenAPI), and openapi-python-client with what the clients it generates import
+# (httpx, attrs, python-dateutil: tests/generated_client.rs runs such a client).
 TOOLS="${XDG_CACHE_HOME:-$HOME/.cache}/jobtactics/tools-venv"
 if [ ! -x "$TOOLS/bin/openapi-spec-validator" ]; then
   echo "installing openapi-spec-validator (PyPI) into $TOOLS" >&2
   python3 -m venv "$TOOLS" && "$TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check openapi-spec-validator
 fi
+if [ ! -x "$TOOLS/bin/openapi-python-client" ] || ! "$TOOLS/bin/python" -c 'import httpx, attrs, dateutil' >/dev/null 2>&1; then
+  echo "installing openapi-python-client, httpx, attrs and python-dateutil (PyPI) into $TOOLS" >&2
+  python3 -m venv "$TOOLS" && "$TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check \
+    openapi-python-client httpx attrs python-dateutil
+fi
 pg_isready -h 127.0.0.1 -p 5432 && redis-cli -h 127.0.0.1 -p 6379 ping && /usr/bin/python3 -c 'import aiosmtpd; print("aiosmtpd ok")' \
-  && chromedriver --version && sqlite3 --version && "$TOOLS/bin/openapi-spec-validator" --help >/dev/null
+  && chromedriver --version && sqlite3 --version && "$TOOLS/bin/openapi-spec-validator" --help >/dev/null \
+  && "$TOOLS/bin/openapi-python-client" --version && "$TOOLS/bin/python" -c 'import httpx, attrs, dateutil'
