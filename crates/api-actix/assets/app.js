@@ -2,7 +2,7 @@
 // (docs/dashboard.md). Everything user-supplied is written with textContent, never as HTML.
 
 import { api, ApiError, forgetSession, keepSession, sessionEmail, token } from './api.js';
-import { fieldError, sentence } from './errors.js';
+import { fieldError, sentence, setTopUpUrl } from './errors.js';
 import { createChart, drawChart } from './chart.js';
 
 const POLL_MS = 3000;
@@ -11,6 +11,9 @@ const views = ['sign-in', 'landing', 'switch', 'keys', 'credits'];
 
 let pollTimer = null;
 let ledgerCursor = null;
+
+// The service fills in the top-up link (JT_TOP_UP_URL); the 402 sentence names it too.
+setTopUpUrl($('top-up').getAttribute('href'));
 
 // ---------------------------------------------------------------- messages
 

@@ -2,7 +2,14 @@
 // own `message` is a short English clause and is used only for the statuses where it says
 // what to fix (400, 409).
 
-export const TOP_UP_URL = 'https://app.jobtactics.io/credits';
+// Where to buy credits: the service's JT_TOP_UP_URL. A 402 names it; the page carries it too
+// (its "Buy more credits" link), and app.js passes that here.
+let topUpUrl = null;
+
+/** @param {string|null} url */
+export function setTopUpUrl(url) {
+  topUpUrl = typeof url === 'string' && url !== '' ? url : null;
+}
 
 function clause(message) {
   if (typeof message !== 'string' || message.trim() === '') return null;
@@ -30,8 +37,13 @@ export function sentence(status, body, retryAfter) {
       return clause(message) ?? 'Something in the form is not right. Check it and try again.';
     case 401:
       return 'Your session has ended. Sign in again to continue.';
-    case 402:
-      return `You do not have enough credits for this. Buy more at ${TOP_UP_URL} and try again.`;
+    case 402: {
+      const named = body && body.error && typeof body.error.top_up_url === 'string' ? body.error.top_up_url : null;
+      const url = named ?? topUpUrl;
+      return url
+        ? `You do not have enough credits for this. Buy more at ${url} and try again.`
+        : 'You do not have enough credits for this. Buy more on the Credits page and try again.';
+    }
     case 403:
       return 'You do not have access to this.';
     case 404:

@@ -7,13 +7,16 @@ use std::time::Duration;
 
 use adapters_postgres::DbStore;
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
+use clap::builder::NonEmptyStringValueParser;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 use keys_domain::credits::{InvalidGrant, parse_initial_credits};
 use keys_domain::key_signal::SignalPolicy;
 use keys_domain::ports::{Clock, SystemClock};
 use keys_domain::rate_limit::RateLimitPolicy;
 use keys_domain::{GrantAmount, RevocationReason};
 use serde_json::json;
+use tracing_subscriber::EnvFilter;
 
 use keys_domain::use_cases::MAX_TOKEN_LIFETIME;
 
@@ -21,7 +24,7 @@ use crate::client_ip::TrustedProxies;
 use crate::config::{
     Config, DEFAULT_AUTH_FAILURES_PER_MINUTE, DEFAULT_BIND, DEFAULT_DASHBOARD_WRITES_PER_MINUTE,
     DEFAULT_DATABASE_URL, DEFAULT_GITHUB_SCANNING_KEYS, DEFAULT_MAIL_FROM, DEFAULT_METRICS_BIND,
-    DEFAULT_PUBLIC_URL, DEFAULT_SIGN_IN_LINKS_PER_MINUTE, metrics_bind,
+    DEFAULT_PUBLIC_URL, DEFAULT_SIGN_IN_LINKS_PER_MINUTE, DEFAULT_TOP_UP_URL, metrics_bind,
 };
 use crate::cors::CorsOrigins;
 use crate::dto::keys::KeyObject;
@@ -38,7 +41,7 @@ use crate::wiring;
 )]
 pub struct Cli {
     /// `postgres://…`, `postgresql://…` or `sqlite://PATH`.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true, global = true)]
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true, global = true, value_parser = NonEmptyStringValueParser::new())]
     pub database_url: String,
     /// `text`, or `json` for one JSON object per log line.
     #[arg(long, env = "JT_LOG_FORMAT", default_value = "text", value_parser = parse_log_format, global = true)]
@@ -51,20 +54,23 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Listen address.
-    #[arg(long, env = "JT_BIND", default_value = DEFAULT_BIND)]
+    #[arg(long, env = "JT_BIND", default_value = DEFAULT_BIND, value_parser = NonEmptyStringValueParser::new())]
     pub bind: String,
     /// Shares rate limits, revocations and usage windows between instances.
-    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, value_parser = NonEmptyStringValueParser::new())]
     pub redis_url: Option<String>,
     /// Where alert emails go; unset: they are written to the log.
-    #[arg(long, env = "SMTP_URL", hide_env_values = true)]
+    #[arg(long, env = "SMTP_URL", hide_env_values = true, value_parser = NonEmptyStringValueParser::new())]
     pub smtp_url: Option<String>,
     /// Sender of alert emails.
-    #[arg(long, env = "MAIL_FROM", default_value = DEFAULT_MAIL_FROM)]
+    #[arg(long, env = "MAIL_FROM", default_value = DEFAULT_MAIL_FROM, value_parser = NonEmptyStringValueParser::new())]
     pub mail_from: String,
     /// The address users reach the service at, for links in emails (sign-in links).
     #[arg(long, env = "JT_PUBLIC_URL", default_value = DEFAULT_PUBLIC_URL, value_parser = parse_public_url)]
     pub public_url: String,
+    /// Where customers buy credits: a 402's `top_up_url` and the dashboard's "Buy more credits".
+    #[arg(long, env = "JT_TOP_UP_URL", default_value = DEFAULT_TOP_UP_URL, value_parser = parse_top_up_url)]
+    pub top_up_url: String,
     /// Sustained requests per second per key.
     #[arg(long, env = "JT_RATE_LIMIT_PER_SECOND", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit_per_second: u32,
@@ -90,7 +96,7 @@ pub struct ServeArgs {
     #[arg(long, env = "JT_GITHUB_SCANNING_KEYS", default_value = DEFAULT_GITHUB_SCANNING_KEYS, value_parser = parse_github_scanning_keys)]
     pub github_scanning_keys: String,
     /// Where `GET /metrics` (Prometheus) is served; `off` disables it.
-    #[arg(long, env = "JT_METRICS_BIND", default_value = DEFAULT_METRICS_BIND)]
+    #[arg(long, env = "JT_METRICS_BIND", default_value = DEFAULT_METRICS_BIND, value_parser = NonEmptyStringValueParser::new())]
     pub metrics_bind: String,
     /// Comma-separated origins allowed to call the API from a browser.
     #[arg(long, env = "JT_CORS_ORIGINS", value_parser = parse_cors_origins)]
@@ -123,6 +129,9 @@ fn parse_on_off(s: &str) -> Result<bool, String> {
 }
 
 fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    if s.trim().is_empty() {
+        return Err("expected text or json".to_owned());
+    }
     s.parse()
 }
 
@@ -137,18 +146,30 @@ fn parse_trusted_proxies(s: &str) -> Result<TrustedProxies, String> {
 /// `JT_PUBLIC_URL`: an `http://` or `https://` URL with a host, since every emailed link starts
 /// with it.
 fn parse_public_url(s: &str) -> Result<String, String> {
+    http_url(s).ok_or_else(|| {
+        format!(
+            "`{s}` is not an http:// or https:// URL with a host (the address users reach the service at, e.g. https://api.example.com)"
+        )
+    })
+}
+
+/// `JT_TOP_UP_URL`: an `http://` or `https://` URL with a host, since customers are sent there.
+fn parse_top_up_url(s: &str) -> Result<String, String> {
+    http_url(s).ok_or_else(|| {
+        format!(
+            "`{s}` is not an http:// or https:// URL with a host (where customers buy credits, e.g. https://app.example.com/credits)"
+        )
+    })
+}
+
+/// `s` trimmed, when it is an `http://` or `https://` URL with a host.
+fn http_url(s: &str) -> Option<String> {
     let url = s.trim();
-    let host = url
-        .strip_prefix("https://")
+    url.strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
         .and_then(|rest| rest.split(['/', '?', '#']).next())
-        .filter(|host| !host.is_empty() && !host.contains(char::is_whitespace));
-    match host {
-        Some(_) => Ok(url.to_owned()),
-        None => Err(format!(
-            "`{s}` is not an http:// or https:// URL with a host (the address users reach the service at, e.g. https://api.example.com)"
-        )),
-    }
+        .filter(|host| !host.is_empty() && !url.contains(char::is_whitespace))
+        .map(|_| url.to_owned())
 }
 
 /// `JT_GITHUB_SCANNING_KEYS`: a URL, or a `file://` location that can be read now rather than at
@@ -212,6 +233,7 @@ impl ServeArgs {
         config.smtp_url.clone_from(&self.smtp_url);
         config.mail_from.clone_from(&self.mail_from);
         config.public_url.clone_from(&self.public_url);
+        config.top_up_url.clone_from(&self.top_up_url);
         config.rate_limit = RateLimitPolicy {
             per_second: self.rate_limit_per_second,
             burst: self.rate_limit_burst,
@@ -233,6 +255,200 @@ impl ServeArgs {
             spike_min_requests: self.spike_min_requests,
         };
     }
+}
+
+/// Why the process stops before it does anything.
+#[derive(Debug)]
+pub enum Refusal {
+    /// `--help`, `--version`, or a command without its subcommand: clap prints it and exits.
+    Clap(clap::Error),
+    /// An argument or setting the service cannot start with: one line in `format`, exit 2.
+    Invalid { format: LogFormat, message: String },
+}
+
+/// What [`load`] read: the command line, the settings, and the log filter (`RUST_LOG`, or the
+/// command's default: `info` for `serve`, `warn` for the operator commands, which print their
+/// result on stdout).
+pub struct Loaded {
+    pub cli: Cli,
+    pub config: Config,
+    pub filter: EnvFilter,
+}
+
+/// The command line and the environment, read and checked before anything is touched:
+/// variables set but empty, the arguments, the log filter, then the settings
+/// ([`Config::check`]).
+///
+/// # Errors
+/// What to report, and how (see [`Refusal`]).
+pub fn load() -> Result<Loaded, Refusal> {
+    // Until the command line is parsed, refusals use the format it names, if it can be read.
+    let format = requested_log_format();
+    let empty = empty_variables();
+    if !empty.is_empty() {
+        let (names, verb) = if empty.len() == 1 {
+            (empty.join(""), "is")
+        } else {
+            (empty.join(", "), "are")
+        };
+        return Err(Refusal::Invalid {
+            format,
+            message: format!(
+                "{names} {verb} set but empty: unset it for the default, or give it a value"
+            ),
+        });
+    }
+    let cli = Cli::try_parse()
+        .and_then(Cli::with_default_command)
+        .map_err(|e| {
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                Refusal::Clap(e)
+            } else {
+                Refusal::Invalid {
+                    format,
+                    message: one_line(&e),
+                }
+            }
+        })?;
+    let format = cli.log_format;
+    let config = cli.config().map_err(|e| Refusal::Invalid {
+        format,
+        message: format!("{e:#}"),
+    })?;
+    let serving = matches!(cli.command, Some(Command::Serve(_)));
+    let filter = crate::telemetry::filter(if serving { "info" } else { "warn" }).map_err(|e| {
+        Refusal::Invalid {
+            format,
+            message: format!("{e:#}"),
+        }
+    })?;
+    config.check(serving).map_err(|e| Refusal::Invalid {
+        format,
+        message: e.0,
+    })?;
+    Ok(Loaded {
+        cli,
+        config,
+        filter,
+    })
+}
+
+/// `--log-format` from the command line, else `JT_LOG_FORMAT`; text when neither is readable.
+fn requested_log_format() -> LogFormat {
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let from_args = args.iter().enumerate().find_map(|(i, arg)| {
+        arg.strip_prefix("--log-format=")
+            .map(str::to_owned)
+            .or_else(|| {
+                (arg == "--log-format").then(|| args.get(i + 1).cloned().unwrap_or_default())
+            })
+    });
+    from_args
+        .or_else(|| std::env::var("JT_LOG_FORMAT").ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default()
+}
+
+/// Read outside the command line's definition.
+const OTHER_VARIABLES: [&str; 2] = ["JWT_SECRET_FILE", "RUST_LOG"];
+
+/// Every variable the service reads that is set to nothing (or only spaces). An empty value
+/// is a mistake (a template that filled in nothing), never a choice: `JT_METRICS_BIND=`
+/// used to mean `off`. `JWT_SECRET` is refused by its own length check, naming it.
+fn empty_variables() -> Vec<String> {
+    fn collect(command: &clap::Command, names: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            if let Some(env) = arg.get_env().and_then(|e| e.to_str())
+                && !names.iter().any(|n| n == env)
+            {
+                names.push(env.to_owned());
+            }
+        }
+        for sub in command.get_subcommands() {
+            collect(sub, names);
+        }
+    }
+    let mut names = Vec::new();
+    collect(&Cli::command(), &mut names);
+    names.extend(OTHER_VARIABLES.iter().map(|&n| n.to_owned()));
+    names
+        .into_iter()
+        .filter(|name| {
+            std::env::var_os(name).is_some_and(|v| v.to_string_lossy().trim().is_empty())
+        })
+        .collect()
+}
+
+/// clap's error as one line (clap writes a paragraph with usage), naming the environment
+/// variable a refused value came from.
+fn one_line(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    let first = rendered.lines().next().unwrap_or_default().trim();
+    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+    if let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg)
+        && let Some(variable) = variable_of(arg)
+    {
+        line.push_str(&format!(" (from {variable})"));
+    }
+    if !matches!(
+        e.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        line.push_str("; see `api-actix --help`");
+    }
+    line
+}
+
+/// The environment variable behind `arg` (`--bind <BIND>`), when the value came from it: the
+/// variable is set and the flag was not given.
+fn variable_of(arg: &str) -> Option<String> {
+    let long = arg.strip_prefix("--")?.split([' ', '=']).next()?;
+    fn find(command: &clap::Command, long: &str) -> Option<String> {
+        command
+            .get_arguments()
+            .find(|a| a.get_long() == Some(long))
+            .and_then(|a| a.get_env())
+            .and_then(|e| e.to_str())
+            .map(str::to_owned)
+            .or_else(|| command.get_subcommands().find_map(|sub| find(sub, long)))
+    }
+    let variable = find(&Cli::command(), long)?;
+    let flag = format!("--{long}");
+    let given = std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+    (!given && std::env::var_os(&variable).is_some()).then_some(variable)
+}
+
+/// Warnings about the settings, for the log once it is set up: a `JWT_SECRET_FILE` that other
+/// local users can read (the secret signs every dashboard token).
+#[must_use]
+pub fn start_up_warnings() -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut warnings = Vec::new();
+    if std::env::var_os("JWT_SECRET").is_none()
+        && let Some(path) = std::env::var_os("JWT_SECRET_FILE")
+        && let Ok(meta) = std::fs::metadata(&path)
+    {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o044 != 0 {
+            warnings.push(format!(
+                "JWT_SECRET_FILE {} is readable by {} (mode {mode:04o}): anyone who reads it can sign dashboard tokens for every user; `chmod 600` it",
+                std::path::Path::new(&path).display(),
+                match (mode & 0o040 != 0, mode & 0o004 != 0) {
+                    (true, true) => "its group and other users",
+                    (true, false) => "its group",
+                    _ => "other users",
+                }
+            ));
+        }
+    }
+    warnings
 }
 
 #[derive(Debug, Subcommand)]
@@ -289,7 +505,7 @@ pub enum KeysCommand {
         #[arg(long, value_enum, default_value_t = RevokeReason::Operator)]
         reason: RevokeReason,
         /// Announces the revocation to running instances (they also notice within 1 s without it).
-        #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+        #[arg(long, env = "REDIS_URL", hide_env_values = true, value_parser = NonEmptyStringValueParser::new())]
         redis_url: Option<String>,
     },
 }

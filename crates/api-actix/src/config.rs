@@ -27,6 +27,8 @@ pub struct Config {
     pub mail_from: String,
     /// `JT_PUBLIC_URL`: the address users reach the service at, for links in emails.
     pub public_url: String,
+    /// `JT_TOP_UP_URL`: where customers buy credits (a 402's `top_up_url`, the dashboard's link).
+    pub top_up_url: String,
     /// `JWT_SECRET` or `JWT_SECRET_FILE`; `None`: generated once and kept in the database.
     pub jwt_secret: Option<JwtSecret>,
     /// `JT_RATE_LIMIT_PER_SECOND` and `JT_RATE_LIMIT_BURST`.
@@ -127,6 +129,8 @@ impl Default for Tuning {
 pub const DEFAULT_MAIL_FROM: &str = "JobTactics <alerts@jobtactics.io>";
 /// `JT_PUBLIC_URL`'s default.
 pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
+/// `JT_TOP_UP_URL`'s default.
+pub const DEFAULT_TOP_UP_URL: &str = "https://app.jobtactics.io/credits";
 /// `JT_BIND`'s default.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 /// `JT_AUTH_FAILURES_PER_MINUTE`'s default.
@@ -155,6 +159,7 @@ impl Config {
             smtp_url: None,
             mail_from: DEFAULT_MAIL_FROM.to_owned(),
             public_url: DEFAULT_PUBLIC_URL.to_owned(),
+            top_up_url: DEFAULT_TOP_UP_URL.to_owned(),
             jwt_secret: None,
             rate_limit: RateLimitPolicy {
                 per_second: 20,
@@ -172,6 +177,85 @@ impl Config {
             cors_origins: CorsOrigins::default(),
             tuning: Tuning::default(),
         }
+    }
+}
+
+/// A setting the service cannot start with. Reported as one line in the log's format, with exit
+/// status 2, before any migration runs (`main`); anything else that stops the start is a failure
+/// of the service (exit status 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl ConfigError {
+    /// Whether `e` is (or wraps) a [`ConfigError`].
+    #[must_use]
+    pub fn is(e: &anyhow::Error) -> bool {
+        e.chain().any(<dyn std::error::Error>::is::<Self>)
+    }
+}
+
+/// Redis URL schemes the Redis client accepts.
+const REDIS_SCHEMES: [&str; 7] = [
+    "redis://",
+    "rediss://",
+    "valkey://",
+    "valkeys://",
+    "unix://",
+    "redis+unix://",
+    "valkey+unix://",
+];
+
+impl Config {
+    /// What can be checked without touching the database or the network, so that a setting
+    /// that cannot work stops every command before anything (a migration, a file) is written:
+    /// `DATABASE_URL`, the JWT secret's length; for the server (`serving`) also `REDIS_URL`,
+    /// `SMTP_URL` and `MAIL_FROM`. The listen addresses are checked by binding them, first
+    /// thing ([`crate::startup::Listeners::bind`]).
+    ///
+    /// # Errors
+    /// The first setting that cannot work, naming its variable.
+    pub fn check(&self, serving: bool) -> Result<(), ConfigError> {
+        let database =
+            adapters_postgres::connection::Target::parse(&self.database_url).map_err(|e| {
+                ConfigError(format!(
+                    "DATABASE_URL {}: {e}",
+                    redact_url(&self.database_url)
+                ))
+            })?;
+        if let adapters_postgres::connection::Target::Sqlite(path) = &database {
+            let dir = std::path::Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty());
+            if let Some(dir) = dir.filter(|d| !d.is_dir()) {
+                return Err(ConfigError(format!(
+                    "DATABASE_URL names the SQLite file {path}, but the directory {} does not exist (create it, or point DATABASE_URL elsewhere)",
+                    dir.display()
+                )));
+            }
+        }
+        if let Some(secret) = &self.jwt_secret {
+            secret
+                .checked()
+                .map_err(|e| ConfigError(format!("{e:#}")))?;
+        }
+        if !serving {
+            return Ok(());
+        }
+        if let Some(url) = &self.redis_url
+            && !REDIS_SCHEMES.iter().any(|scheme| url.starts_with(scheme))
+        {
+            return Err(ConfigError(format!(
+                "REDIS_URL `{}` is not a Redis URL (redis://host:port, rediss://… or unix:///path)",
+                redact_url(url)
+            )));
+        }
+        if let Some(url) = &self.smtp_url {
+            // Builds the transport only (it connects when the first email goes out).
+            adapters_smtp::SmtpMailer::from_url(url, &self.mail_from)
+                .map_err(|e| ConfigError(format!("{e:#}")))?;
+        }
+        Ok(())
     }
 }
 
@@ -232,6 +316,7 @@ impl fmt::Debug for Config {
             .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
             .field("mail_from", &self.mail_from)
             .field("public_url", &self.public_url)
+            .field("top_up_url", &self.top_up_url)
             .field("jwt_secret", &self.jwt_secret)
             .field("rate_limit", &self.rate_limit)
             .field("high_usage_threshold", &self.high_usage_threshold)
@@ -265,7 +350,7 @@ impl Config {
     pub fn summary(&self) -> String {
         let unset = || "unset".to_owned();
         format!(
-            "bind={} database={} redis={} smtp={} mail_from={:?} jwt_secret={} \
+            "bind={} database={} redis={} smtp={} mail_from={:?} public_url={} top_up_url={} jwt_secret={} \
              rate_limit={}/s burst {} high_usage_threshold={} auth_failures_per_minute={} \
              dashboard_writes_per_minute={} sign_in_links_per_minute={} trusted_proxies={} github_scanning_keys={} metrics={} log_format={} cors_origins={}",
             self.bind,
@@ -273,6 +358,8 @@ impl Config {
             self.redis_url.as_deref().map_or_else(unset, redact_url),
             self.smtp_url.as_deref().map_or_else(unset, redact_url),
             self.mail_from,
+            self.public_url,
+            self.top_up_url,
             if self.jwt_secret.is_some() {
                 "configured (hidden)"
             } else {

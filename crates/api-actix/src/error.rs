@@ -2,6 +2,7 @@
 //! [`ApiError`] becomes the contract's JSON body, status and headers here — nowhere else.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType};
@@ -25,9 +26,6 @@ use crate::json_response::json_bytes;
 use crate::prometheus::{AUTH_FAILURES, RATE_LIMITED};
 use crate::rate_limit_headers::insert_rate_limit_headers;
 use crate::request_id::{self, RequestId};
-
-/// Where customers top up (the 402 body names it).
-pub const TOP_UP_URL: &str = "https://app.jobtactics.io/credits";
 
 /// Seconds a client is told to wait when a store is down.
 const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;
@@ -166,7 +164,11 @@ pub enum ApiError {
         field: Option<String>,
     },
     Unauthorized(Unauthorized),
-    InsufficientCredits(InsufficientCredits),
+    /// With where to top up (`JT_TOP_UP_URL`), which the 402 body names.
+    InsufficientCredits {
+        shortfall: InsufficientCredits,
+        top_up_url: Arc<str>,
+    },
     /// The charge would pass the key's monthly credit limit.
     KeyCreditLimitReached(KeyLimitReached),
     TemplateNotPurchased,
@@ -253,10 +255,10 @@ impl ApiError {
                     ..row(StatusCode::UNAUTHORIZED, kind, message)
                 }
             }
-            Self::InsufficientCredits(i) => row(
+            Self::InsufficientCredits { shortfall, .. } => row(
                 StatusCode::PAYMENT_REQUIRED,
                 "insufficient_credits",
-                i.to_string(),
+                shortfall.to_string(),
             ),
             Self::TemplateNotPurchased => row(
                 StatusCode::FORBIDDEN,
@@ -395,10 +397,13 @@ impl ApiError {
             } => {
                 body.insert("field".into(), json!(field));
             }
-            Self::InsufficientCredits(i) => {
-                body.insert("required".into(), json!(i.required.get()));
-                body.insert("balance".into(), json!(i.balance.get()));
-                body.insert("top_up_url".into(), json!(TOP_UP_URL));
+            Self::InsufficientCredits {
+                shortfall,
+                top_up_url,
+            } => {
+                body.insert("required".into(), json!(shortfall.required.get()));
+                body.insert("balance".into(), json!(shortfall.balance.get()));
+                body.insert("top_up_url".into(), json!(top_up_url.as_ref()));
             }
             Self::TemplateNotPurchased => {
                 body.insert("reason".into(), json!("template_not_purchased"));
@@ -679,26 +684,36 @@ impl From<IdempotencyError> for ApiError {
 }
 
 // Keys reference their user, so an authenticated key without a user means it was deleted.
+// The paid operations' errors are no `From`: a 402 names where to top up, which the caller
+// passes (the app's `JT_TOP_UP_URL`), so no 402 can be built without it.
 
-impl From<PurchaseError> for ApiError {
-    fn from(e: PurchaseError) -> Self {
+impl ApiError {
+    /// A purchase's refusal; a 402 names `top_up_url`.
+    #[must_use]
+    pub fn of_purchase(e: PurchaseError, top_up_url: &Arc<str>) -> Self {
         match e {
             PurchaseError::TemplateNotFound => Self::NotFound(e.to_string().into()),
-            PurchaseError::Insufficient(i) => Self::InsufficientCredits(i),
+            PurchaseError::Insufficient(shortfall) => Self::InsufficientCredits {
+                shortfall,
+                top_up_url: top_up_url.clone(),
+            },
             PurchaseError::UnknownUser => Unauthorized::InvalidApiKey.into(),
             PurchaseError::KeyRevoked => Unauthorized::RevokedApiKey.into(),
             PurchaseError::KeyLimitReached(r) => Self::KeyCreditLimitReached(r),
             PurchaseError::Store(s) => s.into(),
         }
     }
-}
 
-impl From<RenderError> for ApiError {
-    fn from(e: RenderError) -> Self {
+    /// A render's refusal; a 402 names `top_up_url`.
+    #[must_use]
+    pub fn of_render(e: RenderError, top_up_url: &Arc<str>) -> Self {
         match e {
             RenderError::TemplateNotFound => Self::NotFound(e.to_string().into()),
             RenderError::TemplateNotOwned => Self::TemplateNotPurchased,
-            RenderError::Insufficient(i) => Self::InsufficientCredits(i),
+            RenderError::Insufficient(shortfall) => Self::InsufficientCredits {
+                shortfall,
+                top_up_url: top_up_url.clone(),
+            },
             RenderError::UnknownUser => Unauthorized::InvalidApiKey.into(),
             RenderError::KeyRevoked => Unauthorized::RevokedApiKey.into(),
             RenderError::KeyLimitReached(r) => Self::KeyCreditLimitReached(r),
@@ -740,16 +755,19 @@ mod tests {
 
     #[actix_web::test]
     async fn insufficient_credits_names_required_balance_and_top_up() {
-        let e = ApiError::InsufficientCredits(InsufficientCredits {
-            required: Credits::new(50),
-            balance: Credits::new(7),
-        });
+        let e = ApiError::InsufficientCredits {
+            shortfall: InsufficientCredits {
+                required: Credits::new(50),
+                balance: Credits::new(7),
+            },
+            top_up_url: "https://shop.example.com/credits".into(),
+        };
         assert_eq!(e.status_code(), StatusCode::PAYMENT_REQUIRED);
         let b = body(&e).await;
         assert_eq!(b["error"]["type"], "insufficient_credits");
         assert_eq!(b["error"]["required"], 50);
         assert_eq!(b["error"]["balance"], 7);
-        assert_eq!(b["error"]["top_up_url"], TOP_UP_URL);
+        assert_eq!(b["error"]["top_up_url"], "https://shop.example.com/credits");
     }
 
     #[actix_web::test]

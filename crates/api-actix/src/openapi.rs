@@ -1,8 +1,8 @@
 //! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations and the
-//! DTOs' schemas. What every endpoint of a kind shares (its credential, the errors of its gate
-//! and of the request pipeline) is added from the route table, so it cannot drift either.
+//! DTOs' schemas. What every endpoint of a kind shares (its credential, the answers of its gate,
+//! of its body and of the request pipeline) is added from the route table, so it cannot drift
+//! either: each operation lists every status the service can give on it.
 
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use utoipa::openapi::path::Operation;
@@ -12,7 +12,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use actix_web::http::Method;
 
-use crate::routes::{self, ENDPOINTS, Gate};
+use crate::json_body::BODY_LIMIT;
+use crate::routes::{self, ENDPOINTS, Endpoint, Gate};
 
 #[allow(dead_code)] // read by the schema derive only
 /// The error body: `{"error": {"type", "message", "request_id", …}}`.
@@ -103,7 +104,10 @@ pub static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 });
 
-/// Security schemes, and the responses every endpoint of a gate shares.
+/// Security schemes, and every answer an operation can give that is not its handler's own:
+/// the request pipeline's, its gate's and its body's, from the route table ([`ENDPOINTS`]) that
+/// mounts it. `tests/api/documented_statuses.rs` drives every route through every status it
+/// documents, and checks that it gives no other.
 struct ByGate;
 
 impl Modify for ByGate {
@@ -137,26 +141,151 @@ impl Modify for ByGate {
                 (Method::GET, &mut item.get),
                 (Method::POST, &mut item.post),
                 (Method::PATCH, &mut item.patch),
+                (Method::PUT, &mut item.put),
+                (Method::DELETE, &mut item.delete),
             ] {
                 let Some(op) = op else { continue };
-                decorate(op, endpoint.gate);
-                if let Some((_, scope)) = endpoint.scopes.iter().find(|(m, _)| *m == method) {
-                    let description = format!(
+                match endpoint.gate {
+                    Gate::ApiKey => op.security = Some(vec![requirement("api_key")]),
+                    Gate::Dashboard => op.security = Some(vec![requirement("dashboard_jwt")]),
+                    Gate::Open | Gate::Signed | Gate::SignIn => {}
+                }
+                for (status, description) in shared_answers(endpoint, &method, op) {
+                    add(op, status, &description);
+                }
+            }
+        }
+    }
+}
+
+fn requirement(scheme: &str) -> SecurityRequirement {
+    SecurityRequirement::new(scheme, Vec::<String>::new())
+}
+
+/// What an operation of `endpoint` may answer besides its handler's own, by where it comes from.
+fn shared_answers(
+    endpoint: &Endpoint,
+    method: &Method,
+    op: &Operation,
+) -> Vec<(&'static str, String)> {
+    let mut answers: Vec<(&'static str, String)> = Vec::new();
+    let mut say = |status, description: &str| answers.push((status, description.to_owned()));
+    // The request pipeline (`request_guard`), before any route is chosen.
+    say(
+        "400",
+        "`invalid_request`: both `Content-Length` and `Transfer-Encoding` (the connection is closed)",
+    );
+    say(
+        "415",
+        "`unsupported_media_type`: a `Content-Encoding` other than `identity` (bodies are never decompressed; the connection is closed)",
+    );
+    say("405", "`method_not_allowed`, with `Allow`");
+    // The gate.
+    let outage = "`service_unavailable`: a store is down; `Retry-After`";
+    let internal = "`internal_error`: an unexpected failure, logged with the request id";
+    match endpoint.gate {
+        Gate::Open => {}
+        Gate::ApiKey => {
+            say(
+                "401",
+                "`missing_api_key`, `malformed_api_key`, `invalid_api_key`, `revoked_api_key`, `expired_api_key` (past the key's `expires_at`), `network_not_allowed` (outside its `allowed_networks`) or `unsupported_credential`; with `WWW-Authenticate`",
+            );
+            if let Some((_, scope)) = endpoint.scopes.iter().find(|(m, _)| m == method) {
+                say(
+                    "403",
+                    &format!(
                         "`insufficient_scope`: the key lacks `{}` (`required_scope`); with `WWW-Authenticate: Bearer realm=\"jobtactics\", error=\"insufficient_scope\", scope=\"{}\"`",
                         scope.as_str(),
                         scope.as_str()
-                    );
-                    op.responses
-                        .responses
-                        .entry("403".to_owned())
-                        .and_modify(|r| {
-                            if let RefOr::T(r) = r {
-                                r.description = format!("{}; or {description}", r.description);
-                            }
-                        })
-                        .or_insert_with(|| error(&description));
-                }
+                    ),
+                );
             }
+            say(
+                "429",
+                "`rate_limited`: the key's rate limit, or too many failed authentications from this address; `Retry-After`",
+            );
+            say("503", outage);
+            say("500", internal);
+        }
+        Gate::Dashboard => {
+            say(
+                "401",
+                "`missing_token`, `invalid_token` or `api_key_not_accepted`; with `WWW-Authenticate`",
+            );
+            if matches!(*method, Method::GET | Method::HEAD) {
+                say(
+                    "429",
+                    "`rate_limited`: too many failed authentications from this address; `Retry-After`",
+                );
+            } else {
+                say(
+                    "429",
+                    "`rate_limited`: too many dashboard writes by this user, or too many failed authentications from this address; `Retry-After`",
+                );
+            }
+            say("503", outage);
+            say("500", internal);
+        }
+        Gate::SignIn => say(
+            "429",
+            "`rate_limited`: too many failed authentications from this address; `Retry-After`",
+        ),
+        Gate::Signed => {
+            say("503", outage);
+            say("500", internal);
+        }
+    }
+    // What the handler reads before its own work.
+    if op.request_body.is_some() {
+        say(
+            "400",
+            "`invalid_request`: malformed JSON, wrong types, failed validation, or a body that is not `application/json` (`field` names the field at fault)",
+        );
+        say(
+            "408",
+            "`request_timeout`: the body did not arrive within 10 seconds",
+        );
+        let limit = endpoint.body_limit.unwrap_or(BODY_LIMIT);
+        say(
+            "413",
+            &format!(
+                "`payload_too_large`: the body is over the limit ({})",
+                size(limit)
+            ),
+        );
+    } else if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
+        say(
+            "400",
+            "`invalid_request`: a bad path, query or header parameter (`field` names it)",
+        );
+    }
+    answers
+}
+
+/// `65536` → `64 KiB`, `1048576` → `1 MiB`.
+fn size(bytes: usize) -> String {
+    if bytes >= 1024 * 1024 && bytes % (1024 * 1024) == 0 {
+        format!("{} MiB", bytes / (1024 * 1024))
+    } else if bytes % 1024 == 0 {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// Adds `status` to `op`'s responses, or its description to the one already there (the
+/// handler's own comes first).
+fn add(op: &mut Operation, status: &str, description: &str) {
+    let responses = &mut op.responses.responses;
+    match responses.get_mut(status) {
+        Some(RefOr::T(response)) => {
+            if !response.description.contains(description) {
+                response.description = format!("{}; or {description}", response.description);
+            }
+        }
+        Some(RefOr::Ref(_)) => {}
+        None => {
+            responses.insert(status.to_owned(), error(description));
         }
     }
 }
@@ -169,63 +298,4 @@ fn error(description: &str) -> RefOr<Response> {
         .description(description)
         .content("application/json", content)
         .into()
-}
-
-fn decorate(op: &mut Operation, gate: Gate) {
-    let mut shared: BTreeMap<&str, &str> = BTreeMap::new();
-    match gate {
-        Gate::Open | Gate::Signed => {}
-        Gate::ApiKey => {
-            op.security = Some(vec![SecurityRequirement::new(
-                "api_key",
-                Vec::<String>::new(),
-            )]);
-            shared.insert("401", "`missing_api_key`, `malformed_api_key`, `invalid_api_key`, `revoked_api_key`, `expired_api_key` (past the key's `expires_at`), `network_not_allowed` (outside its `allowed_networks`) or `unsupported_credential`; with `WWW-Authenticate`");
-            shared.insert("429", "`rate_limited`: the key's rate limit, or too many failed authentications from this address; `Retry-After`");
-            shared.insert(
-                "503",
-                "`service_unavailable`: a store is down; `Retry-After`",
-            );
-        }
-        Gate::Dashboard => {
-            op.security = Some(vec![SecurityRequirement::new(
-                "dashboard_jwt",
-                Vec::<String>::new(),
-            )]);
-            shared.insert("401", "`missing_token`, `invalid_token` or `api_key_not_accepted`; with `WWW-Authenticate`");
-            shared.insert("429", "`rate_limited`: too many dashboard writes or failed authentications; `Retry-After`");
-            shared.insert(
-                "503",
-                "`service_unavailable`: a store is down; `Retry-After`",
-            );
-        }
-    }
-    let has_body = op.request_body.is_some();
-    if has_body {
-        shared.insert("400", "`invalid_request`: malformed JSON, wrong types, failed validation, or a body that is not `application/json` (`field` names the field at fault)");
-        shared.insert(
-            "408",
-            "`request_timeout`: the body did not arrive within 10 seconds",
-        );
-        shared.insert(
-            "413",
-            "`payload_too_large`: the body is over the limit (64 KiB)",
-        );
-        shared.insert(
-            "415",
-            "`unsupported_media_type`: a `Content-Encoding` other than `identity`",
-        );
-    } else if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
-        shared.insert(
-            "400",
-            "`invalid_request`: a bad path or query parameter (`field` names it)",
-        );
-    }
-    shared.insert("405", "`method_not_allowed`, with `Allow`");
-    for (status, description) in shared {
-        op.responses
-            .responses
-            .entry(status.to_owned())
-            .or_insert_with(|| error(description));
-    }
 }

@@ -12,10 +12,10 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::error::ApiError;
 use crate::json_body::BODY_LIMIT;
-use crate::prometheus::{self, ScrapeSources};
+use crate::prometheus;
 use crate::request_guard::guard_request;
 use crate::routes;
 use crate::telemetry::observe;
@@ -33,13 +33,49 @@ pub struct Application {
     background: Vec<JoinHandle<()>>,
 }
 
-impl Application {
-    /// Wires the adapters (applying pending migrations), binds `config.bind` and starts the
-    /// background work.
+/// The server's listening sockets, bound before anything else happens: an address that cannot
+/// be listened on (malformed, taken, not this host's) stops the start before any migration.
+pub struct Listeners {
+    api: TcpListener,
+    /// `JT_METRICS_BIND`'s, unless `off`.
+    metrics: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds `JT_BIND` and `JT_METRICS_BIND`.
     ///
     /// # Errors
-    /// Wiring failed or the address cannot be bound.
+    /// Either cannot be listened on, naming the variable.
+    pub fn bind(config: &Config) -> Result<Self, ConfigError> {
+        let bind = |variable: &str, address: &str| {
+            TcpListener::bind(address)
+                .map_err(|e| ConfigError(format!("cannot listen on {variable} {address}: {e}")))
+        };
+        let api = bind("JT_BIND", &config.bind)?;
+        let metrics = match &config.metrics_bind {
+            Some(address) => Some(bind("JT_METRICS_BIND", address)?),
+            None => None,
+        };
+        Ok(Self { api, metrics })
+    }
+}
+
+impl Application {
+    /// Binds the listeners ([`Listeners::bind`]), then builds on them ([`Application::build_on`]).
+    ///
+    /// # Errors
+    /// As those two.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let listeners = Listeners::bind(config)?;
+        Self::build_on(config, listeners).await
+    }
+
+    /// Wires the adapters (applying pending migrations) and starts the background work, serving
+    /// on `listeners`.
+    ///
+    /// # Errors
+    /// Wiring failed.
+    pub async fn build_on(config: &Config, listeners: Listeners) -> anyhow::Result<Self> {
         // Listen before anything else, so a SIGTERM during start-up (migrations, pool fill) is
         // a graceful stop rather than the default "killed by signal".
         let stop_signals = if config.tuning.handle_signals {
@@ -48,15 +84,12 @@ impl Application {
             None
         };
         let wired = wiring::wire(config).await?;
-        let listener = match TcpListener::bind(&config.bind) {
-            Ok(listener) => listener,
-            Err(e) => {
-                wired.store.close().await;
-                return Err(e).with_context(|| format!("cannot listen on JT_BIND {}", config.bind));
-            }
-        };
+        let Listeners {
+            api: listener,
+            metrics,
+        } = listeners;
         let addr = listener.local_addr()?;
-        let metrics = match start_metrics(config, &wired) {
+        let metrics = match start_metrics(metrics, &wired) {
             Ok(metrics) => metrics,
             Err(e) => {
                 wired.store.close().await;
@@ -174,22 +207,19 @@ impl Application {
     }
 }
 
-/// Binds `JT_METRICS_BIND` (unless `off`) and builds its server.
+/// The metrics server on its listener, if there is one.
 fn start_metrics(
-    config: &Config,
+    listener: Option<TcpListener>,
     wired: &wiring::Wired,
 ) -> anyhow::Result<Option<(SocketAddr, Server)>> {
-    let Some(bind) = &config.metrics_bind else {
+    let Some(listener) = listener else {
         return Ok(None);
     };
-    let listener = TcpListener::bind(bind)
-        .with_context(|| format!("cannot listen on JT_METRICS_BIND {bind}"))?;
     let addr = listener.local_addr()?;
-    let sources = ScrapeSources {
-        outbox: wired.store.clone(),
-        clock: wired.state.clock.clone(),
-    };
-    Ok(Some((addr, prometheus::serve(listener, sources)?)))
+    Ok(Some((
+        addr,
+        prometheus::serve(listener, wired.scrape_sources())?,
+    )))
 }
 
 /// SIGTERM and SIGINT (ctrl-c), registered once.

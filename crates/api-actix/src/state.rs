@@ -54,6 +54,8 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     pub clock: Arc<dyn Clock>,
     pub readiness: Readiness,
+    /// `JT_TOP_UP_URL`: named by a 402 and by the dashboard page.
+    pub top_up_url: Arc<str>,
 }
 
 /// Whether an optional dependency answers now.

@@ -3,6 +3,7 @@
 //! they run exactly the same wiring.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use adapters_github::GithubReportVerifier;
 use adapters_inprocess::{
@@ -42,6 +43,7 @@ use crate::config::{Config, redact_url};
 use crate::cursor_seal::CursorSeal;
 use crate::dashboard_token::JwtKeys;
 use crate::dashboard_write_limit::DashboardWriteLimiter;
+use crate::prometheus::ScrapeSources;
 use crate::sign_in_link_limit::SignInLinkLimiter;
 use crate::sign_in_queue::SignInQueue;
 use crate::state::{AppState, Probe, Readiness};
@@ -209,6 +211,8 @@ pub struct Wired {
     bus: Option<RedisRevocationBus>,
     cache: Arc<KeyCache>,
     cutoffs: Arc<CutoffCache>,
+    /// Counted by the usage flusher, read by the metrics.
+    usage_flush_failures: Arc<AtomicU64>,
 }
 
 /// `/readyz`'s view of Redis.
@@ -496,6 +500,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         )),
         jwt,
         clock: clock.clone(),
+        top_up_url: config.top_up_url.as_str().into(),
         readiness: Readiness {
             database: store.clone(),
             redis: shared.map(|s| Arc::new(RedisProbe(s)) as Arc<dyn Probe>),
@@ -540,10 +545,23 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         bus,
         cache,
         cutoffs: cutoff_cache,
+        usage_flush_failures: Arc::default(),
     })
 }
 
 impl Wired {
+    /// What `/metrics` reads at each scrape.
+    #[must_use]
+    pub fn scrape_sources(&self) -> ScrapeSources {
+        ScrapeSources {
+            outbox: self.store.clone(),
+            clock: self.state.clock.clone(),
+            database: self.store.clone(),
+            redis: self.state.readiness.redis.clone(),
+            usage_flush_failures: self.usage_flush_failures.clone(),
+        }
+    }
+
     /// Starts the background work: usage flushing, alert delivery, state sweeping, following
     /// the key change feed. Each stops when `shutdown` is cancelled; the usage flusher flushes
     /// once more on its way out.
@@ -554,7 +572,8 @@ impl Wired {
         shutdown: &CancellationToken,
     ) -> Vec<JoinHandle<()>> {
         let t = &config.tuning;
-        let mut flusher = UsageFlusher::new(self.recorder.clone(), self.usage.clone());
+        let mut flusher = UsageFlusher::new(self.recorder.clone(), self.usage.clone())
+            .counting_failures_in(self.usage_flush_failures.clone());
         if let Some(keys) = self.store.usage_flush_chunk() {
             flusher = flusher.in_chunks_of(keys);
         }

@@ -2181,3 +2181,154 @@ async fn an_expiring_key_nothing_used_for_10_minutes_says_so() {
     b.close().await.unwrap();
     app.stop().await;
 }
+
+/// The usage chart shows its scale beside the bars and the hours under them; the top-up link
+/// and the 402 sentence follow `JT_TOP_UP_URL` (issue 35, item 5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chart_has_hours_and_a_scale_and_top_up_follows_the_setting() {
+    const SHOP: &str = "https://shop.example.com/credits";
+    let (_dir, url) = fresh_sqlite_url();
+    let mut cfg = config(&url);
+    cfg.top_up_url = SHOP.to_owned();
+    let app = Instance::start(&cfg).await;
+    let http = client();
+    let owner = create_owner(&url, 5).await;
+    let charted = create_key(&http, &app, &owner, "charted").await;
+    // 118 requests three hours ago: the scale's top is 200, with 100 halfway.
+    let store = api_actix::wiring::open_store(&url).unwrap();
+    store
+        .record_usage(&[UsageDelta {
+            key_id: KeyId::new(charted.id.clone()),
+            user_id: UserId::new(owner.id.clone()),
+            count: 118,
+            last_used_at: SystemClock.now().minus(Duration::from_secs(3 * 3600)),
+            clients: Vec::new(),
+        }])
+        .await
+        .unwrap();
+
+    let driver = Chromedriver::start();
+    let b = driver.browser(None).await;
+    sign_in_with_token(&b, &app.base, &owner.jwt).await;
+    watch_csp(&b).await;
+    let row = card("charted");
+    until(
+        &b,
+        "the chart with its busy hour",
+        &format!(
+            "[...({row}?.querySelectorAll('rect.bar') ?? [])].some(r => r.dataset.count === '118')"
+        ),
+        STEP,
+    )
+    .await;
+
+    // The scale: its values top to bottom, and the busy hour's bar 118/200 of the height.
+    assert_eq!(
+        js(
+            &b,
+            &format!("[...{row}.querySelectorAll('.y-scale .y-tick')].map(t => t.dataset.value)")
+        )
+        .await,
+        json!(["200", "100", "0"])
+    );
+    assert_eq!(
+        js(
+            &b,
+            &format!("{row}.querySelector('.y-scale .y-max').textContent")
+        )
+        .await,
+        "200"
+    );
+    let share = js(
+        &b,
+        &format!(
+            "(() => {{ const svg = {row}.querySelector('svg.bars'); \
+             const bar = [...svg.querySelectorAll('rect.bar')].find(r => r.dataset.count === '118'); \
+             return Number(bar.getAttribute('height')) / svg.viewBox.baseVal.height; }})()"
+        ),
+    )
+    .await;
+    assert!(
+        (share.as_f64().unwrap() - 118.0 / 200.0).abs() < 0.01,
+        "{share}"
+    );
+
+    // The hours: a label every 6 hours, each the local time its bar starts at and standing under
+    // that bar, visible; "now" at the right end.
+    let labels = js(
+        &b,
+        &format!(
+            "(() => {{ const li = {row}; const bars = [...li.querySelectorAll('rect.bar')]; \
+             const cells = [...li.querySelectorAll('.x-hours > span')]; \
+             return cells.map((c, i) => [c.className, c.textContent, \
+               c.dataset.start ? new Date(c.dataset.start).toLocaleTimeString([], {{hour: '2-digit', minute: '2-digit'}}) : null, \
+               Math.round(c.getBoundingClientRect().left - bars[i].getBoundingClientRect().left), \
+               c.checkVisibility(), c.getBoundingClientRect().width]) \
+               .filter(([cls]) => cls !== 'x-cell'); }})()"
+        ),
+    )
+    .await;
+    let labels = labels.as_array().unwrap();
+    assert_eq!(labels.len(), 5, "{labels:?}");
+    for label in &labels[..4] {
+        assert_eq!(label[0], "x-cell x-tick", "{label}");
+        let text = label[1].as_str().unwrap();
+        assert_eq!(label[1], label[2], "the label is its bar's hour: {label}");
+        assert!(text.contains(":00"), "{label}");
+        // A cell is the bar's slot; the bar stands in it with a small gap on each side.
+        let (offset, slot) = (label[3].as_f64().unwrap(), label[5].as_f64().unwrap());
+        assert!(
+            offset <= 0.0 && -offset < slot / 2.0,
+            "not under its bar: {label}"
+        );
+        assert_eq!(label[4], true, "hidden: {label}");
+    }
+    assert_eq!(labels[4][0], "x-now");
+    assert_eq!(labels[4][1], "now");
+    assert_eq!(
+        js(&b, "window.cspViolations").await,
+        json!([]),
+        "the chart needs no exception to the policy"
+    );
+
+    // The top-up link, and the sentence of a 402 that does not name the address itself.
+    b.find(Locator::Id("nav-credits"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &b,
+        "the balance",
+        "document.getElementById('balance').textContent === '5'",
+        STEP,
+    )
+    .await;
+    assert_eq!(js(&b, "document.getElementById('top-up').href").await, SHOP);
+    let banner = js(
+        &b,
+        "(window.jtShowApiError(402, {error: {type: 'insufficient_credits', message: 'x'}}), \
+          document.getElementById('banner').textContent)",
+    )
+    .await;
+    assert!(banner.as_str().unwrap().contains(SHOP), "{banner}");
+    // A 402 that names one is believed.
+    let banner = js(
+        &b,
+        "(window.jtShowApiError(402, {error: {type: 'insufficient_credits', message: 'x', \
+          top_up_url: 'https://other.example.com/top-up'}}), \
+          document.getElementById('banner').textContent)",
+    )
+    .await;
+    assert!(
+        banner
+            .as_str()
+            .unwrap()
+            .contains("https://other.example.com/top-up"),
+        "{banner}"
+    );
+
+    b.close().await.unwrap();
+    app.stop().await;
+}

@@ -125,10 +125,13 @@ fn parse_expiry(value: &Value, now: Timestamp) -> Result<Timestamp, ApiError> {
 /// The key object's view of the controls.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ControlsView {
+    // Always present (`null` when unset), so `required` (utoipa makes an `Option` optional).
     #[serde(serialize_with = "super::wire::optional_timestamp")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub expires_at: Option<Timestamp>,
+    #[schema(required = true)]
     pub allowed_networks: Option<Vec<String>>,
+    #[schema(required = true)]
     pub monthly_credit_limit: Option<u64>,
     /// The key's scopes (all four unless narrowed).
     #[schema(value_type = Vec<String>)]

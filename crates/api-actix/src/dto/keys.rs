@@ -95,17 +95,17 @@ pub struct KeyObject<'a> {
     #[schema(value_type = String, format = DateTime, example = "2026-11-27T22:23:00.123Z")]
     pub created_at: Timestamp,
     #[serde(serialize_with = "super::wire::optional_timestamp")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub last_used_at: Option<Timestamp>,
     pub usage_count: u64,
     #[serde(serialize_with = "super::wire::optional_timestamp")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub revoked_at: Option<Timestamp>,
     #[serde(serialize_with = "super::wire::optional_timestamp")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub revokes_at: Option<Timestamp>,
     /// `user`, `rotation`, `leaked` or `operator` once revoked; else `null`.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, required = true)]
     pub revocation_reason: Option<&'static str>,
     #[serde(flatten)]
     pub controls: ControlsView,

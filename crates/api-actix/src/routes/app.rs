@@ -1,6 +1,7 @@
 //! The dashboard page at `/app`: a few static files embedded in the binary (docs/dashboard.md).
 //! Nothing is fetched from anywhere else, and the policy says so to the browser.
 
+use actix_web::body::MessageBody;
 use actix_web::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue, REFERRER_POLICY,
     X_FRAME_OPTIONS,
@@ -8,6 +9,7 @@ use actix_web::http::header::{
 use actix_web::{HttpResponse, web};
 
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Only this origin's files; no inline script or style (neither is allowed by `default-src`
 /// without `'unsafe-inline'`); no framing; forms and `<base>` pinned.
@@ -15,6 +17,9 @@ pub const CSP: &str =
     "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 const INDEX: &str = include_str!("../../assets/index.html");
+/// Where the page names the top-up address (`JT_TOP_UP_URL`): its "Buy more credits" link, which
+/// the scripts also read for the 402 sentence.
+const TOP_UP_URL_SLOT: &str = "{{top_up_url}}";
 
 /// `(name, content type, body)` of every asset under `/app/assets/`.
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -52,7 +57,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
 
 /// An embedded file with the pages' header set: loads nothing from elsewhere, framed by no one,
 /// no referrer (`nosniff` is on every answer, see `telemetry::observe`). `/docs` uses it too.
-pub(crate) fn page(content_type: &'static str, body: &'static str) -> HttpResponse {
+pub(crate) fn page(content_type: &'static str, body: impl MessageBody + 'static) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, HeaderValue::from_static(content_type)))
         .insert_header((CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
@@ -69,8 +74,26 @@ const VIEWS: &[&str] = &["sign-in", "keys", "credits"];
 /// `GET /app`: the one HTML page; its script shows the view the path names.
 #[utoipa::path(get, path = "/app", operation_id = "getDashboardPage", tag = "dashboard page",
     responses((status = 200, description = "The dashboard (HTML); everything it loads comes from this service", content_type = "text/html")))]
-pub async fn index() -> HttpResponse {
-    page("text/html; charset=utf-8", INDEX)
+pub async fn index(state: web::Data<AppState>) -> HttpResponse {
+    page(
+        "text/html; charset=utf-8",
+        INDEX.replace(TOP_UP_URL_SLOT, &html_attribute(&state.top_up_url)),
+    )
+}
+
+/// `value` inside a double-quoted HTML attribute.
+fn html_attribute(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// `GET /app/sign-in`, `/app/keys`, `/app/credits`: the same page, opened on that view.
@@ -83,9 +106,12 @@ pub async fn index() -> HttpResponse {
         (status = 200, description = "The dashboard (HTML), opened on that view", content_type = "text/html"),
         (status = 404, description = "`not_found`: no such view", body = crate::openapi::ErrorBody),
     ))]
-pub async fn view(view: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn view(
+    state: web::Data<AppState>,
+    view: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     if VIEWS.contains(&view.as_str()) {
-        Ok(index().await)
+        Ok(index(state).await)
     } else {
         Err(ApiError::NotFound("no such page".into()))
     }
@@ -105,6 +131,6 @@ pub async fn asset(name: web::Path<String>) -> Result<HttpResponse, ApiError> {
     ASSETS
         .iter()
         .find(|(n, _, _)| *n == name.as_str())
-        .map(|(_, content_type, body)| page(content_type, body))
+        .map(|(_, content_type, body)| page(content_type, *body))
         .ok_or_else(|| ApiError::NotFound("no such file".into()))
 }

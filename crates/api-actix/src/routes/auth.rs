@@ -19,7 +19,7 @@ use crate::state::AppState;
     responses(
         (status = 202, description = "Accepted, for known and unknown addresses alike; a known one gets an email with a one-time link (15 minutes, at most 5 an hour)"),
         (status = 400, description = "`invalid_request`: `email` missing or not an address", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: this client address (IPv6: its /64) asked for `JT_SIGN_IN_LINKS_PER_MINUTE` links in the last minute, or had too many failed authentications (`Retry-After`)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: this client address (IPv6: its /64) asked for `JT_SIGN_IN_LINKS_PER_MINUTE` links in the last minute (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "`service_unavailable`: the queue of link requests stayed full for 10 s (`Retry-After`); nothing was accepted", body = ErrorBody),
     ))]
 pub async fn email_link(
@@ -42,6 +42,8 @@ pub async fn email_link(
     responses(
         (status = 200, description = "A dashboard token (at most 12 hours), when it expires, and the account's email address (`Cache-Control: no-store`)", body = Session),
         (status = 401, description = "`invalid_token`: the link's token is unknown, used or expired", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: a store is down (`Retry-After`)", body = ErrorBody),
+        (status = 500, description = "`internal_error`: an unexpected failure, logged with the request id", body = ErrorBody),
     ))]
 pub async fn session(
     state: web::Data<AppState>,

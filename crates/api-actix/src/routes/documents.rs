@@ -45,7 +45,8 @@ pub async fn render(
             let rendered = state
                 .catalog
                 .render_document(&key.user_id, &key.id, &template, &fields)
-                .await?;
+                .await
+                .map_err(|e| ApiError::of_render(e, &state.top_up_url))?;
             metrics::counter!(CREDITS_DEBITED).increment(rendered.charged.get());
             Ok(HttpResponse::Created().json(RenderedDocumentObject::of(&rendered)))
         }

@@ -34,6 +34,10 @@ pub enum Gate {
     Dashboard,
     /// No credential: the body is signed by its sender (GitHub's secret scanning).
     Signed,
+    /// No credential yet: signing in (the body carries an address, or a link's one-time
+    /// token). The handlers refuse a client over its failed-authentication limit, as the two
+    /// credential gates do, and count a bad link's token as a failure.
+    SignIn,
 }
 
 /// Each method of a path with the handler it runs (`|r| r.to(handler)`).
@@ -140,12 +144,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "/api/v1/credits/ledger",
         &[(Method::GET, |r| r.to(credits::dashboard_ledger))],
     ),
-    // No credential: the body carries a one-time token (or an address) of its own.
-    open(
+    sign_in(
         "/api/v1/auth/email-link",
         &[(Method::POST, |r| r.to(auth::email_link))],
     ),
-    open(
+    sign_in(
         "/api/v1/auth/session",
         &[(Method::POST, |r| r.to(auth::session))],
     ),
@@ -180,6 +183,16 @@ const fn open(path: &'static str, methods: Methods) -> Endpoint {
     Endpoint {
         path,
         gate: Gate::Open,
+        methods,
+        body_limit: None,
+        scopes: &[],
+    }
+}
+
+const fn sign_in(path: &'static str, methods: Methods) -> Endpoint {
+    Endpoint {
+        path,
+        gate: Gate::SignIn,
         methods,
         body_limit: None,
         scopes: &[],
@@ -252,7 +265,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             resource = resource.route(handler(route_for(method)));
         }
         match endpoint.gate {
-            Gate::Open | Gate::Signed => cfg.service(resource),
+            // The sign-in handlers check the failure limit themselves: only they know the
+            // client's outcome (a link's token that does not work counts as a failure).
+            Gate::Open | Gate::Signed | Gate::SignIn => cfg.service(resource),
             Gate::ApiKey => {
                 let scopes = endpoint.scopes;
                 cfg.service(

@@ -46,7 +46,6 @@ static SLOTS_FULL: LogThrottle = LogThrottle::new(LOG_EVERY);
     responses(
         (status = 200, description = "One label per reported token", body = Vec<TokenLabelObject>),
         (status = 401, description = "`invalid_signature`: missing or bad signature; nothing was revoked", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`: the report is over 1 MiB", body = ErrorBody),
         (status = 503, description = "`service_unavailable`: 8 reports are being handled, or GitHub's keys cannot be read (`Retry-After`); nothing was revoked", body = ErrorBody),
     ))]
 pub async fn github(

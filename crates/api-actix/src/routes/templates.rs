@@ -49,7 +49,11 @@ pub async fn purchase(
     let work = {
         let (state, key) = (state.clone(), auth.key.clone());
         move || async move {
-            let purchase = state.catalog.purchase(&key.user_id, &key.id, &id).await?;
+            let purchase = state
+                .catalog
+                .purchase(&key.user_id, &key.id, &id)
+                .await
+                .map_err(|e| ApiError::of_purchase(e, &state.top_up_url))?;
             metrics::counter!(CREDITS_DEBITED).increment(purchase.charged.get());
             Ok(HttpResponse::Ok().json(PurchaseObject::of(&id, purchase)))
         }

@@ -196,7 +196,7 @@ async fn every_documented_operation_is_served_and_nothing_else_is() {
                 app.url(&concrete),
             );
             req = match gate {
-                Gate::Open | Gate::Signed => req,
+                Gate::Open | Gate::Signed | Gate::SignIn => req,
                 Gate::ApiKey => req.bearer_auth(&key),
                 Gate::Dashboard => req.bearer_auth(&user.token),
             };
@@ -374,4 +374,79 @@ async fn the_docs_page_loads_only_from_the_service() {
             "{asset} names another origin"
         );
     }
+}
+
+/// The required members of an object schema, following `allOf` and `$ref`s.
+fn required_members(doc: &Value, schema: &Value) -> BTreeSet<String> {
+    if let Some(name) = schema["$ref"].as_str() {
+        let name = name.trim_start_matches("#/components/schemas/");
+        return required_members(doc, &doc["components"]["schemas"][name]);
+    }
+    let mut members: BTreeSet<String> = schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| m.as_str().unwrap().to_owned())
+        .collect();
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        members.extend(required_members(doc, part));
+    }
+    members
+}
+
+/// Members a client can count on are `required`: a key object as the API sends it has exactly
+/// the schema's required members (`null` when empty), plus `key` on creation only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_always_present_are_required() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let doc = document(&app).await;
+    let required = required_members(&doc, &doc["components"]["schemas"]["KeyObject"]);
+    for member in [
+        "last_used_at",
+        "revoked_at",
+        "revokes_at",
+        "revocation_reason",
+        "expires_at",
+        "allowed_networks",
+        "monthly_credit_limit",
+        "scopes",
+    ] {
+        assert!(required.contains(member), "{member}: {required:?}");
+    }
+    let user = app.user(5).await;
+    let (created, _) = app.create_key(&user, "members").await;
+    let sent = |object: &Value| -> BTreeSet<String> {
+        object.as_object().unwrap().keys().cloned().collect()
+    };
+    let mut with_key = required.clone();
+    with_key.insert("key".to_owned());
+    assert_eq!(sent(&created), with_key);
+    // `GET /api/v1/keys/{id}` adds `spent_this_month`, which the lists leave out.
+    let read = app.get_key(&user, created["id"].as_str().unwrap()).await;
+    let mut with_spent = required.clone();
+    with_spent.insert("spent_this_month".to_owned());
+    assert_eq!(sent(&read), with_spent);
+    let res = app
+        .dash(&user, reqwest::Method::GET, "/api/v1/keys")
+        .send()
+        .await
+        .unwrap();
+    let (_, _, list) = parts(res).await;
+    assert_eq!(sent(&list["data"][0]), required);
+}
+
+/// The answers the issue found missing: a sign-in's 429 and a store outage's 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_and_secret_scanning_list_their_limits_and_outages() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let doc = document(&app).await;
+    let responses = |path: &str| doc["paths"][path]["post"]["responses"].clone();
+    for path in ["/api/v1/auth/email-link", "/api/v1/auth/session"] {
+        assert!(responses(path)["429"].is_object(), "{path}");
+    }
+    for path in ["/api/v1/auth/session", "/api/v1/secret-scanning/github"] {
+        assert!(responses(path)["503"].is_object(), "{path}");
+    }
+    let limit = responses("/api/v1/secret-scanning/github")["413"]["description"].clone();
+    assert!(limit.as_str().unwrap().contains("1 MiB"), "{limit}");
 }
