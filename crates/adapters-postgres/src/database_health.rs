@@ -2,9 +2,13 @@
 //! reason a retry can fix (the callers answer 503), at most one line per 10 s counting the
 //! failures while that lasts, and one INFO when a call succeeds again. Never a line per call: an
 //! outage under load made three lines per request (67,255 in one second).
+//!
+//! It also counts the failed calls by kind, for `jt_db_errors_total{kind}`: the log says when an
+//! outage starts and ends, the counts say how many calls it failed (and show errors that are
+//! not outages).
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use keys_domain::ports::StoreError;
@@ -33,12 +37,45 @@ struct Outage {
     last_line: Option<Instant>,
 }
 
+/// Indexes of [`DatabaseHealth`]'s error counters.
+const UNAVAILABLE: usize = 0;
+const TRANSIENT: usize = 1;
+const INTERNAL: usize = 2;
+
+/// Failed store calls since the store was opened, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DbErrorCounts {
+    /// No connection could be had within the checkout timeout: the database is down or
+    /// unreachable, or the pool stayed exhausted.
+    pub unavailable: u64,
+    /// A statement failed for a reason a retry can fix: a connection lost mid-call, a deadlock
+    /// or serialization failure, SQLite busy.
+    pub transient: u64,
+    /// Any other database failure (a bug, a schema this release does not expect); each one is
+    /// also logged as `unexpected database error`.
+    pub internal: u64,
+}
+
+impl DbErrorCounts {
+    /// The label values of `kind`, each with its count.
+    #[must_use]
+    pub fn by_kind(&self) -> [(&'static str, u64); 3] {
+        [
+            ("unavailable", self.unavailable),
+            ("transient", self.transient),
+            ("internal", self.internal),
+        ]
+    }
+}
+
 /// The database's availability, from the calls that reach it.
 #[derive(Debug, Default)]
 pub struct DatabaseHealth {
     /// Whether an outage is open: the only thing a successful call reads.
     down: AtomicBool,
     outage: Mutex<Outage>,
+    /// Failed calls, in [`DbErrorCounts`]' order: only failures pay for the increment.
+    errors: [AtomicU64; 3],
 }
 
 impl DatabaseHealth {
@@ -47,9 +84,18 @@ impl DatabaseHealth {
         let now = Instant::now();
         // The reason is written out only for the line that opens an outage.
         let line = match result {
-            Err(Failure::Db(e)) if is_transient(e) => self.failed(now, || e.to_string()),
+            Err(Failure::Db(e)) if is_transient(e) => {
+                self.count(TRANSIENT);
+                self.failed(now, || e.to_string())
+            }
             Err(Failure::Store(StoreError::Unavailable(reason))) => {
+                self.count(UNAVAILABLE);
                 self.failed(now, || reason.clone())
+            }
+            // The database answered, with something the code did not expect.
+            Err(Failure::Db(_) | Failure::Store(StoreError::Internal(_))) => {
+                self.count(INTERNAL);
+                self.answered(now)
             }
             // Whatever else happened, the database answered.
             _ => self.answered(now),
@@ -68,6 +114,28 @@ impl DatabaseHealth {
                 "database available again"
             ),
             None => {}
+        }
+    }
+
+    fn count(&self, kind: usize) {
+        if let Some(counter) = self.errors.get(kind) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether an outage is under way: a call failed and none has reached the database since.
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+    }
+
+    /// Failed calls so far, by kind.
+    pub fn error_counts(&self) -> DbErrorCounts {
+        let [unavailable, transient, internal] =
+            self.errors.each_ref().map(|c| c.load(Ordering::Relaxed));
+        DbErrorCounts {
+            unavailable,
+            transient,
+            internal,
         }
     }
 
@@ -157,5 +225,46 @@ mod tests {
             h.failed(at(30_003), || "again".into()),
             Some(HealthLine::Down { .. })
         ));
+    }
+
+    #[test]
+    fn failed_calls_are_counted_by_kind() {
+        use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+        let h = DatabaseHealth::default();
+        assert_eq!(h.error_counts(), DbErrorCounts::default());
+        let ok: Result<(), Failure<StoreError>> = Ok(());
+        h.observe(&ok);
+        let checkout: Result<(), Failure<StoreError>> = Err(Failure::Store(
+            StoreError::Unavailable("no connection".into()),
+        ));
+        h.observe(&checkout);
+        h.observe(&checkout);
+        let lost: Result<(), Failure<StoreError>> = Err(Failure::Db(DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection,
+            Box::new("server closed the connection".to_owned()),
+        )));
+        h.observe(&lost);
+        let bug: Result<(), Failure<StoreError>> = Err(Failure::Db(DieselError::NotFound));
+        h.observe(&bug);
+        let corrupt: Result<(), Failure<StoreError>> =
+            Err(Failure::Store(StoreError::Internal("bad row".into())));
+        h.observe(&corrupt);
+        // A port's own refusal (a duplicate name…) is not a database error.
+        let refused: Result<(), Failure<StoreError>> =
+            Err(Failure::Port(StoreError::Internal("refused".into())));
+        h.observe(&refused);
+        assert_eq!(
+            h.error_counts(),
+            DbErrorCounts {
+                unavailable: 2,
+                transient: 1,
+                internal: 2,
+            }
+        );
+        assert_eq!(
+            h.error_counts().by_kind().map(|(kind, _)| kind),
+            ["unavailable", "transient", "internal"]
+        );
     }
 }

@@ -173,9 +173,23 @@ fn parse_message(payload: &str) -> Option<(Announcement, Option<u128>)> {
 }
 
 fn record_propagation(sent_at_millis: u128) {
-    let elapsed_ms = epoch_millis().saturating_sub(sent_at_millis);
-    #[allow(clippy::cast_precision_loss)]
-    metrics::histogram!(PROPAGATION).record(elapsed_ms as f64 / 1000.0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    metrics::histogram!(PROPAGATION).record(propagation_seconds(sent_at_millis, now));
+}
+
+/// From `sent_at_millis` (whole milliseconds: the message's format) to `now` (since the epoch).
+/// `now` is kept to the microsecond: in whole milliseconds on both ends, a propagation within one
+/// host was mostly 0, and the histogram read `_sum 0` for real observations. The sent time's
+/// lost fraction makes this an upper bound, at most 1 ms over; clock skew that puts the sender
+/// ahead reads 0.
+#[allow(clippy::cast_precision_loss)]
+fn propagation_seconds(sent_at_millis: u128, now: Duration) -> f64 {
+    let elapsed_micros = now
+        .as_micros()
+        .saturating_sub(sent_at_millis.saturating_mul(1000));
+    elapsed_micros as f64 / 1e6
 }
 
 impl RedisRevocationBus {
@@ -240,6 +254,20 @@ mod tests {
         );
         assert_eq!(parse_message(&format!("{hex}:soon")), None);
         assert_eq!(parse_message("nothex:1"), None);
+    }
+
+    /// Issue 34: an announcement heard within the millisecond it was sent is a small positive
+    /// time, not 0 (the histogram's `_sum` read 0 with `_count` 1).
+    #[test]
+    fn propagation_is_measured_below_the_millisecond() {
+        let sent = 1_700_000_000_123;
+        let heard = Duration::from_micros(1_700_000_000_123_400);
+        let seconds = propagation_seconds(sent, heard);
+        assert!((seconds - 0.000_4).abs() < 1e-9, "{seconds}");
+        let later = Duration::from_micros(1_700_000_000_373_000);
+        assert!((propagation_seconds(sent, later) - 0.25).abs() < 1e-9);
+        // The sender's clock ahead of this one's.
+        assert!(propagation_seconds(sent, Duration::from_millis(1_700_000_000_000)).abs() < 1e-12);
     }
 
     #[test]

@@ -4,24 +4,34 @@
 //! Recording happens at the edges (the request middleware, the error mapping, the key cache
 //! adapter, the paid handlers), never in `keys-domain`. With no listener configured the
 //! recorder is not installed and every `counter!` is a no-op.
+//!
+//! What other parts already keep (the store's pools and failed calls, Redis's state, the usage
+//! flusher's failures, the alert outbox, `/proc/self`) is read at each scrape instead, from
+//! [`ScrapeSources`], and written after the registry's text: it costs nothing between scrapes,
+//! and a gauge computed when scraped cannot freeze while its source is down.
+
+mod process;
+mod text;
 
 use std::cell::RefCell;
 use std::net::TcpListener;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::http::StatusCode;
 use actix_web::{App, HttpResponse, HttpServer, web};
+use adapters_postgres::DbStore;
 use anyhow::Context as _;
+use keys_domain::Timestamp;
 use keys_domain::ports::{AlertOutbox, Clock};
-use metrics::{
-    Counter, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge,
-    histogram,
-};
+use metrics::{Counter, Histogram, Unit, counter, describe_counter, describe_histogram, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::state::Probe;
 use crate::telemetry::status_label;
+use text::Text;
 
 /// Requests by `route` (the matched pattern, or `unmatched`) and `status`.
 pub const HTTP_REQUESTS: &str = "jt_http_requests_total";
@@ -29,16 +39,49 @@ pub const HTTP_REQUESTS: &str = "jt_http_requests_total";
 pub const HTTP_DURATION: &str = "jt_http_request_duration_seconds";
 /// Refused credentials by `type` (the error type of the 401).
 pub const AUTH_FAILURES: &str = "jt_auth_failures_total";
+/// Every `type` a 401 has ([`crate::error::Unauthorized`]), each at 0 from the start.
+pub const AUTH_FAILURE_TYPES: [&str; 11] = [
+    "missing_api_key",
+    "malformed_api_key",
+    "invalid_api_key",
+    "revoked_api_key",
+    "expired_api_key",
+    "network_not_allowed",
+    "unsupported_credential",
+    "missing_token",
+    "invalid_token",
+    "api_key_not_accepted",
+    "invalid_signature",
+];
 /// 429s, whichever limit gave them.
 pub const RATE_LIMITED: &str = "jt_rate_limited_total";
 /// Credits debited by renders and purchases.
 pub const CREDITS_DEBITED: &str = "jt_credits_debited_total";
 /// Key lookups by `result`: `hit` (answered by the in-process cache) or `miss`.
 pub const KEY_CACHE_REQUESTS: &str = "jt_key_cache_requests_total";
-/// Alert emails waiting to be sent.
+/// Alert emails waiting to be sent (read at each scrape).
 pub const ALERT_OUTBOX_PENDING: &str = "jt_alert_outbox_pending";
-/// Age of the oldest of them, in seconds (0 when none waits).
+/// Age of the oldest of them, in seconds (0 when none waits), computed at each scrape.
 pub const ALERT_OUTBOX_OLDEST_AGE: &str = "jt_alert_outbox_oldest_age_seconds";
+/// Failed store calls by `kind` (`unavailable`, `transient`, `internal`), read at each scrape.
+pub const DB_ERRORS: &str = "jt_db_errors_total";
+/// Pooled connections by `pool` and `state` (`idle`, `in_use`).
+pub const DB_CONNECTIONS: &str = "jt_db_connections";
+/// The most connections each `pool` opens.
+pub const DB_CONNECTIONS_MAX: &str = "jt_db_connections_max";
+/// How long store calls waited for a pooled connection, by `pool`.
+pub const DB_POOL_WAIT: &str = "jt_db_pool_wait_seconds";
+/// 1 while Redis answers, 0 while the instance runs degraded; absent without `REDIS_URL`.
+pub const REDIS_UP: &str = "jt_redis_up";
+/// Usage flushes the store refused (each is retried; the counts wait in memory meanwhile).
+pub const USAGE_FLUSH_FAILURES: &str = "jt_usage_flush_failures_total";
+/// 1, labelled with the `version` and `commit` this binary was built from.
+pub const BUILD_INFO: &str = "jt_build_info";
+/// The commit, from `build.rs`.
+const BUILD_COMMIT: &str = match option_env!("JT_BUILD_COMMIT") {
+    Some(commit) => commit,
+    None => "unknown",
+};
 /// Keys revoked because they were reported leaked.
 pub const LEAKED_KEYS_REVOKED: &str = "jt_leaked_keys_revoked_total";
 /// Sign-in link requests by `outcome`.
@@ -145,15 +188,12 @@ fn describe() {
         "HTTP request latency by route pattern"
     );
     describe_counter!(AUTH_FAILURES, "refused credentials by error type");
+    for kind in AUTH_FAILURE_TYPES {
+        counter!(AUTH_FAILURES, "type" => kind).absolute(0);
+    }
     describe_counter!(RATE_LIMITED, "requests refused with 429");
     describe_counter!(CREDITS_DEBITED, "credits debited by renders and purchases");
     describe_counter!(KEY_CACHE_REQUESTS, "API key lookups by cache result");
-    describe_gauge!(ALERT_OUTBOX_PENDING, "alert emails waiting to be sent");
-    describe_gauge!(
-        ALERT_OUTBOX_OLDEST_AGE,
-        Unit::Seconds,
-        "age of the oldest alert email waiting to be sent"
-    );
     describe_counter!(
         LEAKED_KEYS_REVOKED,
         "keys revoked because they were reported leaked"
@@ -175,8 +215,6 @@ fn describe() {
     counter!(LEAKED_KEYS_REVOKED).absolute(0);
     counter!(KEY_CACHE_REQUESTS, "result" => "hit").absolute(0);
     counter!(KEY_CACHE_REQUESTS, "result" => "miss").absolute(0);
-    gauge!(ALERT_OUTBOX_PENDING).set(0.0);
-    gauge!(ALERT_OUTBOX_OLDEST_AGE).set(0.0);
 }
 
 /// What a scrape reads besides the registry.
@@ -184,6 +222,26 @@ fn describe() {
 pub struct ScrapeSources {
     pub outbox: Arc<dyn AlertOutbox>,
     pub clock: Arc<dyn Clock>,
+    /// The store's pools and its failed calls.
+    pub database: Arc<DbStore>,
+    /// Redis's state; `None` without `REDIS_URL`.
+    pub redis: Option<Arc<dyn Probe>>,
+    /// Usage flushes the store refused, as the flusher counts them.
+    pub usage_flush_failures: Arc<AtomicU64>,
+}
+
+/// The alert outbox as last read.
+#[derive(Debug, Clone, Copy, Default)]
+struct OutboxSeen {
+    pending: u64,
+    oldest: Option<Timestamp>,
+}
+
+/// The metrics listener's state.
+struct Scraper {
+    handle: PrometheusHandle,
+    sources: ScrapeSources,
+    outbox: Mutex<OutboxSeen>,
 }
 
 /// The metrics listener: `GET /metrics` (and `HEAD`), one worker, nothing else.
@@ -192,7 +250,11 @@ pub struct ScrapeSources {
 /// The registry cannot be installed, or the server cannot start on `listener`.
 pub fn serve(listener: TcpListener, sources: ScrapeSources) -> anyhow::Result<Server> {
     let handle = registry()?;
-    let state = web::Data::new((handle, sources));
+    let state = web::Data::new(Scraper {
+        handle,
+        sources,
+        outbox: Mutex::new(OutboxSeen::default()),
+    });
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -223,22 +285,256 @@ pub async fn upkeep() -> anyhow::Result<()> {
     }
 }
 
-async fn scrape(state: web::Data<(PrometheusHandle, ScrapeSources)>) -> HttpResponse {
-    let (handle, sources) = &**state;
-    // Read at scrape time: costs nothing between scrapes. A store outage leaves the last values.
-    match sources.outbox.backlog().await {
-        Ok(backlog) => {
-            #[allow(clippy::cast_precision_loss)]
-            gauge!(ALERT_OUTBOX_PENDING).set(backlog.pending as f64);
-            let age_ms = backlog.oldest.map_or(0, |t| {
-                (sources.clock.now().as_millis() - t.as_millis()).max(0)
-            });
-            #[allow(clippy::cast_precision_loss)]
-            gauge!(ALERT_OUTBOX_OLDEST_AGE).set(age_ms as f64 / 1000.0);
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot read the alert outbox for metrics"),
-    }
+async fn scrape(state: web::Data<Scraper>) -> HttpResponse {
+    let outbox = read_outbox(&state).await;
+    let now = state.sources.clock.now();
+    let mut text = Text::after(state.handle.render());
+    write_sources(&mut text, &state.sources, outbox, now).await;
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(handle.render())
+        .body(text.finish())
+}
+
+/// The outbox now, or as last read while the store cannot say: its oldest email only gets older
+/// meanwhile (none can be sent without the store), so its age keeps growing from it rather than
+/// freezing, and an alert on it fires during an outage too.
+async fn read_outbox(state: &Scraper) -> OutboxSeen {
+    let read = state.sources.outbox.backlog().await;
+    let mut seen = state.outbox.lock().unwrap_or_else(PoisonError::into_inner);
+    match read {
+        Ok(backlog) => {
+            *seen = OutboxSeen {
+                pending: backlog.pending,
+                oldest: backlog.oldest,
+            };
+        }
+        // The store's outage is logged, and counted in `jt_db_errors_total`, where it is seen.
+        Err(e) => tracing::debug!(error = %e, "cannot read the alert outbox for metrics"),
+    }
+    *seen
+}
+
+/// The series computed at scrape time, after the registry's.
+async fn write_sources(
+    text: &mut Text,
+    sources: &ScrapeSources,
+    outbox: OutboxSeen,
+    now: Timestamp,
+) {
+    text.family(
+        BUILD_INFO,
+        "gauge",
+        "1, labelled with the version and commit of the running binary",
+    );
+    text.sample(
+        BUILD_INFO,
+        &[
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("commit", BUILD_COMMIT),
+        ],
+        1,
+    );
+
+    text.family(
+        ALERT_OUTBOX_PENDING,
+        "gauge",
+        "alert emails waiting to be sent (as last read while the database is down)",
+    );
+    text.sample(ALERT_OUTBOX_PENDING, &[], outbox.pending);
+    text.family(
+        ALERT_OUTBOX_OLDEST_AGE,
+        "gauge",
+        "age of the oldest alert email waiting to be sent, in seconds",
+    );
+    let age_ms = outbox
+        .oldest
+        .map_or(0, |t| (now.as_millis() - t.as_millis()).max(0));
+    #[allow(clippy::cast_precision_loss)]
+    text.sample(ALERT_OUTBOX_OLDEST_AGE, &[], age_ms as f64 / 1000.0);
+
+    text.family(
+        DB_ERRORS,
+        "counter",
+        "failed database calls by kind: unavailable (no connection), transient (a retry can fix it), internal (unexpected)",
+    );
+    for (kind, n) in sources.database.error_counts().by_kind() {
+        text.sample(DB_ERRORS, &[("kind", kind)], n);
+    }
+    let pools = sources.database.pool_states();
+    text.family(
+        DB_CONNECTIONS,
+        "gauge",
+        "pooled database connections by pool and state",
+    );
+    for p in &pools {
+        text.sample(
+            DB_CONNECTIONS,
+            &[("pool", p.pool), ("state", "idle")],
+            p.idle,
+        );
+        text.sample(
+            DB_CONNECTIONS,
+            &[("pool", p.pool), ("state", "in_use")],
+            p.in_use,
+        );
+    }
+    text.family(
+        DB_CONNECTIONS_MAX,
+        "gauge",
+        "the most database connections each pool opens",
+    );
+    for p in &pools {
+        text.sample(DB_CONNECTIONS_MAX, &[("pool", p.pool)], p.max);
+    }
+    text.family(
+        DB_POOL_WAIT,
+        "histogram",
+        "time database calls waited for a pooled connection, timed-out waits included",
+    );
+    let bucket = format!("{DB_POOL_WAIT}_bucket");
+    for p in &pools {
+        for (le, n) in &p.waits.buckets {
+            text.sample(&bucket, &[("pool", p.pool), ("le", &le.to_string())], n);
+        }
+        text.sample(&bucket, &[("pool", p.pool), ("le", "+Inf")], p.waits.count);
+        text.sample(
+            &format!("{DB_POOL_WAIT}_sum"),
+            &[("pool", p.pool)],
+            p.waits.sum_seconds,
+        );
+        text.sample(
+            &format!("{DB_POOL_WAIT}_count"),
+            &[("pool", p.pool)],
+            p.waits.count,
+        );
+    }
+
+    if let Some(redis) = &sources.redis {
+        text.family(
+            REDIS_UP,
+            "gauge",
+            "1 while Redis answers, 0 while this instance runs degraded (local rate limits and usage windows)",
+        );
+        text.sample(REDIS_UP, &[], u8::from(redis.is_up().await));
+    }
+
+    text.family(
+        USAGE_FLUSH_FAILURES,
+        "counter",
+        "usage flushes the database refused (each is retried; the counts wait in memory)",
+    );
+    text.sample(
+        USAGE_FLUSH_FAILURES,
+        &[],
+        sources.usage_flush_failures.load(Ordering::Relaxed),
+    );
+
+    write_process(text, &process::read());
+}
+
+/// `process_*`, as every Prometheus client library names them.
+fn write_process(text: &mut Text, p: &process::ProcessStats) {
+    let mut gauge = |name: &str, kind: &str, help: &str, value: Option<f64>| {
+        if let Some(v) = value {
+            text.family(name, kind, help);
+            text.sample(name, &[], v);
+        }
+    };
+    #[allow(clippy::cast_precision_loss)]
+    let float = |n: Option<u64>| n.map(|n| n as f64);
+    gauge(
+        "process_cpu_seconds_total",
+        "counter",
+        "user and system CPU time spent, in seconds",
+        p.cpu_seconds,
+    );
+    gauge(
+        "process_resident_memory_bytes",
+        "gauge",
+        "resident memory size, in bytes",
+        float(p.resident_bytes),
+    );
+    gauge(
+        "process_virtual_memory_bytes",
+        "gauge",
+        "virtual memory size, in bytes",
+        float(p.virtual_bytes),
+    );
+    gauge(
+        "process_open_fds",
+        "gauge",
+        "open file descriptors",
+        float(p.open_fds),
+    );
+    gauge(
+        "process_max_fds",
+        "gauge",
+        "the most file descriptors the process may open",
+        float(p.max_fds),
+    );
+    gauge(
+        "process_start_time_seconds",
+        "gauge",
+        "when the process started, in seconds since the Unix epoch",
+        p.start_time_seconds,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AUTH_FAILURE_TYPES;
+    use crate::dashboard_token::TokenError;
+    use crate::error::{ApiError, Unauthorized};
+
+    /// Every 401's `type` is among the series present from the start. A new variant does not
+    /// compile here until it is listed.
+    #[test]
+    fn every_auth_failure_type_is_registered_from_the_start() {
+        let one_of_each = |u: &Unauthorized| match u {
+            Unauthorized::MissingApiKey
+            | Unauthorized::MalformedApiKey(_)
+            | Unauthorized::NotOneApiKey
+            | Unauthorized::InvalidApiKey
+            | Unauthorized::RevokedApiKey
+            | Unauthorized::ExpiredApiKey
+            | Unauthorized::NetworkNotAllowed
+            | Unauthorized::UnsupportedCredential
+            | Unauthorized::MissingToken
+            | Unauthorized::NotOneBearerToken
+            | Unauthorized::InvalidToken(_)
+            | Unauthorized::TokenUserGone
+            | Unauthorized::ApiKeyNotAccepted
+            | Unauthorized::InvalidSignature(_)
+            | Unauthorized::InvalidSignInLink => (),
+        };
+        let all = [
+            Unauthorized::MissingApiKey,
+            Unauthorized::MalformedApiKey(keys_domain::MalformedKey::MissingPrefix),
+            Unauthorized::NotOneApiKey,
+            Unauthorized::InvalidApiKey,
+            Unauthorized::RevokedApiKey,
+            Unauthorized::ExpiredApiKey,
+            Unauthorized::NetworkNotAllowed,
+            Unauthorized::UnsupportedCredential,
+            Unauthorized::MissingToken,
+            Unauthorized::NotOneBearerToken,
+            Unauthorized::InvalidToken(TokenError::Expired),
+            Unauthorized::TokenUserGone,
+            Unauthorized::ApiKeyNotAccepted,
+            Unauthorized::InvalidSignature("missing"),
+            Unauthorized::InvalidSignInLink,
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for u in all {
+            one_of_each(&u);
+            let kind = ApiError::Unauthorized(u).kind();
+            assert!(AUTH_FAILURE_TYPES.contains(&kind), "{kind} is not listed");
+            seen.insert(kind);
+        }
+        assert_eq!(
+            seen.len(),
+            AUTH_FAILURE_TYPES.len(),
+            "a listed type no 401 has"
+        );
+    }
 }

@@ -8,6 +8,7 @@
 //! last flush could not write, and says so: one ERROR line with the keys and requests dropped.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use keys_domain::ports::UsageRecorder;
@@ -27,6 +28,8 @@ pub struct UsageFlusher {
     missed: Vec<MissedAlert>,
     /// Most keys written by one [`UsageService::flush`] (one transaction).
     chunk: usize,
+    /// Flushes the store refused, for whoever watches (`jt_usage_flush_failures_total`).
+    failures: Arc<AtomicU64>,
 }
 
 impl UsageFlusher {
@@ -37,7 +40,16 @@ impl UsageFlusher {
             usage,
             missed: Vec::new(),
             chunk: usize::MAX,
+            failures: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Adds one to `failures` for each flush the store refuses (the batch is kept and
+    /// retried): the composition root reads it for the metrics.
+    #[must_use]
+    pub fn counting_failures_in(mut self, failures: Arc<AtomicU64>) -> Self {
+        self.failures = failures;
+        self
     }
 
     /// Writes at most `keys` keys per transaction (the store's choice, see
@@ -86,6 +98,7 @@ impl UsageFlusher {
                     }
                 }
                 Err(e) => {
+                    self.failures.fetch_add(1, Ordering::Relaxed);
                     // The chunks written stay written; this one and the rest are kept.
                     let kept: Vec<_> = chunk.iter().chain(chunks.flatten()).cloned().collect();
                     tracing::warn!(error = %e, keys = kept.len(), "usage flush failed; will retry");
@@ -260,6 +273,35 @@ mod tests {
         written.dedup();
         assert_eq!(written.len(), n, "every key written");
         assert!(written.iter().all(|(_, count)| *count == 1));
+        assert!(rec.take().is_empty());
+    }
+
+    /// Issue 34: each refused flush is counted where the metrics read it; an empty round or a
+    /// written flush is not.
+    #[tokio::test]
+    async fn each_refused_flush_is_counted() {
+        let rec = Arc::new(PendingUsage::new());
+        let (k, u) = (KeyId::new("key_a"), UserId::new("usr_a"));
+        let mut keys = MockKeyStore::new();
+        let mut refuse = 2;
+        keys.expect_record_usage().times(3).returning(move |_| {
+            if refuse > 0 {
+                refuse -= 1;
+                return Err(keys_domain::ports::StoreError::Unavailable("down".into()));
+            }
+            Ok(())
+        });
+        let failures = Arc::new(AtomicU64::new(0));
+        let mut flusher =
+            UsageFlusher::new(rec.clone(), service(keys)).counting_failures_in(failures.clone());
+        flusher.flush_once().await;
+        assert_eq!(failures.load(Ordering::Relaxed), 0, "nothing to flush");
+        rec.record(&k, &u, Timestamp::from_millis(1), None, "-");
+        flusher.flush_once().await;
+        flusher.flush_once().await;
+        assert_eq!(failures.load(Ordering::Relaxed), 2);
+        flusher.flush_once().await;
+        assert_eq!(failures.load(Ordering::Relaxed), 2, "written at last");
         assert!(rec.take().is_empty());
     }
 
