@@ -10,6 +10,7 @@ use diesel::r2d2::R2D2Connection;
 use diesel::{Connection, ConnectionError, PgConnection, SqliteConnection};
 
 use crate::connect_gate::ConnectGate;
+use crate::connection_trust::ConnectionTrust;
 
 /// A connection to either backend. Query code is written once against this type.
 #[derive(diesel::MultiConnection)]
@@ -84,12 +85,47 @@ fn with_connect_timeout(url: &str) -> String {
 pub struct Manager {
     target: Target,
     gate: Arc<ConnectGate>,
+    /// For the ledger's pool: when a checkout may skip its ping (see [`crate::connection_trust`]).
+    trust: Option<Arc<ConnectionTrust>>,
 }
 
 impl Manager {
     #[must_use]
     pub const fn new(target: Target, gate: Arc<ConnectGate>) -> Self {
-        Self { target, gate }
+        Self {
+            target,
+            gate,
+            trust: None,
+        }
+    }
+
+    /// Replaces a connection that the server closed with an in-memory SQLite placeholder, which
+    /// [`r2d2::ManageConnection::has_broken`] recognises at check-in, so the pool drops it and
+    /// opens a new one instead of handing the dead one out again. (diesel marks such a
+    /// connection broken only inside a transaction, and r2d2 shows `has_broken` the connection
+    /// alone.) Only PostgreSQL connections are retired: an SQLite file has no server to lose.
+    pub(crate) fn retire(conn: &mut AnyConnection) {
+        if !matches!(conn, AnyConnection::Postgres(_)) {
+            return;
+        }
+        if let Ok(placeholder) = SqliteConnection::establish(":memory:") {
+            *conn = AnyConnection::Sqlite(placeholder);
+        }
+    }
+
+    /// Whether `conn` is a placeholder left by [`Manager::retire`].
+    fn is_retired(&self, conn: &AnyConnection) -> bool {
+        matches!(
+            (&self.target, conn),
+            (Target::Postgres(_), AnyConnection::Sqlite(_))
+        )
+    }
+
+    /// Checkouts (with `test_on_check_out`) ping unless `trust` says the connections are fresh.
+    #[must_use]
+    pub(crate) fn trusting(mut self, trust: Arc<ConnectionTrust>) -> Self {
+        self.trust = Some(trust);
+        self
     }
 
     /// Opens one connection, unless the store was closed.
@@ -128,6 +164,19 @@ fn sqlite_open_failure(path: &str, e: ConnectionError) -> ConnectionError {
     }
 }
 
+/// Whether `e` says the connection itself is gone: the server closed it, or nothing can be sent
+/// on it. Any statement on it will fail the same way.
+pub(crate) fn lost_connection(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    matches!(
+        e,
+        Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _
+        )
+    )
+}
+
 impl r2d2::ManageConnection for Manager {
     type Connection = AnyConnection;
     type Error = diesel::r2d2::Error;
@@ -137,11 +186,18 @@ impl r2d2::ManageConnection for Manager {
     }
 
     fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {
-        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+        if self.trust.as_ref().is_some_and(|t| t.trusted()) {
+            return Ok(());
+        }
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)?;
+        if let Some(trust) = &self.trust {
+            trust.succeeded();
+        }
+        Ok(())
     }
 
     fn has_broken(&self, conn: &mut AnyConnection) -> bool {
-        std::thread::panicking() || conn.is_broken()
+        std::thread::panicking() || conn.is_broken() || self.is_retired(conn)
     }
 }
 

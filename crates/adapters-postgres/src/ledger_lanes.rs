@@ -9,17 +9,20 @@
 //! counts how its batches were written.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use keys_domain::UserId;
 use keys_domain::ports::{Charge, ChargeOutcome};
 
+use crate::connection_trust::ConnectionTrust;
 use crate::group_commit::{BATCH_CAP, GroupCommit};
 use crate::last_seen::LastSeen;
 
 pub(crate) struct LedgerLanes {
     lanes: Box<[Lane]>,
+    /// Whether the lanes' connections are fresh enough to skip a ping at checkout.
+    trust: Arc<ConnectionTrust>,
     /// Batches written as planned from a lane's memory, in one round trip.
     confirmed: AtomicU64,
     /// Batches written the locked way.
@@ -42,9 +45,15 @@ impl LedgerLanes {
                     seen: Mutex::default(),
                 })
                 .collect(),
+            trust: Arc::default(),
             confirmed: AtomicU64::new(0),
             locked: AtomicU64::new(0),
         }
+    }
+
+    /// The trust in the lanes' connections, shared with the ledger pool's manager.
+    pub(crate) fn trust(&self) -> &Arc<ConnectionTrust> {
+        &self.trust
     }
 
     /// The lane of `user`'s charges: always the same one.

@@ -65,7 +65,11 @@ impl DbStore {
                 guard
             });
             ledger_batch::apply(conn, batch, &mut seen)
-        })?;
+        });
+        let trust = self.ledger_lanes().trust();
+        let applied = applied
+            .inspect(|_| trust.succeeded())
+            .inspect_err(|_| trust.failed())?;
         self.ledger_lanes().written(applied.confirmed);
         self.balance_cache().committed(&applied.balances);
         Ok(applied.outcomes)

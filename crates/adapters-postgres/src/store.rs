@@ -1,23 +1,29 @@
 //! [`DbStore`]: the pool, and the one way port methods reach the database.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use keys_domain::ports::StoreError;
 use r2d2::{CustomizeConnection as _, Pool, PooledConnection};
 
 use crate::balance_cache::BalanceCache;
 use crate::connect_gate::ConnectGate;
-use crate::connection::{AnyConnection, CONNECT_DRAIN_LIMIT, ConnectionSetup, Manager, Target};
-use crate::database_health::DatabaseHealth;
+use crate::connection::{
+    AnyConnection, CONNECT_DRAIN_LIMIT, ConnectionSetup, Manager, Target, lost_connection,
+};
+use crate::database_health::{DatabaseHealth, DbErrorCounts};
 use crate::failure::{Failure, FromStoreError};
 use crate::ledger_lanes::LedgerLanes;
 use crate::migrations;
+use crate::pool_stats::{PoolState, WaitRecorder};
 use crate::template_cache::TemplateCache;
 
 /// How long a request waits for a pooled connection. Short, so a database outage becomes a fast
 /// 503 rather than a hung request.
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a charge waits for the ledger's connection while the database is known down: long
+/// enough to connect to a database that is back, short enough that a charge fails fast.
+const OUTAGE_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(200);
 /// PostgreSQL connections per instance.
 const POSTGRES_POOL_SIZE: u32 = 16;
 /// SQLite connections: many readers in WAL mode; writers take turns on the file lock.
@@ -66,6 +72,9 @@ struct Inner {
     sqlite_writer: Mutex<()>,
     /// What the log says about the database's availability.
     health: DatabaseHealth,
+    /// How long checkouts of `connections` and of `ledger_pool` waited.
+    waits: WaitRecorder,
+    ledger_waits: WaitRecorder,
 }
 
 /// Where a port method's connection comes from.
@@ -142,13 +151,17 @@ impl DbStore {
         let pool = builder(ConnectionSetup::default())
             .max_size(size)
             .build_unchecked(Manager::new(target.clone(), gate.clone()));
+        let ledger = LedgerLanes::new(lanes as usize);
+        // A kept ledger connection that the database closed is found by a ping and replaced
+        // before a charge is sent on it; the ping is skipped while batches keep completing.
         let ledger_pool = builder(ConnectionSetup::ledger())
             .max_size(lanes)
-            .build_unchecked(Manager::new(target, gate.clone()));
+            .test_on_check_out(true)
+            .build_unchecked(Manager::new(target, gate.clone()).trusting(ledger.trust().clone()));
         Ok(Self::with(
             Connections::Pool(pool),
             Some(ledger_pool),
-            LedgerLanes::new(lanes as usize),
+            ledger,
             gate,
             backend,
         ))
@@ -191,6 +204,8 @@ impl DbStore {
                 templates: TemplateCache::default(),
                 sqlite_writer: Mutex::new(()),
                 health: DatabaseHealth::default(),
+                waits: WaitRecorder::default(),
+                ledger_waits: WaitRecorder::default(),
             }),
         }
     }
@@ -251,6 +266,36 @@ impl DbStore {
     #[must_use]
     pub fn backend_name(&self) -> &'static str {
         self.inner.backend
+    }
+
+    /// The server's pools now (none for a one-shot store): `requests`, then `ledger`. Takes
+    /// each pool's lock briefly: for a scrape, not for a request.
+    #[must_use]
+    pub fn pool_states(&self) -> Vec<PoolState> {
+        let state = |name, pool: &Pool<Manager>, waits: &WaitRecorder| {
+            let now = pool.state();
+            PoolState {
+                pool: name,
+                idle: now.idle_connections,
+                in_use: now.connections.saturating_sub(now.idle_connections),
+                max: pool.max_size(),
+                waits: waits.snapshot(),
+            }
+        };
+        let mut states = Vec::with_capacity(2);
+        if let Connections::Pool(pool) = &self.inner.connections {
+            states.push(state("requests", pool, &self.inner.waits));
+        }
+        if let Some(pool) = &self.inner.ledger_pool {
+            states.push(state("ledger", pool, &self.inner.ledger_waits));
+        }
+        states
+    }
+
+    /// Failed calls since the store was opened, by kind.
+    #[must_use]
+    pub fn error_counts(&self) -> DbErrorCounts {
+        self.inner.health.error_counts()
     }
 
     /// Most keys a usage flush should write per transaction; `None`: all in one. On SQLite
@@ -328,8 +373,15 @@ impl Inner {
         F: FnOnce(&mut AnyConnection) -> Result<T, Failure<E>>,
     {
         let checkout = match (&self.ledger_pool, role) {
+            // In an outage a charge waits at most briefly for a connection, not the full
+            // checkout timeout: the ledger's connection is replaced, not reused dead.
             (Some(pool), Role::Ledger) => {
-                pool.get().map(Checkout::Pooled).map_err(|e| e.to_string())
+                let timeout = if self.health.is_down() {
+                    OUTAGE_CHECKOUT_TIMEOUT
+                } else {
+                    CHECKOUT_TIMEOUT
+                };
+                timed_get(pool, &self.ledger_waits, timeout)
             }
             _ => self.checkout(),
         };
@@ -344,13 +396,26 @@ impl Inner {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
         });
-        work(&mut conn)
+        let result = work(&mut conn);
+        if let Err(Failure::Db(e)) = &result
+            && lost_connection(e)
+        {
+            // The server may have restarted: the ledger's kept connections are pinged before
+            // their next charge, and a ledger connection found closed is never handed out again
+            // (see `Manager::retire`). A request connection stays: during an outage it fails
+            // fast, where an emptied pool would make each request wait for a checkout.
+            self.ledger.trust().failed();
+            if role == Role::Ledger {
+                Manager::retire(&mut conn);
+            }
+        }
+        result
     }
 
     /// A connection for one port call: from the pool, or opened now for a one-shot command.
     fn checkout(&self) -> Result<Checkout, String> {
         match &self.connections {
-            Connections::Pool(pool) => pool.get().map(Checkout::Pooled).map_err(|e| e.to_string()),
+            Connections::Pool(pool) => timed_get(pool, &self.waits, CHECKOUT_TIMEOUT),
             Connections::Direct { manager } => {
                 // As a request pool's connection (the default setup does nothing on PostgreSQL).
                 let mut conn = manager.open().map_err(|e| e.to_string())?;
@@ -361,6 +426,19 @@ impl Inner {
             }
         }
     }
+}
+
+/// A pooled connection, the wait for it recorded (a timed-out wait too: that is the one that
+/// matters).
+fn timed_get(
+    pool: &Pool<Manager>,
+    waits: &WaitRecorder,
+    timeout: Duration,
+) -> Result<Checkout, String> {
+    let started = Instant::now();
+    let got = pool.get_timeout(timeout);
+    waits.record(started.elapsed());
+    got.map(Checkout::Pooled).map_err(|e| e.to_string())
 }
 
 /// r2d2 logs every failed connection attempt of its background fill as an error: a database

@@ -16,8 +16,9 @@ const MAX_STORE_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Every `poll` (≈1 s) runs [`AlertDelivery::run_once`]. Failed emails are rescheduled by the use
 /// case (exponential back-off with jitter), or abandoned after repeated permanent rejections
-/// (logged at ERROR); an unavailable outbox is logged and retried with a
-/// growing pause. Stops when `shutdown` is cancelled, after finishing the round in progress
+/// (logged at ERROR); an unavailable outbox is retried with a growing pause and logged once when
+/// it becomes unavailable and once when it is back (the database's own outage lines carry the
+/// count in between). Stops when `shutdown` is cancelled, after finishing the round in progress
 /// (so an email the server accepted is also marked sent).
 #[must_use = "the worker stops when its shutdown token is cancelled; await the handle to wait for it"]
 pub fn spawn_delivery_worker(
@@ -27,6 +28,7 @@ pub fn spawn_delivery_worker(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut pause = Duration::ZERO;
+        let mut failing = false;
         loop {
             tokio::select! {
                 biased;
@@ -35,6 +37,9 @@ pub fn spawn_delivery_worker(
             }
             pause = match delivery.run_once(DELIVERY_BATCH).await {
                 Ok(report) => {
+                    if std::mem::take(&mut failing) {
+                        tracing::info!("alert outbox available again");
+                    }
                     if report.sent > 0 {
                         tracing::info!(sent = report.sent, "alert emails delivered");
                     }
@@ -57,7 +62,11 @@ pub fn spawn_delivery_worker(
                 }
                 Err(e) => {
                     let next = (pause * 2).clamp(poll, MAX_STORE_BACKOFF.max(poll));
-                    tracing::error!(error = %e, retry_in_ms = next.as_millis(), "alert outbox unavailable");
+                    if std::mem::replace(&mut failing, true) {
+                        tracing::debug!(error = %e, retry_in_ms = next.as_millis(), "alert outbox still unavailable");
+                    } else {
+                        tracing::error!(error = %e, "alert outbox unavailable; retrying with back-off until it is back");
+                    }
                     next
                 }
             };

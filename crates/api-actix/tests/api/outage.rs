@@ -13,7 +13,8 @@ use crate::helpers::{Backend, Database, TestApp, expect_error, header, parts, te
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
-struct PrivatePostgres {
+/// Also used by `metrics_alerts.rs`.
+pub(crate) struct PrivatePostgres {
     dir: tempfile::TempDir,
     port: u16,
     running: bool,
@@ -52,7 +53,7 @@ fn chown_to_postgres(path: &Path) {
 }
 
 impl PrivatePostgres {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         assert!(
             Path::new(PG_BIN).join("initdb").exists(),
             "PostgreSQL 15 binaries not found in {PG_BIN}; install postgresql-15"
@@ -86,7 +87,7 @@ impl PrivatePostgres {
     }
 
     /// Starts the server on its data directory and port (again, after `stop`).
-    fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         let opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1",
             self.port,
@@ -108,11 +109,11 @@ impl PrivatePostgres {
         self.running = true;
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if !self.running {
             return;
         }
@@ -213,6 +214,54 @@ async fn a_database_outage_is_503_with_retry_after_never_401() {
             .status(),
         200
     );
+}
+
+/// Issue 34, item 2: PostgreSQL restarts under a running instance, which closes the ledger's
+/// kept connection. The first render after it is served: that connection is found closed and
+/// replaced before the charge is sent, not used and answered with a 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_postgres_restarts_the_first_render_is_served() {
+    let mut pg = tokio::task::spawn_blocking(PrivatePostgres::start)
+        .await
+        .unwrap();
+    let db = Database::fresh(Backend::Sqlite).await;
+    let mut config = test_config(&pg.url());
+    config.database_url = pg.url();
+    let app = TestApp::start(db, config).await;
+    let user = app.user(5).await;
+    let (_, key) = app.create_key(&user, "ci").await;
+    let render = || {
+        app.public(&key, Method::POST, "/api/v1/public/documents")
+            .json(&serde_json::json!({ "template_id": "classic", "fields": { "name": "Ada" } }))
+            .send()
+    };
+    assert_eq!(render().await.unwrap().status(), 201);
+
+    // Kept until the end: dropping it stops the server.
+    let _pg = tokio::task::spawn_blocking(move || {
+        pg.stop();
+        pg.restart();
+        pg
+    })
+    .await
+    .unwrap();
+    // As a proxy would: wait until the instance says it is ready again.
+    let ready = crate::helpers::eventually(Duration::from_secs(30), || {
+        let res = app.client.get(app.url("/readyz")).send();
+        async move { res.await.is_ok_and(|r| r.status() == 200) }
+    })
+    .await;
+    let (status, _, body) = parts(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
+    assert!(
+        ready.is_some(),
+        "/readyz never said ready after the restart: {status} {body}"
+    );
+
+    let (status, _, body) = parts(render().await.unwrap()).await;
+    assert_eq!(status, 201, "the first render after the restart: {body}");
+    let (status, _, body) = parts(render().await.unwrap()).await;
+    assert_eq!(status, 201);
+    assert_eq!(body["balance"], 2, "three renders of five credits: {body}");
 }
 
 /// Issue 11, item 6: a client over its failed-authentication limit is answered before any store
