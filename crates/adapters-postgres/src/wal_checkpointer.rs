@@ -95,7 +95,7 @@ fn passive_checkpoint(conn: &mut AnyConnection) -> diesel::QueryResult<Checkpoin
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
     use diesel::connection::SimpleConnection as _;
 
@@ -130,8 +130,9 @@ mod tests {
         )
         .await;
         let stop = Arc::new(AtomicBool::new(false));
+        let made = Arc::new(AtomicU32::new(0));
         let writer = {
-            let (store, stop) = (store.clone(), stop.clone());
+            let (store, stop, made) = (store.clone(), stop.clone(), made.clone());
             tokio::spawn(async move {
                 let mut commits = 0_u32;
                 while !stop.load(Ordering::Relaxed) {
@@ -142,13 +143,19 @@ mod tests {
                     )
                     .await;
                     commits += 1;
+                    made.store(commits, Ordering::Relaxed);
                 }
                 commits
             })
         };
         let mut largest = 0;
         let mut second_steps = 0;
-        for _ in 0..150 {
+        // Until the writer has made enough commits to show anything (a loaded machine makes
+        // them slower), at least 150 checkpoint ticks.
+        let enough = u32::try_from(5 * SECOND_STEP_FRAMES).unwrap();
+        let mut ticks = 0;
+        while ticks < 150 || (made.load(Ordering::Relaxed) < enough && ticks < 6_000) {
+            ticks += 1;
             tokio::time::sleep(Duration::from_millis(10)).await;
             let found = store.checkpoint().await.unwrap();
             largest = largest.max(found.log);
