@@ -34,9 +34,16 @@ struct OutboxRow {
     attempts: i32,
 }
 
-impl From<OutboxRow> for QueuedEmail {
-    fn from(r: OutboxRow) -> Self {
-        QueuedEmail {
+impl TryFrom<OutboxRow> for QueuedEmail {
+    type Error = StoreError;
+
+    /// A negative attempt count (which the table's CHECK already refuses) is a corrupt row, not
+    /// a fresh one: counting it as 0 would give an email its permanent rejections back.
+    fn try_from(r: OutboxRow) -> Result<Self, StoreError> {
+        let attempts = u32::try_from(r.attempts).map_err(|_| {
+            StoreError::Internal(format!("outbox email {} has a corrupt attempt count", r.id))
+        })?;
+        Ok(QueuedEmail {
             id: AlertId::new(r.id),
             key_id: r.key_id.map(KeyId::new),
             email: OutgoingEmail {
@@ -44,8 +51,8 @@ impl From<OutboxRow> for QueuedEmail {
                 subject: r.subject,
                 body: r.body,
             },
-            attempts: u32::try_from(r.attempts).unwrap_or(0),
-        }
+            attempts,
+        })
     }
 }
 
@@ -170,7 +177,7 @@ impl AlertOutbox for DbStore {
                 .set(email_outbox::locked_until.eq(lease_until))
                 .execute(conn)?;
                 if n == 1 {
-                    claimed.push(QueuedEmail::from(row));
+                    claimed.push(QueuedEmail::try_from(row)?);
                 }
             }
             Ok(claimed)

@@ -65,18 +65,22 @@ cached_statement!(
 );
 
 cached_statement!(
-    /// Adds a key's requests to its count and keeps the later of the two last-use times
-    /// (spelled portably: SQLite has no `GREATEST`).
+    /// Adds a key's requests to its count, which stops at 2^53 − 1 (the largest integer a JSON
+    /// reader keeps exact; past i64 the addition would fail every later flush), and keeps the
+    /// later of the two last-use times (spelled portably: SQLite has no `GREATEST`).
     AddKeyUsage { key: &'a str as Text, count: i64 as BigInt, at: i64 as BigInt }
-        = "UPDATE api_keys SET usage_count = usage_count + ", count: BigInt,
-          ", last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ", at: BigInt,
+        = "UPDATE api_keys SET usage_count = CASE WHEN usage_count > 9007199254740991 - ",
+          count: BigInt, " THEN 9007199254740991 ELSE usage_count + ", count: BigInt,
+          " END, last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ", at: BigInt,
           " THEN ", at: BigInt, " ELSE last_used_at END WHERE id = ", key: Text, ""
 );
 
 cached_statement!(
-    /// Adds requests to a key's existing hourly row; 0 rows when the hour has none yet.
+    /// Adds requests to a key's existing hourly row, up to 2^53 − 1 as `AddKeyUsage`; 0 rows
+    /// when the hour has none yet.
     #[derive(Clone, Copy)]
     AddToHour { key: &'a str as Text, hour_start: i64 as BigInt, count: i64 as BigInt }
-        = "UPDATE key_usage_hours SET count = count + ", count: BigInt, " WHERE key_id = ",
-          key: Text, " AND hour_start = ", hour_start: BigInt, ""
+        = "UPDATE key_usage_hours SET count = CASE WHEN count > 9007199254740991 - ",
+          count: BigInt, " THEN 9007199254740991 ELSE count + ", count: BigInt,
+          " END WHERE key_id = ", key: Text, " AND hour_start = ", hour_start: BigInt, ""
 );

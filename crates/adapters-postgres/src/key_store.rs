@@ -522,10 +522,19 @@ impl KeyStore for DbStore {
     }
 }
 
+/// Usage counts stop at 2^53 − 1, the largest integer a JSON reader keeps exact: a count past
+/// i64 would fail its flush, and every later one, on PostgreSQL.
+const MAX_USAGE_COUNT: u64 = (1 << 53) - 1;
+
+/// A batch's count as stored: at most [`MAX_USAGE_COUNT`], which the statements also bound.
+fn stored_count(count: u64) -> i64 {
+    i64::try_from(count.min(MAX_USAGE_COUNT)).unwrap_or(i64::MAX)
+}
+
 /// One key at a time: on SQLite each statement is a function call, not a round trip.
 fn record_usage_rows(conn: &mut AnyConnection, batch: &[UsageDelta]) -> QueryResult<()> {
     for delta in batch {
-        let count = i64::try_from(delta.count).unwrap_or(i64::MAX);
+        let count = stored_count(delta.count);
         AddKeyUsage {
             key: delta.key_id.as_str(),
             count,
@@ -553,7 +562,7 @@ fn record_usage_postgres(pg: &mut diesel::PgConnection, batch: &[UsageDelta]) ->
     let mut ids: Vec<&str> = Vec::with_capacity(batch.len());
     let (mut counts, mut ats, mut hours) = (Vec::new(), Vec::new(), Vec::new());
     for d in batch {
-        let count = i64::try_from(d.count).unwrap_or(i64::MAX);
+        let count = stored_count(d.count);
         let at = d.last_used_at.as_millis();
         if ids.last() == Some(&d.key_id.as_str()) {
             if let (Some(c), Some(a), Some(h)) =
@@ -572,9 +581,12 @@ fn record_usage_postgres(pg: &mut diesel::PgConnection, batch: &[UsageDelta]) ->
         ats.push(at);
         hours.push(hour_start(d.last_used_at).as_millis());
     }
+    // As `AddKeyUsage`: the count stops at 2^53 − 1.
     diesel::sql_query(
         "UPDATE api_keys AS k \
-         SET usage_count = k.usage_count + d.count, last_used_at = GREATEST(k.last_used_at, d.at) \
+         SET usage_count = CASE WHEN k.usage_count > 9007199254740991 - d.count \
+         THEN 9007199254740991 ELSE k.usage_count + d.count END, \
+         last_used_at = GREATEST(k.last_used_at, d.at) \
          FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS d(id, count, at) \
          WHERE k.id = d.id",
     )
@@ -585,7 +597,9 @@ fn record_usage_postgres(pg: &mut diesel::PgConnection, batch: &[UsageDelta]) ->
     diesel::sql_query(
         "INSERT INTO key_usage_hours (key_id, hour_start, count) \
          SELECT id, hour, count FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS d(id, hour, count) \
-         ON CONFLICT (key_id, hour_start) DO UPDATE SET count = key_usage_hours.count + EXCLUDED.count",
+         ON CONFLICT (key_id, hour_start) DO UPDATE SET count = \
+         CASE WHEN key_usage_hours.count > 9007199254740991 - EXCLUDED.count \
+         THEN 9007199254740991 ELSE key_usage_hours.count + EXCLUDED.count END",
     )
     .bind::<Array<Text>, _>(&ids)
     .bind::<Array<BigInt>, _>(&hours)

@@ -376,6 +376,57 @@ async fn postgres_a_limited_key_is_written_from_memory_only_when_its_spend_is_co
     assert_eq!(contract::all_documents(&c, &user).await.len(), 4);
 }
 
+/// A key's usage count stops at 2^53 − 1 instead of overflowing, which would fail that flush
+/// and every later one (issue 30 item 6).
+async fn usage_count_stops_at_the_largest_exact_json_integer(db: TestDb) {
+    use keys_domain::KeyId;
+    use keys_domain::ports::KeyStore;
+    use keys_domain::usage::UsageDelta;
+
+    let store = db.store().clone();
+    let user = contract::new_user(&store, 0).await;
+    let key = contract::insert(&store, &user, "busy", contract::at(0)).await;
+    let near = format!(
+        "UPDATE api_keys SET usage_count = 9007199254740989 WHERE id = '{}'",
+        key.id.as_str()
+    );
+    assert_eq!(
+        adapters_postgres::testing::execute_sql(&store, &near).await,
+        1
+    );
+    let delta = |count| UsageDelta {
+        key_id: key.id.clone(),
+        user_id: user.clone(),
+        count,
+        last_used_at: contract::at(1),
+        clients: Vec::new(),
+    };
+    let ghost = UsageDelta {
+        key_id: KeyId::new("key_ghost"),
+        ..delta(1)
+    };
+    store.record_usage(&[delta(1), ghost]).await.unwrap();
+    let found = store.find(&user, &key.id).await.unwrap().unwrap();
+    assert_eq!(
+        found.usage_count, 9_007_199_254_740_990,
+        "below the bound: added"
+    );
+    store.record_usage(&[delta(u64::MAX >> 1)]).await.unwrap();
+    store.record_usage(&[delta(5)]).await.unwrap();
+    let found = store.find(&user, &key.id).await.unwrap().unwrap();
+    assert_eq!(found.usage_count, 9_007_199_254_740_991);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_usage_count_stops_at_the_largest_exact_json_integer() {
+    usage_count_stops_at_the_largest_exact_json_integer(TestDb::postgres()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_usage_count_stops_at_the_largest_exact_json_integer() {
+    usage_count_stops_at_the_largest_exact_json_integer(TestDb::sqlite()).await;
+}
+
 /// On PostgreSQL ledger rows and documents have no foreign keys (a trigger per inserted row was
 /// more server time than the inserts); what the keys guarded is kept by refusing to delete a
 /// user or template, or change its id, whether or not anything refers to it yet.
