@@ -91,8 +91,8 @@ impl FromRequest for ApiKeyAuth {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         // Routes with this extractor are mounted behind `require_api_key`; without it there is
-        // nothing to read, which is a wiring bug rather than a client error.
-        set_by_middleware(req)
+        // nothing to read: a wiring bug, answered as a request without a key.
+        set_by_middleware(req, Unauthorized::MissingApiKey)
     }
 }
 
