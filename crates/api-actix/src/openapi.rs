@@ -5,7 +5,8 @@
 
 use std::sync::LazyLock;
 
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -86,7 +87,7 @@ pub struct ErrorDetail {
         routes::app::asset,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
-    modifiers(&ByGate),
+    modifiers(&ByGate, &ParameterBounds),
     tags(
         (name = "public", description = "Called with an API key: `Authorization: Bearer jt_sk_…`"),
         (name = "dashboard", description = "Called with a dashboard token (JWT)"),
@@ -152,6 +153,53 @@ impl Modify for ByGate {
                 }
                 for (status, description) in shared_answers(endpoint, &method, op) {
                     add(op, status, &description);
+                }
+            }
+        }
+    }
+}
+
+/// The bounds the service checks on the parameters every list and every retried write share,
+/// in their schemas, so a client generated from the document (or a fuzzer) sends what is
+/// accepted: `limit` 1 to 100, `Idempotency-Key` 1 to 255 printable ASCII characters, the key
+/// list's `status` one of three.
+struct ParameterBounds;
+
+impl Modify for ParameterBounds {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let limit = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(100))
+            .build();
+        let idempotency_key = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(255))
+            .pattern(Some("^[ -~]+$"))
+            .build();
+        let key_status = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["active", "expiring", "revoked", "expired"]))
+            .build();
+        for (path, item) in &mut doc.paths.paths {
+            let keys_list = path == "/api/v1/keys";
+            let ops = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.put,
+                &mut item.delete,
+            ];
+            for op in ops.into_iter().flatten() {
+                for p in op.parameters.iter_mut().flatten() {
+                    let bounded = match (&p.parameter_in, p.name.as_str()) {
+                        (ParameterIn::Query, "limit") => &limit,
+                        (ParameterIn::Header, "Idempotency-Key") => &idempotency_key,
+                        (ParameterIn::Query, "status") if keys_list => &key_status,
+                        _ => continue,
+                    };
+                    p.schema = Some(RefOr::T(Schema::Object(bounded.clone())));
                 }
             }
         }

@@ -29,7 +29,7 @@ pub struct ControlFields {
     expires_at: Option<Option<Value>>,
     /// Up to 20 CIDRs (IPv4 or IPv6); a request from elsewhere is refused with `network_not_allowed`.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Vec<String>>, example = json!(["203.0.113.0/24"]))]
+    #[schema(value_type = Option<Vec<String>>, min_items = 1, max_items = 20, example = json!(["203.0.113.0/24"]))]
     allowed_networks: Option<Option<Value>>,
     /// 1 to 10^12 credits per UTC calendar month; a charge past it is 402 `key_credit_limit_reached`.
     #[serde(default, deserialize_with = "present")]
@@ -37,8 +37,22 @@ pub struct ControlFields {
     monthly_credit_limit: Option<Option<Value>>,
     /// Any of `credits:read`, `documents:read`, `documents:write`, `templates:purchase`; all four when absent or null.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Vec<String>>, example = json!(["documents:write"]))]
+    #[schema(value_type = Option<Vec<ScopeName>>, example = json!(["documents:write"]))]
     scopes: Option<Option<Value>>,
+}
+
+/// A scope, as the document names it (the request reads plain strings, to name a wrong one).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // only its schema is used
+enum ScopeName {
+    #[schema(rename = "credits:read")]
+    CreditsRead,
+    #[schema(rename = "documents:read")]
+    DocumentsRead,
+    #[schema(rename = "documents:write")]
+    DocumentsWrite,
+    #[schema(rename = "templates:purchase")]
+    TemplatesPurchase,
 }
 
 // The fields are read as JSON values and typed here: inside a flattened struct serde loses the

@@ -13,7 +13,7 @@ use crate::error::ApiError;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateKeyRequest {
     /// 1 to 100 characters after trimming, no control characters; unique among the user's keys that are not revoked.
-    #[schema(value_type = String, required = true, example = "ci-bot")]
+    #[schema(value_type = String, required = true, min_length = 1, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$", example = "ci-bot")]
     name: Option<String>,
     #[serde(flatten)]
     controls: ControlFields,
@@ -38,7 +38,7 @@ impl CreateKeyRequest {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct UpdateKeyRequest {
     /// A new name, as on creation.
-    #[schema(value_type = Option<String>, example = "ci-bot")]
+    #[schema(value_type = Option<String>, min_length = 1, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$", example = "ci-bot")]
     name: Option<String>,
     #[serde(flatten)]
     controls: ControlFields,

@@ -70,7 +70,7 @@ impl ListParams {
                     params.status = Some(KeyStatus::parse(value).ok_or_else(|| {
                         ApiError::invalid_field(
                             "status",
-                            "status must be one of active, expiring, revoked",
+                            "status must be one of active, expiring, revoked, expired",
                         )
                     })?);
                 }
