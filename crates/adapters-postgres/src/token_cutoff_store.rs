@@ -5,8 +5,9 @@ use diesel::prelude::*;
 use keys_domain::ports::{StoreError, TokenCutoffStore};
 use keys_domain::{Timestamp, UserId};
 
+use crate::key_store::lock_user;
 use crate::on_conflict::OnConflictDoNothing;
-use crate::schema::{dashboard_token_cutoffs as cutoffs, users};
+use crate::schema::dashboard_token_cutoffs as cutoffs;
 use crate::store::DbStore;
 
 #[async_trait]
@@ -26,15 +27,13 @@ impl TokenCutoffStore for DbStore {
 
     async fn raise_tokens_cutoff(&self, user: &UserId, at: Timestamp) -> Result<bool, StoreError> {
         let user = user.as_str().to_owned();
-        self.run(move |conn| {
+        self.run_write(move |conn| {
             conn.transaction(|conn| {
-                let exists = users::table
-                    .find(user.as_str())
-                    .select(users::id)
-                    .first::<String>(conn)
-                    .optional()?
-                    .is_some();
-                if !exists {
+                // The user's row lock first, as every write on a user's behalf: on SQLite the
+                // transaction's first statement is then a write, so it never has to upgrade a
+                // read lock (which fails at once, whatever the busy timeout, when another
+                // writer committed meanwhile).
+                if !lock_user(conn, user.as_str())? {
                     return Ok(false);
                 }
                 OnConflictDoNothing(diesel::insert_into(cutoffs::table).values((
