@@ -13,9 +13,7 @@ use std::time::Duration;
 use adapters_redis::testing::PrivateRedis;
 use reqwest::Method;
 
-use crate::helpers::{
-    Backend, Database, TestApp, binary, eventually, stdout_of, test_config, unique,
-};
+use crate::helpers::{Backend, TestApp, binary, eventually, stdout_of, unique};
 use crate::outage::PrivatePostgres;
 
 /// The value of a series line (`name{labels} value`), if present.
@@ -344,14 +342,15 @@ async fn during_a_database_outage_the_outbox_age_grows_and_failures_are_counted(
     let mut pg = tokio::task::spawn_blocking(PrivatePostgres::start)
         .await
         .unwrap();
-    let db = Database::fresh(Backend::Sqlite).await;
-    let mut config = test_config(&pg.url());
-    config.database_url = pg.url();
-    config.metrics_bind = Some("127.0.0.1:0".into());
-    // The key stays cached through the outage, so a request still records usage to flush.
-    config.tuning.key_cache_ttl = Duration::from_secs(120);
-    config.tuning.key_feed_interval = None;
-    let app = TestApp::start(db, config).await;
+    let app = pg
+        .app(|config| {
+            config.metrics_bind = Some("127.0.0.1:0".into());
+            // The key stays cached through the outage, so a request still records usage to
+            // flush.
+            config.tuning.key_cache_ttl = Duration::from_secs(120);
+            config.tuning.key_feed_interval = None;
+        })
+        .await;
     let user = app.user(5).await;
     let (_, key) = app.create_key(&user, "outage").await;
     assert_eq!(

@@ -9,6 +9,8 @@ use keys_domain::ApiKeySecret;
 use keys_domain::random::OsRandom;
 use reqwest::Method;
 
+use api_actix::config::Config;
+
 use crate::helpers::{Backend, Database, TestApp, expect_error, header, parts, test_config};
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -113,6 +115,16 @@ impl PrivatePostgres {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// The test app on this server, configured as `test_config` and then by `tweak`.
+    pub(crate) async fn app(&self, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        // The harness wants a Database; this one is not dropped by it (not a jt_test_ name).
+        let db = Database::fresh(Backend::Sqlite).await;
+        let mut config = test_config(&self.url());
+        config.database_url = self.url();
+        tweak(&mut config);
+        TestApp::start(db, config).await
+    }
+
     pub(crate) fn stop(&mut self) {
         if !self.running {
             return;
@@ -137,11 +149,7 @@ async fn a_database_outage_is_503_with_retry_after_never_401() {
     let mut pg = tokio::task::spawn_blocking(PrivatePostgres::start)
         .await
         .unwrap();
-    // The harness wants a Database; this one is not dropped by it (not a jt_test_ name).
-    let db = Database::fresh(Backend::Sqlite).await;
-    let mut config = test_config(&pg.url());
-    config.database_url = pg.url();
-    let app = TestApp::start(db, config).await;
+    let app = pg.app(|_| {}).await;
     let user = app.user(5).await;
     let (_, key) = app.create_key(&user, "ci").await;
     assert_eq!(
@@ -224,10 +232,7 @@ async fn after_postgres_restarts_the_first_render_is_served() {
     let mut pg = tokio::task::spawn_blocking(PrivatePostgres::start)
         .await
         .unwrap();
-    let db = Database::fresh(Backend::Sqlite).await;
-    let mut config = test_config(&pg.url());
-    config.database_url = pg.url();
-    let app = TestApp::start(db, config).await;
+    let app = pg.app(|_| {}).await;
     let user = app.user(5).await;
     let (_, key) = app.create_key(&user, "ci").await;
     let render = || {
@@ -271,11 +276,7 @@ async fn the_failure_limit_answers_before_any_store() {
     let mut pg = tokio::task::spawn_blocking(PrivatePostgres::start)
         .await
         .unwrap();
-    let db = Database::fresh(Backend::Sqlite).await;
-    let mut config = test_config(&pg.url());
-    config.database_url = pg.url();
-    config.auth_failures_per_minute = 1;
-    let app = TestApp::start(db, config).await;
+    let app = pg.app(|config| config.auth_failures_per_minute = 1).await;
     let unknown = ApiKeySecret::generate(&OsRandom);
     let res = app.public_get(unknown.expose(), "/api/v1/public/me").await;
     expect_error(res, 401, "invalid_api_key").await;
