@@ -25,6 +25,7 @@ pub mod json_response;
 pub mod jwt_secret;
 pub mod log_throttle;
 pub mod minute_limiter;
+pub mod open_connections;
 pub mod openapi;
 pub mod prometheus;
 pub mod rate_limit_headers;

@@ -7,6 +7,7 @@ use actix_web::http::ConnectionType;
 use actix_web::middleware::Next;
 
 use crate::body_encoding::refuse_encoded_body;
+use crate::open_connections::{Busy, BusyUntilSent};
 use crate::request_framing::refuse_ambiguous_length;
 
 /// Runs the checks; a refused request is answered at once and its connection closed (its body
@@ -18,8 +19,13 @@ pub async fn guard_request(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
+    let busy = Busy::mark(req.request());
     match refuse_ambiguous_length(req.request()).and_then(|()| refuse_encoded_body(req.headers())) {
-        Ok(()) => Ok(next.call(req).await?.map_into_left_body()),
+        Ok(()) => Ok(next
+            .call(req)
+            .await?
+            .map_body(|_, body| BusyUntilSent::new(body, busy))
+            .map_into_left_body()),
         Err(e) => {
             let mut res = req.error_response(e);
             res.response_mut()

@@ -124,7 +124,10 @@ impl Application {
                 .default_service(web::to(crate::error::route_not_found))
         })
         // Before `listen`, which captures it.
-        .on_connect(crate::request_framing::on_connect)
+        .on_connect(|io, data| {
+            crate::request_framing::on_connect(io, data);
+            crate::open_connections::on_connect(io, data);
+        })
         .listen(listener)?
         .shutdown_timeout(config.tuning.shutdown_timeout.as_secs().max(1))
         .disable_signals();
@@ -171,7 +174,12 @@ impl Application {
                 signals.received().await;
                 tracing::info!("stop signal received; draining and finishing in-flight requests");
                 crate::drain::begin();
-                handle.stop(true).await;
+                // Until the stop completes: a connection accepted between the signal and the
+                // listeners' close is swept too.
+                tokio::select! {
+                    () = handle.stop(true) => {}
+                    () = crate::open_connections::close_idle_until_stopped() => {}
+                }
             });
         }
         let metrics = self.metrics.map(|(_, server)| {

@@ -224,3 +224,96 @@ async fn sigterm_drains_keep_alive_connections() {
     .await
     .unwrap();
 }
+
+/// SIGTERM under keep-alive load: connections that sit idle are closed by the server within
+/// a second (not at their 5 s keep-alive timer), every request the server began to answer is
+/// answered whole (a busy connection ends only between answers, after `Connection: close`),
+/// and the process exits within 3 s, not at its 10 s shutdown timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_closes_idle_connections_and_answers_whole() {
+    use std::io::{Read as _, Write as _};
+    let db = Database::fresh(Backend::Sqlite).await;
+    let secret = unique("load-drain-secret-padding-to-32-bytes-");
+    let (base, mut child) = crate::helpers::spawn_server_process(&db.url, &secret).await;
+    let addr = base.trim_start_matches("http://").to_owned();
+    let healthz = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let busy = (0..8)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let mut answered = 0_u32;
+                let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+                conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                loop {
+                    if conn.write_all(healthz).is_err() {
+                        return answered;
+                    }
+                    // `read_response` fails the test on an answer cut short.
+                    match read_response(&mut conn) {
+                        Some(answer)
+                            if answer.to_ascii_lowercase().contains("connection: close") =>
+                        {
+                            return answered + 1;
+                        }
+                        Some(answer) => {
+                            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+                            answered += 1;
+                        }
+                        None => return answered,
+                    }
+                }
+            })
+        })
+        .collect::<Vec<_>>();
+    let mut idle = (0..4)
+        .map(|_| {
+            let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+            conn.write_all(healthz).unwrap();
+            let answer = read_response(&mut conn).expect("an answer before the signal");
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            conn.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
+            conn
+        })
+        .collect::<Vec<_>>();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let signalled = std::time::Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let idle_closed = tokio::task::spawn_blocking(move || {
+        idle.iter_mut()
+            .map(|conn| {
+                let mut rest = [0_u8; 64];
+                let read = conn.read(&mut rest);
+                // 0 bytes (or a reset): the server closed it. A timeout is an error after 4 s.
+                assert!(
+                    matches!(read, Ok(0))
+                        || read
+                            .as_ref()
+                            .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+                    "an idle connection was not closed: {read:?} after {:?}",
+                    signalled.elapsed()
+                );
+                signalled.elapsed()
+            })
+            .max()
+    })
+    .await
+    .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let exited = signalled.elapsed();
+    assert!(status.success(), "{}", describe(status));
+    assert!(
+        idle_closed.is_some_and(|t| t < Duration::from_secs(1)),
+        "idle connections closed after {idle_closed:?}"
+    );
+    assert!(exited < Duration::from_secs(3), "exit took {exited:?}");
+    for client in busy {
+        assert!(client.join().unwrap() > 0, "a client was never answered");
+    }
+}
