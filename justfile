@@ -11,6 +11,7 @@ run *ARGS:
 test:
     bash scripts/ensure-services.sh
     cargo fmt --all -- --check
+    python3 scripts/module-cycles.py
     cargo clippy --workspace --all-targets --all-features -- -D warnings
     cargo test --workspace --all-features --no-fail-fast
 
@@ -18,8 +19,10 @@ test:
 test-domain:
     cargo test -p keys-domain --all-features
 
+# Formatting, no module cycle in any crate, clippy with warnings denied.
 lint:
     cargo fmt --all -- --check
+    python3 scripts/module-cycles.py
     cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 fmt:

@@ -12,137 +12,29 @@ use keys_domain::ports::{
 };
 use keys_domain::usage::UsageDelta;
 use keys_domain::{
-    Actor, Credits, EventDetail, KeyEvent, KeyHash, KeyId, KeyName, KeyPreview, KeyState,
-    KeyStatus, ListError, Page, RevocationReason, Timestamp, UserId,
+    Actor, Credits, EventDetail, KeyEvent, KeyHash, KeyId, KeyState, ListError, Page,
+    RevocationReason, Timestamp, UserId,
 };
 
 use crate::alert_outbox::insert_email;
-use crate::cached_statements::{AddKeyUsage, LockUser};
+use crate::cached_statements::AddKeyUsage;
 use crate::connection::AnyConnection;
 use crate::failure::{Failure, UniqueIndex};
 use crate::key_client_store::write_clients;
-use crate::key_controls_columns::{control_columns, stored_controls};
+use crate::key_controls_columns::control_columns;
 use crate::key_events::write_events;
+use crate::key_row::{EXPIRING, KeyRow, REVOKED, state_columns};
 use crate::pages::key_page;
 use crate::schema::{api_keys, key_monthly_spend};
 use crate::store::DbStore;
 use crate::usage_history::add_to_hour;
-
-/// The `status` column's values: the contract's spelling, one definition.
-const ACTIVE: &str = KeyStatus::Active.as_str();
-const EXPIRING: &str = KeyStatus::Expiring.as_str();
-const REVOKED: &str = KeyStatus::Revoked.as_str();
+use crate::user_lock::lock_user;
 
 /// The partial unique index on a user's live key names (see the `api_keys` migration).
 const LIVE_NAME_INDEX: UniqueIndex = UniqueIndex {
     name: "api_keys_live_name",
     columns: "api_keys.user_id, api_keys.name",
 };
-
-/// A stored key row.
-#[derive(Debug, Queryable, Selectable)]
-#[diesel(table_name = api_keys)]
-pub(crate) struct KeyRow {
-    id: String,
-    user_id: String,
-    name: String,
-    preview: String,
-    key_hash: Vec<u8>,
-    status: String,
-    revoked_at: Option<i64>,
-    revokes_at: Option<i64>,
-    created_at: i64,
-    last_used_at: Option<i64>,
-    usage_count: i64,
-    revocation_reason: Option<String>,
-    expires_at: Option<i64>,
-    allowed_networks: Option<String>,
-    monthly_credit_limit: Option<i64>,
-    scopes: Option<String>,
-}
-
-impl KeyRow {
-    fn state(&self) -> Result<KeyState, StoreError> {
-        stored_state(&self.id, &self.status, self.revoked_at, self.revokes_at)
-    }
-
-    pub(crate) fn into_key(self) -> Result<ApiKey, StoreError> {
-        let state = self.state()?;
-        let usage_count = u64::try_from(self.usage_count).map_err(|_| {
-            StoreError::Internal(format!("key {} has a negative usage count", self.id))
-        })?;
-        let hash = KeyHash::from_slice(&self.key_hash)
-            .ok_or_else(|| StoreError::Internal(format!("key {} has a corrupt hash", self.id)))?;
-        let revocation_reason = match self.revocation_reason.as_deref() {
-            None => None,
-            Some(r) => Some(RevocationReason::parse(r).ok_or_else(|| {
-                StoreError::Internal(format!("key {} has an invalid revocation reason", self.id))
-            })?),
-        };
-        let controls = stored_controls(
-            &self.id,
-            (
-                self.expires_at,
-                self.allowed_networks,
-                self.monthly_credit_limit,
-                self.scopes,
-            ),
-        )?;
-        Ok(ApiKey {
-            controls,
-            id: KeyId::new(self.id),
-            user_id: UserId::new(self.user_id),
-            name: KeyName::from_stored(self.name),
-            preview: KeyPreview::from_stored(self.preview),
-            hash,
-            state,
-            created_at: Timestamp::from_millis(self.created_at),
-            last_used_at: self.last_used_at.map(Timestamp::from_millis),
-            usage_count,
-            revocation_reason,
-        })
-    }
-}
-
-/// A key's state from its stored columns (status, revoked_at, revokes_at).
-pub(crate) fn stored_state(
-    id: &str,
-    status: &str,
-    revoked_at: Option<i64>,
-    revokes_at: Option<i64>,
-) -> Result<KeyState, StoreError> {
-    match (status, revoked_at, revokes_at) {
-        (ACTIVE, None, None) => Ok(KeyState::Active),
-        (EXPIRING, None, Some(at)) => Ok(KeyState::Expiring {
-            revokes_at: Timestamp::from_millis(at),
-        }),
-        (REVOKED, Some(at), None) => Ok(KeyState::Revoked {
-            revoked_at: Timestamp::from_millis(at),
-        }),
-        _ => Err(StoreError::Internal(format!(
-            "key {id} has an invalid state"
-        ))),
-    }
-}
-
-/// The canonical columns of a state: (status, revoked_at, revokes_at).
-fn state_columns(state: KeyState) -> (&'static str, Option<i64>, Option<i64>) {
-    match state {
-        KeyState::Active => (ACTIVE, None, None),
-        KeyState::Expiring { revokes_at } => (EXPIRING, None, Some(revokes_at.as_millis())),
-        KeyState::Revoked { revoked_at } => (REVOKED, Some(revoked_at.as_millis()), None),
-    }
-}
-
-/// Locks the user's row for the rest of the transaction; `false` when there is no such user.
-///
-/// Every write transaction on a user's keys or balance starts here. On PostgreSQL the row lock
-/// serialises them per user (so the key limit holds under concurrent inserts); on SQLite a
-/// write as the first statement takes the write lock at once, so the transaction never has to
-/// upgrade a read lock (which fails with SQLITE_BUSY instead of waiting).
-pub(crate) fn lock_user(conn: &mut AnyConnection, user: &str) -> QueryResult<bool> {
-    Ok(LockUser { user }.execute(conn)? == 1)
-}
 
 /// Locks one key row (the user's) and reads it; `None` when it is not the user's.
 ///

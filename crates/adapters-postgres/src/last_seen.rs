@@ -13,7 +13,7 @@ use keys_domain::monthly_spend::{MonthlyCreditLimit, SpendMonth};
 use keys_domain::ports::{Charge, StoreError};
 use keys_domain::{Credits, KeyId, Timestamp, UserId};
 
-use crate::key_store::stored_state;
+use crate::key_row::stored_state;
 
 /// Most users (and, separately, keys) remembered per lane; past it the memory starts over. A
 /// user or key not remembered costs one batch the locked way, nothing more.

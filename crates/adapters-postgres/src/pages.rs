@@ -16,7 +16,7 @@ use keys_domain::{
 
 use crate::connection::{AnyConnection, MultiBackend};
 use crate::failure::Failure;
-use crate::key_store::KeyRow;
+use crate::key_row::KeyRow;
 use crate::schema::{api_keys, credit_ledger, documents};
 
 /// A document row as a list shows it: no content.

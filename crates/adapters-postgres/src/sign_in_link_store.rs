@@ -7,9 +7,9 @@ use keys_domain::sign_in_link::SignInTokenHash;
 use keys_domain::{Timestamp, UserId};
 
 use crate::alert_outbox::KIND_SIGN_IN;
-use crate::key_store::lock_user;
 use crate::schema::{email_outbox, sign_in_links};
 use crate::store::DbStore;
+use crate::user_lock::lock_user;
 
 #[async_trait]
 impl SignInLinkStore for DbStore {

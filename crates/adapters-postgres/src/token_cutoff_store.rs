@@ -5,10 +5,10 @@ use diesel::prelude::*;
 use keys_domain::ports::{StoreError, TokenCutoffStore};
 use keys_domain::{Timestamp, UserId};
 
-use crate::key_store::lock_user;
 use crate::on_conflict::OnConflictDoNothing;
 use crate::schema::dashboard_token_cutoffs as cutoffs;
 use crate::store::DbStore;
+use crate::user_lock::lock_user;
 
 #[async_trait]
 impl TokenCutoffStore for DbStore {

@@ -23,7 +23,6 @@ use serde_json::{Map, Value, json};
 
 use crate::dashboard_token::TokenError;
 use crate::json_response::json_bytes;
-use crate::prometheus::{AUTH_FAILURES, RATE_LIMITED};
 use crate::rate_limit_headers::insert_rate_limit_headers;
 use crate::request_id::{self, RequestId};
 
@@ -456,7 +455,6 @@ impl ResponseError for ApiError {
             message,
             presented,
         } = self.row();
-        self.count();
         let mut res = HttpResponseBuilder::new(status);
         match presented {
             Some(false) => {
@@ -505,28 +503,20 @@ impl ResponseError for ApiError {
         if let Self::RateLimited(d) = self {
             insert_rate_limit_headers(res.headers_mut(), d);
         }
+        res.extensions_mut().insert(ErrorType(kind));
         res
     }
 }
+
+/// The error `type` of a response this module built, for the telemetry that counts refusals.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorType(pub &'static str);
 
 /// Only reachable if serializing a map of strings and numbers failed.
 const FALLBACK_BODY: &[u8] =
     br#"{"error":{"type":"internal_error","message":"an internal error occurred"}}"#;
 
 impl ApiError {
-    /// The metrics of refusals: every error response is built once, here.
-    fn count(&self) {
-        match self {
-            Self::Unauthorized(_) => {
-                metrics::counter!(AUTH_FAILURES, "type" => self.kind()).increment(1);
-            }
-            Self::RateLimited(_) | Self::Throttled { .. } => {
-                metrics::counter!(RATE_LIMITED).increment(1);
-            }
-            _ => {}
-        }
-    }
-
     /// The contract's JSON body.
     fn body(&self, kind: &'static str, message: Cow<'static, str>) -> Bytes {
         let mut extras = Map::new();

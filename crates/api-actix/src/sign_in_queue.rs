@@ -16,7 +16,7 @@ use workers::{LinkOutcomeObserver, SignInLinkRequests};
 
 use crate::error::ApiError;
 use crate::log_throttle::{LOG_EVERY, LogThrottle};
-use crate::prometheus::SIGN_IN_LINK_REQUESTS;
+use crate::metric_names::SIGN_IN_LINK_REQUESTS;
 
 /// Requests waiting for a lookup: about a minute of the default per-address limit from 8,000
 /// addresses, a few kilobytes each at most.

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use keys_domain::ports::{AccountStore, Clock, SettingsStore};
 use keys_domain::random::RandomSource;
 use keys_domain::use_cases::{
@@ -15,6 +14,7 @@ use crate::auth::failure_limit::AuthFailureLimiter;
 use crate::cursor_seal::CursorSeal;
 use crate::dashboard_token::JwtKeys;
 use crate::dashboard_write_limit::DashboardWriteLimiter;
+use crate::probe::Probe;
 use crate::sign_in_link_limit::SignInLinkLimiter;
 use crate::sign_in_queue::SignInQueue;
 
@@ -56,12 +56,6 @@ pub struct AppState {
     pub readiness: Readiness,
     /// `JT_TOP_UP_URL`: named by a 402 and by the dashboard page.
     pub top_up_url: Arc<str>,
-}
-
-/// Whether an optional dependency answers now.
-#[async_trait]
-pub trait Probe: Send + Sync {
-    async fn is_up(&self) -> bool;
 }
 
 /// What `/readyz` inspects.

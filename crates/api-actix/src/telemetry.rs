@@ -7,7 +7,6 @@
 
 use std::io::{self, Write};
 use std::str::FromStr;
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -22,10 +21,11 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::auth::api_key::ApiKeyAuth;
-use crate::error::ApiError;
-use crate::prometheus::{HTTP_DURATION, HTTP_REQUESTS};
+use crate::error::{ApiError, ErrorType};
+use crate::metric_names::{AUTH_FAILURES, HTTP_DURATION, HTTP_REQUESTS, RATE_LIMITED};
+use crate::prometheus::RouteMetrics;
 use crate::request_id::{RequestId, X_REQUEST_ID};
-use crate::routes::RouteMetrics;
+use crate::status_label::status_label;
 
 /// `JT_LOG_FORMAT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -195,17 +195,6 @@ impl Write for OneLineWriter {
     }
 }
 
-/// `"100"` to `"599"`, so the status label costs no allocation.
-static STATUS_LABELS: LazyLock<Vec<String>> =
-    LazyLock::new(|| (0..600).map(|s: u16| s.to_string()).collect());
-
-/// The status label of a response.
-pub fn status_label(status: StatusCode) -> &'static str {
-    STATUS_LABELS
-        .get(usize::from(status.as_u16()))
-        .map_or("other", String::as_str)
-}
-
 /// `X-Content-Type-Options` on every answer.
 const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
 
@@ -267,6 +256,7 @@ pub async fn observe(
         }
     };
     let status = res.status();
+    count_refusal(&res);
     let route = match res.request().app_data::<RouteMetrics>() {
         Some(m) => {
             m.record(status, started.elapsed());
@@ -295,6 +285,23 @@ pub async fn observe(
             .set_connection_type(actix_web::http::ConnectionType::Close);
     }
     Ok(res)
+}
+
+/// Counts a refused credential (a 401, by its error `type`) or a rate limit (a 429, whichever
+/// limit gave it).
+fn count_refusal<B>(res: &ServiceResponse<B>) {
+    match res.status() {
+        StatusCode::UNAUTHORIZED => {
+            let kind = res
+                .response()
+                .extensions()
+                .get::<ErrorType>()
+                .map_or("other", |t| t.0);
+            metrics::counter!(AUTH_FAILURES, "type" => kind).increment(1);
+        }
+        StatusCode::TOO_MANY_REQUESTS => metrics::counter!(RATE_LIMITED).increment(1),
+        _ => {}
+    }
 }
 
 /// An error response that is not the contract's JSON (actix's own, or another middleware's,

@@ -43,10 +43,11 @@ use crate::config::{Config, redact_url};
 use crate::cursor_seal::CursorSeal;
 use crate::dashboard_token::JwtKeys;
 use crate::dashboard_write_limit::DashboardWriteLimiter;
+use crate::probe::Probe;
 use crate::prometheus::ScrapeSources;
 use crate::sign_in_link_limit::SignInLinkLimiter;
 use crate::sign_in_queue::SignInQueue;
-use crate::state::{AppState, Probe, Readiness};
+use crate::state::{AppState, Readiness};
 
 /// The settings row holding the generated JWT secret.
 const JWT_SECRET_SETTING: &str = "jwt_secret";

@@ -27,8 +27,10 @@ use super::bearer::{Credential, credential, looks_like_jwt};
 use super::set_by_middleware::set_by_middleware;
 use crate::error::{ApiError, Unauthorized};
 use crate::rate_limit_headers::insert_rate_limit_headers;
-use crate::routes::Scopes;
 use crate::state::AppState;
+
+/// The scope each method of a public endpoint needs (the route table's column).
+pub type Scopes = &'static [(Method, Scope)];
 
 /// An authenticated, rate-limit-admitted API key.
 #[derive(Debug, Clone)]

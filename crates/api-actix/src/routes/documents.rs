@@ -13,8 +13,8 @@ use crate::dto::pages::{ListKind, ListParams, PageOf};
 use crate::error::ApiError;
 use crate::idempotency::run_once;
 use crate::json_body::{JsonBytes, parse};
+use crate::metric_names::CREDITS_DEBITED;
 use crate::openapi::ErrorBody;
-use crate::prometheus::CREDITS_DEBITED;
 use crate::state::AppState;
 
 /// `POST /api/v1/public/documents`, once per `Idempotency-Key`.

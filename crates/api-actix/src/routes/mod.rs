@@ -19,9 +19,11 @@ use actix_web::middleware::from_fn;
 use actix_web::{Route, guard, web};
 use keys_domain::scope::Scope;
 
+use crate::auth::api_key::Scopes;
 use crate::auth::api_key::require_api_key;
 use crate::auth::dashboard_gate::require_dashboard_user;
 use crate::error::method_not_allowed;
+use crate::prometheus::RouteMetrics;
 
 /// Which credential an endpoint takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,11 +57,6 @@ pub struct Endpoint {
     /// needs none).
     pub scopes: Scopes,
 }
-
-/// The scope each method of a public endpoint needs.
-pub type Scopes = &'static [(Method, Scope)];
-
-pub use crate::prometheus::RouteMetrics;
 
 /// Every route of the service, in the order actix tries them: it matches a request's path
 /// against each resource in turn, about 270 instructions per pattern tried and a regex search

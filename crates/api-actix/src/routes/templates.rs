@@ -8,8 +8,8 @@ use crate::dto::keys::ListOf;
 use crate::dto::templates::{PurchaseObject, TemplateObject};
 use crate::error::ApiError;
 use crate::idempotency::run_once;
+use crate::metric_names::CREDITS_DEBITED;
 use crate::openapi::ErrorBody;
-use crate::prometheus::CREDITS_DEBITED;
 use crate::state::AppState;
 
 /// `GET /api/v1/public/templates`.

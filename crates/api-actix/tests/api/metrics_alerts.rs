@@ -203,7 +203,7 @@ async fn the_alerting_series_exist_from_the_start_and_pass_promtool() {
     let client = reqwest::Client::new();
 
     let first = scrape_at(&client, &metrics).await;
-    for kind in api_actix::prometheus::AUTH_FAILURE_TYPES {
+    for kind in api_actix::metric_names::AUTH_FAILURE_TYPES {
         assert_eq!(
             sample(
                 &first,
