@@ -494,3 +494,547 @@ fn write_sqlite(conn: &mut SqliteConnection, plan: &BatchPlan) -> QueryResult<()
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use keys_domain::api_key::{KeyLimits, NewApiKey};
+    use keys_domain::credits::InsufficientCredits;
+    use keys_domain::key_controls::KeyControls;
+    use keys_domain::monthly_spend::{KeyLimitReached, MonthlyCreditLimit};
+    use keys_domain::ports::{AccountStore, CatalogStore, ChargeKind, KeyStore, StateChange};
+    use keys_domain::random::OsRandom;
+    use keys_domain::template::Document;
+    use keys_domain::{ApiKeySecret, DocumentId, Email, GrantAmount, KeyName, KeyState};
+
+    use super::*;
+    use crate::DbStore;
+    use crate::testing::{drop_postgres_database, fresh_postgres_url, fresh_sqlite_url};
+
+    /// 2027-01-15T08:00:00Z: the batches charge in January 2027 unless a test says otherwise.
+    const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+    /// When the fixtures' users and keys were made: before any charge, December included.
+    const CREATED: Timestamp = Timestamp::from_millis(T0.as_millis() - 40 * 86_400_000);
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_millis(T0.as_millis() + ms)
+    }
+
+    /// A migrated store on a fresh database, dropped again at the end.
+    struct Db {
+        store: DbStore,
+        url: String,
+        _dir: Option<tempfile::TempDir>,
+    }
+
+    impl Db {
+        fn postgres() -> Self {
+            Self::migrated(fresh_postgres_url(), None)
+        }
+
+        fn sqlite() -> Self {
+            let (dir, url) = fresh_sqlite_url();
+            Self::migrated(url, Some(dir))
+        }
+
+        fn migrated(url: String, dir: Option<tempfile::TempDir>) -> Self {
+            let store = DbStore::connect(&url).unwrap();
+            store.run_migrations().unwrap();
+            Self {
+                store,
+                url,
+                _dir: dir,
+            }
+        }
+
+        fn is_postgres(&self) -> bool {
+            self.store.backend_name() == "postgres"
+        }
+
+        /// `work` on the ledger's own connection, as the ledger's threads run a batch.
+        async fn on_ledger_connection<T: Send + 'static>(
+            &self,
+            work: impl FnOnce(&mut AnyConnection) -> Result<T, Failure<StoreError>> + Send + 'static,
+        ) -> Result<T, StoreError> {
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || store.run_ledger_here(work))
+                .await
+                .unwrap()
+        }
+
+        /// One batch through [`apply`], with `seen` as the lane's memory.
+        async fn apply(
+            &self,
+            charges: Vec<Charge>,
+            seen: &mut LastSeen,
+        ) -> Result<Applied, StoreError> {
+            let store = self.store.clone();
+            let mut lane = std::mem::take(seen);
+            let (applied, lane) = tokio::task::spawn_blocking(move || {
+                let applied = store.run_ledger_here(|conn| super::apply(conn, &charges, &mut lane));
+                (applied, lane)
+            })
+            .await
+            .unwrap();
+            *seen = lane;
+            applied
+        }
+    }
+
+    impl Drop for Db {
+        fn drop(&mut self) {
+            if self.is_postgres() {
+                drop_postgres_database(&self.url);
+            }
+        }
+    }
+
+    async fn new_user(db: &Db, credits: u64) -> UserId {
+        let id = UserId::generate(&OsRandom);
+        let email = Email::parse(&format!("{}@example.com", id.as_str().to_lowercase())).unwrap();
+        db.store
+            .create_user(id.clone(), email, Credits::new(credits), CREATED)
+            .await
+            .unwrap();
+        id
+    }
+
+    async fn new_key(db: &Db, user: &UserId, name: &str, monthly_limit: Option<u64>) -> KeyId {
+        let secret = ApiKeySecret::generate(&OsRandom);
+        let key = NewApiKey {
+            id: KeyId::generate(&OsRandom),
+            user_id: user.clone(),
+            name: KeyName::parse(name).unwrap(),
+            preview: secret.preview(),
+            hash: secret.hash(),
+            created_at: CREATED,
+            controls: KeyControls {
+                monthly_credit_limit: monthly_limit.map(|n| MonthlyCreditLimit::new(n).unwrap()),
+                ..KeyControls::default()
+            },
+        };
+        db.store
+            .insert(key, KeyLimits::default(), CREATED)
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// Revokes the key through the store's pool: another connection than the ledger's.
+    async fn revoke(db: &Db, user: &UserId, key: &KeyId, now: Timestamp) {
+        let revoked = KeyState::Revoked { revoked_at: now };
+        let change = StateChange::new(KeyState::Active, revoked);
+        let stored = db.store.transition(user, key, change).await.unwrap();
+        assert_eq!(stored.map(|k| k.state), Some(revoked));
+    }
+
+    fn document(user: &UserId, created_at: Timestamp) -> Document {
+        Document {
+            id: DocumentId::generate(&OsRandom),
+            user_id: user.clone(),
+            template_id: TemplateId::new("classic"),
+            content: "Ada\nCountess".into(),
+            created_at,
+        }
+    }
+
+    fn render(doc: &Document, key: Option<&KeyId>) -> Charge {
+        Charge {
+            user_id: doc.user_id.clone(),
+            key_id: key.cloned(),
+            cost: Credits::new(1),
+            kind: ChargeKind::Render(doc.clone()),
+            at: doc.created_at,
+        }
+    }
+
+    fn purchase(user: &UserId, template: &str, price: u64, key: Option<&KeyId>) -> Charge {
+        Charge {
+            user_id: user.clone(),
+            key_id: key.cloned(),
+            cost: Credits::new(price),
+            kind: ChargeKind::Purchase(TemplateId::new(template)),
+            at: at(0),
+        }
+    }
+
+    fn charged(charged: u64, balance: u64) -> ChargeOutcome {
+        ChargeOutcome::Charged {
+            charged: Credits::new(charged),
+            balance: Credits::new(balance),
+        }
+    }
+
+    fn short(required: u64, balance: u64) -> ChargeOutcome {
+        ChargeOutcome::Insufficient(InsufficientCredits {
+            required: Credits::new(required),
+            balance: Credits::new(balance),
+        })
+    }
+
+    async fn balance(db: &Db, user: &UserId) -> u64 {
+        db.store.balance(user).await.unwrap().unwrap().get()
+    }
+
+    /// The user's ledger as stored, oldest first: (delta, balance after, reason).
+    async fn ledger(db: &Db, user: &UserId) -> Vec<(i64, u64, String)> {
+        let entries = db.store.ledger(user).await.unwrap();
+        entries
+            .into_iter()
+            .map(|e| (e.delta, e.balance_after.get(), e.reason))
+            .collect()
+    }
+
+    fn render_entry(delta: i64, after: u64, doc: &Document) -> (i64, u64, String) {
+        (delta, after, format!("document_render:{}", doc.id.as_str()))
+    }
+
+    /// The ids of the user's stored documents, oldest first.
+    async fn documents_of(db: &Db, user: &UserId) -> Vec<DocumentId> {
+        let user = user.as_str().to_owned();
+        let ids: Vec<String> = db
+            .store
+            .run::<_, StoreError, _>(move |conn| {
+                Ok(documents::table
+                    .filter(documents::user_id.eq(user))
+                    .order((documents::created_at, documents::id))
+                    .select(documents::id)
+                    .load(conn)?)
+            })
+            .await
+            .unwrap();
+        ids.into_iter().map(DocumentId::new).collect()
+    }
+
+    /// The key's stored spend row for `month`, if there is one.
+    async fn spend_row(db: &Db, key: &KeyId, month: SpendMonth) -> Option<i64> {
+        let key = key.as_str().to_owned();
+        db.store
+            .run::<_, StoreError, _>(move |conn| {
+                Ok(key_monthly_spend::table
+                    .find((key, month.start().as_millis()))
+                    .select(key_monthly_spend::spent)
+                    .get_result(conn)
+                    .optional()?)
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn owns(db: &Db, user: &UserId, template: &str) -> bool {
+        let template = TemplateId::new(template);
+        let listing = db.store.find_template(user, &template).await.unwrap();
+        listing.unwrap().owned
+    }
+
+    async fn a_batch_commits_exactly_its_paid_charges(db: Db) {
+        let ada = new_user(&db, 2).await;
+        let live = new_key(&db, &ada, "live", None).await;
+        let gone = new_key(&db, &ada, "gone", None).await;
+        revoke(&db, &ada, &gone, at(-1)).await;
+        let paid = document(&ada, at(1));
+        let batch = vec![
+            render(&paid, Some(&live)),
+            purchase(&ada, "executive", 50, Some(&live)),
+            render(&document(&ada, at(2)), Some(&gone)),
+        ];
+        let applied = db.apply(batch, &mut LastSeen::default()).await.unwrap();
+        assert_eq!(
+            applied.outcomes,
+            vec![charged(1, 1), short(50, 1), ChargeOutcome::KeyNotAccepted]
+        );
+        assert_eq!(applied.balances, vec![(ada.clone(), Credits::new(1))]);
+        assert_eq!(balance(&db, &ada).await, 1);
+        // The sign-up grant and the one render; nothing of the two refused charges.
+        assert_eq!(
+            ledger(&db, &ada).await,
+            vec![(2, 2, "grant".into()), render_entry(-1, 1, &paid)]
+        );
+        assert_eq!(documents_of(&db, &ada).await, vec![paid.id]);
+        assert!(!owns(&db, &ada, "executive").await);
+    }
+
+    async fn a_limited_keys_spend_row_is_written_with_its_debits_and_refuses_past_the_limit(
+        db: Db,
+    ) {
+        let ada = new_user(&db, 10).await;
+        let capped = new_key(&db, &ada, "capped", Some(3)).await;
+        let month = SpendMonth::of(T0);
+        let mut seen = LastSeen::default();
+        let first: Vec<Charge> = (1..=2)
+            .map(|i| render(&document(&ada, at(i)), Some(&capped)))
+            .collect();
+        let applied = db.apply(first, &mut seen).await.unwrap();
+        assert_eq!(applied.outcomes, vec![charged(1, 9), charged(1, 8)]);
+        // Created by the batch that spent, holding its total.
+        assert_eq!(spend_row(&db, &capped, month).await, Some(2));
+
+        // The third credit fits the limit of 3, the fourth does not; a charge without the key
+        // is not limited by it.
+        let second = vec![
+            render(&document(&ada, at(3)), Some(&capped)),
+            render(&document(&ada, at(4)), Some(&capped)),
+            render(&document(&ada, at(5)), None),
+        ];
+        let applied = db.apply(second, &mut seen).await.unwrap();
+        let reached = ChargeOutcome::KeyLimitReached(KeyLimitReached {
+            limit: Credits::new(3),
+            spent: Credits::new(3),
+            resets_at: month.resets_at(),
+        });
+        assert_eq!(
+            applied.outcomes,
+            vec![charged(1, 7), reached, charged(1, 6)]
+        );
+        assert_eq!(spend_row(&db, &capped, month).await, Some(3));
+        assert_eq!(balance(&db, &ada).await, 6);
+        assert_eq!(documents_of(&db, &ada).await.len(), 4);
+    }
+
+    async fn a_limited_keys_spend_starts_over_in_a_new_month(db: Db) {
+        let ada = new_user(&db, 10).await;
+        let capped = new_key(&db, &ada, "capped", Some(1)).await;
+        let december = Timestamp::from_millis(T0.as_millis() - 30 * 86_400_000);
+        let mut seen = LastSeen::default();
+        let spent_up = vec![
+            render(&document(&ada, december), Some(&capped)),
+            render(
+                &document(&ada, december.plus(Duration::from_secs(1))),
+                Some(&capped),
+            ),
+        ];
+        let applied = db.apply(spent_up, &mut seen).await.unwrap();
+        assert_eq!(applied.outcomes[0], charged(1, 9));
+        assert!(matches!(
+            applied.outcomes[1],
+            ChargeOutcome::KeyLimitReached(_)
+        ));
+        // December's spend is not January's.
+        let applied = db
+            .apply(
+                vec![render(&document(&ada, at(1)), Some(&capped))],
+                &mut seen,
+            )
+            .await
+            .unwrap();
+        assert_eq!(applied.outcomes, vec![charged(1, 8)]);
+        assert_eq!(
+            spend_row(&db, &capped, SpendMonth::of(december)).await,
+            Some(1)
+        );
+        assert_eq!(spend_row(&db, &capped, SpendMonth::of(T0)).await, Some(1));
+    }
+
+    async fn a_batch_that_fails_to_write_changes_nothing_not_even_the_spend(db: Db) {
+        let ada = new_user(&db, 10).await;
+        let capped = new_key(&db, &ada, "capped", Some(5)).await;
+        let stored = document(&ada, at(1));
+        let mut seen = LastSeen::default();
+        db.apply(vec![render(&stored, Some(&capped))], &mut seen)
+            .await
+            .unwrap();
+        // Both charges are planned as paid; storing a document id a second time then breaks a
+        // constraint, and the whole transaction rolls back.
+        let batch = vec![
+            render(&document(&ada, at(2)), Some(&capped)),
+            render(&stored, Some(&capped)),
+        ];
+        let failed = db.apply(batch, &mut seen).await;
+        assert!(matches!(failed.err(), Some(StoreError::Internal(_))));
+        assert_eq!(spend_row(&db, &capped, SpendMonth::of(T0)).await, Some(1));
+        assert_eq!(balance(&db, &ada).await, 9);
+        assert_eq!(ledger(&db, &ada).await.len(), 2);
+        assert_eq!(documents_of(&db, &ada).await, vec![stored.id]);
+    }
+
+    async fn each_users_charges_are_decided_against_their_own_balance(db: Db) {
+        let ada = new_user(&db, 1).await;
+        let bob = new_user(&db, 2).await;
+        let cy = new_user(&db, 0).await;
+        let nobody = UserId::new("usr_nobody");
+        let a: Vec<Document> = (0..2).map(|i| document(&ada, at(i))).collect();
+        let b: Vec<Document> = (0..3).map(|i| document(&bob, at(i))).collect();
+        let batch = vec![
+            render(&a[0], None),
+            render(&b[0], None),
+            render(&a[1], None),
+            render(&b[1], None),
+            render(&document(&cy, at(0)), None),
+            render(&b[2], None),
+            render(&document(&nobody, at(0)), None),
+        ];
+        let applied = db.apply(batch, &mut LastSeen::default()).await.unwrap();
+        assert_eq!(
+            applied.outcomes,
+            vec![
+                charged(1, 0),
+                charged(1, 1),
+                short(1, 0),
+                charged(1, 0),
+                short(1, 0),
+                short(1, 0),
+                ChargeOutcome::UnknownUser,
+            ]
+        );
+        // A balance for each user charged (in lock order), none for the one only refused.
+        let mut written = vec![(ada.clone(), Credits::ZERO), (bob.clone(), Credits::ZERO)];
+        written.sort();
+        assert_eq!(applied.balances, written);
+        assert_eq!(
+            ledger(&db, &ada).await,
+            vec![(1, 1, "grant".into()), render_entry(-1, 0, &a[0])]
+        );
+        assert_eq!(
+            ledger(&db, &bob).await,
+            vec![
+                (2, 2, "grant".into()),
+                render_entry(-1, 1, &b[0]),
+                render_entry(-1, 0, &b[1]),
+            ]
+        );
+        assert!(ledger(&db, &cy).await.is_empty());
+        assert_eq!(documents_of(&db, &ada).await, vec![a[0].id.clone()]);
+        assert_eq!(
+            documents_of(&db, &bob).await,
+            vec![b[0].id.clone(), b[1].id.clone()]
+        );
+        assert!(documents_of(&db, &cy).await.is_empty());
+        assert!(documents_of(&db, &nobody).await.is_empty());
+    }
+
+    async fn a_key_revoked_by_another_connection_is_refused_by_the_next_batch(db: Db) {
+        let ada = new_user(&db, 10).await;
+        let key = new_key(&db, &ada, "k", None).await;
+        let mut seen = LastSeen::default();
+        let (d1, d2) = (document(&ada, at(1)), document(&ada, at(2)));
+        db.apply(vec![render(&d1, Some(&key))], &mut seen)
+            .await
+            .unwrap();
+        let applied = db
+            .apply(vec![render(&d2, Some(&key))], &mut seen)
+            .await
+            .unwrap();
+        // On PostgreSQL the lane now remembers the key as active and wrote this batch from
+        // that memory: the next one starts from a memory the revocation makes stale.
+        assert_eq!(applied.confirmed, db.is_postgres());
+
+        revoke(&db, &ada, &key, at(10)).await;
+        let d4 = document(&ada, at(12));
+        let batch = vec![
+            render(&document(&ada, at(11)), Some(&key)),
+            render(&d4, None),
+        ];
+        let applied = db.apply(batch, &mut seen).await.unwrap();
+        assert_eq!(
+            applied.outcomes,
+            vec![ChargeOutcome::KeyNotAccepted, charged(1, 7)]
+        );
+        assert!(!applied.confirmed, "planned from the stored key");
+        assert_eq!(balance(&db, &ada).await, 7);
+        assert_eq!(documents_of(&db, &ada).await, vec![d1.id, d2.id, d4.id]);
+    }
+
+    async fn credits_granted_by_another_connection_are_spent_by_the_next_batch(db: Db) {
+        let ada = new_user(&db, 1).await;
+        let mut seen = LastSeen::default();
+        let d1 = document(&ada, at(1));
+        db.apply(vec![render(&d1, None)], &mut seen).await.unwrap();
+        // The lane remembers a balance of 0; the grant commits 2 more elsewhere.
+        let granted = db.store.grant(&ada, GrantAmount::new(2).unwrap(), at(5));
+        assert_eq!(granted.await.unwrap(), Credits::new(2));
+        let docs: Vec<Document> = (6..9).map(|i| document(&ada, at(i))).collect();
+        let batch = docs.iter().map(|d| render(d, None)).collect();
+        let applied = db.apply(batch, &mut seen).await.unwrap();
+        assert_eq!(
+            applied.outcomes,
+            vec![charged(1, 1), charged(1, 0), short(1, 0)]
+        );
+        assert_eq!(
+            ledger(&db, &ada).await,
+            vec![
+                (1, 1, "grant".into()),
+                render_entry(-1, 0, &d1),
+                (2, 2, "grant".into()),
+                render_entry(-1, 1, &docs[0]),
+                render_entry(-1, 0, &docs[1]),
+            ]
+        );
+    }
+
+    async fn the_locked_reads_find_exactly_the_stored_users_and_keys(db: Db) {
+        let ada = new_user(&db, 3).await;
+        let bob = new_user(&db, 4).await;
+        let key = new_key(&db, &ada, "k", Some(7)).await;
+        let missing = KeyId::new("key_missing");
+        let (a, b, k) = (ada.clone(), bob.clone(), key.clone());
+        let (one, many, keys, alone) = db
+            .on_ledger_connection(move |conn| {
+                conn.transaction(|conn| {
+                    // One payer or key, and several: PostgreSQL reads them by different queries.
+                    let one = lock_accounts(conn, std::slice::from_ref(&a))?;
+                    let mut payers = vec![a, b, UserId::new("usr_nobody")];
+                    payers.sort();
+                    let many = lock_accounts(conn, &payers)?;
+                    let mut ids = vec![k.clone(), missing];
+                    ids.sort();
+                    let keys = read_keys(conn, &ids)?;
+                    let alone = read_keys(conn, &[k])?;
+                    Ok((one, many, keys, alone))
+                })
+            })
+            .await
+            .unwrap();
+        let balances = |accounts: &HashMap<UserId, Account>| {
+            let mut found: Vec<(UserId, u64)> = accounts
+                .iter()
+                .map(|(u, a)| (u.clone(), a.balance.get()))
+                .collect();
+            found.sort();
+            found
+        };
+        assert_eq!(balances(&one), vec![(ada.clone(), 3)]);
+        let mut expected = vec![(ada.clone(), 3), (bob, 4)];
+        expected.sort();
+        assert_eq!(balances(&many), expected);
+        assert_eq!(keys.len(), 1, "the missing key is absent");
+        let read = &keys[&key];
+        assert_eq!(read.columns.0, ada.as_str());
+        assert_eq!(read.columns.1, "active");
+        assert_eq!(read.monthly_credit_limit, Some(7));
+        assert_eq!(alone[&key].columns, read.columns);
+    }
+
+    /// Each case on a fresh PostgreSQL database and a fresh SQLite file.
+    macro_rules! on_both_backends {
+        ($($case:ident),* $(,)?) => {
+            mod postgres {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $case() {
+                        super::$case(super::Db::postgres()).await;
+                    }
+                )*
+            }
+            mod sqlite {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $case() {
+                        super::$case(super::Db::sqlite()).await;
+                    }
+                )*
+            }
+        };
+    }
+
+    on_both_backends!(
+        a_batch_commits_exactly_its_paid_charges,
+        a_limited_keys_spend_row_is_written_with_its_debits_and_refuses_past_the_limit,
+        a_limited_keys_spend_starts_over_in_a_new_month,
+        a_batch_that_fails_to_write_changes_nothing_not_even_the_spend,
+        each_users_charges_are_decided_against_their_own_balance,
+        a_key_revoked_by_another_connection_is_refused_by_the_next_batch,
+        credits_granted_by_another_connection_are_spent_by_the_next_batch,
+        the_locked_reads_find_exactly_the_stored_users_and_keys,
+    );
+}

@@ -222,6 +222,9 @@ fn decide(
 }
 
 #[cfg(test)]
+mod properties;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::credits::InsufficientCredits;
