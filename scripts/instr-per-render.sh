@@ -52,5 +52,4 @@ for f in "$OUT"/callgrind.out.*.[0-9]*; do
   total=$(awk '/^(summary|totals):/ {print $2; exit}' "$f")
   echo "| $name | $((total / N)) |"
 done
-echo "ledger batches: $(grep -o 'batches=\[[^]]*\]' "$WORK/server.log" | tail -n1)"
 echo "(dumps in $OUT)" >&2

@@ -48,6 +48,11 @@ paid_rounds() {
     "dash_balance_$label|-H \"Authorization: Bearer $jwt\" $URL/api/v1/credits/balance"
   ROUND_CONNS=1 rounds "paid_latency_$label" "healthz_$label|$URL/healthz" \
     "render_hot_$label|-s $WORK/$label.hot.lua $URL"
+  # How the ledger grouped the charges, and which way it wrote them (from /metrics).
+  local metrics ledger
+  metrics=$(sed -n 's/.*metrics=Some(\([0-9.:]*\)).*/\1/p' "$WORK/server.log" | head -n1)
+  ledger=$(curl -sf "http://$metrics/metrics" |
+    grep -E '^jt_ledger_(batch_size_(sum|count)|batches_total)' | tr '\n' ' ' || true)
   stop_server
   echo
   echo "${HEADER/comparison/$label: paid path and balances}"
@@ -65,9 +70,7 @@ paid_rounds() {
   echo "|---|---|---|---|---|---|---|"
   report_latency "paid_latency_$label" "healthz_$label" "render_hot_$label" 1.0
   echo
-  # And how many batches were written from a lane's memory in one round trip (PostgreSQL).
-  echo "$label ledger batches (smallest size of a power-of-two bucket, batches):" \
-    "$(grep -o 'batches=\[[^]]*\] confirmed=[0-9]* locked=[0-9]*' "$WORK/server.log" | tail -n1)"
+  echo "$label ledger: ${ledger:-no /metrics (JT_METRICS_BIND=off)}"
 }
 
 unset REDIS_URL

@@ -197,26 +197,69 @@ fn answer<O>(replies: Vec<Reply<O>>, lengths: &[usize], outcome: Result<Vec<O>, 
     }
 }
 
-/// Batch sizes in power-of-two buckets: 1, 2-3, 4-7, … 256+.
+/// Power-of-two buckets of batch sizes: 1, 2-3, 4-7, … 256-511, 512 and more.
+const BUCKETS: usize = 10;
+
+/// Applied batch sizes, counted as they are applied.
 #[derive(Default)]
 pub(crate) struct BatchSizes {
-    buckets: [AtomicU64; 10],
+    buckets: [AtomicU64; BUCKETS],
+    /// Charges in all those batches.
+    charges: AtomicU64,
 }
 
 impl BatchSizes {
     fn record(&self, size: usize) {
         let bucket = (usize::BITS - size.max(1).leading_zeros() - 1) as usize;
-        self.buckets[bucket.min(9)].fetch_add(1, Ordering::Relaxed);
+        self.buckets[bucket.min(BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
+        self.charges.fetch_add(size as u64, Ordering::Relaxed);
     }
 
-    /// (smallest size of the bucket, batches) for every non-empty bucket.
-    pub(crate) fn snapshot(&self) -> Vec<(usize, u64)> {
-        self.buckets
+    pub(crate) fn snapshot(&self) -> BatchSizeCounts {
+        BatchSizeCounts {
+            batches: self.buckets.each_ref().map(|b| b.load(Ordering::Relaxed)),
+            charges: self.charges.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// How many ledger batches of each size were applied, and the charges they held: how well
+/// paid requests were grouped into transactions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchSizeCounts {
+    /// Batches per bucket: 1, 2-3, 4-7, … 256-511, 512 and more.
+    pub batches: [u64; BUCKETS],
+    pub charges: u64,
+}
+
+impl BatchSizeCounts {
+    /// Adds `other`'s counts (another lane's).
+    pub(crate) fn add(&mut self, other: &Self) {
+        for (mine, theirs) in self.batches.iter_mut().zip(other.batches) {
+            *mine += theirs;
+        }
+        self.charges += other.charges;
+    }
+
+    /// Each bucket's largest size (`None` for the last, unbounded one) with the batches of at
+    /// most that size: a Prometheus histogram's `le` buckets.
+    #[must_use]
+    pub fn cumulative(&self) -> Vec<(Option<u64>, u64)> {
+        let mut total = 0;
+        self.batches
             .iter()
             .enumerate()
-            .map(|(i, b)| (1 << i, b.load(Ordering::Relaxed)))
-            .filter(|&(_, n)| n > 0)
+            .map(|(i, n)| {
+                total += n;
+                ((i + 1 < BUCKETS).then(|| (2_u64 << i) - 1), total)
+            })
             .collect()
+    }
+
+    /// Every batch counted.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.batches.iter().sum()
     }
 }
 
@@ -283,7 +326,8 @@ mod tests {
         let out = submit_all(&group, &ledger, vec![vec![1, 2]]);
         assert_eq!(out, vec![Ok(vec![10, 20])]);
         assert_eq!(*ledger.lock().unwrap(), vec![vec![1, 2]]);
-        assert_eq!(group.sizes().snapshot(), vec![(2, 1)]);
+        let sizes = group.sizes().snapshot();
+        assert_eq!((sizes.batches[1], sizes.total(), sizes.charges), (1, 1, 2));
     }
 
     /// Starts a drainer whose first batch is held until the returned sender is used; returns
@@ -389,12 +433,16 @@ mod tests {
     #[test]
     fn batch_sizes_fall_into_power_of_two_buckets() {
         let sizes = BatchSizes::default();
-        for n in [1, 2, 3, 4, 7, 8, 300] {
+        for n in [1, 2, 3, 4, 7, 8, 300, 600] {
             sizes.record(n);
         }
-        assert_eq!(
-            sizes.snapshot(),
-            vec![(1, 1), (2, 2), (4, 2), (8, 1), (256, 1)]
-        );
+        let counts = sizes.snapshot();
+        assert_eq!(counts.batches, [1, 2, 2, 1, 0, 0, 0, 0, 1, 1]);
+        assert_eq!(counts.charges, 925);
+        let cumulative = counts.cumulative();
+        assert_eq!(cumulative[0], (Some(1), 1));
+        assert_eq!(cumulative[2], (Some(7), 5));
+        assert_eq!(cumulative[8], (Some(511), 7));
+        assert_eq!(cumulative[9], (None, 8));
     }
 }

@@ -16,7 +16,7 @@ use keys_domain::UserId;
 use keys_domain::ports::{Charge, ChargeOutcome};
 
 use crate::connection_trust::ConnectionTrust;
-use crate::group_commit::{BATCH_CAP, GroupCommit};
+use crate::group_commit::{BATCH_CAP, BatchSizeCounts, GroupCommit};
 use crate::last_seen::LastSeen;
 
 pub(crate) struct LedgerLanes {
@@ -82,18 +82,12 @@ impl LedgerLanes {
         )
     }
 
-    /// The batch-size distribution over all lanes: (smallest size of a bucket, batches).
-    pub(crate) fn sizes(&self) -> Vec<(usize, u64)> {
-        let mut merged: Vec<(usize, u64)> = Vec::new();
+    /// The batch sizes of all lanes.
+    pub(crate) fn sizes(&self) -> BatchSizeCounts {
+        let mut merged = BatchSizeCounts::default();
         for lane in &self.lanes {
-            for (size, n) in lane.queue.sizes().snapshot() {
-                match merged.iter_mut().find(|(s, _)| *s == size) {
-                    Some((_, total)) => *total += n,
-                    None => merged.push((size, n)),
-                }
-            }
+            merged.add(&lane.queue.sizes().snapshot());
         }
-        merged.sort_unstable();
         merged
     }
 }

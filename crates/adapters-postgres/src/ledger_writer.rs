@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use keys_domain::UserId;
 use keys_domain::ports::{Charge, ChargeOutcome, LedgerWriter, StoreError};
 
-use crate::group_commit::LINGER;
+use crate::group_commit::{BatchSizeCounts, LINGER};
 use crate::last_seen::LastSeen;
 use crate::ledger_batch;
 use crate::store::DbStore;
@@ -82,10 +82,9 @@ impl DbStore {
         self.ledger_lanes().ways()
     }
 
-    /// How many ledger batches of each size (power-of-two buckets: (smallest size, count))
-    /// this store has applied: how well requests were grouped.
+    /// How many ledger batches of each size this store has applied.
     #[must_use]
-    pub fn ledger_batch_sizes(&self) -> Vec<(usize, u64)> {
+    pub fn ledger_batch_sizes(&self) -> BatchSizeCounts {
         self.ledger_lanes().sizes()
     }
 }

@@ -59,5 +59,6 @@ mod user_lock;
 mod wal_checkpointer;
 
 pub use database_health::DbErrorCounts;
+pub use group_commit::BatchSizeCounts;
 pub use pool_stats::{PoolState, WaitHistogram};
 pub use store::DbStore;

@@ -60,3 +60,8 @@ pub const SIGN_IN_LINK_OUTCOMES: [&str; 5] = [
 ];
 /// From a revocation on one instance to its announcement reaching this one, in seconds.
 pub const REVOCATION_PROPAGATION: &str = "jt_revocation_propagation_seconds";
+/// Ledger transactions by the number of charges they applied (read at each scrape).
+pub const LEDGER_BATCH_SIZE: &str = "jt_ledger_batch_size";
+/// Ledger transactions by `way`: `confirmed` (PostgreSQL, written from a lane's memory in one
+/// statement) or `locked` (read under lock, then written).
+pub const LEDGER_BATCHES: &str = "jt_ledger_batches_total";

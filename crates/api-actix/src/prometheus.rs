@@ -32,8 +32,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use crate::metric_names::{
     ALERT_OUTBOX_OLDEST_AGE, ALERT_OUTBOX_PENDING, AUTH_FAILURE_TYPES, AUTH_FAILURES, BUILD_INFO,
     CREDITS_DEBITED, DB_CONNECTIONS, DB_CONNECTIONS_MAX, DB_ERRORS, DB_POOL_WAIT, HTTP_DURATION,
-    HTTP_REQUESTS, KEY_CACHE_REQUESTS, LEAKED_KEYS_REVOKED, RATE_LIMITED, REDIS_UP,
-    REVOCATION_PROPAGATION, SIGN_IN_LINK_OUTCOMES, SIGN_IN_LINK_REQUESTS, USAGE_FLUSH_FAILURES,
+    HTTP_REQUESTS, KEY_CACHE_REQUESTS, LEAKED_KEYS_REVOKED, LEDGER_BATCH_SIZE, LEDGER_BATCHES,
+    RATE_LIMITED, REDIS_UP, REVOCATION_PROPAGATION, SIGN_IN_LINK_OUTCOMES, SIGN_IN_LINK_REQUESTS,
+    USAGE_FLUSH_FAILURES,
 };
 use crate::probe::Probe;
 use crate::status_label::status_label;
@@ -357,6 +358,8 @@ async fn write_sources(
         );
     }
 
+    write_ledger_batches(text, &sources.database);
+
     if let Some(redis) = &sources.redis {
         text.family(
             REDIS_UP,
@@ -378,6 +381,31 @@ async fn write_sources(
     );
 
     write_process(text, &process::read());
+}
+
+/// How the paid path grouped charges into transactions, and which way it wrote them.
+fn write_ledger_batches(text: &mut Text, database: &DbStore) {
+    let sizes = database.ledger_batch_sizes();
+    text.family(
+        LEDGER_BATCH_SIZE,
+        "histogram",
+        "ledger transactions by the number of charges each applied",
+    );
+    let bucket = format!("{LEDGER_BATCH_SIZE}_bucket");
+    for (le, n) in sizes.cumulative() {
+        let le = le.map_or_else(|| "+Inf".to_owned(), |le| le.to_string());
+        text.sample(&bucket, &[("le", &le)], n);
+    }
+    text.sample(&format!("{LEDGER_BATCH_SIZE}_sum"), &[], sizes.charges);
+    text.sample(&format!("{LEDGER_BATCH_SIZE}_count"), &[], sizes.total());
+    let (confirmed, locked) = database.ledger_batch_ways();
+    text.family(
+        LEDGER_BATCHES,
+        "counter",
+        "ledger transactions by way: confirmed (written from memory in one statement, PostgreSQL) or locked",
+    );
+    text.sample(LEDGER_BATCHES, &[("way", "confirmed")], confirmed);
+    text.sample(LEDGER_BATCHES, &[("way", "locked")], locked);
 }
 
 /// `process_*`, as every Prometheus client library names them.

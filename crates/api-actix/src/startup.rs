@@ -201,15 +201,6 @@ impl Application {
         for task in self.background {
             let _ = task.await;
         }
-        // How well paid requests were grouped into transactions: (smallest size, batches).
-        // And how many were written from a lane's memory in one round trip (PostgreSQL).
-        let (confirmed, locked) = self.store.ledger_batch_ways();
-        tracing::info!(
-            batches = ?self.store.ledger_batch_sizes(),
-            confirmed,
-            locked,
-            "ledger batch sizes"
-        );
         self.store.close().await;
         served.context("the HTTP server failed")
     }

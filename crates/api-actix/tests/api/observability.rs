@@ -108,6 +108,19 @@ async fn metrics_are_served_on_their_own_listener_with_route_patterns() {
     assert!(delta(r#"jt_auth_failures_total{type="malformed_api_key"}"#) >= 1.0);
     assert!(delta(r#"jt_auth_failures_total{type="missing_api_key"}"#) >= 1.0);
     assert!(delta("jt_credits_debited_total") >= 1.0);
+    // The ledger's series are this app's store's own.
+    let batches = sample(&after, "jt_ledger_batch_size_count").unwrap();
+    assert!(batches >= 1.0, "{after}");
+    assert!(sample(&after, "jt_ledger_batch_size_sum").unwrap() >= batches);
+    assert_eq!(
+        sample(&after, r#"jt_ledger_batch_size_bucket{le="+Inf"}"#),
+        Some(batches)
+    );
+    assert_eq!(
+        sample(&after, r#"jt_ledger_batches_total{way="confirmed"}"#).unwrap()
+            + sample(&after, r#"jt_ledger_batches_total{way="locked"}"#).unwrap(),
+        batches
+    );
     assert!(
         delta(r#"jt_key_cache_requests_total{result="hit"}"#)
             + delta(r#"jt_key_cache_requests_total{result="miss"}"#)
