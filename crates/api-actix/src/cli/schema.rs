@@ -1,24 +1,13 @@
-//! The command line (`docs/api.md`, "Running it"): `serve` (default), `migrate [--status]`,
-//! `users create`, `tokens issue`, `credits grant`, `keys list`, `keys revoke`. Settings come from
-//! environment variables (flags override them); flags only the server uses are `serve`'s.
+//! The command line's schema for clap: the commands, their flags and the environment variables
+//! behind them, and the value parsers that refuse a bad value with its rule.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use adapters_postgres::DbStore;
-use anyhow::Context as _;
 use clap::builder::NonEmptyStringValueParser;
-use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{Args, CommandFactory as _, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use keys_domain::credits::{InvalidGrant, parse_initial_credits};
 use keys_domain::key_signal::SignalPolicy;
-use keys_domain::ports::{Clock, SystemClock};
 use keys_domain::rate_limit::RateLimitPolicy;
-use keys_domain::{GrantAmount, RevocationReason};
-use serde_json::json;
-use tracing_subscriber::EnvFilter;
-
 use keys_domain::use_cases::MAX_TOKEN_LIFETIME;
+use keys_domain::{GrantAmount, RevocationReason};
 
 use crate::client_ip::TrustedProxies;
 use crate::config::{
@@ -27,10 +16,8 @@ use crate::config::{
     DEFAULT_PUBLIC_URL, DEFAULT_SIGN_IN_LINKS_PER_MINUTE, DEFAULT_TOP_UP_URL, metrics_bind,
 };
 use crate::cors::CorsOrigins;
-use crate::dto::keys::KeyObject;
 use crate::jwt_secret::JwtSecret;
 use crate::telemetry::LogFormat;
-use crate::wiring;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -257,200 +244,6 @@ impl ServeArgs {
     }
 }
 
-/// Why the process stops before it does anything.
-#[derive(Debug)]
-pub enum Refusal {
-    /// `--help`, `--version`, or a command without its subcommand: clap prints it and exits.
-    Clap(clap::Error),
-    /// An argument or setting the service cannot start with: one line in `format`, exit 2.
-    Invalid { format: LogFormat, message: String },
-}
-
-/// What [`load`] read: the command line, the settings, and the log filter (`RUST_LOG`, or the
-/// command's default: `info` for `serve`, `warn` for the operator commands, which print their
-/// result on stdout).
-pub struct Loaded {
-    pub cli: Cli,
-    pub config: Config,
-    pub filter: EnvFilter,
-}
-
-/// The command line and the environment, read and checked before anything is touched:
-/// variables set but empty, the arguments, the log filter, then the settings
-/// ([`Config::check`]).
-///
-/// # Errors
-/// What to report, and how (see [`Refusal`]).
-pub fn load() -> Result<Loaded, Refusal> {
-    // Until the command line is parsed, refusals use the format it names, if it can be read.
-    let format = requested_log_format();
-    let empty = empty_variables();
-    if !empty.is_empty() {
-        let (names, verb) = if empty.len() == 1 {
-            (empty.join(""), "is")
-        } else {
-            (empty.join(", "), "are")
-        };
-        return Err(Refusal::Invalid {
-            format,
-            message: format!(
-                "{names} {verb} set but empty: unset it for the default, or give it a value"
-            ),
-        });
-    }
-    let cli = Cli::try_parse()
-        .and_then(Cli::with_default_command)
-        .map_err(|e| {
-            if matches!(
-                e.kind(),
-                ErrorKind::DisplayHelp
-                    | ErrorKind::DisplayVersion
-                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-            ) {
-                Refusal::Clap(e)
-            } else {
-                Refusal::Invalid {
-                    format,
-                    message: one_line(&e),
-                }
-            }
-        })?;
-    let format = cli.log_format;
-    let config = cli.config().map_err(|e| Refusal::Invalid {
-        format,
-        message: format!("{e:#}"),
-    })?;
-    let serving = matches!(cli.command, Some(Command::Serve(_)));
-    let filter = crate::telemetry::filter(if serving { "info" } else { "warn" }).map_err(|e| {
-        Refusal::Invalid {
-            format,
-            message: format!("{e:#}"),
-        }
-    })?;
-    config.check(serving).map_err(|e| Refusal::Invalid {
-        format,
-        message: e.0,
-    })?;
-    Ok(Loaded {
-        cli,
-        config,
-        filter,
-    })
-}
-
-/// `--log-format` from the command line, else `JT_LOG_FORMAT`; text when neither is readable.
-fn requested_log_format() -> LogFormat {
-    let args: Vec<String> = std::env::args_os()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let from_args = args.iter().enumerate().find_map(|(i, arg)| {
-        arg.strip_prefix("--log-format=")
-            .map(str::to_owned)
-            .or_else(|| {
-                (arg == "--log-format").then(|| args.get(i + 1).cloned().unwrap_or_default())
-            })
-    });
-    from_args
-        .or_else(|| std::env::var("JT_LOG_FORMAT").ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_default()
-}
-
-/// Read outside the command line's definition.
-const OTHER_VARIABLES: [&str; 2] = ["JWT_SECRET_FILE", "RUST_LOG"];
-
-/// Every variable the service reads that is set to nothing (or only spaces). An empty value
-/// is a mistake (a template that filled in nothing), never a choice: `JT_METRICS_BIND=`
-/// used to mean `off`. `JWT_SECRET` is refused by its own length check, naming it.
-fn empty_variables() -> Vec<String> {
-    fn collect(command: &clap::Command, names: &mut Vec<String>) {
-        for arg in command.get_arguments() {
-            if let Some(env) = arg.get_env().and_then(|e| e.to_str())
-                && !names.iter().any(|n| n == env)
-            {
-                names.push(env.to_owned());
-            }
-        }
-        for sub in command.get_subcommands() {
-            collect(sub, names);
-        }
-    }
-    let mut names = Vec::new();
-    collect(&Cli::command(), &mut names);
-    names.extend(OTHER_VARIABLES.iter().map(|&n| n.to_owned()));
-    names
-        .into_iter()
-        .filter(|name| {
-            std::env::var_os(name).is_some_and(|v| v.to_string_lossy().trim().is_empty())
-        })
-        .collect()
-}
-
-/// clap's error as one line (clap writes a paragraph with usage), naming the environment
-/// variable a refused value came from.
-fn one_line(e: &clap::Error) -> String {
-    let rendered = e.render().to_string();
-    let first = rendered.lines().next().unwrap_or_default().trim();
-    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_owned();
-    if let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg)
-        && let Some(variable) = variable_of(arg)
-    {
-        line.push_str(&format!(" (from {variable})"));
-    }
-    if !matches!(
-        e.kind(),
-        ErrorKind::InvalidValue | ErrorKind::ValueValidation
-    ) {
-        line.push_str("; see `api-actix --help`");
-    }
-    line
-}
-
-/// The environment variable behind `arg` (`--bind <BIND>`), when the value came from it: the
-/// variable is set and the flag was not given.
-fn variable_of(arg: &str) -> Option<String> {
-    let long = arg.strip_prefix("--")?.split([' ', '=']).next()?;
-    fn find(command: &clap::Command, long: &str) -> Option<String> {
-        command
-            .get_arguments()
-            .find(|a| a.get_long() == Some(long))
-            .and_then(|a| a.get_env())
-            .and_then(|e| e.to_str())
-            .map(str::to_owned)
-            .or_else(|| command.get_subcommands().find_map(|sub| find(sub, long)))
-    }
-    let variable = find(&Cli::command(), long)?;
-    let flag = format!("--{long}");
-    let given = std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
-    (!given && std::env::var_os(&variable).is_some()).then_some(variable)
-}
-
-/// Warnings about the settings, for the log once it is set up: a `JWT_SECRET_FILE` that other
-/// local users can read (the secret signs every dashboard token).
-#[must_use]
-pub fn start_up_warnings() -> Vec<String> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mut warnings = Vec::new();
-    if std::env::var_os("JWT_SECRET").is_none()
-        && let Some(path) = std::env::var_os("JWT_SECRET_FILE")
-        && let Ok(meta) = std::fs::metadata(&path)
-    {
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o044 != 0 {
-            warnings.push(format!(
-                "JWT_SECRET_FILE {} is readable by {} (mode {mode:04o}): anyone who reads it can sign dashboard tokens for every user; `chmod 600` it",
-                std::path::Path::new(&path).display(),
-                match (mode & 0o040 != 0, mode & 0o004 != 0) {
-                    (true, true) => "its group and other users",
-                    (true, false) => "its group",
-                    _ => "other users",
-                }
-            ));
-        }
-    }
-    warnings
-}
-
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Apply pending migrations, then serve on JT_BIND (the default command).
@@ -520,7 +313,7 @@ pub enum RevokeReason {
 }
 
 impl RevokeReason {
-    const fn domain(self) -> RevocationReason {
+    pub(super) const fn domain(self) -> RevocationReason {
         match self {
             Self::Leaked => RevocationReason::Leaked,
             Self::Operator => RevocationReason::Operator,
@@ -575,150 +368,6 @@ pub enum CreditsCommand {
         #[arg(long, allow_negative_numbers = true, value_parser = GrantAmount::parse)]
         amount: GrantAmount,
     },
-}
-
-#[derive(serde::Serialize)]
-struct CreatedUser<'a> {
-    id: &'a str,
-    email: &'a str,
-    balance: u64,
-}
-
-/// Runs an operator command (everything but `serve`); the line to print on success. Pending
-/// migrations are applied first, so the commands work on a brand-new database.
-///
-/// # Errors
-/// A message for stderr: taken or invalid email, unknown user, bad amount, database down.
-pub async fn run_operator_command(config: &Config, command: Command) -> anyhow::Result<String> {
-    // A weak configured secret stops every command, as it stops the server.
-    if let Some(secret) = &config.jwt_secret {
-        secret.checked()?;
-    }
-    let store = wiring::open_command_store(&config.database_url)?;
-    let result = run_with_store(config, command, &store).await;
-    store.close().await;
-    result
-}
-
-async fn run_with_store(
-    config: &Config,
-    command: Command,
-    store: &Arc<DbStore>,
-) -> anyhow::Result<String> {
-    if let Command::Migrate { status: true } = command {
-        return wiring::migration_status(store).await;
-    }
-    // A copy of what is there: nothing is migrated first.
-    if let Command::Backup { to } = &command {
-        store.backup_into(to).await?;
-        let bytes = std::fs::metadata(to).map(|m| m.len()).unwrap_or_default();
-        return Ok(json!({ "backup": to.display().to_string(), "bytes": bytes }).to_string());
-    }
-    let applied = wiring::migrate(store).await?;
-    match command {
-        Command::Serve(_) => anyhow::bail!("`serve` is not an operator command"),
-        Command::Migrate { .. } => Ok(json!({ "applied": applied }).to_string()),
-        Command::Keys { command } => run_keys(command, store).await,
-        Command::Backup { .. } => anyhow::bail!("`backup` was handled above"),
-        Command::Users {
-            command: UsersCommand::Create { email, credits },
-        } => {
-            let user = wiring::user_service(store)
-                .create(&email, credits.0)
-                .await?;
-            // A struct, so the members print in the contract's order: id, email, balance.
-            let printed = CreatedUser {
-                id: user.id.as_str(),
-                email: user.email.as_str(),
-                balance: user.balance.get(),
-            };
-            Ok(serde_json::to_string(&printed)?)
-        }
-        Command::Tokens {
-            command: TokensCommand::Issue { user, ttl_seconds },
-        } => {
-            let found = wiring::user_service(store)
-                .find(&user)
-                .await?
-                .with_context(|| format!("no user matches `{user}`"))?;
-            let keys = wiring::jwt_keys(config, store.as_ref()).await?;
-            if config.jwt_secret.is_none() {
-                // On stderr, apart from the token's line: whoever pipes the token still sees it.
-                #[allow(clippy::print_stderr)]
-                {
-                    eprintln!(
-                        "note: JWT_SECRET and JWT_SECRET_FILE are unset: the token is signed with \
-                         the secret kept in the database, which a server configured with \
-                         JWT_SECRET or JWT_SECRET_FILE refuses"
-                    );
-                }
-            }
-            let token = keys
-                .issue(
-                    &found.id,
-                    SystemClock.now(),
-                    Duration::from_secs(ttl_seconds),
-                )
-                .context("cannot sign the token")?;
-            Ok(token)
-        }
-        Command::Credits {
-            command: CreditsCommand::Grant { user, amount },
-        } => {
-            let balance = wiring::user_service(store).grant(&user, amount).await?;
-            Ok(json!({ "balance": balance.get() }).to_string())
-        }
-    }
-}
-
-/// `keys list` and `keys revoke`.
-async fn run_keys(command: KeysCommand, store: &Arc<DbStore>) -> anyhow::Result<String> {
-    let now = SystemClock.now();
-    match command {
-        KeysCommand::List { user } => {
-            let found = wiring::user_service(store)
-                .find(&user)
-                .await?
-                .with_context(|| format!("no user matches `{user}`"))?;
-            let keys = wiring::operator_keys(store, None)
-                .await?
-                .list(&found.id)
-                .await?;
-            let lines = keys
-                .iter()
-                .map(|k| serde_json::to_string(&KeyObject::of(k, now)))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(lines.join("\n"))
-        }
-        KeysCommand::Revoke { reason, redis_url } => {
-            let presented = read_one_key_from_stdin()?;
-            let operator = wiring::operator_keys(store, redis_url.as_deref()).await?;
-            let (key, revoked_now) = operator.revoke(&presented, reason.domain()).await?;
-            if revoked_now {
-                tracing::warn!(key_id = %key.id, preview = key.preview.as_str(), reason = reason.domain().as_str(), "key revoked by an operator");
-            }
-            Ok(serde_json::to_string(&KeyObject::of(
-                &key,
-                SystemClock.now(),
-            ))?)
-        }
-    }
-}
-
-/// One key from standard input: surrounding whitespace (the newline of `echo`) is ignored.
-fn read_one_key_from_stdin() -> anyhow::Result<String> {
-    use std::io::Read as _;
-    let mut text = String::new();
-    std::io::stdin()
-        .take(4096)
-        .read_to_string(&mut text)
-        .context("cannot read the key from standard input")?;
-    let key = text.trim();
-    anyhow::ensure!(
-        !key.is_empty(),
-        "pipe the full key on standard input, e.g. `printf %s \"$KEY\" | api-actix keys revoke`"
-    );
-    Ok(key.to_owned())
 }
 
 #[cfg(test)]
