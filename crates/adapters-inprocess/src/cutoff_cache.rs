@@ -1,10 +1,11 @@
 //! A bounded in-process cache of users' dashboard-token cut-offs in front of the cut-off store,
-//! so that a dashboard request costs no database round trip for its sign-out check.
+//! so that a dashboard request costs no database round trip for its sign-out check. Its
+//! evictions all come through [`Caches`], the owner of this instance's caches.
 //!
-//! The same rules as the key cache, since a sign-out is a revocation of tokens:
-//! - A read cut-off (or "never signed out") is trusted for the key cache's TTL (≈ 500 ms): a
-//!   sign-out on another instance is honoured here within that time even when no Redis
-//!   announces it, and at once when Redis does ([`CutoffCache::evict`] from the bus).
+//! - A read cut-off (or "never signed out") is trusted for `token_cutoff_ttl` (500 ms): the
+//!   change feed carries keys only, so that TTL is how long a sign-out on another instance can
+//!   take to be honoured here without Redis; with Redis, the bus's announcement evicts it at
+//!   once.
 //! - A sign-out through [`CachedTokenCutoffStore`] evicts its user before it returns, so the
 //!   instance that answered the sign-out never accepts an earlier token again.
 //! - Store errors are never cached.
@@ -16,9 +17,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use keys_domain::ports::{StoreError, TokenCutoffStore};
+use keys_domain::ports::{CacheInvalidation, StoreError, TokenCutoffStore};
 use keys_domain::{Timestamp, UserId};
 
+use crate::caches::Caches;
 use crate::eviction_generation::EvictionGeneration;
 
 /// The cut-offs of recently seen users; shared by the caching store and the bus listener.
@@ -40,13 +42,13 @@ impl CutoffCache {
     }
 
     /// Forgets one user's cut-off now (signed out here or elsewhere).
-    pub fn evict(&self, user: &UserId) {
+    pub(crate) fn evict(&self, user: &UserId) {
         self.generation.bump();
         self.entries.invalidate(user);
     }
 
     /// Forgets every cut-off (after missed announcements, e.g. a Redis reconnect).
-    pub fn evict_all(&self) {
+    pub(crate) fn evict_all(&self) {
         self.generation.bump();
         self.entries.invalidate_all();
     }
@@ -65,35 +67,37 @@ impl CutoffCache {
     }
 }
 
-/// A [`TokenCutoffStore`] that answers `tokens_cutoff` from [`CutoffCache`].
+/// A [`TokenCutoffStore`] that answers `tokens_cutoff` from the [`CutoffCache`] of [`Caches`],
+/// and tells [`Caches`] of its sign-outs.
 pub struct CachedTokenCutoffStore {
     inner: Arc<dyn TokenCutoffStore>,
-    cache: Arc<CutoffCache>,
+    caches: Arc<Caches>,
 }
 
 impl CachedTokenCutoffStore {
     #[must_use]
-    pub fn new(inner: Arc<dyn TokenCutoffStore>, cache: Arc<CutoffCache>) -> Self {
-        Self { inner, cache }
+    pub fn new(inner: Arc<dyn TokenCutoffStore>, caches: Arc<Caches>) -> Self {
+        Self { inner, caches }
     }
 }
 
 #[async_trait]
 impl TokenCutoffStore for CachedTokenCutoffStore {
     async fn tokens_cutoff(&self, user: &UserId) -> Result<Option<Timestamp>, StoreError> {
-        if let Some(hit) = self.cache.entries.get(user) {
+        let cache = self.caches.cutoffs();
+        if let Some(hit) = cache.entries.get(user) {
             return Ok(hit);
         }
-        let generation = self.cache.generation();
+        let generation = cache.generation();
         let cutoff = self.inner.tokens_cutoff(user).await?;
-        self.cache.insert_if_current(user, cutoff, generation);
+        cache.insert_if_current(user, cutoff, generation);
         Ok(cutoff)
     }
 
     async fn raise_tokens_cutoff(&self, user: &UserId, at: Timestamp) -> Result<bool, StoreError> {
         // Evicted even when the write fails: it may have committed before the error.
         let raised = self.inner.raise_tokens_cutoff(user, at).await;
-        self.cache.evict(user);
+        self.caches.signed_out(user);
         raised
     }
 }
@@ -106,6 +110,15 @@ mod tests {
     use keys_domain::ports::MockTokenCutoffStore;
 
     use super::*;
+    use crate::key_cache::KeyCache;
+
+    /// `cutoffs` with a key cache beside it, as the service holds them.
+    fn caches(cutoffs: CutoffCache) -> Arc<Caches> {
+        Caches::new(
+            KeyCache::new(Duration::from_secs(1), Duration::from_secs(1), 10, 10),
+            cutoffs,
+        )
+    }
 
     const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
     const TTL: Duration = Duration::from_secs(60);
@@ -145,7 +158,7 @@ mod tests {
                 *cutoff.lock().unwrap() = Some(at);
                 Ok(true)
             });
-        let cache = Arc::new(CutoffCache::new(TTL, 100));
+        let cache = caches(CutoffCache::new(TTL, 100));
         let store = CachedTokenCutoffStore::new(Arc::new(inner), cache);
         for _ in 0..5 {
             assert_eq!(block_on(store.tokens_cutoff(&ada())), Ok(None));
@@ -159,7 +172,7 @@ mod tests {
     #[test]
     fn another_instances_sign_out_is_seen_once_the_bus_evicts_the_user() {
         let cutoff = Arc::new(Mutex::new(None));
-        let cache = Arc::new(CutoffCache::new(TTL, 100));
+        let cache = caches(CutoffCache::new(TTL, 100));
         let store =
             CachedTokenCutoffStore::new(Arc::new(counting_store(cutoff.clone())), cache.clone());
         assert_eq!(block_on(store.tokens_cutoff(&ada())), Ok(None));
@@ -170,10 +183,10 @@ mod tests {
             Ok(None),
             "still cached"
         );
-        cache.evict(&ada());
+        cache.signed_out(&ada());
         assert_eq!(block_on(store.tokens_cutoff(&ada())), Ok(Some(T0)));
         *cutoff.lock().unwrap() = Some(T0.plus(Duration::from_secs(5)));
-        cache.evict_all();
+        cache.announcements_may_have_been_missed();
         assert_eq!(
             block_on(store.tokens_cutoff(&ada())),
             Ok(Some(T0.plus(Duration::from_secs(5))))
@@ -183,7 +196,7 @@ mod tests {
     #[test]
     fn a_cached_cutoff_expires_after_the_ttl() {
         let cutoff = Arc::new(Mutex::new(None));
-        let cache = Arc::new(CutoffCache::new(Duration::from_millis(50), 100));
+        let cache = caches(CutoffCache::new(Duration::from_millis(50), 100));
         let store = CachedTokenCutoffStore::new(Arc::new(counting_store(cutoff.clone())), cache);
         assert_eq!(block_on(store.tokens_cutoff(&ada())), Ok(None));
         *cutoff.lock().unwrap() = Some(T0);
@@ -193,7 +206,7 @@ mod tests {
 
     #[test]
     fn a_read_that_raced_an_eviction_is_not_cached() {
-        let cache = Arc::new(CutoffCache::new(TTL, 100));
+        let cache = caches(CutoffCache::new(TTL, 100));
         let during_read = cache.clone();
         let mut inner = MockTokenCutoffStore::new();
         let mut reads = 0;
@@ -201,7 +214,7 @@ mod tests {
             reads += 1;
             if reads == 1 {
                 // A sign-out elsewhere lands while this (stale) read is in flight.
-                during_read.evict(&ada());
+                during_read.signed_out(&ada());
                 return Ok(None);
             }
             Ok(Some(T0))
@@ -231,7 +244,7 @@ mod tests {
             .expect_raise_tokens_cutoff()
             .returning(|_, _| Err(StoreError::Unavailable("lost during commit".into())));
         let store =
-            CachedTokenCutoffStore::new(Arc::new(inner), Arc::new(CutoffCache::new(TTL, 100)));
+            CachedTokenCutoffStore::new(Arc::new(inner), caches(CutoffCache::new(TTL, 100)));
         assert!(block_on(store.tokens_cutoff(&ada())).is_err());
         assert_eq!(block_on(store.tokens_cutoff(&ada())), Ok(None));
         assert!(block_on(store.raise_tokens_cutoff(&ada(), T0)).is_err());

@@ -1,20 +1,21 @@
 //! A bounded in-process cache of key records in front of the key store, so that an accepted key
-//! costs no database round trip.
+//! costs no database round trip. Its evictions all come through [`Caches`], the owner of this
+//! instance's caches.
 //!
-//! - Another instance's change (a revocation, a rotation, a new key) reaches the cache through
-//!   the store's change feed, read every 250 ms ([`KeyCacheInvalidation`], driven by the
-//!   `workers` crate), and through the Redis bus when there is one. While the feed is followed, an
-//!   accepted key's record is served only for a bound (750 ms) after the start of the last read
-//!   of the feed that succeeded, so a feed that cannot be read never makes the cache serve a
-//!   revoked key for longer; otherwise for `key_cache_ttl`, which also caps an entry's age. The
-//!   record's state is still checked against the clock on every request, so an `expiring` key
-//!   stops at its `revokes_at` exactly.
+//! - Another instance's change (a revocation, a rotation, a new key, changed controls) reaches
+//!   the cache through the store's change feed, read every `key_feed_interval` (250 ms) by the
+//!   `workers` crate, and through the Redis bus when there is one. While the feed is followed,
+//!   an accepted key's record is served only for a bound (3 read intervals, 750 ms) after the
+//!   start of the last read of the feed that succeeded, so a feed that cannot be read never
+//!   makes the cache serve a revoked key for longer; otherwise for `key_cache_ttl` (60 s), which
+//!   also caps an entry's age. The record's state is still checked against the clock on every
+//!   request, so an `expiring` key stops at its `revokes_at` exactly.
 //! - "No such key" is remembered for `unknown_key_ttl` (≤ 1 s) to blunt floods of random keys,
 //!   in a cache of its own: made-up keys are free to mint (the checksum is public), and in a
 //!   shared cache they would push known keys out.
 //! - Store errors are never cached.
 //! - Every write through [`CachedKeyStore`] evicts the keys it changed (a new key's remembered
-//!   "no such key", a revoked or rotated key): the one owner of this instance's invalidation.
+//!   "no such key", a revoked, rotated or updated key) before it returns.
 //! - A lookup that started before an eviction must not re-insert what it read: a generation
 //!   counter, bumped by every eviction, is compared after the insert, and the entry is dropped if
 //!   it moved.
@@ -26,12 +27,13 @@ use async_trait::async_trait;
 use keys_domain::api_key::KeyLimits;
 use keys_domain::monthly_spend::SpendMonth;
 use keys_domain::ports::{
-    InsertKeyError, KeyCacheInvalidation, KeyListQuery, KeyStore, KeyUpdate, RotateKeyStoreError,
+    CacheInvalidation, InsertKeyError, KeyListQuery, KeyStore, KeyUpdate, RotateKeyStoreError,
     Rotation, StateChange, StoreError, UpdateKeyStoreError,
 };
 use keys_domain::usage::UsageDelta;
 use keys_domain::{ApiKey, Credits, KeyHash, KeyId, ListError, NewApiKey, Page, Timestamp, UserId};
 
+use crate::caches::Caches;
 use crate::eviction_generation::EvictionGeneration;
 use crate::feed_trust::FeedTrust;
 
@@ -76,7 +78,7 @@ impl KeyCache {
         }
     }
 
-    /// A cache that a change feed keeps current ([`KeyCacheInvalidation::current_as_of`]): its
+    /// A cache that a change feed keeps current (`CacheInvalidation::keys_current_as_of`): its
     /// known keys are served for at most `bound` after the start of the last read of the feed,
     /// and not at all before the first one.
     #[must_use]
@@ -86,14 +88,14 @@ impl KeyCache {
     }
 
     /// Forgets one key now (revoked or rotated here or elsewhere).
-    pub fn evict(&self, hash: &KeyHash) {
+    pub(crate) fn evict(&self, hash: &KeyHash) {
         self.generation.bump();
         self.entries.invalidate(hash);
         self.unknown.invalidate(hash);
     }
 
-    /// Forgets every key (after missed announcements, e.g. a Redis reconnect).
-    pub fn evict_all(&self) {
+    /// Forgets every key (changes may have been missed).
+    pub(crate) fn evict_all(&self) {
         self.generation.bump();
         self.entries.invalidate_all();
         self.unknown.invalidate_all();
@@ -112,6 +114,14 @@ impl KeyCache {
             return None;
         }
         self.unknown.get(hash).map(|()| None)
+    }
+
+    /// Every change committed before `read_started` has been evicted: known keys may be served
+    /// for the feed's bound from then.
+    pub(crate) fn renew_trust(&self, read_started: Instant) {
+        if let Some(trust) = &self.trust {
+            trust.renew(read_started);
+        }
     }
 
     fn generation(&self) -> u64 {
@@ -134,32 +144,17 @@ impl KeyCache {
     }
 }
 
-impl KeyCacheInvalidation for KeyCache {
-    fn evict(&self, key: &KeyHash) {
-        KeyCache::evict(self, key);
-    }
-
-    fn evict_all(&self) {
-        KeyCache::evict_all(self);
-    }
-
-    fn current_as_of(&self, read_started: Instant) {
-        if let Some(trust) = &self.trust {
-            trust.renew(read_started);
-        }
-    }
-}
-
-/// A [`KeyStore`] that answers `find_by_hash` from [`KeyCache`] and delegates everything else.
+/// A [`KeyStore`] that answers `find_by_hash` from the [`KeyCache`] of [`Caches`], delegates
+/// everything else, and tells [`Caches`] what its writes changed.
 pub struct CachedKeyStore {
     inner: Arc<dyn KeyStore>,
-    cache: Arc<KeyCache>,
+    caches: Arc<Caches>,
 }
 
 impl CachedKeyStore {
     #[must_use]
-    pub fn new(inner: Arc<dyn KeyStore>, cache: Arc<KeyCache>) -> Self {
-        Self { inner, cache }
+    pub fn new(inner: Arc<dyn KeyStore>, caches: Arc<Caches>) -> Self {
+        Self { inner, caches }
     }
 }
 
@@ -174,20 +169,20 @@ impl KeyStore for CachedKeyStore {
         let hash = key.hash;
         let stored = self.inner.insert(key, limits, now).await?;
         // A remembered "no such key" would refuse the new key for up to a second.
-        self.cache.evict(&hash);
+        self.caches.key_changed(&hash);
         Ok(stored)
     }
 
     async fn find_by_hash(&self, hash: &KeyHash) -> Result<Option<ApiKey>, StoreError> {
-        if let Some(hit) = self.cache.get(hash) {
+        let cache = self.caches.keys();
+        if let Some(hit) = cache.get(hash) {
             metrics::counter!(CACHE_REQUESTS, "result" => "hit").increment(1);
             return Ok(hit);
         }
         metrics::counter!(CACHE_REQUESTS, "result" => "miss").increment(1);
-        let generation = self.cache.generation();
+        let generation = cache.generation();
         let found = self.inner.find_by_hash(hash).await?;
-        self.cache
-            .insert_if_current(*hash, found.clone(), generation);
+        cache.insert_if_current(*hash, found.clone(), generation);
         Ok(found)
     }
 
@@ -212,7 +207,7 @@ impl KeyStore for CachedKeyStore {
     ) -> Result<Option<ApiKey>, StoreError> {
         let stored = self.inner.transition(user, id, change).await?;
         if let Some(key) = &stored {
-            self.cache.evict(&key.hash);
+            self.caches.key_changed(&key.hash);
         }
         Ok(stored)
     }
@@ -224,8 +219,8 @@ impl KeyStore for CachedKeyStore {
     ) -> Result<ApiKey, RotateKeyStoreError> {
         let (old_hash, new_hash) = (rotation.old_hash, rotation.new_key.hash);
         let stored = self.inner.rotate(user, rotation).await?;
-        self.cache.evict(&old_hash);
-        self.cache.evict(&new_hash);
+        self.caches.key_changed(&old_hash);
+        self.caches.key_changed(&new_hash);
         Ok(stored)
     }
 
@@ -237,7 +232,7 @@ impl KeyStore for CachedKeyStore {
     ) -> Result<Option<ApiKey>, UpdateKeyStoreError> {
         let stored = self.inner.update(user, id, update).await?;
         if let Some(key) = &stored {
-            self.cache.evict(&key.hash);
+            self.caches.key_changed(&key.hash);
         }
         Ok(stored)
     }
@@ -262,6 +257,7 @@ mod tests {
     use tokio::sync::Notify;
 
     use super::*;
+    use crate::cutoff_cache::CutoffCache;
 
     fn key(state: KeyState) -> (ApiKey, KeyHash) {
         let secret = ApiKeySecret::generate(&OsRandom);
@@ -282,13 +278,18 @@ mod tests {
         (key, hash)
     }
 
-    fn cache() -> Arc<KeyCache> {
-        Arc::new(KeyCache::new(
+    fn cache() -> Arc<Caches> {
+        caches(KeyCache::new(
             Duration::from_millis(500),
             Duration::from_secs(1),
             1000,
             1000,
         ))
+    }
+
+    /// `keys` with a cut-off cache beside it, as the service holds them.
+    fn caches(keys: KeyCache) -> Arc<Caches> {
+        Caches::new(keys, CutoffCache::new(Duration::from_secs(1), 10))
     }
 
     #[tokio::test]
@@ -305,7 +306,7 @@ mod tests {
             .expect_find_by_hash()
             .withf(move |h| *h != hash)
             .returning(|_| Ok(None));
-        let c = Arc::new(KeyCache::new(
+        let c = caches(KeyCache::new(
             Duration::from_secs(60),
             Duration::from_secs(60),
             10,
@@ -317,10 +318,10 @@ mod tests {
             let unknown = KeyHash::of(&format!("unknown-{i}"));
             assert_eq!(store.find_by_hash(&unknown).await.unwrap(), None);
         }
-        c.entries.run_pending_tasks();
-        c.unknown.run_pending_tasks();
+        c.keys().entries.run_pending_tasks();
+        c.keys().unknown.run_pending_tasks();
         assert!(
-            c.unknown.entry_count() <= 10,
+            c.keys().unknown.entry_count() <= 10,
             "the negative cache is bounded"
         );
         // Served from the cache: the mock allows one lookup of the known key.
@@ -366,7 +367,7 @@ mod tests {
             .expect_find_by_hash()
             .times(2)
             .returning(move |_| Ok(Some(k.clone())));
-        let c = Arc::new(KeyCache::new(
+        let c = caches(KeyCache::new(
             Duration::from_millis(50),
             Duration::from_millis(50),
             10,
@@ -386,7 +387,7 @@ mod tests {
             .expect_find_by_hash()
             .times(3)
             .returning(move |_| Ok(Some(k.clone())));
-        let c = Arc::new(
+        let c = caches(
             KeyCache::new(Duration::from_secs(60), Duration::from_secs(1), 10, 10)
                 .following_a_feed(Duration::from_millis(100)),
         );
@@ -394,7 +395,7 @@ mod tests {
         // Before the first read of the feed, every lookup asks the store.
         store.find_by_hash(&hash).await.unwrap();
         store.find_by_hash(&hash).await.unwrap();
-        c.current_as_of(Instant::now());
+        c.keys_current_as_of(Instant::now());
         store.find_by_hash(&hash).await.unwrap();
         // No read of the feed for longer than the bound: asked again, despite the 60 s TTL.
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -412,7 +413,7 @@ mod tests {
         let c = cache();
         let store = CachedKeyStore::new(Arc::new(inner), c.clone());
         store.find_by_hash(&hash).await.unwrap();
-        c.evict(&hash);
+        c.key_changed(&hash);
         store.find_by_hash(&hash).await.unwrap();
     }
 
@@ -544,7 +545,7 @@ mod tests {
             async move { store.find_by_hash(&hash).await }
         });
         slow.started.notified().await;
-        c.evict(&hash); // the revocation lands while the stale read is in flight
+        c.key_changed(&hash); // the revocation lands while the stale read is in flight
         slow.release.notify_one();
         lookup.await.unwrap().unwrap();
         store.find_by_hash(&hash).await.unwrap();

@@ -3,13 +3,14 @@
 //!
 //! - [`LocalRateLimiter`] and [`LocalUsageWindow`]: the rate limiter and usage window ports in
 //!   memory; also the fallback the Redis adapters are given for when Redis is unreachable.
-//! - [`CachedKeyStore`] over a [`KeyCache`]: a `KeyStore` decorator that answers the hot path's
-//!   lookups from memory and owns this instance's cache invalidation.
-//! - [`CachedTokenCutoffStore`] over a [`CutoffCache`]: the same for the dashboard's sign-out
-//!   check.
+//! - [`Caches`]: the [`KeyCache`] and the [`CutoffCache`], and the one owner of their
+//!   invalidation (the `CacheInvalidation` port).
+//! - [`CachedKeyStore`]: a `KeyStore` decorator that answers the hot path's lookups from the key
+//!   cache; [`CachedTokenCutoffStore`]: the same for the dashboard's sign-out check.
 //! - [`PendingUsage`]: the usage recorder port, counting requests until a flush.
 //! - [`NoOtherInstances`]: the revocation notifier when there are no other instances to tell.
 
+mod caches;
 mod cutoff_cache;
 mod eviction_generation;
 mod feed_trust;
@@ -19,6 +20,7 @@ mod local_usage_window;
 mod no_other_instances;
 mod pending_usage;
 
+pub use caches::Caches;
 pub use cutoff_cache::{CachedTokenCutoffStore, CutoffCache};
 pub use key_cache::{CachedKeyStore, KeyCache};
 pub use local_rate_limiter::LocalRateLimiter;

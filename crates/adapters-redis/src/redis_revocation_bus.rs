@@ -2,15 +2,15 @@
 //! user out publishes the user's id; every instance's listener evicts them from its caches.
 //!
 //! Pub/sub is fire-and-forget, so messages sent while a listener is disconnected are lost. The
-//! listener therefore calls `on_resync` after every (re)subscription, and the caller clears its
-//! whole cache.
+//! listener therefore tells the caches that announcements may have been missed after every
+//! (re)subscription, and they forget everything.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt as _;
-use keys_domain::ports::RevocationNotifier;
+use keys_domain::ports::{CacheInvalidation, RevocationNotifier};
 use keys_domain::{KeyHash, UserId};
 use tokio::task::JoinHandle;
 
@@ -63,20 +63,16 @@ impl RedisRevocationBus {
     }
 
     /// Spawns a task that subscribes (and re-subscribes after any disconnect, with back-off) and
-    /// calls `on_announced` per message, and `on_resync()` after every (re)subscription, since
-    /// messages may have been lost meanwhile. The task runs until aborted.
-    pub fn spawn_listener(
-        &self,
-        on_announced: Arc<dyn Fn(Announcement) + Send + Sync>,
-        on_resync: Arc<dyn Fn() + Send + Sync>,
-    ) -> JoinHandle<()> {
+    /// passes each announcement to `caches`, and tells them that announcements may have been
+    /// missed after every (re)subscription. The task runs until aborted.
+    pub fn spawn_listener(&self, caches: Arc<dyn CacheInvalidation>) -> JoinHandle<()> {
         let client = self.shared.client().clone();
         let channel = self.channel.clone();
         tokio::spawn(async move {
             let mut backoff = MIN_BACKOFF;
             let mut announced_loss = false;
             loop {
-                match listen(&client, &channel, on_announced.as_ref(), on_resync.as_ref()).await {
+                match listen(&client, &channel, caches.as_ref()).await {
                     Ok(()) => {
                         // Subscribed for a while: the next failure starts the back-off afresh.
                         backoff = MIN_BACKOFF;
@@ -104,8 +100,7 @@ impl RedisRevocationBus {
 async fn listen(
     client: &redis::Client,
     channel: &str,
-    on_announced: &(dyn Fn(Announcement) + Send + Sync),
-    on_resync: &(dyn Fn() + Send + Sync),
+    caches: &dyn CacheInvalidation,
 ) -> Result<(), String> {
     let pubsub = tokio::time::timeout(SUBSCRIBE_TIMEOUT, client.get_async_pubsub())
         .await
@@ -117,7 +112,7 @@ async fn listen(
         .map_err(|_| "subscribe timed out".to_owned())?
         .map_err(|e| e.to_string())?;
     tracing::info!("redis: subscribed to revocations");
-    on_resync();
+    caches.announcements_may_have_been_missed();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     loop {
@@ -126,7 +121,10 @@ async fn listen(
                 let Some(message) = message else { return Ok(()) };
                 match message.get_payload::<String>().ok().as_deref().and_then(parse_message) {
                     Some((announcement, sent_at)) => {
-                        on_announced(announcement);
+                        match announcement {
+                            Announcement::KeyChanged(hash) => caches.key_changed(&hash),
+                            Announcement::SignedOut(user) => caches.signed_out(&user),
+                        }
                         if let Some(sent_at) = sent_at {
                             record_propagation(sent_at);
                         }

@@ -9,10 +9,10 @@ mod common;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use adapters_redis::{RedisRateLimiter, RedisRevocationBus, RedisShared, RedisUsageWindow};
+use common::heard::Heard;
 use keys_domain::ports::{RateLimiter, RevocationNotifier, UsageWindow};
 use keys_domain::rate_limit::RateLimitPolicy;
 use keys_domain::{KeyHash, KeyId, Timestamp};
@@ -116,16 +116,8 @@ async fn degrades_while_redis_is_down_and_recovers_when_it_returns() {
     let limiter = common::limiter(shared.clone(), POLICY);
     let window = common::window(shared.clone());
     let bus = RedisRevocationBus::new(shared.clone());
-    let resyncs = Arc::new(AtomicU32::new(0));
-    let listener = {
-        let resyncs = resyncs.clone();
-        bus.spawn_listener(
-            Arc::new(|_| {}),
-            Arc::new(move || {
-                resyncs.fetch_add(1, Ordering::SeqCst);
-            }),
-        )
-    };
+    let heard = Arc::new(Heard::default());
+    let listener = bus.spawn_listener(heard.clone());
     assert_local(&shared, &limiter, &window, &bus, now).await;
 
     // Redis appears: shared mode, and the listener subscribes (resync #1).
@@ -135,7 +127,7 @@ async fn degrades_while_redis_is_down_and_recovers_when_it_returns() {
     })
     .await;
     common::eventually("first subscription", Duration::from_secs(10), || {
-        resyncs.load(Ordering::SeqCst) >= 1
+        heard.resyncs() >= 1
     })
     .await;
     assert_shared(&url, &limiter, &window, now).await;
@@ -155,7 +147,7 @@ async fn degrades_while_redis_is_down_and_recovers_when_it_returns() {
     })
     .await;
     assert_local(&shared, &limiter, &window, &bus, now).await;
-    let resyncs_before_restart = resyncs.load(Ordering::SeqCst);
+    let resyncs_before_restart = heard.resyncs();
 
     // Redis returns (empty: messages and counts meanwhile are lost): shared again, resync again.
     server.start();
@@ -164,7 +156,7 @@ async fn degrades_while_redis_is_down_and_recovers_when_it_returns() {
     })
     .await;
     common::eventually("resubscription", Duration::from_secs(10), || {
-        resyncs.load(Ordering::SeqCst) > resyncs_before_restart
+        heard.resyncs() > resyncs_before_restart
     })
     .await;
     assert_shared(&url, &limiter, &window, now).await;

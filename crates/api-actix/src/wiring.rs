@@ -7,13 +7,11 @@ use std::sync::atomic::AtomicU64;
 
 use adapters_github::GithubReportVerifier;
 use adapters_inprocess::{
-    CachedKeyStore, CachedTokenCutoffStore, CutoffCache, KeyCache, LocalRateLimiter,
+    CachedKeyStore, CachedTokenCutoffStore, Caches, CutoffCache, KeyCache, LocalRateLimiter,
     LocalUsageWindow, NoOtherInstances, PendingUsage,
 };
 use adapters_postgres::DbStore;
-use adapters_redis::{
-    Announcement, RedisRateLimiter, RedisRevocationBus, RedisShared, RedisUsageWindow,
-};
+use adapters_redis::{RedisRateLimiter, RedisRevocationBus, RedisShared, RedisUsageWindow};
 use adapters_smtp::{LogMailer, SmtpMailer};
 use anyhow::Context as _;
 use keys_domain::Timestamp;
@@ -210,8 +208,8 @@ pub struct Wired {
     sweeps: Vec<Sweep>,
     /// The revocation bus when Redis is used.
     bus: Option<RedisRevocationBus>,
-    cache: Arc<KeyCache>,
-    cutoffs: Arc<CutoffCache>,
+    /// The key and cut-off caches, whose evictions the feed watcher and the bus report.
+    caches: Arc<Caches>,
     /// Counted by the usage flusher, read by the metrics.
     usage_flush_failures: Arc<AtomicU64>,
 }
@@ -270,12 +268,14 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         // "revoked on every instance within 1 s" at the default 250 ms.
         cache = cache.following_a_feed(interval * 3);
     }
-    let cache = Arc::new(cache);
-    // The cache evicts on every write through it; the notifier only tells other instances.
-    let keys: Arc<dyn KeyStore> = Arc::new(CachedKeyStore::new(store.clone(), cache.clone()));
     // Sign-out is a revocation of dashboard tokens: its TTL bounds another instance's lag when
     // no Redis announces it (the change feed covers keys only).
-    let cutoff_cache = Arc::new(CutoffCache::new(t.token_cutoff_ttl, t.key_cache_capacity));
+    let caches = Caches::new(
+        cache,
+        CutoffCache::new(t.token_cutoff_ttl, t.key_cache_capacity),
+    );
+    // Writes through it evict what they changed; the notifier only tells other instances.
+    let keys: Arc<dyn KeyStore> = Arc::new(CachedKeyStore::new(store.clone(), caches.clone()));
 
     let shared = match &config.redis_url {
         Some(url) => Some(RedisShared::connect(url).await?),
@@ -484,10 +484,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         },
         accounts: store.clone(),
         sessions: DashboardSessions {
-            cutoffs: Arc::new(CachedTokenCutoffStore::new(
-                store.clone(),
-                cutoff_cache.clone(),
-            )),
+            cutoffs: Arc::new(CachedTokenCutoffStore::new(store.clone(), caches.clone())),
             notifier,
             clock: clock.clone(),
         },
@@ -544,8 +541,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         delivery,
         sweeps,
         bus,
-        cache,
-        cutoffs: cutoff_cache,
+        caches,
         usage_flush_failures: Arc::default(),
     })
 }
@@ -601,23 +597,12 @@ impl Wired {
             }));
         }
         if let Some(interval) = t.key_feed_interval {
-            let watch = KeyChangeWatch::new(self.store.clone(), self.cache.clone());
+            let watch = KeyChangeWatch::new(self.store.clone(), self.caches.clone());
             tasks.push(spawn_key_change_watch(watch, interval, shutdown.clone()));
         }
         if let Some(bus) = &self.bus {
-            // Other instances' revocations and sign-outs evict here; after a reconnect
-            // everything is evicted, since announcements may have been missed meanwhile.
-            let (keys, cutoffs) = (self.cache.clone(), self.cutoffs.clone());
-            let on_announced = move |announced| match announced {
-                Announcement::KeyChanged(hash) => keys.evict(&hash),
-                Announcement::SignedOut(user) => cutoffs.evict(&user),
-            };
-            let (keys, cutoffs) = (self.cache.clone(), self.cutoffs.clone());
-            let on_resync = move || {
-                keys.evict_all();
-                cutoffs.evict_all();
-            };
-            let listener = bus.spawn_listener(Arc::new(on_announced), Arc::new(on_resync));
+            // Other instances' revocations and sign-outs evict here.
+            let listener = bus.spawn_listener(self.caches.clone());
             let token = shutdown.clone();
             tasks.push(tokio::spawn(async move {
                 token.cancelled().await;

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keys_domain::ports::{ChangePosition, KeyCacheInvalidation, KeyChangeFeed, StoreError};
+use keys_domain::ports::{CacheInvalidation, ChangePosition, KeyChangeFeed, StoreError};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -20,14 +20,14 @@ const PAGE: u32 = 500;
 
 pub struct KeyChangeWatch {
     feed: Arc<dyn KeyChangeFeed>,
-    cache: Arc<dyn KeyCacheInvalidation>,
+    cache: Arc<dyn CacheInvalidation>,
     /// Where the next read starts; `None` until the first read succeeded.
     position: Option<ChangePosition>,
 }
 
 impl KeyChangeWatch {
     #[must_use]
-    pub fn new(feed: Arc<dyn KeyChangeFeed>, cache: Arc<dyn KeyCacheInvalidation>) -> Self {
+    pub fn new(feed: Arc<dyn KeyChangeFeed>, cache: Arc<dyn CacheInvalidation>) -> Self {
         Self {
             feed,
             cache,
@@ -45,7 +45,7 @@ impl KeyChangeWatch {
         let evicted = match self.position {
             None => {
                 let head = self.feed.head().await?;
-                self.cache.evict_all();
+                self.cache.keys_may_have_changed();
                 self.position = Some(head);
                 0
             }
@@ -54,7 +54,7 @@ impl KeyChangeWatch {
                 loop {
                     let changes = self.feed.changed_after(at, PAGE).await?;
                     for key in &changes.keys {
-                        self.cache.evict(key);
+                        self.cache.key_changed(key);
                     }
                     evicted += changes.keys.len();
                     at = changes.last;
@@ -66,7 +66,7 @@ impl KeyChangeWatch {
                 evicted
             }
         };
-        self.cache.current_as_of(started);
+        self.cache.keys_current_as_of(started);
         Ok(evicted)
     }
 }
@@ -118,7 +118,7 @@ mod tests {
     use std::sync::Mutex;
 
     use keys_domain::KeyHash;
-    use keys_domain::ports::{KeyChanges, MockKeyCacheInvalidation, MockKeyChangeFeed};
+    use keys_domain::ports::{KeyChanges, MockCacheInvalidation, MockKeyChangeFeed};
     use mockall::Sequence;
 
     use super::*;
@@ -148,14 +148,17 @@ mod tests {
             .times(1)
             .in_sequence(&mut seq)
             .returning(|after, _| Ok(changes(&[], after.0)));
-        let mut cache = MockKeyCacheInvalidation::new();
-        cache.expect_evict_all().times(1).return_const(());
+        let mut cache = MockCacheInvalidation::new();
+        cache
+            .expect_keys_may_have_changed()
+            .times(1)
+            .return_const(());
         let evicted = Arc::new(Mutex::new(Vec::new()));
         let seen = evicted.clone();
         cache
-            .expect_evict()
+            .expect_key_changed()
             .returning(move |k| seen.lock().unwrap().push(*k));
-        cache.expect_current_as_of().times(3).return_const(());
+        cache.expect_keys_current_as_of().times(3).return_const(());
 
         let mut watch = KeyChangeWatch::new(Arc::new(feed), Arc::new(cache));
         assert_eq!(watch.read_once().await.unwrap(), 0);
@@ -182,11 +185,11 @@ mod tests {
             .times(1)
             .in_sequence(&mut seq)
             .returning(move |_, _| Ok(changes(&[a], 8)));
-        let mut cache = MockKeyCacheInvalidation::new();
-        cache.expect_evict_all().return_const(());
-        cache.expect_evict().times(1).return_const(());
+        let mut cache = MockCacheInvalidation::new();
+        cache.expect_keys_may_have_changed().return_const(());
+        cache.expect_key_changed().times(1).return_const(());
         // The first read and the third renew; the failed second one does not.
-        cache.expect_current_as_of().times(2).return_const(());
+        cache.expect_keys_current_as_of().times(2).return_const(());
 
         let mut watch = KeyChangeWatch::new(Arc::new(feed), Arc::new(cache));
         watch.read_once().await.unwrap();
@@ -211,13 +214,13 @@ mod tests {
             .times(1)
             .in_sequence(&mut seq)
             .returning(|_, _| Ok(changes(&[KeyHash::of("last")], i64::from(PAGE) + 1)));
-        let mut cache = MockKeyCacheInvalidation::new();
-        cache.expect_evict_all().return_const(());
+        let mut cache = MockCacheInvalidation::new();
+        cache.expect_keys_may_have_changed().return_const(());
         cache
-            .expect_evict()
+            .expect_key_changed()
             .times(PAGE as usize + 1)
             .return_const(());
-        cache.expect_current_as_of().return_const(());
+        cache.expect_keys_current_as_of().return_const(());
 
         let mut watch = KeyChangeWatch::new(Arc::new(feed), Arc::new(cache));
         watch.read_once().await.unwrap();

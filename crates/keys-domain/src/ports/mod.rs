@@ -9,11 +9,11 @@
 
 mod account_store;
 mod alert_outbox;
+mod cache_invalidation;
 mod catalog_store;
 mod clock;
 mod expiry_reminder_store;
 mod idempotency_store;
-mod key_cache_invalidation;
 mod key_change_feed;
 mod key_client_store;
 mod key_event_log;
@@ -33,11 +33,11 @@ mod usage_window;
 
 pub use account_store::*;
 pub use alert_outbox::*;
+pub use cache_invalidation::*;
 pub use catalog_store::*;
 pub use clock::*;
 pub use expiry_reminder_store::*;
 pub use idempotency_store::*;
-pub use key_cache_invalidation::*;
 pub use key_change_feed::*;
 pub use key_client_store::*;
 pub use key_event_log::*;
