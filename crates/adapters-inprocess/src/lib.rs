@@ -10,6 +10,8 @@
 //! - [`PendingUsage`]: the usage recorder port, counting requests until a flush.
 //! - [`NoOtherInstances`]: the revocation notifier when there are no other instances to tell.
 
+mod cached_key_store;
+mod cached_token_cutoff_store;
 mod caches;
 mod cutoff_cache;
 mod eviction_generation;
@@ -20,9 +22,11 @@ mod local_usage_window;
 mod no_other_instances;
 mod pending_usage;
 
+pub use cached_key_store::CachedKeyStore;
+pub use cached_token_cutoff_store::CachedTokenCutoffStore;
 pub use caches::Caches;
-pub use cutoff_cache::{CachedTokenCutoffStore, CutoffCache};
-pub use key_cache::{CachedKeyStore, KeyCache};
+pub use cutoff_cache::CutoffCache;
+pub use key_cache::KeyCache;
 pub use local_rate_limiter::LocalRateLimiter;
 pub use local_usage_window::LocalUsageWindow;
 pub use no_other_instances::NoOtherInstances;
