@@ -7,6 +7,7 @@
 //! [`rate_limit_headers`] are the wire formats; [`wiring`] is the composition root; [`startup`]
 //! builds the server.
 
+pub mod address_subject;
 pub mod auth;
 pub mod body_encoding;
 pub mod cli;
@@ -25,7 +26,6 @@ pub mod json_response;
 pub mod jwt_secret;
 pub mod log_throttle;
 pub mod metric_names;
-pub mod minute_limiter;
 pub mod open_connections;
 pub mod openapi;
 pub mod probe;

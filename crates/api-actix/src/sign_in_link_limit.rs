@@ -3,39 +3,37 @@
 //! the queue of link lookups that real users' requests wait in. IPv6 is counted by its /64.
 
 use std::net::IpAddr;
-use std::time::Instant;
+use std::sync::Arc;
 
-use crate::client_ip::limit_subject;
+use keys_domain::ports::FixedWindowLimiter;
+
+use crate::address_subject::AddressSubject;
 use crate::error::ApiError;
-use crate::minute_limiter::MinuteLimiter;
 
 const REFUSAL: &str =
     "too many sign-in link requests from this address; retry after the delay given";
 
-pub struct SignInLinkLimiter(MinuteLimiter<IpAddr>);
+pub struct SignInLinkLimiter(Arc<dyn FixedWindowLimiter>);
 
 impl SignInLinkLimiter {
+    /// Counts requests in `links`, whose limit is `JT_SIGN_IN_LINKS_PER_MINUTE`.
     #[must_use]
-    pub fn new(per_minute: u32) -> Self {
-        Self(MinuteLimiter::new(per_minute))
+    pub fn new(links: Arc<dyn FixedWindowLimiter>) -> Self {
+        Self(links)
     }
 
     /// Takes one request for `client` (nothing to count without a client address).
     ///
     /// # Errors
     /// `rate_limited`, with the seconds until the client's window ends.
-    pub fn take(&self, client: Option<IpAddr>) -> Result<(), ApiError> {
+    pub async fn take(&self, client: Option<IpAddr>) -> Result<(), ApiError> {
         let Some(ip) = client else { return Ok(()) };
         self.0
-            .take(limit_subject(ip), Instant::now())
+            .take(AddressSubject::of(ip).as_str())
+            .await
             .map_err(|retry_after_seconds| ApiError::Throttled {
                 message: REFUSAL,
                 retry_after_seconds,
             })
-    }
-
-    /// Forgets ended windows.
-    pub fn sweep(&self) {
-        self.0.sweep(Instant::now());
     }
 }

@@ -7,11 +7,13 @@ use std::sync::atomic::AtomicU64;
 
 use adapters_github::GithubReportVerifier;
 use adapters_inprocess::{
-    CachedKeyStore, CachedTokenCutoffStore, Caches, CutoffCache, KeyCache, LocalRateLimiter,
-    LocalUsageWindow, NoOtherInstances, PendingUsage,
+    CachedKeyStore, CachedTokenCutoffStore, Caches, CutoffCache, KeyCache, LocalFixedWindow,
+    LocalRateLimiter, LocalUsageWindow, NoOtherInstances, PendingUsage,
 };
 use adapters_postgres::DbStore;
-use adapters_redis::{RedisRateLimiter, RedisRevocationBus, RedisShared, RedisUsageWindow};
+use adapters_redis::{
+    RedisFixedWindow, RedisRateLimiter, RedisRevocationBus, RedisShared, RedisUsageWindow,
+};
 use adapters_smtp::{LogMailer, SmtpMailer};
 use anyhow::Context as _;
 use keys_domain::Timestamp;
@@ -19,8 +21,8 @@ use keys_domain::api_key::KeyLimits;
 use keys_domain::base62;
 use keys_domain::key_client::CLIENT_RETENTION;
 use keys_domain::ports::{
-    Clock, KeyClientStore, KeyStore, Mailer, RateLimiter, RevocationNotifier, SettingsStore,
-    SystemClock, UsageRecorder, UsageWindow,
+    Clock, FixedWindowLimiter, KeyClientStore, KeyStore, Mailer, RateLimiter, RevocationNotifier,
+    SettingsStore, SystemClock, UsageRecorder, UsageWindow,
 };
 use keys_domain::random::{OsRandom, RandomSource};
 use keys_domain::usage::HighUsageThreshold;
@@ -203,8 +205,9 @@ pub struct Wired {
     recorder: Arc<dyn UsageRecorder>,
     usage: UsageService,
     delivery: AlertDelivery,
-    /// Idle per-key state to drop now and then: the in-process limiter and window (alone or
-    /// as Redis fallbacks), and the Redis limiter's leases.
+    /// Idle per-key state to drop now and then: the in-process limiters and window (alone or
+    /// as Redis fallbacks), the Redis limiter's leases, the Redis per-minute limiters' ended
+    /// windows.
     sweeps: Vec<Sweep>,
     /// The revocation bus when Redis is used.
     bus: Option<RedisRevocationBus>,
@@ -284,27 +287,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
     // In process: the limiter and window on their own, or the Redis adapters' fallbacks.
     let local_limiter = Arc::new(LocalRateLimiter::new(config.rate_limit));
     let local_window = Arc::new(LocalUsageWindow::new());
-    let auth_failures = Arc::new(AuthFailureLimiter::new(
-        config.auth_failures_per_minute,
-        config.trusted_proxies.clone(),
-    ));
-    let dashboard_writes = Arc::new(DashboardWriteLimiter::new(
-        config.dashboard_writes_per_minute,
-    ));
-    let sign_in_links = Arc::new(SignInLinkLimiter::new(config.sign_in_links_per_minute));
     let mut sweeps: Vec<Sweep> = vec![
-        {
-            let failures = auth_failures.clone();
-            Arc::new(move |_| failures.sweep())
-        },
-        {
-            let writes = dashboard_writes.clone();
-            Arc::new(move |_| writes.sweep())
-        },
-        {
-            let links = sign_in_links.clone();
-            Arc::new(move |_| links.sweep())
-        },
         {
             let limiter = local_limiter.clone();
             Arc::new(move |_| limiter.sweep())
@@ -314,6 +297,20 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
             Arc::new(move |now| window.sweep(now))
         },
     ];
+    let mut per_minute =
+        |name, limit| per_minute_limiter(shared.as_ref(), name, limit, &mut sweeps);
+    let auth_failures = Arc::new(AuthFailureLimiter::new(
+        per_minute("auth-failures", config.auth_failures_per_minute),
+        config.trusted_proxies.clone(),
+    ));
+    let dashboard_writes = Arc::new(DashboardWriteLimiter::new(per_minute(
+        "dashboard-writes",
+        config.dashboard_writes_per_minute,
+    )));
+    let sign_in_links = Arc::new(SignInLinkLimiter::new(per_minute(
+        "sign-in-links",
+        config.sign_in_links_per_minute,
+    )));
     let limiter: Arc<dyn RateLimiter>;
     let window: Arc<dyn UsageWindow>;
     let notifier: Arc<dyn RevocationNotifier>;
@@ -544,6 +541,31 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         caches,
         usage_flush_failures: Arc::default(),
     })
+}
+
+/// A limiter of `limit` events per subject and minute: shared through Redis (counters named
+/// after `name`) when there is one, with the in-process limiter as its fallback; the
+/// in-process one alone otherwise. Whichever exist join the `sweeps`.
+fn per_minute_limiter(
+    shared: Option<&RedisShared>,
+    name: &'static str,
+    limit: u32,
+    sweeps: &mut Vec<Sweep>,
+) -> Arc<dyn FixedWindowLimiter> {
+    let local = Arc::new(LocalFixedWindow::new(limit));
+    sweeps.push({
+        let local = local.clone();
+        Arc::new(move |_| local.sweep())
+    });
+    let Some(shared) = shared else {
+        return local;
+    };
+    let redis = Arc::new(RedisFixedWindow::new(shared.clone(), name, limit, local));
+    sweeps.push({
+        let redis = redis.clone();
+        Arc::new(move |_| redis.sweep())
+    });
+    redis
 }
 
 impl Wired {

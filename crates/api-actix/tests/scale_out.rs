@@ -1,7 +1,8 @@
 //! Two instances of the service over HTTP, sharing one PostgreSQL database and one Redis
-//! (issue 6): the rate limit is shared, a revocation, rotation or sign-out on one instance is
-//! honoured by the other within 1 s, the high-usage threshold is crossed once across instances,
-//! and a Redis restart degrades both instances (still serving) and then recovers them.
+//! (issue 6): the rate limit and the per-minute limits (failed authentications, dashboard
+//! writes) are shared, a revocation, rotation or sign-out on one instance is honoured by the
+//! other within 1 s, the high-usage threshold is crossed once across instances, and a Redis
+//! restart degrades both instances (still serving) and then recovers them.
 //!
 //! Needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (and `redis-server` installed
 //! for the private instance the restart test kills), and `python3-aiosmtpd` for the mail server.
@@ -11,7 +12,7 @@
 
 mod e2e_support;
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use adapters_postgres::testing::{drop_postgres_database, fresh_postgres_url};
 use adapters_smtp::testing::TestSmtpServer;
@@ -21,6 +22,8 @@ use e2e_support::{
     create_owner, error_type, eventually, eventually_sync, key_from, key_object, me, quantile,
     readyz, require_shared_redis, unique,
 };
+use keys_domain::ApiKeySecret;
+use keys_domain::random::OsRandom;
 use keys_domain::rate_limit::RateLimitPolicy;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -141,6 +144,131 @@ async fn the_rate_limit_is_shared_by_both_instances() {
     );
     assert!(ok >= 1, "nothing was allowed");
     assert!(limited >= 1, "the limit never refused anything");
+    pair.stop().await;
+}
+
+/// Sleeps into the next minute of the Unix clock unless `needed` is left in this one: the
+/// shared per-minute limits start over with each minute, which a test must not straddle.
+async fn with_time_left_in_this_minute(needed: Duration) {
+    let into = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let left = Duration::from_secs(60)
+        - Duration::from_millis(u64::try_from(into.as_millis() % 60_000).unwrap());
+    if left < needed {
+        tokio::time::sleep(left + Duration::from_millis(100)).await;
+    }
+}
+
+/// An IPv6 client address whose /64 no other test run uses (its failures are counted in the
+/// shared Redis for a minute).
+fn fresh_client_address() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "2001:db8:{:x}:{:x}::1",
+        std::process::id() & 0xffff,
+        nanos & 0xffff
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_authentications_are_limited_once_for_both_instances() {
+    require_shared_redis();
+    let _serial = SERIAL.lock().await;
+    let pair = Pair::start(SHARED_REDIS_URL, |c| {
+        c.rate_limit = UNLIMITED;
+        c.auth_failures_per_minute = 10;
+        c.trusted_proxies = "127.0.0.1".parse().unwrap();
+    })
+    .await;
+    let http = client();
+    let owner = create_owner(&pair.db, 0).await;
+    let key = create_key(&http, &pair.a, &owner, "good").await;
+    let attacker = fresh_client_address();
+    let get_me = |instance: &Instance, secret: &str, from: &str| {
+        http.get(instance.url("/api/v1/public/me"))
+            .bearer_auth(secret)
+            .header("x-forwarded-for", from)
+            .send()
+    };
+
+    with_time_left_in_this_minute(Duration::from_secs(20)).await;
+    // Made-up keys, well formed, sent to A and B in turn from one address.
+    let (mut failed, mut refused) = (0, 0);
+    for i in 0..40 {
+        let instance = if i % 2 == 0 { &pair.a } else { &pair.b };
+        let made_up = ApiKeySecret::generate(&OsRandom).expose().to_owned();
+        let res = get_me(instance, &made_up, &attacker).await.unwrap();
+        match res.status() {
+            StatusCode::UNAUTHORIZED => failed += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                refused += 1;
+                let retry: u64 = res.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!((1..=60).contains(&retry), "Retry-After {retry}");
+                let body: Value = res.json().await.unwrap();
+                assert_eq!(error_type(&body), "rate_limited");
+            }
+            other => panic!("unexpected {other} for a made-up key"),
+        }
+    }
+    eprintln!("failed authentications across two instances: {failed} answered 401, {refused} 429");
+    // The limit, plus at most one failure counted by the instance that had not heard yet.
+    assert!(
+        (10..=11).contains(&failed),
+        "{failed} failures were looked at with a limit of 10 shared by two instances"
+    );
+    // Both instances now refuse that address, a valid key included; other clients are served.
+    for instance in [&pair.a, &pair.b] {
+        let res = get_me(instance, &key.secret, &attacker).await.unwrap();
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        let res = get_me(instance, &key.secret, &fresh_client_address())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    pair.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_writes_are_limited_once_for_both_instances() {
+    require_shared_redis();
+    let _serial = SERIAL.lock().await;
+    let pair = Pair::start(SHARED_REDIS_URL, |c| c.dashboard_writes_per_minute = 3).await;
+    let http = client();
+    let owner = create_owner(&pair.db, 0).await;
+    let create = |instance: &Instance, name: &str| {
+        http.post(instance.url("/api/v1/keys"))
+            .bearer_auth(&owner.jwt)
+            .json(&json!({ "name": name }))
+            .send()
+    };
+
+    with_time_left_in_this_minute(Duration::from_secs(20)).await;
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let instance = if i % 2 == 0 { &pair.a } else { &pair.b };
+        statuses.push(
+            create(instance, &format!("k{i}"))
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(
+        statuses,
+        [201, 201, 201, 429, 429, 429, 429, 429],
+        "three writes a minute for the user, on whichever instance"
+    );
+    // Reads are not writes, on either instance.
+    for instance in [&pair.a, &pair.b] {
+        assert_eq!(keys_list_status(&http, instance, &owner.jwt).await, 200);
+    }
     pair.stop().await;
 }
 

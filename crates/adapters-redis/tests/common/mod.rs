@@ -6,13 +6,15 @@
 pub mod heard;
 
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use std::sync::Arc;
 
-use adapters_inprocess::{LocalRateLimiter, LocalUsageWindow};
-use adapters_redis::{RedisRateLimiter, RedisShared, RedisUsageWindow};
+use adapters_inprocess::{LocalFixedWindow, LocalRateLimiter, LocalUsageWindow};
+use adapters_redis::{RedisFixedWindow, RedisRateLimiter, RedisShared, RedisUsageWindow};
+use keys_domain::Timestamp;
+use keys_domain::ports::Clock;
 use keys_domain::rate_limit::RateLimitPolicy;
 
 pub const SHARED_URL: &str = "redis://127.0.0.1:6379";
@@ -71,4 +73,46 @@ pub fn limiter(shared: RedisShared, policy: RateLimitPolicy) -> RedisRateLimiter
 /// A shared window with the in-process fallback production wires in.
 pub fn window(shared: RedisShared) -> RedisUsageWindow {
     RedisUsageWindow::new(shared, Arc::new(LocalUsageWindow::new()))
+}
+
+/// A shared per-minute limiter with the in-process fallback production wires in, reading `clock`.
+pub fn fixed_window(
+    shared: RedisShared,
+    name: &'static str,
+    limit: u32,
+    clock: Arc<TestClock>,
+) -> RedisFixedWindow {
+    RedisFixedWindow::new(shared, name, limit, Arc::new(LocalFixedWindow::new(limit)))
+        .with_clock(clock)
+}
+
+/// A clock that moves only when told.
+pub struct TestClock(AtomicI64);
+
+impl TestClock {
+    pub fn at(ms: i64) -> Arc<Self> {
+        Arc::new(Self(AtomicI64::new(ms)))
+    }
+
+    pub fn set(&self, ms: i64) {
+        self.0.store(ms, Ordering::Relaxed);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// Five seconds into the current minute of the Unix clock, in milliseconds.
+pub fn early_in_this_minute() -> i64 {
+    let now = i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    now - now % 60_000 + 5_000
 }

@@ -53,7 +53,7 @@ impl ApiKeyAuth {
         let client = state.auth_failures.client(req);
         state.auth_failures.check(client)?;
         let auth = Self::authenticate_key(req, state, client).await;
-        state.auth_failures.record(client, &auth);
+        state.auth_failures.record(client, &auth).await;
         auth
     }
 

@@ -53,9 +53,12 @@ async fn admit(req: &HttpRequest) -> Result<DashboardUser, ApiError> {
     let client = state.auth_failures.client(req);
     state.auth_failures.check(client)?;
     let user = authenticate(req, state).await;
-    state.auth_failures.record(client, &user);
+    state.auth_failures.record(client, &user).await;
     let user = user?;
-    state.dashboard_writes.take(&user.user_id, req.method())?;
+    state
+        .dashboard_writes
+        .take(&user.user_id, req.method())
+        .await?;
     Ok(user)
 }
 

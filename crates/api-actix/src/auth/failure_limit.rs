@@ -1,19 +1,20 @@
 //! Failed authentications per client IP (docs/api.md): after `JT_AUTH_FAILURES_PER_MINUTE`
 //! failures in a minute, every request from that address is 429 before its credential is
 //! looked at, so a flood of made-up keys (the checksum is public) reaches no store. An IPv6
-//! client is counted by its /64 ([`limit_subject`]).
+//! client is counted by its /64 ([`crate::client_ip::limit_subject`]).
 
 use std::net::IpAddr;
-use std::time::Instant;
+use std::sync::Arc;
 
 use actix_web::HttpRequest;
 use actix_web::ResponseError as _;
 use actix_web::http::StatusCode;
 use actix_web::http::header::HeaderName;
+use keys_domain::ports::FixedWindowLimiter;
 
-use crate::client_ip::{TrustedProxies, limit_subject};
+use crate::address_subject::AddressSubject;
+use crate::client_ip::TrustedProxies;
 use crate::error::ApiError;
-use crate::minute_limiter::MinuteLimiter;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
@@ -22,17 +23,15 @@ const REFUSAL: &str =
 
 /// The limiter and the rule that names the client.
 pub struct AuthFailureLimiter {
-    failures: MinuteLimiter<IpAddr>,
+    failures: Arc<dyn FixedWindowLimiter>,
     trusted: TrustedProxies,
 }
 
 impl AuthFailureLimiter {
+    /// Counts failures in `failures`, whose limit is `JT_AUTH_FAILURES_PER_MINUTE`.
     #[must_use]
-    pub fn new(per_minute: u32, trusted: TrustedProxies) -> Self {
-        Self {
-            failures: MinuteLimiter::new(per_minute),
-            trusted,
-        }
+    pub fn new(failures: Arc<dyn FixedWindowLimiter>, trusted: TrustedProxies) -> Self {
+        Self { failures, trusted }
     }
 
     /// The request's client address; `None` without a socket peer (nothing to limit by).
@@ -50,13 +49,14 @@ impl AuthFailureLimiter {
         Some(self.trusted.client_ip(peer, hops.into_iter()))
     }
 
-    /// 429 when `client` is over its limit; counts nothing.
+    /// 429 when `client` is over its limit; counts nothing and does no I/O (every request to
+    /// an authenticated route runs it).
     ///
     /// # Errors
     /// `rate_limited`.
     pub fn check(&self, client: Option<IpAddr>) -> Result<(), ApiError> {
         let Some(ip) = client else { return Ok(()) };
-        match self.failures.refused(&limit_subject(ip), Instant::now()) {
+        match self.failures.refused(AddressSubject::of(ip).as_str()) {
             None => Ok(()),
             Some(retry_after_seconds) => Err(ApiError::Throttled {
                 message: REFUSAL,
@@ -66,17 +66,13 @@ impl AuthFailureLimiter {
     }
 
     /// Counts `outcome` against `client` when it is a failed authentication (a 401); store
-    /// outages (503) and a key's own rate limit are not the client's failures.
-    pub fn record<T>(&self, client: Option<IpAddr>, outcome: &Result<T, ApiError>) {
+    /// outages (503) and a key's own rate limit are not the client's failures. Only a failure
+    /// costs a shared limiter a round trip.
+    pub async fn record<T>(&self, client: Option<IpAddr>, outcome: &Result<T, ApiError>) {
         if let (Some(ip), Err(e)) = (client, outcome)
             && e.status_code() == StatusCode::UNAUTHORIZED
         {
-            self.failures.count(limit_subject(ip), Instant::now());
+            self.failures.count(AddressSubject::of(ip).as_str()).await;
         }
-    }
-
-    /// Forgets ended windows.
-    pub fn sweep(&self) {
-        self.failures.sweep(Instant::now());
     }
 }

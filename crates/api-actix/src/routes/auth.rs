@@ -29,7 +29,7 @@ pub async fn email_link(
 ) -> Result<HttpResponse, ApiError> {
     let client = state.auth_failures.client(&req);
     state.auth_failures.check(client)?;
-    state.sign_in_links.take(client)?;
+    state.sign_in_links.take(client).await?;
     let email = body.0.try_into_domain()?;
     state.sign_in_queue.submit(email).await?;
     Ok(HttpResponse::Accepted().finish())
@@ -53,7 +53,7 @@ pub async fn session(
     let client = state.auth_failures.client(&req);
     state.auth_failures.check(client)?;
     let outcome = exchange(&state, body.0).await;
-    state.auth_failures.record(client, &outcome);
+    state.auth_failures.record(client, &outcome).await;
     outcome
 }
 
