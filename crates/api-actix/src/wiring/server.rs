@@ -1,6 +1,5 @@
-//! The composition root: the one module that names adapter crates and chooses them from the
-//! configuration. `main.rs` (the binary) and the tests both build the service through it, so
-//! they run exactly the same wiring.
+//! The server's composition: every adapter chosen from the configuration, the request state,
+//! and the background work started beside the server.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -18,7 +17,6 @@ use adapters_smtp::{LogMailer, SmtpMailer};
 use anyhow::Context as _;
 use keys_domain::Timestamp;
 use keys_domain::api_key::KeyLimits;
-use keys_domain::base62;
 use keys_domain::key_client::CLIENT_RETENTION;
 use keys_domain::ports::{
     Clock, FixedWindowLimiter, KeyClientStore, KeyStore, Mailer, RateLimiter, RevocationNotifier,
@@ -28,8 +26,8 @@ use keys_domain::random::{OsRandom, RandomSource};
 use keys_domain::usage::HighUsageThreshold;
 use keys_domain::use_cases::{
     Admission, AlertDelivery, Authenticator, CatalogService, DashboardSessions, ExpiryReminders,
-    Idempotency, KeyAuditTrail, KeyClients, KeyService, KeySignals, KeyUsage, LeakReports,
-    OperatorKeys, SignIn, UsageService, UserService,
+    Idempotency, KeyAuditTrail, KeyClients, KeyService, KeySignals, KeyUsage, LeakReports, SignIn,
+    UsageService,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -39,7 +37,7 @@ use workers::{
 };
 
 use crate::auth::failure_limit::AuthFailureLimiter;
-use crate::config::{Config, redact_url};
+use crate::config::Config;
 use crate::cursor_seal::CursorSeal;
 use crate::dashboard_token::JwtKeys;
 use crate::dashboard_write_limit::DashboardWriteLimiter;
@@ -49,152 +47,7 @@ use crate::sign_in_link_limit::SignInLinkLimiter;
 use crate::sign_in_queue::SignInQueue;
 use crate::state::{AppState, Readiness};
 
-/// The settings row holding the generated JWT secret.
-const JWT_SECRET_SETTING: &str = "jwt_secret";
-
-/// Opens the database named by `DATABASE_URL` with a connection pool, for the server (lazily:
-/// an unreachable database is an error of each call, not of this one).
-///
-/// # Errors
-/// An unsupported URL.
-pub fn open_store(database_url: &str) -> anyhow::Result<Arc<DbStore>> {
-    let store = DbStore::connect(database_url)
-        .with_context(|| format!("cannot open DATABASE_URL {}", redact_url(database_url)))?;
-    Ok(Arc::new(store))
-}
-
-/// Opens the database for an operator command: no pool, so no thread is still opening a
-/// connection when the command exits.
-///
-/// # Errors
-/// An unsupported URL.
-pub fn open_command_store(database_url: &str) -> anyhow::Result<Arc<DbStore>> {
-    let store = DbStore::connect_one_shot(database_url)
-        .with_context(|| format!("cannot open DATABASE_URL {}", redact_url(database_url)))?;
-    Ok(Arc::new(store))
-}
-
-/// Applies pending migrations; how many.
-///
-/// # Errors
-/// The database is unreachable or a migration failed.
-pub async fn migrate(store: &Arc<DbStore>) -> anyhow::Result<usize> {
-    let store = store.clone();
-    let applied = tokio::task::spawn_blocking(move || store.run_migrations())
-        .await
-        .context("the migration task failed")??;
-    Ok(applied)
-}
-
-/// `migrate --status`: `{"applied": [names], "pending": [names]}`, oldest first; applies nothing.
-///
-/// # Errors
-/// The database is unreachable.
-pub async fn migration_status(store: &Arc<DbStore>) -> anyhow::Result<String> {
-    let store = store.clone();
-    let status = tokio::task::spawn_blocking(move || store.migration_status())
-        .await
-        .context("the migration task failed")??;
-    let line = serde_json::json!({
-        "applied": status.applied,
-        "pending": status.pending,
-        "unknown": status.unknown,
-    })
-    .to_string();
-    if !status.unknown.is_empty() {
-        return Err(PrintedFailure {
-            line,
-            reason: format!(
-                "the database holds migrations this release does not know: {}",
-                status.unknown.join(", ")
-            ),
-        }
-        .into());
-    }
-    if !status.pending.is_empty() {
-        return Err(PrintedFailure {
-            line,
-            reason: format!("{} migrations are pending", status.pending.len()),
-        }
-        .into());
-    }
-    Ok(line)
-}
-
-/// A command's failure that still has its line to print on stdout (`migrate --status` with
-/// migrations pending or unknown).
-#[derive(Debug, thiserror::Error)]
-#[error("{reason}")]
-pub struct PrintedFailure {
-    /// Printed on stdout, as on success.
-    pub line: String,
-    pub reason: String,
-}
-
-/// `JWT_SECRET` (or `JWT_SECRET_FILE`), or the one generated on first use and kept in the
-/// database, so that the CLI and every server instance agree without configuration.
-///
-/// # Errors
-/// A configured secret under 32 bytes (naming its variable); the database is unavailable.
-pub async fn jwt_keys(config: &Config, settings: &dyn SettingsStore) -> anyhow::Result<JwtKeys> {
-    Ok(JwtKeys::new(&jwt_secret(config, settings).await?))
-}
-
-/// The dashboard token secret: `JWT_SECRET`/`JWT_SECRET_FILE`, else the one generated once and
-/// kept in the database.
-async fn jwt_secret(config: &Config, settings: &dyn SettingsStore) -> anyhow::Result<Vec<u8>> {
-    if let Some(secret) = &config.jwt_secret {
-        return Ok(secret.checked()?.to_vec());
-    }
-
-    let candidate = base62::random_chars(&OsRandom, 43);
-    let secret = settings
-        .get_or_insert(JWT_SECRET_SETTING, &candidate)
-        .await
-        .context("cannot read or store the generated JWT secret")?;
-    Ok(secret.into_bytes())
-}
-
-/// Sign-out and the token cut-off over `store`, uncached and announcing nothing (as a process
-/// other than the servers would: they see it when their cached cut-off expires).
-#[must_use]
-pub fn dashboard_sessions(store: &Arc<DbStore>) -> DashboardSessions {
-    DashboardSessions {
-        cutoffs: store.clone(),
-        notifier: Arc::new(NoOtherInstances),
-        clock: Arc::new(SystemClock),
-    }
-}
-
-/// The operator use cases over `store`.
-#[must_use]
-pub fn user_service(store: &Arc<DbStore>) -> UserService {
-    UserService {
-        accounts: store.clone(),
-        clock: Arc::new(SystemClock),
-        random: Arc::new(OsRandom),
-    }
-}
-
-/// The operator's key commands over `store`, announcing revocations on Redis when `redis_url`
-/// is set (so running instances forget the key at once).
-///
-/// # Errors
-/// Redis cannot be reached.
-pub async fn operator_keys(
-    store: &Arc<DbStore>,
-    redis_url: Option<&str>,
-) -> anyhow::Result<OperatorKeys> {
-    let notifier: Arc<dyn RevocationNotifier> = match redis_url {
-        Some(url) => Arc::new(RedisRevocationBus::new(RedisShared::connect(url).await?)),
-        None => Arc::new(NoOtherInstances),
-    };
-    Ok(OperatorKeys {
-        keys: store.clone(),
-        notifier,
-        clock: Arc::new(SystemClock),
-    })
-}
+use super::shared::{JWT_SECRET_SETTING, jwt_secret, migrate, open_store};
 
 /// Everything the server runs: the request state and the background work.
 pub struct Wired {
