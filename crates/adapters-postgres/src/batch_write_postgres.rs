@@ -14,8 +14,8 @@ use crate::cached_statements::cached_statement;
 // Every CTE runs to completion whether or not it is read. The balances' `users.id = ANY(…)`
 // repeats the join for the planner: the ledger's connections use generic plans
 // (`ConnectionSetup::ledger`), and the generic plan of the bare join guessed 10 rows from
-// `unnest` and scanned the whole users table at every batch (0.87 ms per batch with 1,000
-// users, growing with the table; PostgreSQL picked that plan itself once batches held many users);
+// `unnest` and scanned the whole users table at every batch (a cost that grows with the table;
+// PostgreSQL picked that plan itself once batches held many users);
 // with it, the batch's users are read by primary key. `WITH ORDINALITY … ORDER BY` keeps
 // the ledger's `seq` in the plan's arrival order, which the running `balance_after` follows.
 cached_statement!(

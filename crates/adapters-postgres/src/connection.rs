@@ -236,14 +236,13 @@ impl ConnectionSetup {
     ///   it costs neither the writes nor the CPU.
     /// - PostgreSQL: `plan_cache_mode = force_generic_plan`. The batch's statements are
     ///   prepared once, but PostgreSQL re-planned them at every execution (custom plans, chosen
-    ///   because the generic plan's guess of 10 rows per array looks dearer): 0.14 ms of bind per
-    ///   batch for the write alone. Their generic plans use the primary keys (the balance
+    ///   because the generic plan's guess of 10 rows per array looks dearer), a planning cost paid
+    ///   at every batch's bind. Their generic plans use the primary keys (the balance
     ///   update's join repeats `users.id = ANY(…)` for that). And `enable_seqscan = off`: a
     ///   generic plan guesses ten elements for `id = ANY($1)`, and on a table of a few dozen
-    ///   pages a scan of all of it looks cheaper than ten index probes. `EXPLAIN ANALYZE` of the
-    ///   one-round-trip write on a 1,000-key table: the paying keys' read scanned `api_keys`
-    ///   (992 rows filtered out), 0.4 of the statement's 1.0 ms; with scans off, 0.65 ms. Every
-    ///   statement of the ledger reads by primary key, and a scan's cost grows with the table.
+    ///   pages a scan of all of it looks cheaper than ten index probes, so the one-round-trip
+    ///   write's read of the paying keys scanned `api_keys` and filtered nearly every row out.
+    ///   Every statement of the ledger reads by primary key, and a scan's cost grows with the table.
     ///   Only these connections: the request pool's ad-hoc queries keep PostgreSQL's choice.
     #[must_use]
     pub fn ledger() -> Self {

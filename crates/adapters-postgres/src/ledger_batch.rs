@@ -205,7 +205,7 @@ fn lock_accounts(
         // row that references the user (the usage flusher updating a key), which would
         // otherwise wait on us while we wait on its key row: a deadlock.
         // A batch of one payer (every batch of a hot user) by `id = $1`: PostgreSQL plans
-        // `id = ANY($1)` anew at every execution (a custom plan, 0.15 ms at bind), but settles
+        // `id = ANY($1)` anew at every execution (a custom plan, paid at every bind), but settles
         // on a generic plan for `id = $1`.
         AnyConnection::Postgres(pg) => match payers {
             [one] => users::table
@@ -398,7 +398,7 @@ fn write_spend(
 /// of fixed sizes (32, 16, 8, 4, 2, 1 rows: 13 rows are 8 + 4 + 1). A statement over a
 /// fixed-size array has a static query id, so diesel prepares each size once per connection;
 /// one statement over the whole batch changed its text with the batch's size and was prepared
-/// anew for every batch (14 % of the ledger's CPU).
+/// anew for every batch, a large share of the ledger's CPU.
 macro_rules! insert_rows {
     ($conn:expr, $table:expr, $rows:expr) => {{
         let mut rest = &$rows[..];

@@ -39,7 +39,7 @@ pub struct JwtKeys {
     decoding: DecodingKey,
     validation: Validation,
     /// Tokens verified recently, by their exact text, with their `exp`: decoding and checking
-    /// the signature was 15 % of a dashboard read's CPU, and a page polls with one token. Only
+    /// the signature was a large share of a dashboard read's CPU, and a page polls with one token. Only
     /// valid tokens enter; a hit is still refused once its `exp` has passed. The sign-out
     /// cut-off is not decided here: the gate checks it on every request.
     verified: moka::sync::Cache<String, (VerifiedToken, u64), foldhash::fast::RandomState>,

@@ -59,9 +59,9 @@ pub struct Endpoint {
 }
 
 /// Every route of the service, in the order actix tries them: it matches a request's path
-/// against each resource in turn, about 270 instructions per pattern tried and a regex search
-/// for a pattern with a `{segment}` (measured with callgrind: `/api/v1/public/me` as the 11th
-/// resource spent 8,900 instructions finding itself, a sixth of its cost). So `/healthz` (the
+/// against each resource in turn, paying for every pattern it tries and a regex search for a
+/// pattern with a `{segment}`, so a route far down the table spends a visible share of a
+/// request finding itself (`scripts/instr-per-request.sh` shows it). So `/healthz` (the
 /// probes and the bench's baseline) comes first, then the public API that every client
 /// request goes to, then the dashboard's API and the pages. No two patterns match the same
 /// path (a test below checks it), so the order changes nothing but the cost.
