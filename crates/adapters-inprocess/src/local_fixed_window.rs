@@ -137,8 +137,11 @@ impl LocalFixedWindow {
 
 #[async_trait]
 impl FixedWindowLimiter for LocalFixedWindow {
-    fn refused(&self, subject: &str) -> Option<u64> {
-        self.refused_at(subject, Instant::now())
+    fn refused(&self, subject: &dyn std::fmt::Display) -> Option<u64> {
+        if self.full.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        self.refused_at(&subject.to_string(), Instant::now())
     }
 
     async fn count(&self, subject: &str) {
@@ -230,9 +233,9 @@ mod tests {
         let l = LocalFixedWindow::new(2);
         futures_executor::block_on(async {
             l.count("ip").await;
-            assert_eq!(l.refused("ip"), None);
+            assert_eq!(l.refused(&"ip"), None);
             assert_eq!(l.take("ip").await, Ok(()));
-            assert!(l.refused("ip").is_some_and(|s| (59..=60).contains(&s)));
+            assert!(l.refused(&"ip").is_some_and(|s| (59..=60).contains(&s)));
             assert!(l.take("ip").await.is_err());
             assert_eq!(l.take("user").await, Ok(()));
         });

@@ -156,11 +156,13 @@ fn retry_after(end_ms: i64, now_ms: i64) -> u64 {
 
 #[async_trait]
 impl FixedWindowLimiter for RedisFixedWindow {
-    fn refused(&self, subject: &str) -> Option<u64> {
+    fn refused(&self, subject: &dyn std::fmt::Display) -> Option<u64> {
         // The fallback too: a subject that filled its window while Redis was down stays
         // refused until that window ends.
-        self.known_full(subject)
-            .or_else(|| self.fallback.refused(subject))
+        let known = (self.full_count.load(Ordering::Acquire) > 0)
+            .then(|| self.known_full(&subject.to_string()))
+            .flatten();
+        known.or_else(|| self.fallback.refused(subject))
     }
 
     async fn count(&self, subject: &str) {
@@ -174,7 +176,7 @@ impl FixedWindowLimiter for RedisFixedWindow {
     }
 
     async fn take(&self, subject: &str) -> Result<(), u64> {
-        if let Some(retry_after) = self.refused(subject) {
+        if let Some(retry_after) = self.refused(&subject) {
             return Err(retry_after);
         }
         match self.count_shared(subject, false).await {

@@ -86,7 +86,7 @@ async fn two_instances_together_take_exactly_the_limit_per_window() {
         "refused takes count nothing"
     );
     assert!(a.refused(&subject).is_some() || b.refused(&subject).is_some());
-    assert_eq!(a.refused("someone else"), None);
+    assert_eq!(a.refused(&"someone else"), None);
 
     // The next minute is a new window on both, and the ended one is forgotten by a sweep.
     clock.set(t0 + MINUTE_MS);
@@ -162,13 +162,13 @@ async fn the_fallback_counts_while_redis_is_unreachable() {
     assert_eq!(promptly("take", limiter.take("u")).await, Ok(()));
     let refused = promptly("take", limiter.take("u")).await;
     assert!(matches!(refused, Err(59..=60)), "{refused:?}");
-    assert!(fallback.refused("u").is_some(), "counted in the fallback");
-    assert!(limiter.refused("u").is_some(), "refused reads the fallback");
+    assert!(fallback.refused(&"u").is_some(), "counted in the fallback");
+    assert!(limiter.refused(&"u").is_some(), "refused reads the fallback");
 
     promptly("count", limiter.count("ip")).await;
     promptly("count", limiter.count("ip")).await;
-    assert!(fallback.refused("ip").is_some());
-    assert!(limiter.refused("ip").is_some());
+    assert!(fallback.refused(&"ip").is_some());
+    assert!(limiter.refused(&"ip").is_some());
     assert_eq!(limiter.tracked(), 0, "nothing learnt from Redis");
 }
 
@@ -199,7 +199,7 @@ async fn an_outage_moves_counting_to_the_fallback_and_back() {
     for _ in 0..2 {
         assert_eq!(promptly("take", limiter.take("local")).await, Ok(()));
     }
-    assert!(fallback.refused("local").is_some());
+    assert!(fallback.refused(&"local").is_some());
 
     redis = tokio::task::spawn_blocking(move || {
         redis.start();
@@ -208,7 +208,7 @@ async fn an_outage_moves_counting_to_the_fallback_and_back() {
     .await
     .unwrap();
     common::eventually("Redis marked up", Duration::from_secs(5), || shared.is_up()).await;
-    assert!(limiter.refused("local").is_some());
+    assert!(limiter.refused(&"local").is_some());
     assert!(promptly("take", limiter.take("local")).await.is_err());
     // A fresh Redis: the shared subject starts over there.
     assert_eq!(promptly("take", limiter.take("shared")).await, Ok(()));

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsFd as _;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -32,16 +32,23 @@ use actix_web::web::Bytes;
 static OPEN: LazyLock<Mutex<HashMap<u64, Arc<Connection>>>> = LazyLock::new(Mutex::default);
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
+/// The low bits of a connection's activity: its requests in flight (a connection has at most a
+/// few: HTTP/1.1 answers in order).
+const IN_FLIGHT_BITS: u32 = 16;
+const IN_FLIGHT: u64 = (1 << IN_FLIGHT_BITS) - 1;
+/// One request started and in flight.
+const STARTED: u64 = (1 << IN_FLIGHT_BITS) + 1;
+
 /// How long a connection must go without a request before a drain closes it.
 pub const IDLE_AFTER: Duration = Duration::from_millis(100);
 
 struct Connection {
     /// A duplicate of the connection's socket: shutting it down ends the connection for actix.
     socket: TcpStream,
-    in_flight: AtomicUsize,
-    /// Requests started on it.
-    started: AtomicU64,
-    /// `started` as the previous [`close_idle`] saw it (`u64::MAX` before the first).
+    /// Requests in flight (the low [`IN_FLIGHT_BITS`]) and requests started (the rest): one
+    /// atomic update at each end of a request.
+    activity: AtomicU64,
+    /// `activity` as the previous [`close_idle`] saw it (`u64::MAX` before the first).
     seen: AtomicU64,
 }
 
@@ -71,8 +78,7 @@ pub fn on_connect(io: &dyn Any, data: &mut Extensions) {
     };
     let connection = Arc::new(Connection {
         socket: TcpStream::from(socket),
-        in_flight: AtomicUsize::new(0),
-        started: AtomicU64::new(0),
+        activity: AtomicU64::new(0),
         seen: AtomicU64::new(u64::MAX),
     });
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
@@ -91,8 +97,7 @@ impl Busy {
     pub fn mark(req: &HttpRequest) -> Self {
         let connection = req.conn_data::<Registered>().map(|r| r.connection.clone());
         if let Some(c) = &connection {
-            c.in_flight.fetch_add(1, Ordering::AcqRel);
-            c.started.fetch_add(1, Ordering::Relaxed);
+            c.activity.fetch_add(STARTED, Ordering::AcqRel);
         }
         Self(connection)
     }
@@ -101,7 +106,7 @@ impl Busy {
 impl Drop for Busy {
     fn drop(&mut self) {
         if let Some(c) = &self.0 {
-            c.in_flight.fetch_sub(1, Ordering::AcqRel);
+            c.activity.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
@@ -112,9 +117,9 @@ pub fn close_idle() -> usize {
     let open = OPEN.lock().unwrap_or_else(PoisonError::into_inner);
     open.values()
         .filter(|c| {
-            let started = c.started.load(Ordering::Acquire);
-            let unchanged = c.seen.swap(started, Ordering::AcqRel) == started;
-            unchanged && c.in_flight.load(Ordering::Acquire) == 0
+            let activity = c.activity.load(Ordering::Acquire);
+            let unchanged = c.seen.swap(activity, Ordering::AcqRel) == activity;
+            unchanged && activity & IN_FLIGHT == 0
         })
         // An error means the peer is gone already: nothing left to close.
         .filter(|c| c.socket.shutdown(Shutdown::Both).is_ok())

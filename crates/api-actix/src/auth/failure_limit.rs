@@ -13,7 +13,7 @@ use actix_web::http::header::HeaderName;
 use keys_domain::ports::FixedWindowLimiter;
 
 use crate::address_subject::AddressSubject;
-use crate::client_ip::TrustedProxies;
+use crate::client_ip::{TrustedProxies, limit_subject};
 use crate::error::ApiError;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -56,7 +56,7 @@ impl AuthFailureLimiter {
     /// `rate_limited`.
     pub fn check(&self, client: Option<IpAddr>) -> Result<(), ApiError> {
         let Some(ip) = client else { return Ok(()) };
-        match self.failures.refused(AddressSubject::of(ip).as_str()) {
+        match self.failures.refused(&limit_subject(ip)) {
             None => Ok(()),
             Some(retry_after_seconds) => Err(ApiError::Throttled {
                 message: REFUSAL,

@@ -12,10 +12,10 @@ use async_trait::async_trait;
 pub trait FixedWindowLimiter: Send + Sync {
     /// `Some(retry_after_seconds)` when `subject` is known to be at its limit in its current
     /// window. Counts nothing and does no I/O: it runs before every authentication, so while no
-    /// subject is at its limit it answers `None` without looking `subject` up. A shared limiter
-    /// may learn late that another instance filled the window: callers that must not exceed the
-    /// limit use [`FixedWindowLimiter::take`].
-    fn refused(&self, subject: &str) -> Option<u64>;
+    /// subject is at its limit it answers `None` without formatting `subject` or looking it up.
+    /// A shared limiter may learn late that another instance filled the window: callers that
+    /// must not exceed the limit use [`FixedWindowLimiter::take`].
+    fn refused(&self, subject: &dyn std::fmt::Display) -> Option<u64>;
 
     /// Counts one event for `subject`, even past the limit (a failed authentication happened
     /// whatever the limit says; later [`FixedWindowLimiter::refused`] calls see it).
