@@ -1,4 +1,4 @@
-//! A ledger batch planned from what its lane last saw ([`crate::last_seen`]), written on
+//! A ledger batch planned from what the ledger last saw ([`crate::last_seen`]), written on
 //! PostgreSQL in one statement and one round trip, on condition that the database still holds
 //! exactly that.
 //!

@@ -10,8 +10,7 @@
 //! window, so a connection trusted by it was not closed by a restart.
 //!
 //! Under load batches complete continuously and no ping is sent. The trust is one per store,
-//! not per connection: exact with PostgreSQL's one ledger lane; with more lanes, every lane's
-//! connection is busy whenever the trust is fresh.
+//! not per connection: exact, as the ledger has one connection.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};

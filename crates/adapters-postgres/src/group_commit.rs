@@ -233,14 +233,6 @@ pub struct BatchSizeCounts {
 }
 
 impl BatchSizeCounts {
-    /// Adds `other`'s counts (another lane's).
-    pub(crate) fn add(&mut self, other: &Self) {
-        for (mine, theirs) in self.batches.iter_mut().zip(other.batches) {
-            *mine += theirs;
-        }
-        self.charges += other.charges;
-    }
-
     /// Each bucket's largest size (`None` for the last, unbounded one) with the batches of at
     /// most that size: a Prometheus histogram's `le` buckets.
     #[must_use]

@@ -1,4 +1,4 @@
-//! What one ledger lane last found in, or wrote to, PostgreSQL: each payer's balance, each
+//! What the ledger last found in, or wrote to, PostgreSQL: each payer's balance, each
 //! paying key's stored columns and controls, and each limited key's spend this month.
 //!
 //! A guess, never a decision: a batch planned against it is written only if PostgreSQL finds,
@@ -15,7 +15,7 @@ use keys_domain::{Credits, KeyId, Timestamp, UserId};
 
 use crate::key_row::stored_state;
 
-/// Most users (and, separately, keys) remembered per lane; past it the memory starts over. A
+/// Most users (and, separately, keys) remembered; past it the memory starts over. A
 /// user or key not remembered costs one batch the locked way, nothing more.
 const CAPACITY: usize = 4096;
 
@@ -31,7 +31,7 @@ pub(crate) struct KeyRead {
     pub monthly_credit_limit: Option<i64>,
 }
 
-/// One lane's memory. The lane's batches run one at a time, so it is never contended.
+/// The ledger's memory. Its batches run one at a time, so it is never contended.
 #[derive(Default)]
 pub(crate) struct LastSeen {
     balances: HashMap<UserId, i64>,

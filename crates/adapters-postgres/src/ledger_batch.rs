@@ -8,7 +8,7 @@
 //! [`crate::batch_write_postgres`]; on SQLite with cached statements), and commit. The caller
 //! answers only after the commit.
 //!
-//! On PostgreSQL a batch whose payers and keys its lane remembers ([`LastSeen`]) is first
+//! On PostgreSQL a batch whose payers and keys the ledger remembers ([`LastSeen`]) is first
 //! planned from that memory and written by one conditional statement
 //! ([`crate::confirmed_write_postgres`]), which writes only if the rows still hold what was
 //! remembered; otherwise it changes nothing and the batch goes the locked way.
@@ -45,7 +45,7 @@ pub(crate) struct Applied {
 /// twice (unlike a connection lost around COMMIT, which is never retried here).
 const ATTEMPTS: usize = 3;
 
-/// Applies `charges` in one transaction on `conn`; `seen` is the lane's memory, updated with
+/// Applies `charges` in one transaction on `conn`; `seen` is the ledger's memory, updated with
 /// what the batch found and wrote, and cleared of the batch's users and keys when it fails.
 pub(crate) fn apply(
     conn: &mut AnyConnection,
@@ -97,7 +97,7 @@ fn attempt(
     locked(conn, charges, seen)
 }
 
-/// The batch planned from the lane's memory and written on condition (PostgreSQL); `None`
+/// The batch planned from the ledger's memory and written on condition (PostgreSQL); `None`
 /// when the memory lacks a payer or key, the batch buys a template, or the rows changed since:
 /// in all three cases nothing was written.
 fn confirmed(
@@ -563,7 +563,7 @@ mod tests {
                 .unwrap()
         }
 
-        /// One batch through [`apply`], with `seen` as the lane's memory.
+        /// One batch through [`apply`], with `seen` as the ledger's memory.
         async fn apply(
             &self,
             charges: Vec<Charge>,
@@ -915,7 +915,7 @@ mod tests {
             .apply(vec![render(&d2, Some(&key))], &mut seen)
             .await
             .unwrap();
-        // On PostgreSQL the lane now remembers the key as active and wrote this batch from
+        // On PostgreSQL the ledger now remembers the key as active and wrote this batch from
         // that memory: the next one starts from a memory the revocation makes stale.
         assert_eq!(applied.confirmed, db.is_postgres());
 
@@ -940,7 +940,7 @@ mod tests {
         let mut seen = LastSeen::default();
         let d1 = document(&ada, at(1));
         db.apply(vec![render(&d1, None)], &mut seen).await.unwrap();
-        // The lane remembers a balance of 0; the grant commits 2 more elsewhere.
+        // The ledger remembers a balance of 0; the grant commits 2 more elsewhere.
         let granted = db.store.grant(&ada, GrantAmount::new(2).unwrap(), at(5));
         assert_eq!(granted.await.unwrap(), Credits::new(2));
         let docs: Vec<Document> = (6..9).map(|i| document(&ada, at(i))).collect();

@@ -38,7 +38,7 @@ mod key_row;
 mod key_store;
 mod last_seen;
 mod ledger_batch;
-mod ledger_lanes;
+mod ledger_queue;
 mod ledger_writer;
 mod migrations;
 pub use migrations::MigrationStatus;

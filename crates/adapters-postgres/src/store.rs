@@ -13,7 +13,7 @@ use crate::connection::{
 };
 use crate::database_health::{DatabaseHealth, DbErrorCounts};
 use crate::failure::{Failure, FromStoreError};
-use crate::ledger_lanes::LedgerLanes;
+use crate::ledger_queue::LedgerQueue;
 use crate::migrations;
 use crate::pool_stats::{PoolState, WaitRecorder};
 use crate::template_cache::TemplateCache;
@@ -28,15 +28,11 @@ const OUTAGE_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(200);
 const POSTGRES_POOL_SIZE: u32 = 16;
 /// SQLite connections: many readers in WAL mode; writers take turns on the file lock.
 const SQLITE_POOL_SIZE: u32 = 8;
-/// Ledger batches in flight at once on PostgreSQL, for disjoint users (see
-/// [`crate::ledger_lanes`]), and so the connections reserved for the ledger writer: a batch
-/// never queues behind request reads for a connection, so a burst of reads cannot time out a
-/// whole batch (and answer hundreds of requests 503 at once). SQLite has one writer at a time,
-/// so one lane. On PostgreSQL the best count follows the cores on both ends. Most of a batch's
-/// cost to PostgreSQL is fixed whatever its size, so where PostgreSQL's CPU is the limit (a
-/// two-core machine serving both) more lanes only split the charges into smaller, dearer
-/// batches: one lane. The figures are in docs/performance.md.
-const POSTGRES_LEDGER_LANES: u32 = 1;
+/// Connections reserved for the ledger writer: one, for its one batch in flight (see
+/// [`crate::ledger_queue`]). Reserved, so a batch never queues behind request reads for a
+/// connection, and a burst of reads cannot time out a whole batch (and answer hundreds of
+/// requests 503 at once).
+const LEDGER_CONNECTIONS: u32 = 1;
 
 /// See [`DbStore::usage_flush_chunk`].
 const SQLITE_USAGE_FLUSH_CHUNK: usize = 128;
@@ -61,8 +57,8 @@ struct Inner {
     ledger_pool: Option<Pool<Manager>>,
     gate: Arc<ConnectGate>,
     backend: &'static str,
-    /// The ledger writer's queues: charges waiting for the next batch of their lane.
-    ledger: LedgerLanes,
+    /// The ledger writer's queue: charges waiting for the next batch.
+    ledger: LedgerQueue,
     balances: BalanceCache,
     templates: TemplateCache,
     /// Taken around the frequent SQLite writes (ledger batches, usage flushes): SQLite admits
@@ -144,18 +140,18 @@ impl DbStore {
                 .error_handler(Box::new(RetriesAtDebug));
             builder.connection_customizer(Box::new(setup))
         };
-        let (size, lanes) = match target {
-            Target::Sqlite(_) => (SQLITE_POOL_SIZE, 1),
-            Target::Postgres(_) => (POSTGRES_POOL_SIZE, POSTGRES_LEDGER_LANES),
+        let size = match target {
+            Target::Sqlite(_) => SQLITE_POOL_SIZE,
+            Target::Postgres(_) => POSTGRES_POOL_SIZE,
         };
         let pool = builder(ConnectionSetup::default())
             .max_size(size)
             .build_unchecked(Manager::new(target.clone(), gate.clone()));
-        let ledger = LedgerLanes::new(lanes as usize);
+        let ledger = LedgerQueue::new();
         // A kept ledger connection that the database closed is found by a ping and replaced
         // before a charge is sent on it; the ping is skipped while batches keep completing.
         let ledger_pool = builder(ConnectionSetup::ledger())
-            .max_size(lanes)
+            .max_size(LEDGER_CONNECTIONS)
             .test_on_check_out(true)
             .build_unchecked(Manager::new(target, gate.clone()).trusting(ledger.trust().clone()));
         Ok(Self::with(
@@ -180,7 +176,7 @@ impl DbStore {
         Ok(Self::with(
             Connections::Direct { manager },
             None,
-            LedgerLanes::new(1),
+            LedgerQueue::new(),
             gate,
             backend,
         ))
@@ -189,7 +185,7 @@ impl DbStore {
     fn with(
         connections: Connections,
         ledger_pool: Option<Pool<Manager>>,
-        ledger: LedgerLanes,
+        ledger: LedgerQueue,
         gate: Arc<ConnectGate>,
         backend: &'static str,
     ) -> Self {
@@ -250,7 +246,7 @@ impl DbStore {
         migrations::status(&mut conn)
     }
 
-    pub(crate) fn ledger_lanes(&self) -> &LedgerLanes {
+    pub(crate) fn ledger_queue(&self) -> &LedgerQueue {
         &self.inner.ledger
     }
 

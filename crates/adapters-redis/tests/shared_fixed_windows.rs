@@ -163,7 +163,10 @@ async fn the_fallback_counts_while_redis_is_unreachable() {
     let refused = promptly("take", limiter.take("u")).await;
     assert!(matches!(refused, Err(59..=60)), "{refused:?}");
     assert!(fallback.refused(&"u").is_some(), "counted in the fallback");
-    assert!(limiter.refused(&"u").is_some(), "refused reads the fallback");
+    assert!(
+        limiter.refused(&"u").is_some(),
+        "refused reads the fallback"
+    );
 
     promptly("count", limiter.count("ip")).await;
     promptly("count", limiter.count("ip")).await;
