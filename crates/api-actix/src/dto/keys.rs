@@ -57,8 +57,8 @@ impl UpdateKeyRequest {
 /// credential and the name is how its owner tells it apart in the dashboard.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct RotateKeyRequest {
-    /// The new key's name.
-    #[schema(value_type = String, required = true, example = "ci-bot-2")]
+    /// The new key's name: 1 to 100 characters after trimming, no control characters.
+    #[schema(value_type = String, required = true, min_length = 1, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$", example = "ci-bot-2")]
     name: Option<String>,
     /// 0 (default): the old key is revoked at once; else it stays valid this long (at most 604800).
     #[schema(minimum = 0, maximum = 604_800)]
