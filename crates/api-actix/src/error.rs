@@ -21,10 +21,10 @@ use keys_domain::use_cases::{
 };
 use serde_json::{Map, Value, json};
 
-use crate::dashboard_token::TokenError;
 use crate::json_response::json_bytes;
 use crate::rate_limit_headers::insert_rate_limit_headers;
 use crate::request_id::{self, RequestId};
+use keys_domain::ports::TokenError;
 
 /// Seconds a client is told to wait when a store is down.
 const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;

@@ -2,8 +2,8 @@
 //! only.
 //!
 //! Layout: [`routes`] (one module per resource) call the use cases of `keys-domain`;
-//! [`auth`] holds the two credential extractors; [`dashboard_token`] signs and verifies
-//! dashboard JWTs; [`error`] maps every domain error to the contract's JSON; [`dto`] and
+//! [`auth`] holds the two credential extractors (dashboard tokens are verified through the
+//! `DashboardTokens` port, JWTs in `adapters-jwt`); [`error`] maps every domain error to the contract's JSON; [`dto`] and
 //! [`rate_limit_headers`] are the wire formats; [`wiring`] is the composition root; [`startup`]
 //! builds the server.
 
@@ -15,7 +15,6 @@ pub mod client_ip;
 pub mod config;
 pub mod cors;
 pub mod cursor_seal;
-pub mod dashboard_token;
 pub mod dashboard_write_limit;
 pub mod drain;
 pub mod dto;

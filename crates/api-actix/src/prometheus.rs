@@ -459,8 +459,8 @@ fn write_process(text: &mut Text, p: &process::ProcessStats) {
 #[cfg(test)]
 mod tests {
     use super::AUTH_FAILURE_TYPES;
-    use crate::dashboard_token::TokenError;
     use crate::error::{ApiError, Unauthorized};
+    use keys_domain::ports::TokenError;
 
     /// Every 401's `type` is among the series present from the start. A new variant does not
     /// compile here until it is listed.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keys_domain::ports::{AccountStore, Clock, SettingsStore};
+use keys_domain::ports::{AccountStore, Clock, DashboardTokens, SettingsStore};
 use keys_domain::random::RandomSource;
 use keys_domain::use_cases::{
     Admission, CatalogService, DashboardSessions, Idempotency, KeyAuditTrail, KeyClients,
@@ -12,7 +12,6 @@ use keys_domain::use_cases::{
 
 use crate::auth::failure_limit::AuthFailureLimiter;
 use crate::cursor_seal::CursorSeal;
-use crate::dashboard_token::JwtKeys;
 use crate::dashboard_write_limit::DashboardWriteLimiter;
 use crate::probe::Probe;
 use crate::sign_in_link_limit::SignInLinkLimiter;
@@ -51,7 +50,7 @@ pub struct AppState {
     pub random: Arc<dyn RandomSource>,
     /// Secret-scanning reports read and handled at once.
     pub report_slots: Arc<tokio::sync::Semaphore>,
-    pub jwt: Arc<JwtKeys>,
+    pub jwt: Arc<dyn DashboardTokens>,
     pub clock: Arc<dyn Clock>,
     pub readiness: Readiness,
     /// `JT_TOP_UP_URL`: named by a 402 and by the dashboard page.

@@ -725,7 +725,7 @@ async fn the_dashboard_from_sign_in_to_sign_out() {
     // A session ended elsewhere (here: signed out through the API) sends the page back to the
     // sign-in form at its next request, with a sentence.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let fresh = api_actix::dashboard_token::JwtKeys::new(e2e_support::JWT_SECRET.as_bytes())
+    let fresh = adapters_jwt::JwtKeys::new(e2e_support::JWT_SECRET.as_bytes())
         .issue(
             &UserId::new(owner.id.clone()),
             SystemClock.now(),

@@ -13,9 +13,9 @@ use keys_domain::use_cases::SessionCheckError;
 
 use super::bearer::{Credential, credential};
 use super::dashboard_user::DashboardUser;
-use crate::dashboard_token::TokenError;
 use crate::error::{ApiError, Unauthorized};
 use crate::state::AppState;
+use keys_domain::ports::TokenError;
 
 impl From<SessionCheckError> for ApiError {
     fn from(e: SessionCheckError) -> Self {

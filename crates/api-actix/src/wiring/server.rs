@@ -9,6 +9,7 @@ use adapters_inprocess::{
     CachedKeyStore, CachedTokenCutoffStore, Caches, CutoffCache, KeyCache, LocalFixedWindow,
     LocalRateLimiter, LocalUsageWindow, NoOtherInstances, PendingUsage,
 };
+use adapters_jwt::JwtKeys;
 use adapters_postgres::DbStore;
 use adapters_redis::{
     RedisFixedWindow, RedisRateLimiter, RedisRevocationBus, RedisShared, RedisUsageWindow,
@@ -19,8 +20,8 @@ use keys_domain::Timestamp;
 use keys_domain::api_key::KeyLimits;
 use keys_domain::key_client::CLIENT_RETENTION;
 use keys_domain::ports::{
-    Clock, FixedWindowLimiter, KeyClientStore, KeyStore, Mailer, RateLimiter, RevocationNotifier,
-    SettingsStore, SystemClock, UsageRecorder, UsageWindow,
+    Clock, DashboardTokens, FixedWindowLimiter, KeyClientStore, KeyStore, Mailer, RateLimiter,
+    RevocationNotifier, SettingsStore, SystemClock, UsageRecorder, UsageWindow,
 };
 use keys_domain::random::{OsRandom, RandomSource};
 use keys_domain::usage::HighUsageThreshold;
@@ -39,7 +40,6 @@ use workers::{
 use crate::auth::failure_limit::AuthFailureLimiter;
 use crate::config::Config;
 use crate::cursor_seal::CursorSeal;
-use crate::dashboard_token::JwtKeys;
 use crate::dashboard_write_limit::DashboardWriteLimiter;
 use crate::probe::Probe;
 use crate::prometheus::ScrapeSources;
@@ -108,7 +108,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
              server refuses them; give every command the same JWT_SECRET"
         );
     }
-    let jwt = Arc::new(JwtKeys::new(&secret));
+    let jwt: Arc<dyn DashboardTokens> = Arc::new(JwtKeys::new(&secret));
     let cursors = Arc::new(CursorSeal::from_secret(&secret));
     drop(secret);
 

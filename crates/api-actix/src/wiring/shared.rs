@@ -10,7 +10,7 @@ use keys_domain::ports::SettingsStore;
 use keys_domain::random::OsRandom;
 
 use crate::config::{Config, redact_url};
-use crate::dashboard_token::JwtKeys;
+use adapters_jwt::JwtKeys;
 
 /// The settings row holding the generated JWT secret.
 /// The settings row holding the generated JWT secret.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use api_actix::dashboard_token::JwtKeys;
+use adapters_jwt::JwtKeys;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use keys_domain::ports::{Clock, SystemClock};
 use keys_domain::random::OsRandom;

@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use adapters_jwt::JwtKeys;
 use adapters_postgres::DbStore;
 use adapters_postgres::testing::{drop_postgres_database, fresh_postgres_url, fresh_sqlite_url};
 use api_actix::config::Config;
-use api_actix::dashboard_token::JwtKeys;
 use api_actix::startup::{Running, spawn};
 use api_actix::wiring;
 use keys_domain::ports::{AccountStore, Clock, SystemClock, UserRef};

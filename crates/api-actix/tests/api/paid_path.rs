@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use adapters_jwt::JwtKeys;
 use adapters_postgres::DbStore;
-use api_actix::dashboard_token::JwtKeys;
 use api_actix::wiring;
 use keys_domain::credits::GrantAmount;
 use keys_domain::ports::{

@@ -7,8 +7,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use adapters_jwt::JwtKeys;
 use api_actix::config::Config;
-use api_actix::dashboard_token::JwtKeys;
 use api_actix::startup::{Running, spawn};
 use api_actix::wiring;
 use keys_domain::GrantAmount;

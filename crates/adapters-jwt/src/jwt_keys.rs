@@ -1,37 +1,15 @@
-//! Dashboard tokens (JWTs): HS256 only, `sub` (the user id) and `exp` required, at most 24 hours
-//! of lifetime (`keys_domain::use_cases::check_token_lifetime`); `iat` read for the sign-out
-//! cut-off, which the dashboard gate checks. Signed by the CLI's `tokens issue`, verified by the dashboard extractor; neither
-//! HTTP nor the CLI is known here, so each maps [`TokenError`] its own way.
+//! [`DashboardTokens`] as JWTs: HS256 only, `sub` (the user id) and `exp` required, at most 24
+//! hours of lifetime (`keys_domain::use_cases::check_token_lifetime`); `iat` read for the
+//! sign-out cut-off, which the dashboard gate checks. Neither HTTP nor the CLI is known here:
+//! each maps [`TokenError`] its own way.
 
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use keys_domain::ports::{DashboardTokens, SigningFailed, TokenError, VerifiedToken};
 use keys_domain::use_cases::{TokenLifetimeError, check_token_lifetime};
 use keys_domain::{Timestamp, UserId};
 use serde::{Deserialize, Serialize};
-
-/// Why a token was refused. Each message is safe to show the client: it never echoes the token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
-    #[error("the token has expired")]
-    Expired,
-    #[error("the token must be signed with HS256")]
-    WrongAlgorithm,
-    #[error("the token's signature is not valid")]
-    BadSignature,
-    #[error("the token must carry `sub` and `exp`")]
-    MissingClaim,
-    #[error("the token's `sub` is empty")]
-    EmptySubject,
-    #[error("the token is not a valid dashboard token")]
-    Invalid,
-    #[error("the token lives longer than 24 hours (`exp` - `iat`); issue a shorter one")]
-    TooLong,
-    #[error("the token's `iat` lies in the future")]
-    IssuedInFuture,
-    #[error("the token was issued before the user's last sign-out; sign in again")]
-    SignedOut,
-}
 
 /// Signs and verifies dashboard tokens with one secret.
 pub struct JwtKeys {
@@ -62,14 +40,6 @@ struct VerifiedClaims {
     /// Seconds since the epoch; u64 so that `u64::MAX` parses and is refused as too long.
     exp: u64,
     iat: Option<u64>,
-}
-
-/// What a verified token says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifiedToken {
-    pub user_id: UserId,
-    /// `iat`, when the token has one.
-    pub issued_at: Option<Timestamp>,
 }
 
 /// As the library checks `exp` (no leeway): a token is still valid during its last second.
@@ -105,13 +75,13 @@ impl JwtKeys {
     /// A token for `user`, valid for `ttl` from `now`.
     ///
     /// # Errors
-    /// When signing fails (not expected with HMAC).
+    /// [`SigningFailed`] (not expected with HMAC).
     pub fn issue(
         &self,
         user: &UserId,
         now: Timestamp,
         ttl: Duration,
-    ) -> Result<String, jsonwebtoken::errors::Error> {
+    ) -> Result<String, SigningFailed> {
         let iat = now.as_millis().div_euclid(1000);
         let claims = IssuedClaims {
             sub: user.as_str(),
@@ -119,6 +89,7 @@ impl JwtKeys {
             exp: iat.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|_| SigningFailed)
     }
 
     /// The user a token names, and when it was issued.
@@ -173,6 +144,16 @@ impl JwtKeys {
             issued_at,
         };
         Ok((verified, claims.exp))
+    }
+}
+
+impl DashboardTokens for JwtKeys {
+    fn issue(&self, user: &UserId, now: Timestamp, ttl: Duration) -> Result<String, SigningFailed> {
+        JwtKeys::issue(self, user, now, ttl)
+    }
+
+    fn verify(&self, token: &str, now: Timestamp) -> Result<VerifiedToken, TokenError> {
+        JwtKeys::verify(self, token, now)
     }
 }
 
