@@ -204,25 +204,15 @@ fn lock_accounts(
         // batches but not the foreign-key checks (`FOR KEY SHARE`) of a transaction writing a
         // row that references the user (the usage flusher updating a key), which would
         // otherwise wait on us while we wait on its key row: a deadlock.
-        // A batch of one payer (every batch of a hot user) by `id = $1`: PostgreSQL plans
-        // `id = ANY($1)` anew at every execution (a custom plan, paid at every bind), but settles
-        // on a generic plan for `id = $1`.
-        AnyConnection::Postgres(pg) => match payers {
-            [one] => users::table
-                .find(one.as_str())
+        AnyConnection::Postgres(pg) => {
+            let ids: Vec<&str> = payers.iter().map(UserId::as_str).collect();
+            users::table
+                .filter(users::id.eq_any(&ids))
+                .order(users::id)
                 .select((users::id, users::balance))
                 .for_no_key_update()
-                .load(pg)?,
-            _ => {
-                let ids: Vec<&str> = payers.iter().map(UserId::as_str).collect();
-                users::table
-                    .filter(users::id.eq_any(&ids))
-                    .order(users::id)
-                    .select((users::id, users::balance))
-                    .for_no_key_update()
-                    .load(pg)?
-            }
-        },
+                .load(pg)?
+        }
         // One statement per payer rather than one `IN (…)` per batch: its text is the same
         // whatever the batch, so SQLite prepares it once per connection (diesel's statement
         // cache); a list's text changes with its length and was prepared anew for every batch.
@@ -305,23 +295,15 @@ fn read_keys(conn: &mut AnyConnection, keys: &[KeyId]) -> QueryResult<HashMap<Ke
         api_keys::monthly_credit_limit,
     );
     let rows: Vec<KeyRow> = match conn {
-        // One key by `id = $1`, as in `lock_accounts`.
-        AnyConnection::Postgres(pg) => match keys {
-            [one] => api_keys::table
-                .find(one.as_str())
+        AnyConnection::Postgres(pg) => {
+            let ids: Vec<&str> = keys.iter().map(KeyId::as_str).collect();
+            api_keys::table
+                .filter(api_keys::id.eq_any(&ids))
+                .order(api_keys::id)
                 .select(columns)
                 .for_key_share()
-                .load(pg)?,
-            _ => {
-                let ids: Vec<&str> = keys.iter().map(KeyId::as_str).collect();
-                api_keys::table
-                    .filter(api_keys::id.eq_any(&ids))
-                    .order(api_keys::id)
-                    .select(columns)
-                    .for_key_share()
-                    .load(pg)?
-            }
-        },
+                .load(pg)?
+        }
         // One cached statement per key, as in `lock_accounts`.
         AnyConnection::Sqlite(lite) => {
             let mut rows = Vec::with_capacity(keys.len());
