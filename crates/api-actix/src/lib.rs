@@ -7,7 +7,6 @@
 //! [`rate_limit_headers`] are the wire formats; [`wiring`] is the composition root; [`startup`]
 //! builds the server.
 
-pub mod address_subject;
 pub mod auth;
 pub mod body_encoding;
 pub mod cli;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use keys_domain::ports::FixedWindowLimiter;
 
-use crate::address_subject::AddressSubject;
+use crate::client_ip::limit_subject;
 use crate::error::ApiError;
 
 const REFUSAL: &str =
@@ -29,7 +29,7 @@ impl SignInLinkLimiter {
     pub async fn take(&self, client: Option<IpAddr>) -> Result<(), ApiError> {
         let Some(ip) = client else { return Ok(()) };
         self.0
-            .take(AddressSubject::of(ip).as_str())
+            .take(&limit_subject(ip).to_string())
             .await
             .map_err(|retry_after_seconds| ApiError::Throttled {
                 message: REFUSAL,

@@ -12,7 +12,6 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::HeaderName;
 use keys_domain::ports::FixedWindowLimiter;
 
-use crate::address_subject::AddressSubject;
 use crate::client_ip::{TrustedProxies, limit_subject};
 use crate::error::ApiError;
 
@@ -72,7 +71,7 @@ impl AuthFailureLimiter {
         if let (Some(ip), Err(e)) = (client, outcome)
             && e.status_code() == StatusCode::UNAUTHORIZED
         {
-            self.failures.count(AddressSubject::of(ip).as_str()).await;
+            self.failures.count(&limit_subject(ip).to_string()).await;
         }
     }
 }
