@@ -67,8 +67,8 @@ async fn exchange(app: &TestApp, token: &str) -> reqwest::Response {
         .unwrap()
 }
 
-/// A link stored directly (as the use case would) created at `created_at`.
-async fn stored_link(app: &TestApp, user: &UserId, age: Duration) -> String {
+/// A link stored directly (as the use case would), `age` old.
+pub(crate) async fn stored_link(app: &TestApp, user: &UserId, age: Duration) -> String {
     let token = SignInToken::generate(&OsRandom);
     let created_at = SystemClock.now().minus(age);
     let stored = app

@@ -19,19 +19,18 @@ use std::io::{Read as _, Write as _};
 use std::time::Duration;
 
 use api_actix::routes::{ENDPOINTS, Endpoint, Gate};
+use keys_domain::ApiKeySecret;
 use keys_domain::idempotency_key::IdempotencyKey;
 use keys_domain::ports::{
-    ClaimOutcome, Clock as _, IdempotencyClaim, IdempotencyStore as _, LinkEmail, NewSignInLink,
-    SignInLinkStore as _, SystemClock,
+    ClaimOutcome, Clock as _, IdempotencyClaim, IdempotencyStore as _, SystemClock,
 };
 use keys_domain::random::OsRandom;
-use keys_domain::sign_in_link::SignInToken;
 use keys_domain::use_cases::REPLAY_WINDOW;
-use keys_domain::{AlertId, ApiKeySecret, Email, SignInLinkId, UserId};
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::dashboard_sign_in::stored_link;
 use crate::helpers::{Backend, Database, TestApp, TestUser, test_config, unique};
 use crate::secret_scanning::{FakeGithub, report};
 
@@ -200,37 +199,6 @@ async fn key_with_scopes(app: &TestApp, user: &TestUser, scopes: &[&str]) -> Str
     assert_eq!(res.status(), 201);
     let body: Value = res.json().await.unwrap();
     body["key"].as_str().unwrap().to_owned()
-}
-
-/// A sign-in link's token, stored as the use case would.
-async fn stored_link(app: &TestApp, user: &UserId) -> String {
-    let token = SignInToken::generate(&OsRandom);
-    let now = SystemClock.now();
-    let stored = app
-        .store
-        .issue(
-            NewSignInLink {
-                id: SignInLinkId::generate(&OsRandom),
-                user_id: user.clone(),
-                token_hash: token.hash(),
-                created_at: now,
-                expires_at: now.plus(Duration::from_secs(15 * 60)),
-            },
-            LinkEmail {
-                id: AlertId::generate(&OsRandom),
-                email: keys_domain::alert_email::OutgoingEmail {
-                    to: Email::parse("probe@example.com").unwrap(),
-                    subject: "probe".into(),
-                    body: "probe".into(),
-                },
-            },
-            now.minus(Duration::from_secs(3600)),
-            100,
-        )
-        .await
-        .unwrap();
-    assert!(stored);
-    token.expose().to_owned()
 }
 
 /// An `Idempotency-Key` left running (as a crash would leave it) for `user`'s request.
@@ -916,7 +884,7 @@ async fn handlers(app: &TestApp, github: &FakeGithub, seen: &mut Seen) {
     )
     .await;
     let session = "/api/v1/auth/session";
-    let token = stored_link(app, &poor.user.id).await;
+    let token = stored_link(app, &poor.user.id, Duration::ZERO).await;
     seen.probe(
         "POST",
         session,
