@@ -84,11 +84,12 @@ impl LocalFixedWindow {
         self.windows.len()
     }
 
-    fn refused_at(&self, subject: &str, now: Instant) -> Option<u64> {
+    /// While no subject is at its limit, answers without formatting `subject`.
+    fn refused_at(&self, subject: &dyn std::fmt::Display, now: Instant) -> Option<u64> {
         if self.full.load(Ordering::Acquire) == 0 {
             return None;
         }
-        let w = *self.windows.get(subject)?;
+        let w = *self.windows.get(&subject.to_string())?;
         (!w.ended(now) && w.count >= self.limit).then(|| w.retry_after(now))
     }
 
@@ -138,10 +139,7 @@ impl LocalFixedWindow {
 #[async_trait]
 impl FixedWindowLimiter for LocalFixedWindow {
     fn refused(&self, subject: &dyn std::fmt::Display) -> Option<u64> {
-        if self.full.load(Ordering::Acquire) == 0 {
-            return None;
-        }
-        self.refused_at(&subject.to_string(), Instant::now())
+        self.refused_at(subject, Instant::now())
     }
 
     async fn count(&self, subject: &str) {
@@ -167,21 +165,21 @@ mod tests {
         let t0 = Instant::now();
         let l = LocalFixedWindow::new(3);
         for _ in 0..3 {
-            assert_eq!(l.refused_at("a", t0), None);
+            assert_eq!(l.refused_at(&"a", t0), None);
             count(&l, "a", t0);
         }
-        assert_eq!(l.refused_at("a", t0), Some(60));
+        assert_eq!(l.refused_at(&"a", t0), Some(60));
         assert_eq!(
-            l.refused_at("b", t0),
+            l.refused_at(&"b", t0),
             None,
             "other subjects are not affected"
         );
         let later = t0 + Duration::from_millis(59_500);
-        assert_eq!(l.refused_at("a", later), Some(1));
+        assert_eq!(l.refused_at(&"a", later), Some(1));
         let next = t0 + WINDOW;
-        assert_eq!(l.refused_at("a", next), None);
+        assert_eq!(l.refused_at(&"a", next), None);
         count(&l, "a", next);
-        assert_eq!(l.refused_at("a", next), None);
+        assert_eq!(l.refused_at(&"a", next), None);
     }
 
     #[test]
@@ -191,7 +189,7 @@ mod tests {
         for _ in 0..5 {
             count(&l, "a", t0);
         }
-        assert_eq!(l.refused_at("a", t0), Some(60));
+        assert_eq!(l.refused_at(&"a", t0), Some(60));
         assert_eq!(l.full.load(Ordering::Acquire), 1, "one full window");
     }
 

@@ -88,11 +88,12 @@ impl RedisFixedWindow {
     }
 
     /// The seconds until `subject`'s window ends when this instance saw it at the limit.
-    fn known_full(&self, subject: &str) -> Option<u64> {
+    /// While no subject is remembered full, answers without formatting `subject`.
+    fn known_full(&self, subject: &dyn std::fmt::Display) -> Option<u64> {
         if self.full_count.load(Ordering::Acquire) == 0 {
             return None;
         }
-        let end = *self.full.get(subject)?;
+        let end = *self.full.get(&subject.to_string())?;
         let now = self.clock.now().as_millis();
         (now < end).then(|| retry_after(end, now))
     }
@@ -159,15 +160,13 @@ impl FixedWindowLimiter for RedisFixedWindow {
     fn refused(&self, subject: &dyn std::fmt::Display) -> Option<u64> {
         // The fallback too: a subject that filled its window while Redis was down stays
         // refused until that window ends.
-        let known = (self.full_count.load(Ordering::Acquire) > 0)
-            .then(|| self.known_full(&subject.to_string()))
-            .flatten();
-        known.or_else(|| self.fallback.refused(subject))
+        self.known_full(subject)
+            .or_else(|| self.fallback.refused(subject))
     }
 
     async fn count(&self, subject: &str) {
         // A window known full stays full: Redis has nothing to add.
-        if self.known_full(subject).is_some() {
+        if self.known_full(&subject).is_some() {
             return;
         }
         if self.count_shared(subject, true).await.is_none() {
