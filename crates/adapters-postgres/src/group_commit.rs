@@ -32,10 +32,10 @@ pub(crate) const BATCH_CAP: usize = 256;
 /// How long an idle drainer waits for the next request before it ends.
 pub(crate) const LINGER: Duration = Duration::from_secs(2);
 
-type Reply<O> = oneshot::Sender<Result<Vec<O>, StoreError>>;
+type Reply<O> = oneshot::Sender<Result<O, StoreError>>;
 
 struct Request<C, O> {
-    items: Vec<C>,
+    item: C,
     reply: Reply<O>,
 }
 
@@ -71,13 +71,10 @@ impl<C, O> GroupCommit<C, O> {
     }
 
     /// Queues a request; its answer, and whether the caller must start a drainer.
-    pub(crate) fn enqueue(
-        &self,
-        items: Vec<C>,
-    ) -> (oneshot::Receiver<Result<Vec<O>, StoreError>>, bool) {
+    pub(crate) fn enqueue(&self, item: C) -> (oneshot::Receiver<Result<O, StoreError>>, bool) {
         let (reply, answer) = oneshot::channel();
         let mut queue = self.lock();
-        queue.waiting.push(Request { items, reply });
+        queue.waiting.push(Request { item, reply });
         let lead = !queue.draining;
         queue.draining = true;
         if queue.idle {
@@ -98,7 +95,7 @@ impl<C, O> GroupCommit<C, O> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The next batch: whole requests, at least one, up to `cap` items. When nothing waits, waits
+    /// The next batch: the oldest requests, at least one, up to `cap`. When nothing waits, waits
     /// up to `linger` for a request; empty (and the drainer ends) when none came.
     fn take(&self, linger: Duration) -> Vec<Request<C, O>> {
         let mut queue = self.lock();
@@ -116,15 +113,7 @@ impl<C, O> GroupCommit<C, O> {
                 .map_or_else(|poisoned| poisoned.into_inner().0, |(guard, _)| guard);
             queue.idle = false;
         }
-        let mut items = 0;
-        let mut n = 0;
-        for request in &queue.waiting {
-            if n > 0 && items + request.items.len() > self.cap {
-                break;
-            }
-            items += request.items.len();
-            n += 1;
-        }
+        let n = queue.waiting.len().min(self.cap);
         queue.waiting.drain(..n).collect()
     }
 
@@ -140,17 +129,15 @@ impl<C, O> GroupCommit<C, O> {
             if batch.is_empty() {
                 return;
             }
-            let lengths: Vec<usize> = batch.iter().map(|r| r.items.len()).collect();
-            self.sizes.record(lengths.iter().sum());
+            self.sizes.record(batch.len());
             if batch.len() <= 1 {
                 let Some(request) = batch.pop() else { return };
-                let outcome = run(request.items);
-                answer(vec![request.reply], &lengths, outcome);
+                answer(vec![request.reply], run(vec![request.item]));
                 continue;
             }
             // Cloned so that each request can be retried alone if the batch fails.
-            let flat = batch.iter().flat_map(|r| r.items.iter().cloned()).collect();
-            match run(flat) {
+            let items = batch.iter().map(|r| r.item.clone()).collect();
+            match run(items) {
                 Err(StoreError::Internal(why)) => {
                     tracing::warn!(
                         requests = batch.len(),
@@ -158,14 +145,12 @@ impl<C, O> GroupCommit<C, O> {
                         "a ledger batch failed and was rolled back; retrying each request alone"
                     );
                     for request in batch {
-                        let n = [request.items.len()];
-                        let outcome = run(request.items);
-                        answer(vec![request.reply], &n, outcome);
+                        answer(vec![request.reply], run(vec![request.item]));
                     }
                 }
                 outcome => {
                     let replies = batch.into_iter().map(|r| r.reply).collect();
-                    answer(replies, &lengths, outcome);
+                    answer(replies, outcome);
                 }
             }
         }
@@ -173,13 +158,12 @@ impl<C, O> GroupCommit<C, O> {
 }
 
 /// Splits a batch's outcomes back into its requests' answers.
-fn answer<O>(replies: Vec<Reply<O>>, lengths: &[usize], outcome: Result<Vec<O>, StoreError>) {
+fn answer<O>(replies: Vec<Reply<O>>, outcome: Result<Vec<O>, StoreError>) {
     match outcome {
-        Ok(outcomes) if outcomes.len() == lengths.iter().sum::<usize>() => {
-            let mut rest = outcomes.into_iter();
-            for (reply, &n) in replies.into_iter().zip(lengths) {
+        Ok(outcomes) if outcomes.len() == replies.len() => {
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 // A receiver gone (client disconnected) changes nothing: the charge stands.
-                let _ = reply.send(Ok(rest.by_ref().take(n).collect()));
+                let _ = reply.send(Ok(outcome));
             }
         }
         Ok(_) => {
@@ -264,7 +248,7 @@ mod tests {
     use super::*;
 
     type Ledger = Arc<Mutex<Vec<Vec<u32>>>>;
-    type Answer = oneshot::Receiver<Result<Vec<u32>, StoreError>>;
+    type Answer = oneshot::Receiver<Result<u32, StoreError>>;
 
     /// A ledger that applies a batch all or nothing: item 13 breaks a constraint (`Internal`),
     /// item 99 finds the store down.
@@ -293,12 +277,12 @@ mod tests {
     fn submit_all(
         group: &Arc<GroupCommit<u32, u32>>,
         ledger: &Ledger,
-        requests: Vec<Vec<u32>>,
-    ) -> Vec<Result<Vec<u32>, StoreError>> {
+        requests: Vec<u32>,
+    ) -> Vec<Result<u32, StoreError>> {
         let answers: Vec<Answer> = requests
             .into_iter()
-            .map(|items| {
-                let (answer, lead) = group.enqueue(items);
+            .map(|item| {
+                let (answer, lead) = group.enqueue(item);
                 if lead {
                     drainer(group, ledger, Duration::ZERO);
                 }
@@ -315,11 +299,11 @@ mod tests {
     fn a_lone_request_is_applied_at_once_and_answered() {
         let group = Arc::new(GroupCommit::new(BATCH_CAP));
         let ledger = Ledger::default();
-        let out = submit_all(&group, &ledger, vec![vec![1, 2]]);
-        assert_eq!(out, vec![Ok(vec![10, 20])]);
-        assert_eq!(*ledger.lock().unwrap(), vec![vec![1, 2]]);
+        let out = submit_all(&group, &ledger, vec![1]);
+        assert_eq!(out, vec![Ok(10)]);
+        assert_eq!(*ledger.lock().unwrap(), vec![vec![1]]);
         let sizes = group.sizes().snapshot();
-        assert_eq!((sizes.batches[1], sizes.total(), sizes.charges), (1, 1, 2));
+        assert_eq!((sizes.batches[0], sizes.total(), sizes.charges), (1, 1, 1));
     }
 
     /// Starts a drainer whose first batch is held until the returned sender is used; returns
@@ -347,19 +331,19 @@ mod tests {
         let group = Arc::new(GroupCommit::<u32, u32>::new(4));
         let ledger = Ledger::default();
         // The first request's commit is held until six more have queued.
-        let (first, lead) = group.enqueue(vec![0]);
+        let (first, lead) = group.enqueue(0);
         assert!(lead);
         let release = held_drain(&group, &ledger);
         let mut rest = Vec::new();
         for i in 1..=6 {
-            let (answer, lead) = group.enqueue(vec![i]);
+            let (answer, lead) = group.enqueue(i);
             assert!(!lead, "a drainer is already running");
             rest.push(answer);
         }
         release.send(()).unwrap();
-        assert_eq!(first.blocking_recv().unwrap(), Ok(vec![0]));
+        assert_eq!(first.blocking_recv().unwrap(), Ok(0));
         for (i, answer) in (1..=6).zip(rest) {
-            assert_eq!(answer.blocking_recv().unwrap(), Ok(vec![i * 10]));
+            assert_eq!(answer.blocking_recv().unwrap(), Ok(i * 10));
         }
         assert_eq!(
             *ledger.lock().unwrap(),
@@ -373,11 +357,11 @@ mod tests {
         let group = Arc::new(GroupCommit::<u32, u32>::new(BATCH_CAP));
         let ledger = Ledger::default();
         // Hold a first batch so that the next three requests share one.
-        let (first, _) = group.enqueue(vec![0]);
+        let (first, _) = group.enqueue(0);
         let release = held_drain(&group, &ledger);
-        let answers: Vec<_> = [vec![1], vec![13, 2], vec![3]]
+        let answers: Vec<_> = [1, 13, 3]
             .into_iter()
-            .map(|items| group.enqueue(items).0)
+            .map(|item| group.enqueue(item).0)
             .collect();
         release.send(()).unwrap();
         first.blocking_recv().unwrap().unwrap();
@@ -385,9 +369,9 @@ mod tests {
             .into_iter()
             .map(|a| a.blocking_recv().unwrap())
             .collect();
-        assert_eq!(out[0], Ok(vec![10]));
+        assert_eq!(out[0], Ok(10));
         assert!(matches!(out[1], Err(StoreError::Internal(_))), "{out:?}");
-        assert_eq!(out[2], Ok(vec![30]));
+        assert_eq!(out[2], Ok(30));
         // The failed batch applied nothing; each good request was applied exactly once.
         assert_eq!(*ledger.lock().unwrap(), vec![vec![0], vec![1], vec![3]]);
     }
@@ -396,7 +380,7 @@ mod tests {
     fn an_unavailable_store_fails_the_whole_batch_without_a_retry() {
         let group = Arc::new(GroupCommit::<u32, u32>::new(BATCH_CAP));
         let ledger = Ledger::default();
-        let out = submit_all(&group, &ledger, vec![vec![99]]);
+        let out = submit_all(&group, &ledger, vec![99]);
         assert_eq!(out, vec![Err(StoreError::Unavailable("down".into()))]);
         assert!(ledger.lock().unwrap().is_empty());
     }
@@ -405,20 +389,20 @@ mod tests {
     fn an_idle_drainer_takes_the_next_request_and_ends_once_none_came_for_its_linger() {
         let group = Arc::new(GroupCommit::<u32, u32>::new(BATCH_CAP));
         let ledger = Ledger::default();
-        let (first, lead) = group.enqueue(vec![1]);
+        let (first, lead) = group.enqueue(1);
         assert!(lead);
         let running = drainer(&group, &ledger, Duration::from_millis(300));
-        assert_eq!(first.blocking_recv().unwrap(), Ok(vec![10]));
+        assert_eq!(first.blocking_recv().unwrap(), Ok(10));
         // The drainer now waits for work: the next request is its, no second drainer needed.
-        let (second, lead) = group.enqueue(vec![2]);
+        let (second, lead) = group.enqueue(2);
         assert!(!lead, "the idle drainer takes it");
-        assert_eq!(second.blocking_recv().unwrap(), Ok(vec![20]));
+        assert_eq!(second.blocking_recv().unwrap(), Ok(20));
         // Once its linger passes with nothing queued, it ends, and the next request leads.
         running.join().unwrap();
-        let (third, lead) = group.enqueue(vec![3]);
+        let (third, lead) = group.enqueue(3);
         assert!(lead, "no drainer runs any more");
         drainer(&group, &ledger, Duration::ZERO);
-        assert_eq!(third.blocking_recv().unwrap(), Ok(vec![30]));
+        assert_eq!(third.blocking_recv().unwrap(), Ok(30));
         assert_eq!(*ledger.lock().unwrap(), vec![vec![1], vec![2], vec![3]]);
     }
 

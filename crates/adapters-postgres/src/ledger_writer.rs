@@ -14,11 +14,8 @@ use crate::store::DbStore;
 
 #[async_trait]
 impl LedgerWriter for DbStore {
-    async fn apply(&self, charges: Vec<Charge>) -> Result<Vec<ChargeOutcome>, StoreError> {
-        if charges.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (answer, lead) = self.ledger_queue().queue.enqueue(charges);
+    async fn charge(&self, charge: Charge) -> Result<ChargeOutcome, StoreError> {
+        let (answer, lead) = self.ledger_queue().queue.enqueue(charge);
         if lead {
             self.start_drainer();
         }

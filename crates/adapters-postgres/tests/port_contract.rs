@@ -80,8 +80,8 @@ contract_cases!(
     documents_are_charged_stored_and_private,
     concurrent_charges_never_overspend,
     concurrent_charges_of_many_users_each_sell_exactly_their_credits,
-    a_batch_is_decided_in_arrival_order_and_written_once,
-    a_failed_batch_applies_none_of_its_charges,
+    charges_are_decided_in_order_and_each_written_once,
+    a_charge_that_breaks_a_constraint_applies_nothing,
     a_bad_charge_fails_only_its_own_request,
     a_charge_with_a_key_revoked_meanwhile_is_refused,
     balance_reads_show_every_acknowledged_debit,
@@ -473,7 +473,7 @@ async fn render_with(
         kind: ChargeKind::Render(doc.clone()),
         at: doc.created_at,
     };
-    store.apply(vec![charge]).await.unwrap().remove(0)
+    store.charge(charge).await.unwrap()
 }
 
 /// A revocation holds its key row from its lock to its commit; a charge paid with that key

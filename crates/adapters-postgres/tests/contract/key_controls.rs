@@ -111,7 +111,7 @@ pub async fn a_monthly_limit_is_exact_under_concurrent_charges(store: impl Store
     let tasks: Vec<_> = (0..20)
         .map(|i| {
             let (store, charge) = (store.clone(), render(&key, i));
-            tokio::spawn(async move { store.apply(vec![charge]).await.unwrap().remove(0) })
+            tokio::spawn(async move { store.charge(charge).await.unwrap() })
         })
         .collect();
     let mut charged = 0;
@@ -138,7 +138,7 @@ pub async fn a_limit_set_on_a_key_that_already_paid_applies_to_its_next_charge(s
     // Paid without a limit (on PostgreSQL its lane now remembers the key).
     for ms in 0..2 {
         assert!(matches!(
-            store.apply(vec![render(&key, ms)]).await.unwrap()[0],
+            store.charge(render(&key, ms)).await.unwrap(),
             ChargeOutcome::Charged { .. }
         ));
     }
@@ -154,11 +154,11 @@ pub async fn a_limit_set_on_a_key_that_already_paid_applies_to_its_next_charge(s
         .unwrap();
     // Spend counts from when the limit was set.
     assert!(matches!(
-        store.apply(vec![render(&key, 10)]).await.unwrap()[0],
+        store.charge(render(&key, 10)).await.unwrap(),
         ChargeOutcome::Charged { .. }
     ));
     assert!(matches!(
-        store.apply(vec![render(&key, 11)]).await.unwrap()[0],
+        store.charge(render(&key, 11)).await.unwrap(),
         ChargeOutcome::KeyLimitReached(_)
     ));
 }
@@ -166,11 +166,11 @@ pub async fn a_limit_set_on_a_key_that_already_paid_applies_to_its_next_charge(s
 pub async fn a_charge_after_the_expiry_is_refused(store: impl Store) {
     let key = insert_with(&store, controls(None, Some(1_000))).await;
     assert!(matches!(
-        store.apply(vec![render(&key, 999)]).await.unwrap()[0],
+        store.charge(render(&key, 999)).await.unwrap(),
         ChargeOutcome::Charged { .. }
     ));
     assert_eq!(
-        store.apply(vec![render(&key, 1_000)]).await.unwrap()[0],
+        store.charge(render(&key, 1_000)).await.unwrap(),
         ChargeOutcome::KeyNotAccepted
     );
 }

@@ -1,5 +1,6 @@
-//! The [`LedgerWriter`] contract: batches decided in arrival order, applied all or nothing,
-//! never twice, with the paying key re-checked inside the charge.
+//! The [`LedgerWriter`] contract: charges decided in order against their user's balance, each
+//! applied whole or not at all and never twice, concurrent ones exact, with the paying key
+//! re-checked inside the charge.
 
 use keys_domain::credits::{GrantAmount, InsufficientCredits};
 use keys_domain::ports::{Charge, ChargeKind, ChargeOutcome, StateChange, StoreError};
@@ -43,9 +44,7 @@ pub async fn render_paid(store: &impl Store, doc: Document) {
 }
 
 async fn one(store: &impl Store, charge: Charge) -> ChargeOutcome {
-    let mut outcomes = store.apply(vec![charge]).await.unwrap();
-    assert_eq!(outcomes.len(), 1);
-    outcomes.remove(0)
+    store.charge(charge).await.unwrap()
 }
 
 fn charged(charged: u64, balance: u64) -> ChargeOutcome {
@@ -229,12 +228,12 @@ pub async fn concurrent_charges_of_many_users_each_sell_exactly_their_credits(st
     }
 }
 
-pub async fn a_batch_is_decided_in_arrival_order_and_written_once(store: impl Store) {
+pub async fn charges_are_decided_in_order_and_each_written_once(store: impl Store) {
     let ada = new_user(&store, 2).await;
     let bob = new_user(&store, 60).await;
     let docs: Vec<Document> = (0..3).map(|i| document(&ada, at(i))).collect();
     let bob_doc = document(&bob, at(5));
-    let batch = vec![
+    let charges = vec![
         render(&docs[0]),
         purchase(&bob, "executive", 50),
         render(&docs[1]),
@@ -242,7 +241,10 @@ pub async fn a_batch_is_decided_in_arrival_order_and_written_once(store: impl St
         render(&bob_doc),
         purchase(&bob, "executive", 50),
     ];
-    let outcomes = store.apply(batch).await.unwrap();
+    let mut outcomes = Vec::new();
+    for charge in charges {
+        outcomes.push(one(&store, charge).await);
+    }
     assert_eq!(
         outcomes,
         vec![
@@ -266,24 +268,20 @@ pub async fn a_batch_is_decided_in_arrival_order_and_written_once(store: impl St
         "the refused render stored nothing"
     );
     assert!(owns(&store, &bob, "executive").await);
-    assert_eq!(store.apply(Vec::new()).await.unwrap(), Vec::new());
 }
 
-pub async fn a_failed_batch_applies_none_of_its_charges(store: impl Store) {
+pub async fn a_charge_that_breaks_a_constraint_applies_nothing(store: impl Store) {
     let user = new_user(&store, 10).await;
     let good = document(&user, at(1));
-    // A second document with the same id breaks the documents' primary key: the whole
-    // transaction fails.
+    render_paid(&store, good.clone()).await;
+    // A second document with the same id breaks the documents' primary key.
     let mut poisoned = document(&user, at(2));
     poisoned.id = good.id.clone();
-    let err = store
-        .apply(vec![render(&good), render(&poisoned)])
-        .await
-        .unwrap_err();
+    let err = store.charge(render(&poisoned)).await.unwrap_err();
     assert!(matches!(err, StoreError::Internal(_)), "{err:?}");
-    assert_eq!(store.balance(&user).await.unwrap(), Some(Credits::new(10)));
-    assert_eq!(assert_ledger_matches(&store, &user).await.len(), 1);
-    assert!(all_documents(&store, &user).await.is_empty());
+    assert_eq!(store.balance(&user).await.unwrap(), Some(Credits::new(9)));
+    assert_eq!(assert_ledger_matches(&store, &user).await.len(), 2);
+    assert_eq!(all_documents(&store, &user).await.len(), 1);
 }
 
 /// Concurrent requests share batches; one that breaks a constraint fails alone, and every other
@@ -303,7 +301,7 @@ pub async fn a_bad_charge_fails_only_its_own_request(store: impl Store) {
                     doc.id = taken;
                 }
                 let id = doc.id.clone();
-                (id, store.apply(vec![render(&doc)]).await)
+                (id, store.charge(render(&doc)).await)
             })
         })
         .collect();
@@ -311,7 +309,7 @@ pub async fn a_bad_charge_fails_only_its_own_request(store: impl Store) {
     let mut failed = 0;
     for t in tasks {
         match t.await.unwrap() {
-            (id, Ok(o)) if matches!(o[..], [ChargeOutcome::Charged { .. }]) => ok.push(id),
+            (id, Ok(ChargeOutcome::Charged { .. })) => ok.push(id),
             (_, Err(StoreError::Internal(_))) => failed += 1,
             other => panic!("unexpected answer: {:?}", other.1),
         }
@@ -358,18 +356,19 @@ pub async fn a_charge_with_a_key_revoked_meanwhile_is_refused(store: impl Store)
         .unwrap();
 
     let doc = |ms| document(&user, at(ms));
-    let outcomes = store
-        .apply(vec![
-            paid_with(render(&doc(10)), &gone.id),
-            paid_with(render(&doc(10)), &theirs.id),
-            paid_with(render(&doc(10)), &KeyId::new("key_unknown")),
-            paid_with(purchase(&user, "executive", 5), &gone.id),
-            paid_with(render(&doc(70)), &expired.id),
-            paid_with(render(&doc(59)), &expired.id),
-            paid_with(render(&doc(10)), &live.id),
-        ])
-        .await
-        .unwrap();
+    let charges = vec![
+        paid_with(render(&doc(10)), &gone.id),
+        paid_with(render(&doc(10)), &theirs.id),
+        paid_with(render(&doc(10)), &KeyId::new("key_unknown")),
+        paid_with(purchase(&user, "executive", 5), &gone.id),
+        paid_with(render(&doc(70)), &expired.id),
+        paid_with(render(&doc(59)), &expired.id),
+        paid_with(render(&doc(10)), &live.id),
+    ];
+    let mut outcomes = Vec::new();
+    for charge in charges {
+        outcomes.push(one(&store, charge).await);
+    }
     assert_eq!(
         outcomes,
         vec![

@@ -689,16 +689,16 @@ pub async fn catalogue_lists_templates_with_ownership(store: impl Store) {
         None
     );
     let bought = store
-        .apply(vec![Charge {
+        .charge(Charge {
             user_id: user.clone(),
             key_id: None,
             cost: executive.template.price,
             kind: ChargeKind::Purchase(executive.template.id.clone()),
             at: at(1),
-        }])
+        })
         .await
         .unwrap();
-    assert!(matches!(bought[0], ChargeOutcome::Charged { .. }));
+    assert!(matches!(bought, ChargeOutcome::Charged { .. }));
     let executive = store
         .find_template(&user, &TemplateId::new("executive"))
         .await
@@ -1131,13 +1131,13 @@ pub async fn an_unreachable_store_is_unavailable(store: impl Store) {
             Credits::ZERO,
             T0
         ),
-        store.apply(vec![Charge {
+        store.charge(Charge {
             user_id: user.clone(),
             key_id: None,
             cost: Credits::new(1),
             kind: ChargeKind::Render(document(&user, T0)),
             at: T0,
-        }]),
+        }),
         store.balance(&user),
     );
     assert!(
@@ -1159,7 +1159,7 @@ pub async fn an_unreachable_store_is_unavailable(store: impl Store) {
     );
     assert!(
         matches!(d, Err(StoreError::Unavailable(_))),
-        "ledger apply: {d:?}"
+        "ledger charge: {d:?}"
     );
     assert!(
         matches!(e, Err(StoreError::Unavailable(_))),

@@ -47,19 +47,19 @@ pub enum ChargeOutcome {
     KeyLimitReached(KeyLimitReached),
 }
 
-/// The credit ledger's writer: applies a batch of charges in one transaction.
+/// The credit ledger's writer.
 ///
-/// Charges are decided in the order given against the running balance of their user, so when
+/// Each charge is decided against its user's balance as of the moment it is applied, so when
 /// the balance runs out the refusals go exactly to the charges that no longer fit. A charge is
-/// applied at most once: when `apply` returns an error, none of the batch was applied.
+/// applied at most once: when `charge` returns an error, it was not applied. Concurrent charges
+/// may share a transaction (the adapter's choice); that changes no outcome.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait LedgerWriter: Send + Sync {
-    /// Applies `charges` and answers one outcome per charge, in the same order, once every
-    /// `Charged` one is durable.
+    /// Applies `charge` and answers its outcome once a `Charged` one is durable.
     ///
     /// # Errors
     /// `Unavailable` (the store cannot be reached; nothing applied, a retry may succeed),
-    /// `Internal` (a charge broke a constraint, e.g. an unknown template; nothing applied).
-    async fn apply(&self, charges: Vec<Charge>) -> Result<Vec<ChargeOutcome>, StoreError>;
+    /// `Internal` (the charge broke a constraint, e.g. an unknown template; nothing applied).
+    async fn charge(&self, charge: Charge) -> Result<ChargeOutcome, StoreError>;
 }

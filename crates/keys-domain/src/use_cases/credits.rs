@@ -178,16 +178,12 @@ impl CatalogService {
 
     /// One charge through the ledger writer: (charged, balance after).
     async fn charge<E: ChargeRefusal>(&self, charge: Charge) -> Result<(Credits, Credits), E> {
-        let outcomes = self.ledger.apply(vec![charge]).await?;
-        match outcomes.first() {
-            Some(ChargeOutcome::Charged { charged, balance }) => Ok((*charged, *balance)),
-            Some(ChargeOutcome::Insufficient(i)) => Err((*i).into()),
-            Some(ChargeOutcome::UnknownUser) => Err(E::UNKNOWN_USER),
-            Some(ChargeOutcome::KeyNotAccepted) => Err(E::KEY_REVOKED),
-            Some(ChargeOutcome::KeyLimitReached(reached)) => Err(E::key_limit(*reached)),
-            None => {
-                Err(StoreError::Internal("the ledger writer answered no outcome".into()).into())
-            }
+        match self.ledger.charge(charge).await? {
+            ChargeOutcome::Charged { charged, balance } => Ok((charged, balance)),
+            ChargeOutcome::Insufficient(i) => Err(i.into()),
+            ChargeOutcome::UnknownUser => Err(E::UNKNOWN_USER),
+            ChargeOutcome::KeyNotAccepted => Err(E::KEY_REVOKED),
+            ChargeOutcome::KeyLimitReached(reached) => Err(E::key_limit(reached)),
         }
     }
 
