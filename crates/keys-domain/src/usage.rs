@@ -79,26 +79,31 @@ pub fn alert_allowed(last_alert_at: Option<Timestamp>, now: Timestamp) -> bool {
     last_alert_at.is_none_or(|last| last.plus(ALERT_COOLDOWN) <= now)
 }
 
-/// A pure in-memory trailing window of one key: 24 hourly counts in a ring.
+/// A pure in-memory trailing window of one key: 24 hourly counts.
 ///
-/// Slot `s` holds the count of the one hour congruent to `s` (mod 24) in
-/// `[latest - 23, latest]`; when `latest` moves forward, the slots of the hours that fall out
-/// are zeroed. 100 bytes per key: a process remembers every key used in the last day, so this is
-/// what 100k active keys cost. Hours since
-/// the epoch fit an `i32` for 245 000 years; an hour's count saturates at 4 × 10^9 (the rate
-/// limit keeps a key far below that).
+/// The newest hour counted (`latest`) keeps its count inline; the 23 hours before it live in a
+/// ring, allocated only once the key is counted in a second hour of one window. A process
+/// remembers every key used in the last day, and most of those were used within one hour: 16
+/// bytes each then, 16 + 96 for a key used over several hours. Ring slot `s` holds the count of
+/// the one hour congruent to `s` (mod 24) in `[latest - 23, latest - 1]`; `latest`'s own slot
+/// stays 0. Hours since the epoch fit an `i32` for 245 000 years; an hour's count saturates at
+/// 4 × 10^9 (the rate limit keeps a key far below that).
 #[derive(Debug, Clone)]
 pub struct HourlyWindow {
-    counts: [u32; BUCKETS],
     /// The newest hour counted; `i32::MIN` before the first add.
     latest: i32,
+    /// `latest`'s count.
+    newest: u32,
+    /// The hours before `latest` still in its window, once there were any.
+    earlier: Option<Box<[u32; BUCKETS]>>,
 }
 
 impl Default for HourlyWindow {
     fn default() -> Self {
         Self {
-            counts: [0; BUCKETS],
             latest: i32::MIN,
+            newest: 0,
+            earlier: None,
         }
     }
 }
@@ -119,15 +124,23 @@ impl HourlyWindow {
         let before = self.count(now);
         let stored = narrow_bucket(bucket_of(now));
         let (bucket, latest) = (i64::from(stored), i64::from(self.latest));
+        let n32 = u32::try_from(n).unwrap_or(u32::MAX);
         if bucket > latest {
-            if bucket - latest >= BUCKETS_I64 {
-                self.counts = [0; BUCKETS];
-            } else {
+            let carried = self.newest > 0 || self.earlier.is_some();
+            if carried && bucket - latest < BUCKETS_I64 {
+                // `latest` joins the earlier hours; the hours the window leaves are zeroed.
+                let ring = self.earlier.get_or_insert_with(|| Box::new([0; BUCKETS]));
                 for hour in latest + 1..=bucket {
-                    self.counts[slot_of(hour)] = 0;
+                    ring[slot_of(hour)] = 0;
                 }
+                ring[slot_of(latest)] = self.newest;
+            } else {
+                self.earlier = None;
             }
             self.latest = stored;
+            self.newest = n32;
+        } else if bucket == latest {
+            self.newest = self.newest.saturating_add(n32);
         } else if bucket <= latest - BUCKETS_I64 {
             // More than a day behind the newest hour counted: outside every window still asked
             // about, and its slot belongs to a newer hour whose count must stay.
@@ -135,9 +148,11 @@ impl HourlyWindow {
                 before,
                 after: before,
             };
+        } else {
+            let ring = self.earlier.get_or_insert_with(|| Box::new([0; BUCKETS]));
+            let slot = &mut ring[slot_of(bucket)];
+            *slot = slot.saturating_add(n32);
         }
-        let slot = &mut self.counts[slot_of(bucket)];
-        *slot = slot.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
         WindowCount {
             before,
             after: before.saturating_add(n),
@@ -147,13 +162,21 @@ impl HourlyWindow {
     /// Requests in the window ending at `now`.
     #[must_use]
     pub fn count(&self, now: Timestamp) -> u64 {
-        let (oldest, newest) = (oldest_bucket_in_window(now), bucket_of(now));
+        let window = oldest_bucket_in_window(now)..=bucket_of(now);
         let latest = i64::from(self.latest);
-        (0..BUCKETS_I64)
-            .map(|back| latest - back)
-            .filter(|hour| (oldest..=newest).contains(hour))
-            .map(|hour| u64::from(self.counts[slot_of(hour)]))
-            .sum()
+        let newest = if window.contains(&latest) {
+            u64::from(self.newest)
+        } else {
+            0
+        };
+        let earlier = self.earlier.as_ref().map_or(0, |ring| {
+            (1..BUCKETS_I64)
+                .map(|back| latest - back)
+                .filter(|hour| window.contains(hour))
+                .map(|hour| u64::from(ring[slot_of(hour)]))
+                .sum()
+        });
+        newest + earlier
     }
 }
 
@@ -162,9 +185,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_window_is_100_bytes() {
+    fn a_window_counted_in_one_hour_is_16_bytes() {
         // What 100k keys used in the last day cost in a process (`docs/performance.md`).
-        assert_eq!(std::mem::size_of::<HourlyWindow>(), 100);
+        assert_eq!(std::mem::size_of::<HourlyWindow>(), 16);
+        let t0 = Timestamp::from_millis(1_795_818_180_000);
+        let mut w = HourlyWindow::default();
+        w.add(t0, 3);
+        w.add(Timestamp::from_millis(t0.as_millis() + 1_000), 2);
+        assert!(w.earlier.is_none(), "one hour needs no ring");
+        assert_eq!(w.count(t0), 5);
     }
 
     #[test]
