@@ -8,7 +8,7 @@
 //! diesel's statement cache keys on. PostgreSQL's batch write uses the same macro
 //! ([`crate::batch_write_postgres`]).
 
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::{BigInt, Bool, Text};
 
 /// Declares a statement: its fields (Rust type as SQL type) and its text, as literal pieces
 /// with a field bound between each two. It runs on any backend that has the binds' SQL types.
@@ -83,4 +83,41 @@ cached_statement!(
         = "UPDATE key_usage_hours SET count = CASE WHEN count > 9007199254740991 - ",
           count: BigInt, " THEN 9007199254740991 ELSE count + ", count: BigInt,
           " END WHERE key_id = ", key: Text, " AND hour_start = ", hour_start: BigInt, ""
+);
+
+cached_statement!(
+    /// Adds requests to a key's existing client; `last_seen` and `browser` only grow, whichever
+    /// of two instances' flushes lands last. 0 rows when the key has no such client yet.
+    AddClientUse {
+        key: &'a str as Text,
+        network: &'a str as Text,
+        user_agent: &'a str as Text,
+        requests: i64 as BigInt,
+        last_seen: i64 as BigInt,
+        browser: bool as Bool,
+    } = "UPDATE key_clients SET requests = requests + ", requests: BigInt,
+        ", last_seen = CASE WHEN last_seen < ", last_seen: BigInt, " THEN ", last_seen: BigInt,
+        " ELSE last_seen END, browser = (browser OR ", browser: Bool, ") WHERE key_id = ",
+        key: Text, " AND network = ", network: Text, " AND user_agent = ", user_agent: Text, ""
+);
+
+cached_statement!(
+    /// Inserts a key's client, or adds to it when another instance inserted it meanwhile.
+    InsertClient {
+        key: &'a str as Text,
+        network: &'a str as Text,
+        user_agent: &'a str as Text,
+        first_seen: i64 as BigInt,
+        last_seen: i64 as BigInt,
+        requests: i64 as BigInt,
+        browser: bool as Bool,
+    } = "INSERT INTO key_clients \
+         (key_id, network, user_agent, first_seen, last_seen, requests, browser) VALUES (",
+        key: Text, ", ", network: Text, ", ", user_agent: Text, ", ", first_seen: BigInt, ", ",
+        last_seen: BigInt, ", ", requests: BigInt, ", ", browser: Bool,
+        ") ON CONFLICT (key_id, network, user_agent) DO UPDATE SET \
+         requests = key_clients.requests + excluded.requests, \
+         last_seen = CASE WHEN excluded.last_seen > key_clients.last_seen \
+         THEN excluded.last_seen ELSE key_clients.last_seen END, \
+         browser = (key_clients.browser OR excluded.browser)"
 );

@@ -3,15 +3,15 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use diesel::dsl::case_when;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Text};
+use diesel::sql_types::{BigInt, Text};
 use keys_domain::key_client::{ClientNetwork, ClientUse, MAX_CLIENTS_PER_KEY};
 use keys_domain::ports::{KeyClientStore, ListedClient, QueuedWithChange, StoreError};
 use keys_domain::usage::UsageDelta;
 use keys_domain::{KeyEvent, KeyId, ListError, Page, PageRequest, Timestamp};
 
 use crate::alert_outbox::insert_email;
+use crate::cached_statements::{AddClientUse, InsertClient};
 use crate::connection::{AnyConnection, MultiBackend};
 use crate::failure::Failure;
 use crate::key_events::write_events;
@@ -67,45 +67,28 @@ pub(crate) fn write_clients(conn: &mut AnyConnection, batch: &[UsageDelta]) -> Q
             let network = c.network.to_string();
             let requests = i64::try_from(c.requests).unwrap_or(i64::MAX);
             let last_seen = c.last_seen.as_millis();
-            // `last_seen` and `browser` only grow, whichever of two instances' flushes lands
-            // last.
-            let updated = diesel::update(
-                key_clients::table
-                    .filter(key_clients::key_id.eq(key))
-                    .filter(key_clients::network.eq(&network))
-                    .filter(key_clients::user_agent.eq(&c.user_agent)),
-            )
-            .set((
-                key_clients::requests.eq(key_clients::requests + requests),
-                key_clients::last_seen.eq(case_when(
-                    key_clients::last_seen.lt(last_seen),
-                    last_seen.into_sql::<BigInt>(),
-                )
-                .otherwise(key_clients::last_seen)),
-                key_clients::browser.eq(key_clients::browser.or(c.browser.into_sql::<Bool>())),
-            ))
+            let updated = AddClientUse {
+                key,
+                network: &network,
+                user_agent: &c.user_agent,
+                requests,
+                last_seen,
+                browser: c.browser,
+            }
             .execute(conn)?;
             if updated > 0 {
                 continue;
             }
             // Another instance may insert the same client between the update and here.
-            diesel::sql_query(
-                "INSERT INTO key_clients \
-                 (key_id, network, user_agent, first_seen, last_seen, requests, browser) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                 ON CONFLICT (key_id, network, user_agent) DO UPDATE SET \
-                 requests = key_clients.requests + excluded.requests, \
-                 last_seen = CASE WHEN excluded.last_seen > key_clients.last_seen \
-                 THEN excluded.last_seen ELSE key_clients.last_seen END, \
-                 browser = (key_clients.browser OR excluded.browser)",
-            )
-            .bind::<Text, _>(key)
-            .bind::<Text, _>(&network)
-            .bind::<Text, _>(&c.user_agent)
-            .bind::<BigInt, _>(c.first_seen.as_millis())
-            .bind::<BigInt, _>(last_seen)
-            .bind::<BigInt, _>(requests)
-            .bind::<Bool, _>(c.browser)
+            InsertClient {
+                key,
+                network: &network,
+                user_agent: &c.user_agent,
+                first_seen: c.first_seen.as_millis(),
+                last_seen,
+                requests,
+                browser: c.browser,
+            }
             .execute(conn)?;
             inserted = true;
         }
