@@ -96,8 +96,8 @@ impl ControlFields {
             .monthly_credit_limit
             .map(|v| {
                 v.map(|value| {
-                    value
-                        .as_u64()
+                    super::whole_number::whole_number(&value)
+                        .and_then(|n| u64::try_from(n).ok())
                         .ok_or(InvalidMonthlyLimit)
                         .and_then(MonthlyCreditLimit::new)
                         .map_err(|e| ApiError::invalid_field("monthly_credit_limit", e.to_string()))

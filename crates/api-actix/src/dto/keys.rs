@@ -61,6 +61,7 @@ pub struct RotateKeyRequest {
     #[schema(value_type = String, required = true, min_length = 1, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$", example = "ci-bot-2")]
     name: Option<String>,
     /// 0 (default): the old key is revoked at once; else it stays valid this long (at most 604800).
+    #[serde(default, deserialize_with = "super::whole_number::optional")]
     #[schema(minimum = 0, maximum = 604_800)]
     grace_period_seconds: Option<i64>,
 }
@@ -174,6 +175,11 @@ mod tests {
     fn rotation_requires_a_name_and_a_grace_within_a_week() {
         assert!(rotate(r#"{"name": "ci-2"}"#).is_ok());
         assert!(rotate(r#"{"name": "ci-2", "grace_period_seconds": 604800}"#).is_ok());
+        assert!(rotate(r#"{"name": "ci-2", "grace_period_seconds": 300.0}"#).is_ok());
+        assert_eq!(
+            field(rotate(r#"{"name": "a", "grace_period_seconds": 0.5}"#)),
+            "grace_period_seconds"
+        );
         assert_eq!(field(rotate(r#"{"grace_period_seconds": 0}"#)), "name");
         assert_eq!(field(rotate(r#"{"name": "  "}"#)), "name");
         assert_eq!(

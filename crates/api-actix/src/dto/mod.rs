@@ -11,4 +11,5 @@ pub mod pages;
 pub mod secret_scanning;
 pub mod templates;
 pub mod usage;
+pub mod whole_number;
 pub mod wire;

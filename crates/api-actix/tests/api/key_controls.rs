@@ -125,6 +125,12 @@ async fn controls_are_set_on_creation_shown_and_changed_by_patch(backend: Backen
     );
     assert_eq!(updated["detail"]["name"], "ci-2");
     assert!(updated["detail"]["expires_at"].is_null());
+
+    // A whole number written as a float is that integer, as JSON Schema's `integer` reads it.
+    let res = patch(&app, &user, id, json!({ "monthly_credit_limit": 250.0 })).await;
+    let (status, _, changed) = parts(res).await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["monthly_credit_limit"], 250);
 }
 
 async fn invalid_controls_are_400_naming_the_field(backend: Backend) {
@@ -158,6 +164,10 @@ async fn invalid_controls_are_400_naming_the_field(backend: Backend) {
         ),
         (
             json!({ "monthly_credit_limit": "10" }),
+            "monthly_credit_limit",
+        ),
+        (
+            json!({ "monthly_credit_limit": 2.5 }),
             "monthly_credit_limit",
         ),
         (json!({ "scopes": ["documents:delete"] }), "scopes"),
