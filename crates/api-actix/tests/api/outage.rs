@@ -374,6 +374,7 @@ async fn an_outage_under_load_is_logged_by_its_start_and_end() {
     .await
     .unwrap();
     let before = lines.lock().unwrap().len();
+    let outage = std::time::Instant::now();
     let mut answered = Vec::new();
     for _ in 0..100 {
         let batch: Vec<_> = (0..20)
@@ -389,10 +390,16 @@ async fn an_outage_under_load_is_logged_by_its_start_and_end() {
         "{failed} of 2,000 answered 503: {answered:?}"
     );
     let during: Vec<String> = lines.lock().unwrap()[before..].to_vec();
+    // The start of the outage (and each background worker that met it), then at most one
+    // "still unavailable" summary per 10 s: never a line per failed request. The 2,000 requests
+    // take 2 s when the pool keeps its broken connections and longer when it has dropped them
+    // (each checkout then waits for a connection that cannot be made).
+    let summaries = usize::try_from(outage.elapsed().as_secs() / 10).unwrap_or(usize::MAX);
     assert!(
-        during.len() <= 5,
-        "{} lines for {failed} failed requests:\n{}",
+        during.len() <= 5 + summaries,
+        "{} lines for {failed} failed requests in {:?}:\n{}",
         during.len(),
+        outage.elapsed(),
         during.join("\n")
     );
     assert!(
