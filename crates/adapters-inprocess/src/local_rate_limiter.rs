@@ -8,14 +8,16 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter as Governor};
-use keys_domain::KeyId;
 use keys_domain::ports::RateLimiter;
 use keys_domain::rate_limit::{RateDecision, RateLimitPolicy};
+use keys_domain::{KeyId, KeyTag};
 
-/// Only authenticated keys reach the limiter, so foldhash (seeded per process) replaces SipHash.
+/// Buckets by [`KeyTag`]: a bucket outlives the key's cached record, and a tag holds no
+/// allocation. Only authenticated keys reach the limiter, so foldhash (seeded per process)
+/// replaces SipHash.
 type KeyedGovernor<C> = Governor<
-    KeyId,
-    DashMapStateStore<KeyId, foldhash::fast::RandomState>,
+    KeyTag,
+    DashMapStateStore<KeyTag, foldhash::fast::RandomState>,
     C,
     StateInformationMiddleware,
 >;
@@ -61,7 +63,7 @@ impl<C: Clock> LocalRateLimiter<C> {
     pub fn check_now(&self, key: &KeyId) -> RateDecision {
         let emission = self.policy.emission_interval();
         let limit = self.policy.burst.max(1);
-        match self.governor.check_key(key) {
+        match self.governor.check_key(&KeyTag::of(key)) {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity().min(limit);
                 RateDecision {

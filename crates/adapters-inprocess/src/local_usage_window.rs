@@ -4,15 +4,15 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use keys_domain::KeyId;
-use keys_domain::Timestamp;
 use keys_domain::ports::UsageWindow;
 use keys_domain::usage::{HourlyWindow, WindowCount};
+use keys_domain::{KeyId, KeyTag, Timestamp};
 
-/// One [`HourlyWindow`] per key; keys with an empty window are dropped by [`Self::sweep`].
+/// One [`HourlyWindow`] per key, by its [`KeyTag`] (a window outlives the key's cached record);
+/// keys with an empty window are dropped by [`Self::sweep`].
 #[derive(Default)]
 pub struct LocalUsageWindow {
-    windows: Mutex<HashMap<KeyId, HourlyWindow>>,
+    windows: Mutex<HashMap<KeyTag, HourlyWindow, foldhash::fast::RandomState>>,
 }
 
 impl LocalUsageWindow {
@@ -28,13 +28,7 @@ impl LocalUsageWindow {
             .windows
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(window) = windows.get_mut(key) {
-            return window.add(now, count);
-        }
-        let mut window = HourlyWindow::default();
-        let counted = window.add(now, count);
-        windows.insert(key.clone(), window);
-        counted
+        windows.entry(KeyTag::of(key)).or_default().add(now, count)
     }
 
     /// Keys currently tracked (for tests and metrics).

@@ -14,6 +14,7 @@ use crate::ids::{AlertId, KeyId};
 use crate::key_client::{CLIENT_RETENTION, ClientNetwork, ClientUse};
 use crate::key_event::{Actor, EventDetail, KeyEvent};
 use crate::key_signal::{KeySignal, SIGNAL_QUIET, SignalPolicy};
+use crate::key_tag::KeyTag;
 use crate::ports::{
     AccountStore, Clock, KeyClientStore, KeyStore, QueuedWithChange, StoreError, UsageHistory,
     UserRef,
@@ -35,7 +36,7 @@ pub struct NetworkCandidate {
     pub seen_before: usize,
 }
 
-/// What this instance remembers of a key, by [`tag`]: the networks it was seen from (and when
+/// What this instance remembers of a key, by its [`KeyTag`]: the networks it was seen from (and when
 /// last), and its current hour.
 #[derive(Debug)]
 struct KeyMemory {
@@ -55,17 +56,6 @@ impl Default for KeyMemory {
             },
         }
     }
-}
-
-/// A key's place in the memory: a 64-bit hash of its id, not the id, so that a process
-/// remembering every key of the day spends about 100 bytes on each. A collision only costs the
-/// two keys a shared memory, which at worst delays a signal until the other instance's flush
-/// or the next day.
-fn tag(key: &KeyId) -> u64 {
-    use std::hash::{Hash as _, Hasher as _};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    key.hash(&mut h);
-    h.finish()
 }
 
 /// What raising signals for one flush did.
@@ -96,7 +86,7 @@ pub struct KeySignals {
     pub random: Arc<dyn RandomSource>,
     pub policy: SignalPolicy,
     /// Per key: its networks and its current hour.
-    memory: Arc<Mutex<HashMap<u64, KeyMemory>>>,
+    memory: Arc<Mutex<HashMap<KeyTag, KeyMemory>>>,
     /// Signals raised (or found raised) lately, by key and kind.
     quiet: Arc<Mutex<HashMap<(KeyId, KeySignal), Timestamp>>>,
     pub history: Arc<dyn UsageHistory>,
@@ -152,7 +142,7 @@ impl KeySignals {
                 .iter()
                 .enumerate()
                 .filter_map(|(i, delta)| {
-                    let seen = memory.get(&tag(&delta.key_id)).map(|m| &m.networks);
+                    let seen = memory.get(&KeyTag::of(&delta.key_id)).map(|m| &m.networks);
                     let unknown: Vec<&ClientUse> = delta
                         .clients
                         .iter()
@@ -258,7 +248,7 @@ impl KeySignals {
         let first_ask = (self.policy.spike_min_requests / 4).max(1);
         let local = {
             let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
-            let slot = tag(&delta.key_id);
+            let slot = KeyTag::of(&delta.key_id);
             if memory.len() >= REMEMBERED_KEYS && !memory.contains_key(&slot) {
                 memory.clear();
             }
@@ -311,7 +301,7 @@ impl KeySignals {
             let missing = needed.saturating_sub(count).max(1);
             let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(m) = memory
-                .get_mut(&tag(&delta.key_id))
+                .get_mut(&KeyTag::of(&delta.key_id))
                 .filter(|m| m.hour.hour == hour)
             {
                 m.hour.ask_at = local.saturating_add(missing);
@@ -322,7 +312,7 @@ impl KeySignals {
 
     fn remember(&self, key: &KeyId, networks: impl Iterator<Item = (ClientNetwork, Timestamp)>) {
         let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
-        let slot = tag(key);
+        let slot = KeyTag::of(key);
         if memory.len() >= REMEMBERED_KEYS && !memory.contains_key(&slot) {
             memory.clear();
         }
