@@ -33,7 +33,7 @@ impl Pending {
             self.clients.reserve_exact(1);
             self.clients.push(ClientUse {
                 network: client.network,
-                user_agent: user_agent.to_owned(),
+                user_agent: user_agent.into(),
                 requests: 1,
                 first_seen: at,
                 last_seen: at,
@@ -47,7 +47,7 @@ impl Pending {
             let known = self
                 .clients
                 .iter()
-                .position(|c| c.is(client.network, &client.user_agent));
+                .position(|c| c.is(client.network, client.user_agent.as_str()));
             match known {
                 Some(i) => self.clients[i].merge(&client),
                 None if self.clients.len() < MAX_CLIENTS_PER_KEY => {

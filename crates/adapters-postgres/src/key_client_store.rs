@@ -45,7 +45,7 @@ impl ClientRow {
             position: self.seq,
             client: ClientUse {
                 network,
-                user_agent: self.user_agent,
+                user_agent: self.user_agent.into(),
                 requests: u64::try_from(self.requests).unwrap_or(0),
                 first_seen: Timestamp::from_millis(self.first_seen),
                 last_seen: Timestamp::from_millis(self.last_seen),
@@ -70,7 +70,7 @@ pub(crate) fn write_clients(conn: &mut AnyConnection, batch: &[UsageDelta]) -> Q
             let updated = AddClientUse {
                 key,
                 network: &network,
-                user_agent: &c.user_agent,
+                user_agent: c.user_agent.as_str(),
                 requests,
                 last_seen,
                 browser: c.browser,
@@ -83,7 +83,7 @@ pub(crate) fn write_clients(conn: &mut AnyConnection, batch: &[UsageDelta]) -> Q
             InsertClient {
                 key,
                 network: &network,
-                user_agent: &c.user_agent,
+                user_agent: c.user_agent.as_str(),
                 first_seen: c.first_seen.as_millis(),
                 last_seen,
                 requests,

@@ -30,7 +30,7 @@ impl<'a> KeyClientObject<'a> {
         let c = &listed.client;
         Self {
             network: c.network.to_string(),
-            user_agent: &c.user_agent,
+            user_agent: c.user_agent.as_str(),
             first_seen: c.first_seen,
             last_seen: c.last_seen,
             requests: c.requests,

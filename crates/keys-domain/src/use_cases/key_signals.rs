@@ -208,7 +208,7 @@ impl KeySignals {
             };
             let detail = EventDetail::NewNetwork {
                 network: c.client.network.to_string(),
-                user_agent: c.client.user_agent.clone(),
+                user_agent: c.client.user_agent.to_string(),
                 networks: u64::try_from(c.seen_before).unwrap_or(u64::MAX),
             };
             report.count(&self.raise(delta, detail, now).await);
@@ -227,7 +227,7 @@ impl KeySignals {
             };
             let detail = EventDetail::BrowserUse {
                 network: first.network.to_string(),
-                user_agent: first.user_agent.clone(),
+                user_agent: first.user_agent.to_string(),
                 requests: browsers.iter().map(|c| c.requests).sum(),
             };
             report.count(&self.raise(delta, detail, now).await);
