@@ -5,13 +5,15 @@
 #   2. GET /api/v1/public/me with a valid key    (target >= 0.90x of 1; p99 added <= 0.5 ms,
 #      read from the one-connection latency rounds)
 #   3. GET /api/v1/public/me with a malformed key (target >= 0.95x of 1)
-#   4. 100k distinct keys, each used from 2 networks, then the server's RSS (target < 120 MB)
+#   4. 100k distinct keys, each used once from each of 2 networks, then the server's RSS once
+#      every count is written, and its peak (target < 120 MB)
 #   5. the same 1-2 with REDIS_URL set (target: 2 >= 0.85x of 1)
 # Rate limits are raised so the keys' own 429s do not shape the figures.
 # Output: a markdown table on stdout (paste into docs/performance.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null; }
 
 DURATION="${BENCH_DURATION:-4s}"
 CONNS="${BENCH_CONNECTIONS:-32}"
@@ -152,13 +154,17 @@ echo "|---|---|---|---|---|---|---|"
 report_latency latency healthz me 0.5
 report_latency latency healthz malformed 0.5
 
-# 100k distinct keys, each used from 2 networks: wrk cycles through the file, the first pass
-# from one network and the second from another (X-Forwarded-For, from a trusted proxy).
+# 100k distinct keys, each used from 2 networks: wrk cycles through the file twice, the first
+# pass from one network and the second from another (X-Forwarded-For, from a trusted proxy),
+# and stops after exactly 2 requests per key. The RSS is read once the usage flush has written
+# every one of them (the counts in memory are part of what is measured, not a backlog left
+# behind), beside the process's peak (VmHWM) over the whole run.
+NKEYS=$(wc -l < "$WORK/keys.txt")
 cat > "$WORK/keys.lua" <<LUA
 local keys = {}
 for line in io.lines("$WORK/keys.txt") do keys[#keys + 1] = line end
 local nets = { "203.0.113.", "198.51.100." }
-local i = 0
+local i, answered = 0, 0
 request = function()
   i = i + 1
   local k = (i - 1) % #keys + 1
@@ -166,19 +172,31 @@ request = function()
   return wrk.format("GET", "/api/v1/public/me",
     { ["Authorization"] = "Bearer " .. keys[k], ["X-Forwarded-For"] = net })
 end
+response = function()
+  answered = answered + 1
+  if answered >= 2 * $NKEYS then wrk.thread:stop() end
+end
 LUA
-NKEYS=$(wc -l < "$WORK/keys.txt")
+DB_FILE=${DATABASE_URL#sqlite://}
+usage_sum() { sqlite3 "$DB_FILE" "SELECT COALESCE(SUM(usage_count), 0) FROM api_keys"; }
+sleep 2   # the earlier rounds' counts are flushed (every 1 s) before the baseline is read
+USAGE_BEFORE=$(usage_sum)
 RSS_BEFORE=$(awk '/VmRSS/ {print $2}' /proc/$SERVER_PID/status)
-wrk -t1 -c"$CONNS" -d"${BENCH_KEYS_DURATION:-25s}" -s "$WORK/keys.lua" "$URL" > "$WORK/keys_run.txt"
-sleep 1
-RSS_AFTER=$(awk '/VmRSS/ {print $2}' /proc/$SERVER_PID/status)
+# A bound on the run: it ends after 2 x NKEYS answers (wrk then idles until the bound).
+wrk -t1 -c"$CONNS" -d"${BENCH_KEYS_DURATION:-40s}" -s "$WORK/keys.lua" "$URL" > "$WORK/keys_run.txt"
 KREQ=$(awk '/requests in/ {print $1}' "$WORK/keys_run.txt")
-KRPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/keys_run.txt")
+for _ in $(seq 1 120); do
+  [ "$(usage_sum)" -ge $((USAGE_BEFORE + KREQ)) ] && break
+  sleep 0.5
+done
+FLUSHED=$(( $(usage_sum) - USAGE_BEFORE ))
+RSS_AFTER=$(awk '/VmRSS/ {print $2}' /proc/$SERVER_PID/status)
+RSS_PEAK=$(awk '/VmHWM/ {print $2}' /proc/$SERVER_PID/status)
 echo
-echo "| distinct keys, 2 networks each | requests sent | req/s (cache misses dominate) | RSS before | RSS after | target |"
-echo "|---|---|---|---|---|---|"
-awk -v n="$NKEYS" -v r="$KREQ" -v rps="$KRPS" -v a="$RSS_BEFORE" -v b="$RSS_AFTER" \
-  'BEGIN { printf "| %d | %d | %.0f | %.1f MB | %.1f MB | < 120 MB %s |\n", n, r, rps, a/1024, b/1024, (b/1024<120 && r>=2*n ? "PASS" : "MISS") }'
+echo "| distinct keys, 2 networks each | requests answered | requests counted in the store | RSS before | RSS after | peak RSS | target |"
+echo "|---|---|---|---|---|---|---|"
+awk -v n="$NKEYS" -v r="$KREQ" -v f="$FLUSHED" -v a="$RSS_BEFORE" -v b="$RSS_AFTER" -v p="$RSS_PEAK" \
+  'BEGIN { printf "| %d | %d | %d | %.1f MB | %.1f MB | %.1f MB | < 120 MB %s |\n", n, r, f, a/1024, b/1024, p/1024, (p/1024<120 && r>=2*n && f>=r ? "PASS" : "MISS") }'
 stop_server
 
 if redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
