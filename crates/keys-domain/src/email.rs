@@ -11,14 +11,19 @@ pub struct Email(String);
 
 impl Email {
     /// # Errors
-    /// [`InvalidEmail`] for anything that is not `local@domain.tld` (max 254 characters, no
-    /// whitespace or control characters).
+    /// [`InvalidEmail`] for anything that is not `local@domain.tld` (at most 254 characters as
+    /// sent, no whitespace or control characters). The API document states the same rule as a
+    /// pattern: the limit counts characters, as a JSON Schema `maxLength` does, not the bytes of
+    /// the lower-cased form.
     pub fn parse(raw: &str) -> Result<Self, InvalidEmail> {
-        let s = raw.trim().to_lowercase();
-        let bad = || InvalidEmail(raw.trim().chars().take(254).collect());
-        if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        let trimmed = raw.trim();
+        let bad = || InvalidEmail(trimmed.chars().take(254).collect());
+        if trimmed.chars().count() > 254
+            || trimmed.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(bad());
         }
+        let s = trimmed.to_lowercase();
         let (local, domain) = s.split_once('@').ok_or_else(bad)?;
         let domain_ok = !domain.contains('@')
             && domain.contains('.')
@@ -56,5 +61,18 @@ mod tests {
         ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_length_limit_counts_characters_as_sent() {
+        let local = "é".repeat(249);
+        assert!(
+            Email::parse(&format!("{local}@x.io")).is_ok(),
+            "254 characters"
+        );
+        assert!(
+            Email::parse(&format!("{local}e@x.io")).is_err(),
+            "255 characters"
+        );
     }
 }
