@@ -347,3 +347,46 @@ fn error(description: &str) -> RefOr<Response> {
         .content("application/json", content)
         .into()
 }
+
+#[cfg(test)]
+mod tests {
+    use keys_domain::Email;
+    use keys_domain::allowed_networks::AllowedNetworks;
+    use proptest::prelude::*;
+    use proptest::string::string_regex;
+    use utoipa::OpenApi as _;
+
+    use super::ApiDoc;
+
+    /// A pattern of the document, without the anchors proptest's generator does not take.
+    fn pattern(pointer: &str) -> String {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let anchored = doc.pointer(pointer).and_then(|v| v.as_str()).unwrap();
+        anchored
+            .strip_prefix('^')
+            .and_then(|p| p.strip_suffix('$'))
+            .unwrap()
+            .to_owned()
+    }
+
+    // A client that trusts the document (a generated client, a property-based tester) sends
+    // anything its patterns allow: each must be accepted, not answered 400.
+    proptest! {
+        #[test]
+        fn every_network_the_document_allows_is_accepted(
+            cidr in string_regex(&pattern("/components/schemas/Cidr/pattern")).unwrap()
+        ) {
+            prop_assert!(AllowedNetworks::parse([cidr.as_str()]).is_ok(), "{cidr:?}");
+        }
+
+        #[test]
+        fn every_email_the_document_allows_is_accepted(
+            email in string_regex(
+                &pattern("/components/schemas/EmailLinkRequest/properties/email/pattern")
+            ).unwrap()
+        ) {
+            prop_assume!(email.chars().count() <= 254);
+            prop_assert!(Email::parse(&email).is_ok(), "{email:?}");
+        }
+    }
+}

@@ -8,8 +8,14 @@ use crate::error::ApiError;
 /// `POST /api/v1/auth/email-link`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct EmailLinkRequest {
-    /// The address to send a sign-in link to, if it has an account.
-    #[schema(value_type = String)]
+    /// The address to send a sign-in link to, if it has an account. The pattern is the
+    /// service's whole rule (one `@`, a dotted domain, no whitespace or control characters).
+    #[schema(
+        value_type = String,
+        max_length = 254,
+        pattern = r"^[^@\s\x00-\x1F\x7F-\x9F]+@[^@.\s\x00-\x1F\x7F-\x9F]+(\.[^@.\s\x00-\x1F\x7F-\x9F]+)+$",
+        example = "ada@example.com"
+    )]
     email: Option<String>,
 }
 

@@ -29,7 +29,7 @@ pub struct ControlFields {
     expires_at: Option<Option<Value>>,
     /// Up to 20 CIDRs (IPv4 or IPv6); a request from elsewhere is refused with `network_not_allowed`.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Vec<String>>, min_items = 1, max_items = 20, example = json!(["203.0.113.0/24"]))]
+    #[schema(value_type = Option<Vec<Cidr>>, min_items = 1, max_items = 20, example = json!(["203.0.113.0/24"]))]
     allowed_networks: Option<Option<Value>>,
     /// 1 to 10^12 credits per UTC calendar month; a charge past it is 402 `key_credit_limit_reached`.
     #[serde(default, deserialize_with = "present")]
@@ -40,6 +40,18 @@ pub struct ControlFields {
     #[schema(value_type = Option<Vec<ScopeName>>, example = json!(["documents:write"]))]
     scopes: Option<Option<Value>>,
 }
+
+/// A network of `allowed_networks`, as the document states it: an IPv4 or IPv6 address with
+/// an optional prefix length (a bare address is that address alone). The pattern leaves out
+/// IPv6 written with an embedded IPv4 address, which the service also reads.
+#[derive(utoipa::ToSchema)]
+#[schema(
+    value_type = String,
+    pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}(/(3[0-2]|[12]?[0-9]))?|(([0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}:){1,7}:|([0-9A-Fa-f]{1,4}:){1,6}(:[0-9A-Fa-f]{1,4}){1,1}|([0-9A-Fa-f]{1,4}:){1,5}(:[0-9A-Fa-f]{1,4}){1,2}|([0-9A-Fa-f]{1,4}:){1,4}(:[0-9A-Fa-f]{1,4}){1,3}|([0-9A-Fa-f]{1,4}:){1,3}(:[0-9A-Fa-f]{1,4}){1,4}|([0-9A-Fa-f]{1,4}:){1,2}(:[0-9A-Fa-f]{1,4}){1,5}|[0-9A-Fa-f]{1,4}:(:[0-9A-Fa-f]{1,4}){1,6}|:((:[0-9A-Fa-f]{1,4}){1,7}|:))(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?)$",
+    example = "203.0.113.0/24"
+)]
+#[allow(dead_code)] // only its schema is used
+struct Cidr(String);
 
 /// A scope, as the document names it (the request reads plain strings, to name a wrong one).
 #[derive(utoipa::ToSchema)]
