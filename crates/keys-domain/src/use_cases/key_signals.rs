@@ -36,8 +36,8 @@ pub struct NetworkCandidate {
     pub seen_before: usize,
 }
 
-/// What this instance remembers of a key, by its [`KeyTag`]: the networks it was seen from (and when
-/// last), and its current hour.
+/// What this instance remembers of a key, by its [`KeyTag`]: the networks it was seen from (and
+/// when last), and its current hour.
 #[derive(Debug)]
 struct KeyMemory {
     networks: Vec<(ClientNetwork, Timestamp)>,
