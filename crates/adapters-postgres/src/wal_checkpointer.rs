@@ -45,28 +45,87 @@ impl DbStore {
         }))
     }
 
-    /// A PASSIVE checkpoint; when the WAL was large, a second one in the writers' turn, which
-    /// copies what was committed during the first, so that the next writer starts the WAL
-    /// again from its beginning (SQLite restarts it only when a write begins with every frame
-    /// copied). Without that second step a busy ledger always commits during the checkpoint,
-    /// the WAL never restarts, and once it holds `wal_autocheckpoint` pages a ledger commit
-    /// checkpoints, fsync included, while its whole batch waits. Answers what the first step
-    /// found.
+    /// A PASSIVE checkpoint; when the WAL was large, a last one in the writers' turn, which
+    /// copies what was committed since, so that the next writer starts the WAL again from its
+    /// beginning (SQLite restarts it only when a write begins with every frame copied). Without
+    /// that last step a busy ledger always commits during the checkpoint, the WAL never
+    /// restarts, and once it holds `wal_autocheckpoint` pages a ledger commit checkpoints, fsync
+    /// included, while its whole batch waits. The ledger waits for the last step, whose two
+    /// fsyncs take as long as the frames it copies: so first, outside the turn, more PASSIVE
+    /// steps copy what the ledger committed during the one before, until few frames are left
+    /// (see [`CatchUp`]). Answers what the first step found.
     async fn checkpoint(&self) -> Result<CheckpointResult, StoreError> {
         let first = self.run(|conn| Ok(passive_checkpoint(conn)?)).await?;
-        if first.needs_second_step() {
+        if !first.needs_second_step() {
+            return Ok(first);
+        }
+        let mut catch_up = CatchUp::after(first);
+        while catch_up.goes_on() {
+            let step = self.run(|conn| Ok(passive_checkpoint(conn)?)).await?;
+            catch_up.record(step);
+        }
+        if !catch_up.wal_restarted() {
             self.run_write(|conn| Ok(passive_checkpoint(conn)?)).await?;
         }
         Ok(first)
     }
 }
 
-/// WAL frames past which a checkpoint takes a second step in the writers' turn (while it ran,
+/// WAL frames past which a checkpoint takes its last step in the writers' turn (while it ran,
 /// a busy ledger has committed more). 4,096 frames (16 MB) is about one interval's writes of a
-/// busy ledger, so under load the WAL restarts at every tick with 4,000-6,000 frames, well
-/// before `wal_autocheckpoint` (16,384) would make a commit checkpoint; a light load skips the
-/// step. A larger threshold lets the WAL grow towards the point where a commit checkpoints.
+/// busy ledger, so under load the WAL restarts at every tick, well before `wal_autocheckpoint`
+/// (16,384) would make a commit checkpoint; a light load skips the step. A larger threshold
+/// lets the WAL grow towards the point where a commit checkpoints.
 const SECOND_STEP_FRAMES: i64 = 4_096;
+
+/// Frames new to a step outside the turn that still let it be the last before the turn's: it
+/// is short, and so is the turn's step, which copies what the ledger committed meanwhile.
+const LEFT_FOR_THE_TURN: i64 = 256;
+
+/// Most steps outside the turn per checkpoint: when the ledger commits faster than a step
+/// copies, what is left never shrinks, and the turn's step takes it as it is.
+const MAX_CATCH_UP_STEPS: u32 = 4;
+
+/// The PASSIVE steps between a checkpoint's first step and its last, in the writers' turn.
+/// Each copies what was committed while the one before ran, so the frames new to a step shrink
+/// as long as the ledger commits slower than a step copies.
+#[derive(Debug, Clone, Copy)]
+struct CatchUp {
+    last: CheckpointResult,
+    /// Frames the newest step found that the one before had not copied.
+    new_frames: i64,
+    steps: u32,
+    restarted: bool,
+}
+
+impl CatchUp {
+    fn after(first: CheckpointResult) -> Self {
+        Self {
+            last: first,
+            new_frames: i64::MAX,
+            steps: 0,
+            restarted: false,
+        }
+    }
+
+    fn goes_on(&self) -> bool {
+        !self.restarted && self.new_frames > LEFT_FOR_THE_TURN && self.steps < MAX_CATCH_UP_STEPS
+    }
+
+    fn record(&mut self, step: CheckpointResult) {
+        // Fewer frames than the step before had copied: a writer began with every frame
+        // copied and restarted the WAL, which is what the turn's step is for (or there is no
+        // WAL any more: -1).
+        self.restarted = step.log < self.last.checkpointed;
+        self.new_frames = step.log - self.last.checkpointed;
+        self.steps += 1;
+        self.last = step;
+    }
+
+    fn wal_restarted(&self) -> bool {
+        self.restarted
+    }
+}
 
 /// What `PRAGMA wal_checkpoint` answers.
 #[derive(diesel::QueryableByName, Debug, Clone, Copy, Default)]
@@ -74,6 +133,9 @@ struct CheckpointResult {
     /// Frames in the WAL (-1 when the checkpoint could not run).
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     log: i64,
+    /// Frames of the WAL copied into the database when it ended (-1 likewise).
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    checkpointed: i64,
 }
 
 impl CheckpointResult {
@@ -101,6 +163,64 @@ mod tests {
 
     use super::*;
     use crate::testing::fresh_sqlite_url;
+
+    fn frames(log: i64, checkpointed: i64) -> CheckpointResult {
+        CheckpointResult { log, checkpointed }
+    }
+
+    /// A catch-up after a first step that copied all of a large WAL.
+    fn after_a_large_wal() -> CatchUp {
+        let first = frames(8_000, 8_000);
+        assert!(first.needs_second_step());
+        CatchUp::after(first)
+    }
+
+    #[test]
+    fn catching_up_stops_once_a_step_finds_few_new_frames() {
+        let mut catch_up = after_a_large_wal();
+        assert!(
+            catch_up.goes_on(),
+            "the first step's copy took a while: catch up"
+        );
+        catch_up.record(frames(9_000, 9_000));
+        assert!(
+            catch_up.goes_on(),
+            "1,000 new frames: still too many for the turn"
+        );
+        catch_up.record(frames(9_000 + LEFT_FOR_THE_TURN, 9_000 + LEFT_FOR_THE_TURN));
+        assert!(
+            !catch_up.goes_on(),
+            "few enough new frames: the turn's step comes next"
+        );
+        assert!(!catch_up.wal_restarted());
+    }
+
+    #[test]
+    fn catching_up_gives_up_after_its_steps_when_the_writer_outruns_them() {
+        let mut catch_up = after_a_large_wal();
+        let mut log = 8_000;
+        for _ in 0..MAX_CATCH_UP_STEPS {
+            assert!(catch_up.goes_on());
+            log += 2_000;
+            catch_up.record(frames(log, log));
+        }
+        assert!(
+            !catch_up.goes_on(),
+            "the turn's step takes what is left as it is"
+        );
+        assert!(
+            !catch_up.wal_restarted(),
+            "the WAL still needs the turn's step"
+        );
+    }
+
+    #[test]
+    fn a_wal_that_restarted_meanwhile_needs_no_step_in_the_turn() {
+        let mut catch_up = after_a_large_wal();
+        catch_up.record(frames(40, 40));
+        assert!(!catch_up.goes_on());
+        assert!(catch_up.wal_restarted());
+    }
 
     /// Runs `sql` on SQLite in the writers' turn, as the ledger writes.
     async fn write(store: &DbStore, sql: &'static str) {
