@@ -56,7 +56,7 @@ impl DbStore {
     /// (see [`CatchUp`]). Answers what the first step found.
     async fn checkpoint(&self) -> Result<CheckpointResult, StoreError> {
         let first = self.run(|conn| Ok(passive_checkpoint(conn)?)).await?;
-        if !first.needs_second_step() {
+        if !first.needs_last_step() {
             return Ok(first);
         }
         let mut catch_up = CatchUp::after(first);
@@ -76,7 +76,7 @@ impl DbStore {
 /// busy ledger, so under load the WAL restarts at every tick, well before `wal_autocheckpoint`
 /// (16,384) would make a commit checkpoint; a light load skips the step. A larger threshold
 /// lets the WAL grow towards the point where a commit checkpoints.
-const SECOND_STEP_FRAMES: i64 = 4_096;
+const LAST_STEP_FRAMES: i64 = 4_096;
 
 /// Frames new to a step outside the turn that still let it be the last before the turn's: it
 /// is short, and so is the turn's step, which copies what the ledger committed meanwhile.
@@ -139,8 +139,8 @@ struct CheckpointResult {
 }
 
 impl CheckpointResult {
-    fn needs_second_step(self) -> bool {
-        self.log >= SECOND_STEP_FRAMES
+    fn needs_last_step(self) -> bool {
+        self.log >= LAST_STEP_FRAMES
     }
 }
 
@@ -171,7 +171,7 @@ mod tests {
     /// A catch-up after a first step that copied all of a large WAL.
     fn after_a_large_wal() -> CatchUp {
         let first = frames(8_000, 8_000);
-        assert!(first.needs_second_step());
+        assert!(first.needs_last_step());
         CatchUp::after(first)
     }
 
@@ -269,27 +269,27 @@ mod tests {
             })
         };
         let mut largest = 0;
-        let mut second_steps = 0;
+        let mut last_steps = 0;
         // Until the writer has made enough commits to show anything (a loaded machine makes
         // them slower), at least 150 checkpoint ticks.
-        let enough = u32::try_from(5 * SECOND_STEP_FRAMES).unwrap();
+        let enough = u32::try_from(5 * LAST_STEP_FRAMES).unwrap();
         let mut ticks = 0;
         while ticks < 150 || (made.load(Ordering::Relaxed) < enough && ticks < 6_000) {
             ticks += 1;
             tokio::time::sleep(Duration::from_millis(10)).await;
             let found = store.checkpoint().await.unwrap();
             largest = largest.max(found.log);
-            second_steps += u32::from(found.needs_second_step());
+            last_steps += u32::from(found.needs_last_step());
         }
         stop.store(true, Ordering::Relaxed);
         let commits = writer.await.unwrap();
         assert!(
-            i64::from(commits) > 4 * SECOND_STEP_FRAMES,
+            i64::from(commits) > 4 * LAST_STEP_FRAMES,
             "the writer made only {commits} commits: too few to show anything"
         );
-        assert!(second_steps > 0, "no checkpoint took its second step");
+        assert!(last_steps > 0, "no checkpoint took its last step");
         assert!(
-            largest < 3 * SECOND_STEP_FRAMES,
+            largest < 3 * LAST_STEP_FRAMES,
             "the WAL reached {largest} frames over {commits} commits: it did not restart"
         );
         store.close().await;
