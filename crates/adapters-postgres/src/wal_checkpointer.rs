@@ -51,7 +51,7 @@ impl DbStore {
     /// that last step a busy ledger always commits during the checkpoint, the WAL never
     /// restarts, and once it holds `wal_autocheckpoint` pages a ledger commit checkpoints, fsync
     /// included, while its whole batch waits. The ledger waits for the last step, whose two
-    /// fsyncs take as long as the frames it copies: so first, outside the turn, more PASSIVE
+    /// fsyncs grow with the frames it copies: so first, outside the turn, more PASSIVE
     /// steps copy what the ledger committed during the one before, until few frames are left
     /// (see [`CatchUp`]). Answers what the first step found.
     async fn checkpoint(&self) -> Result<CheckpointResult, StoreError> {
