@@ -91,7 +91,8 @@ const MAX_CATCH_UP_STEPS: u32 = 4;
 /// as long as the ledger commits slower than a step copies.
 #[derive(Debug, Clone, Copy)]
 struct CatchUp {
-    last: CheckpointResult,
+    /// Frames the newest step had copied into the database when it ended.
+    copied: i64,
     /// Frames the newest step found that the one before had not copied.
     new_frames: i64,
     steps: u32,
@@ -101,7 +102,7 @@ struct CatchUp {
 impl CatchUp {
     fn after(first: CheckpointResult) -> Self {
         Self {
-            last: first,
+            copied: first.checkpointed,
             new_frames: i64::MAX,
             steps: 0,
             restarted: false,
@@ -116,10 +117,10 @@ impl CatchUp {
         // Fewer frames than the step before had copied: a writer began with every frame
         // copied and restarted the WAL, which is what the turn's step is for (or there is no
         // WAL any more: -1).
-        self.restarted = step.log < self.last.checkpointed;
-        self.new_frames = step.log - self.last.checkpointed;
+        self.restarted = step.log < self.copied;
+        self.new_frames = step.log - self.copied;
         self.steps += 1;
-        self.last = step;
+        self.copied = step.checkpointed;
     }
 
     fn wal_restarted(&self) -> bool {
