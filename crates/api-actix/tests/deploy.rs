@@ -226,6 +226,12 @@ fn the_environment_file_and_operating_md_name_every_variable_the_binary_reads() 
     );
 }
 
+/// `deploy/jobtactics.service`: `systemd-analyze verify` is clean and `systemd-analyze security
+/// --offline=yes` scores at most 2.0; the binary then serves with exactly what the unit
+/// provides (the environment file's settings, the secret as a credential file, the state
+/// directory as working directory, umask 077, an unprivileged user id from the dynamic range):
+/// a token the CLI signs with the credential is accepted, the store is created 0600 and owned by
+/// that user, every log line is JSON, and SIGTERM exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_systemd_unit_verifies_and_the_binary_serves_with_what_it_provides() {
     let _serial = SERIAL.lock().await;
@@ -506,6 +512,14 @@ async fn get_me(
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
+/// `deploy/nginx/jobtactics.conf` through `scripts/nginx-tls.sh`, two clients each from an
+/// address of its own (127.0.1.2 and 127.0.2.3; nginx is 127.0.0.1): plain HTTP redirects; a key
+/// limited to the first client's address works for it, also with a forged `X-Forwarded-For`,
+/// and is `network_not_allowed` for the second whatever address it claims; the key's clients
+/// list shows the first client's network, never nginx's or a forged one; with
+/// `JT_AUTH_FAILURES_PER_MINUTE=5` the first client, forging a different address each time, gets
+/// 429 after five failures while the second is still answered 401; request ids pass through and
+/// are in nginx's log; no key is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_terminates_tls_and_the_service_sees_the_real_client_whatever_it_forwards() {
     let _serial = SERIAL.lock().await;
@@ -756,6 +770,14 @@ async fn revocation_through_nginx(
     }
 }
 
+/// Three instances through `scripts/cluster.sh` under load through nginx (three clients
+/// rendering with an `Idempotency-Key` each, retrying a 502 or 409 with the same key; two reading
+/// `/me`), one killed with `kill -9`: every 201 a client received is in the ledger; no document
+/// and no `Idempotency-Key` is charged twice (a charge without a 201 is one of the in-doubt
+/// renders, once); the balance is the ledger's sum; every request started 2 s after the kill or
+/// later succeeds at its first attempt and was served by the two survivors (nginx's log); nginx
+/// was not reloaded for it; a key revoked on one instance (before the kill and after it) is
+/// refused through nginx within 1 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_behind_nginx_survive_kill_9_of_one_without_losing_or_doubling_a_charge() {
     let _serial = SERIAL.lock().await;
@@ -1310,6 +1332,11 @@ fn owning_package(path: &str) -> String {
     panic!("no Debian package owns {path}")
 }
 
+/// The Dockerfile's steps, on the host (no Docker engine here): the stages, and only the binary
+/// copied; the binary stripped as the build stage does; the runtime stage's packages (with their
+/// dependencies) provide every library `ldd` lists; `migrate`, then `serve` as uid 10001 with
+/// the image's environment, working directory and command: `/readyz` answers 200, the store is
+/// created 0600 and owned by 10001, and SIGTERM exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dockerfile_runtime_stage_serves_as_its_non_root_user() {
     let _serial = SERIAL.lock().await;
