@@ -1,8 +1,8 @@
 //! A consistent copy of the embedded store, taken while it serves: `VACUUM INTO`, which reads
 //! the database in one read transaction (writers go on meanwhile, in WAL mode) and writes a new,
 //! compacted database file. Through SQLite, like everything on the database's files
-//! (docs/storage.md, "Nothing but SQLite touches the files"); the copy gets the store's mode
-//! (0600). On PostgreSQL, `pg_dump` or WAL archiving do this job.
+//! (docs/storage.md, "Nothing but SQLite closes a descriptor of the files"); the copy gets the
+//! store's mode (0600). On PostgreSQL, `pg_dump` or WAL archiving do this job.
 
 use std::path::Path;
 

@@ -216,8 +216,9 @@ impl r2d2::ManageConnection for Manager {
 /// - `wal_autocheckpoint`: at SQLite's default (every 1,000 pages, 4 MB) the ledger's commits
 ///   ran a checkpoint every few dozen batches, and half of a commit's CPU was checkpointing the
 ///   same hot pages (balances, index tails) again and again. A server checkpoints in the
-///   background instead (`wal_checkpointer.rs`); 16,384 pages (64 MB) only bounds the WAL
-///   should that fall behind, and serves one-shot commands.
+///   background instead (`wal_checkpointer.rs`), and lets a busy WAL reach 131,072 pages
+///   before restarting it; 262,144 pages (1 GiB) only bounds the WAL should that task fall
+///   behind, and serves one-shot commands.
 ///
 /// The ledger writer's connections also get settings of their own ([`ConnectionSetup::ledger`]).
 #[derive(Debug, Clone, Copy, Default)]
@@ -254,7 +255,7 @@ impl ConnectionSetup {
 }
 
 /// Pages between automatic checkpoints (see [`ConnectionSetup`]).
-const WAL_AUTOCHECKPOINT_PAGES: u32 = 16_384;
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 262_144;
 /// The ledger writer's page cache, in KiB (see [`ConnectionSetup::ledger`]).
 const LEDGER_CACHE_KIB: u32 = 32 * 1024;
 /// Every other connection's page cache, in KiB (see [`ConnectionSetup`]).

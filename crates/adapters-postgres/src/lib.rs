@@ -25,6 +25,7 @@ mod confirmed_write_postgres;
 mod connect_gate;
 pub mod connection;
 mod connection_trust;
+mod database_file_flush;
 mod database_health;
 mod expiry_reminder_store;
 mod failure;

@@ -7,7 +7,7 @@
 //! mode) is narrowed, by path. Nothing here opens a descriptor of the database: closing any
 //! descriptor of a file releases every POSIX lock the process holds on it, SQLite's included,
 //! after which another process takes the database for unused and deletes its WAL
-//! (docs/storage.md, "Nothing but SQLite touches the files").
+//! (docs/storage.md, "Nothing but SQLite closes a descriptor of the files").
 
 use std::fs::Permissions;
 use std::io;

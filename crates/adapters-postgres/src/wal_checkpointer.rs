@@ -6,13 +6,14 @@
 //! large threshold, half of a commit's CPU at a small one). Here a task runs a PASSIVE
 //! checkpoint on a pool connection at a short interval: it never waits for or blocks the
 //! writer or the readers, and copies each hot page once per interval. When the WAL is large it
-//! then takes a second, short step in the writers' turn, so that the WAL restarts (see
+//! then takes a last, short step in the writers' turn, so that the WAL restarts (see
 //! [`DbStore::checkpoint`]). The connections' `wal_autocheckpoint` (see `ConnectionSetup`)
 //! stays as a bound on the WAL's size should this task fall behind.
 //!
-//! Every step goes through SQLite, syncs included: this process never opens the database's
-//! files beside it, since closing such a descriptor would drop SQLite's locks
-//! (docs/storage.md, "Nothing but SQLite touches the files").
+//! Every step goes through SQLite, syncs included, except one: the database file's pages are
+//! written to disk before the turn through a descriptor that is never closed
+//! (`database_file_flush.rs`; docs/storage.md, "Nothing but SQLite closes a descriptor of the
+//! files").
 
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use keys_domain::ports::StoreError;
 use tokio::task::JoinHandle;
 
 use crate::connection::AnyConnection;
+use crate::database_file_flush::flush_database_file;
 use crate::store::DbStore;
 
 impl DbStore {
@@ -37,7 +39,7 @@ impl DbStore {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if let Err(e) = store.checkpoint().await {
+                if let Err(e) = store.checkpoint(LAST_STEP_FRAMES).await {
                     // The next tick tries again; meanwhile SQLite's own threshold applies.
                     tracing::debug!(error = %e, "WAL checkpoint failed");
                 }
@@ -45,38 +47,63 @@ impl DbStore {
         }))
     }
 
-    /// A PASSIVE checkpoint; when the WAL was large, a last one in the writers' turn, which
-    /// copies what was committed since, so that the next writer starts the WAL again from its
-    /// beginning (SQLite restarts it only when a write begins with every frame copied). Without
-    /// that last step a busy ledger always commits during the checkpoint, the WAL never
-    /// restarts, and once it holds `wal_autocheckpoint` pages a ledger commit checkpoints, fsync
-    /// included, while its whole batch waits. The ledger waits for the last step, whose two
-    /// fsyncs grow with the frames it copies: so first, outside the turn, more PASSIVE
-    /// steps copy what the ledger committed during the one before, until few frames are left
-    /// (see [`CatchUp`]). Answers what the first step found.
-    async fn checkpoint(&self) -> Result<CheckpointResult, StoreError> {
+    /// A PASSIVE checkpoint; when the WAL held `last_step_frames` or more, a last one in the
+    /// writers' turn, which copies what was committed since, so that the next writer starts the
+    /// WAL again from its beginning (SQLite restarts it only when a write begins with every
+    /// frame copied). Without that last step a busy ledger always commits during the
+    /// checkpoint, the WAL never restarts, and once it holds `wal_autocheckpoint` pages a ledger
+    /// commit checkpoints, fsync included, while its whole batch waits.
+    ///
+    /// The ledger waits for the last step, so what it syncs is made small first, outside the
+    /// turn: the database file's pages, which no PASSIVE step syncs until one copies the whole
+    /// WAL, are flushed; then more PASSIVE steps copy what the ledger committed during the step
+    /// before, until few frames are left (see [`CatchUp`]); then the file is flushed again.
+    /// Answers what the first step found.
+    async fn checkpoint(&self, last_step_frames: i64) -> Result<CheckpointResult, StoreError> {
         let first = self.run(|conn| Ok(passive_checkpoint(conn)?)).await?;
-        if !first.needs_last_step() {
+        if first.log < last_step_frames {
             return Ok(first);
         }
+        self.flush_database_file().await;
         let mut catch_up = CatchUp::after(first);
         while catch_up.goes_on() {
             let step = self.run(|conn| Ok(passive_checkpoint(conn)?)).await?;
             catch_up.record(step);
         }
         if !catch_up.wal_restarted() {
+            self.flush_database_file().await;
             self.run_write(|conn| Ok(passive_checkpoint(conn)?)).await?;
         }
         Ok(first)
     }
+
+    /// [`flush_database_file`] on a pool connection. A failure only leaves the pages to the
+    /// turn's own sync, so it is logged, not returned.
+    async fn flush_database_file(&self) {
+        let flushed = self
+            .run(|conn| match conn {
+                AnyConnection::Sqlite(lite) => Ok::<_, crate::failure::Failure<StoreError>>(
+                    flush_database_file(lite).map_err(|e| e.to_string()),
+                ),
+                AnyConnection::Postgres(_) => Ok(Ok(())),
+            })
+            .await;
+        match flushed {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "flushing the database file failed"),
+            Err(e) => tracing::debug!(error = %e, "flushing the database file failed"),
+        }
+    }
 }
 
-/// WAL frames past which a checkpoint takes its last step in the writers' turn (while it ran,
-/// a busy ledger has committed more). 4,096 frames (16 MB) is about one interval's writes of a
-/// busy ledger, so under load the WAL restarts at every tick, well before `wal_autocheckpoint`
-/// (16,384) would make a commit checkpoint; a light load skips the step. A larger threshold
-/// lets the WAL grow towards the point where a commit checkpoints.
-const LAST_STEP_FRAMES: i64 = 4_096;
+/// WAL frames past which a checkpoint takes its last step in the writers' turn, and so how
+/// often a busy ledger's WAL restarts: 131,072 frames (512 MiB of pages) is about two seconds of
+/// a busy ledger's writes. Each restart holds every paid request in flight for the last step
+/// and, in the ledger's next commit, a sync of the new WAL header; rare restarts keep those
+/// waits out of all but the slowest thousandth of requests. The WAL file keeps its largest size
+/// until the last connection closes. A light load skips the step: a PASSIVE step then copies
+/// every frame, and the next write restarts the WAL by itself.
+const LAST_STEP_FRAMES: i64 = 131_072;
 
 /// Frames new to a step outside the turn that still let it be the last before the turn's: it
 /// is short, and so is the turn's step, which copies what the ledger committed meanwhile.
@@ -139,12 +166,6 @@ struct CheckpointResult {
     checkpointed: i64,
 }
 
-impl CheckpointResult {
-    fn needs_last_step(self) -> bool {
-        self.log >= LAST_STEP_FRAMES
-    }
-}
-
 /// One PASSIVE checkpoint on `conn` (nothing on PostgreSQL).
 fn passive_checkpoint(conn: &mut AnyConnection) -> diesel::QueryResult<CheckpointResult> {
     match conn {
@@ -171,9 +192,7 @@ mod tests {
 
     /// A catch-up after a first step that copied all of a large WAL.
     fn after_a_large_wal() -> CatchUp {
-        let first = frames(8_000, 8_000);
-        assert!(first.needs_last_step());
-        CatchUp::after(first)
+        CatchUp::after(frames(8_000, 8_000))
     }
 
     #[test]
@@ -236,10 +255,13 @@ mod tests {
             .unwrap();
     }
 
+    /// A threshold for the last step small enough for a test's writer to cross many times.
+    const LAST_STEP: i64 = 4_096;
+
     /// A writer that commits without pause, as the ledger does under load, and never
     /// checkpoints by itself (`wal_autocheckpoint = 0`): only the checkpointer can bound its WAL.
     /// Each commit appends a page of its own, so a WAL that never restarted would hold one frame
-    /// per commit.
+    /// per commit. Each last step also flushes the database file first.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_writer_that_never_pauses_still_has_its_wal_restarted() {
         let (_dir, url) = fresh_sqlite_url();
@@ -273,24 +295,24 @@ mod tests {
         let mut last_steps = 0;
         // Until the writer has made enough commits to show anything (a loaded machine makes
         // them slower), at least 150 checkpoint ticks.
-        let enough = u32::try_from(5 * LAST_STEP_FRAMES).unwrap();
+        let enough = u32::try_from(5 * LAST_STEP).unwrap();
         let mut ticks = 0;
         while ticks < 150 || (made.load(Ordering::Relaxed) < enough && ticks < 6_000) {
             ticks += 1;
             tokio::time::sleep(Duration::from_millis(10)).await;
-            let found = store.checkpoint().await.unwrap();
+            let found = store.checkpoint(LAST_STEP).await.unwrap();
             largest = largest.max(found.log);
-            last_steps += u32::from(found.needs_last_step());
+            last_steps += u32::from(found.log >= LAST_STEP);
         }
         stop.store(true, Ordering::Relaxed);
         let commits = writer.await.unwrap();
         assert!(
-            i64::from(commits) > 4 * LAST_STEP_FRAMES,
+            i64::from(commits) > 4 * LAST_STEP,
             "the writer made only {commits} commits: too few to show anything"
         );
         assert!(last_steps > 0, "no checkpoint took its last step");
         assert!(
-            largest < 3 * LAST_STEP_FRAMES,
+            largest < 3 * LAST_STEP,
             "the WAL reached {largest} frames over {commits} commits: it did not restart"
         );
         store.close().await;

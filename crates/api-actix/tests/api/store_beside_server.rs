@@ -1,6 +1,6 @@
 //! The embedded store shared by processes: the server under render load, with the operator CLI
-//! and a `sqlite3` reader opening the same file beside it. Nothing but SQLite touches the
-//! database's files (docs/storage.md), so SQLite's locks hold: the server holds a lock on the
+//! and a `sqlite3` reader opening the same file beside it. Nothing but SQLite closes a
+//! descriptor of the database's files (docs/storage.md), so SQLite's locks hold: the server holds a lock on the
 //! database file for as long as it serves, nobody deletes the WAL under it, every 201 is on disk
 //! after a clean stop and after `kill -9`, and the file passes `pragma integrity_check`.
 //!
