@@ -206,10 +206,12 @@ impl DbStore {
         }
     }
 
-    /// Stops opening connections and waits (a few seconds at most) for the attempts in flight,
-    /// so the process can exit without a pool thread inside libpq (see `docs/storage.md`).
-    /// Later calls answer `StoreError::Unavailable`.
+    /// On SQLite, first empties the WAL into the database file (`empty_the_wal`). Then stops
+    /// opening connections and waits (a few seconds at most) for the attempts in flight, so the
+    /// process can exit without a pool thread inside libpq (see `docs/storage.md`). Later calls
+    /// answer `StoreError::Unavailable`.
     pub async fn close(&self) {
+        self.empty_the_wal().await;
         let gate = self.inner.gate.clone();
         let drained = tokio::task::spawn_blocking(move || gate.close(CONNECT_DRAIN_LIMIT)).await;
         if !matches!(drained, Ok(true)) {

@@ -34,13 +34,14 @@ impl DbStore {
             return None;
         }
         let store = self.clone();
+        // `every` from the end of one checkpoint to the start of the next, not an interval: after
+        // a last step, a tick due at once would find the WAL not yet restarted (no write since)
+        // and take the whole last step again.
         Some(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
+                tokio::time::sleep(every).await;
                 if let Err(e) = store.checkpoint(LAST_STEP_FRAMES).await {
-                    // The next tick tries again; meanwhile SQLite's own threshold applies.
+                    // The next one tries again; meanwhile SQLite's own threshold applies.
                     tracing::debug!(error = %e, "WAL checkpoint failed");
                 }
             }
@@ -55,18 +56,18 @@ impl DbStore {
     /// commit checkpoints, fsync included, while its whole batch waits.
     ///
     /// The ledger waits for the last step, so what it syncs is made small first, outside the
-    /// turn: the database file's pages, which no PASSIVE step syncs until one copies the whole
-    /// WAL, are flushed; then more PASSIVE steps copy what the ledger committed during the step
-    /// before, until few frames are left (see [`CatchUp`]); then the file is flushed again.
-    /// Answers what the first step found.
+    /// turn. Each catch-up round flushes the database file's pages (no PASSIVE step syncs the
+    /// file until one copies the whole WAL) and copies what the ledger committed meanwhile, until
+    /// few frames are left (see [`CatchUp`]); a last flush then leaves the turn's sync only the
+    /// pages its own step copies. Answers what the first step found.
     async fn checkpoint(&self, last_step_frames: i64) -> Result<CheckpointResult, StoreError> {
         let first = self.run(|conn| Ok(passive_checkpoint(conn)?)).await?;
         if first.log < last_step_frames {
             return Ok(first);
         }
-        self.flush_database_file().await;
         let mut catch_up = CatchUp::after(first);
         while catch_up.goes_on() {
+            self.flush_database_file().await;
             let step = self.run(|conn| Ok(passive_checkpoint(conn)?)).await?;
             catch_up.record(step);
         }
@@ -75,6 +76,33 @@ impl DbStore {
             self.run_write(|conn| Ok(passive_checkpoint(conn)?)).await?;
         }
         Ok(first)
+    }
+
+    /// On SQLite, copies the whole WAL into the database file and empties the WAL file
+    /// (`wal_checkpoint(TRUNCATE)`), for a store that stops: a busy WAL can hold hundreds of
+    /// megabytes, which the next start would otherwise read back and copy before anything else.
+    /// It waits for other processes' readers up to the busy timeout; a failure leaves the WAL to
+    /// the next start, which loses nothing.
+    pub(crate) async fn empty_the_wal(&self) {
+        if self.backend_name() != "sqlite" {
+            return;
+        }
+        let emptied = self
+            .run_write(|conn| match conn {
+                AnyConnection::Sqlite(lite) => {
+                    Ok(diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)")
+                        .get_result::<Truncated>(lite)?)
+                }
+                AnyConnection::Postgres(_) => Ok(Truncated::default()),
+            })
+            .await;
+        match emptied {
+            Ok(Truncated { busy: 0 }) => {}
+            Ok(_) => tracing::info!("the WAL was not emptied at close: another connection held it"),
+            Err::<_, StoreError>(e) => {
+                tracing::info!(error = %e, "the WAL was not emptied at close");
+            }
+        }
     }
 
     /// [`flush_database_file`] on a pool connection. A failure only leaves the pages to the
@@ -153,6 +181,13 @@ impl CatchUp {
     fn wal_restarted(&self) -> bool {
         self.restarted
     }
+}
+
+/// Whether `PRAGMA wal_checkpoint(TRUNCATE)` found the WAL held by another connection (1).
+#[derive(diesel::QueryableByName, Debug, Clone, Copy, Default)]
+struct Truncated {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    busy: i32,
 }
 
 /// What `PRAGMA wal_checkpoint` answers.
@@ -253,6 +288,37 @@ mod tests {
             })
             .await
             .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_closed_store_leaves_an_empty_wal_and_every_write_in_the_database_file() {
+        let (_dir, url) = fresh_sqlite_url();
+        let store = DbStore::connect(&url).unwrap();
+        store.run_migrations().unwrap();
+        write(
+            &store,
+            "PRAGMA wal_autocheckpoint = 0; CREATE TABLE pages (id INTEGER PRIMARY KEY, body BLOB); \
+             INSERT INTO pages (body) VALUES (zeroblob(300000))",
+        )
+        .await;
+        let path = url.trim_start_matches("sqlite://").to_owned();
+        let wal = format!("{path}-wal");
+        let before = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        assert!(
+            before > 300_000,
+            "the WAL holds the writes ({before} bytes)"
+        );
+
+        store.close().await;
+
+        let after = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        assert_eq!(after, 0, "the WAL still holds {after} bytes");
+        let body: Vec<u8> = std::process::Command::new("sqlite3")
+            .args([path.as_str(), "SELECT length(body) FROM pages"])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run sqlite3 ({e}): apt-get install sqlite3"))
+            .stdout;
+        assert_eq!(String::from_utf8_lossy(&body).trim(), "300000");
     }
 
     /// A threshold for the last step small enough for a test's writer to cross many times.
