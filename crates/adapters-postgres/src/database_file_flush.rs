@@ -119,9 +119,8 @@ mod tests {
         .unwrap();
         let inode = std::fs::metadata(&path).unwrap().ino();
         // A connection in WAL mode holds a lock on the database file while it is open.
-        let held = locks_held(inode);
         assert!(
-            held > 0,
+            locks_held(inode) > 0,
             "the open connection holds no lock: nothing to check"
         );
         let before = descriptors_of(&path);
@@ -129,9 +128,9 @@ mod tests {
         flush_database_file(&mut conn).unwrap();
         flush_database_file(&mut conn).unwrap();
 
-        assert_eq!(
-            locks_held(inode),
-            held,
+        // Closing any descriptor of the file would release all of them at once.
+        assert!(
+            locks_held(inode) > 0,
             "flushing released SQLite's locks on the file"
         );
         assert_eq!(

@@ -56,18 +56,18 @@ impl DbStore {
     /// commit checkpoints, fsync included, while its whole batch waits.
     ///
     /// The ledger waits for the last step, so what it syncs is made small first, outside the
-    /// turn. Each catch-up round flushes the database file's pages (no PASSIVE step syncs the
-    /// file until one copies the whole WAL) and copies what the ledger committed meanwhile, until
-    /// few frames are left (see [`CatchUp`]); a last flush then leaves the turn's sync only the
-    /// pages its own step copies. Answers what the first step found.
+    /// turn: the database file's pages, which no PASSIVE step syncs until one copies the whole
+    /// WAL, are flushed; then more PASSIVE steps copy what the ledger committed during the step
+    /// before, until few frames are left (see [`CatchUp`]); then the file is flushed again.
+    /// Answers what the first step found.
     async fn checkpoint(&self, last_step_frames: i64) -> Result<CheckpointResult, StoreError> {
         let first = self.run(|conn| Ok(passive_checkpoint(conn)?)).await?;
         if first.log < last_step_frames {
             return Ok(first);
         }
+        self.flush_database_file().await;
         let mut catch_up = CatchUp::after(first);
         while catch_up.goes_on() {
-            self.flush_database_file().await;
             let step = self.run(|conn| Ok(passive_checkpoint(conn)?)).await?;
             catch_up.record(step);
         }
@@ -81,28 +81,34 @@ impl DbStore {
     /// On SQLite, copies the whole WAL into the database file and empties the WAL file
     /// (`wal_checkpoint(TRUNCATE)`), for a store that stops: a busy WAL can hold hundreds of
     /// megabytes, which the next start would otherwise read back and copy before anything else.
-    /// It waits for other processes' readers up to the busy timeout; a failure leaves the WAL to
-    /// the next start, which loses nothing.
+    /// SQLite answers "busy" at once while another checkpoint runs (the checkpoint task's last
+    /// step may still be in flight), so it tries again for up to [`EMPTYING_TRIES`] times 50 ms;
+    /// each try waits for other processes' readers up to the busy timeout. A failure leaves the
+    /// WAL to the next start, which loses nothing.
     pub(crate) async fn empty_the_wal(&self) {
         if self.backend_name() != "sqlite" {
             return;
         }
-        let emptied = self
-            .run_write(|conn| match conn {
-                AnyConnection::Sqlite(lite) => {
-                    Ok(diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)")
-                        .get_result::<Truncated>(lite)?)
+        for _ in 0..EMPTYING_TRIES {
+            let emptied = self
+                .run_write(|conn| match conn {
+                    AnyConnection::Sqlite(lite) => {
+                        Ok(diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)")
+                            .get_result::<Truncated>(lite)?)
+                    }
+                    AnyConnection::Postgres(_) => Ok(Truncated::default()),
+                })
+                .await;
+            match emptied {
+                Ok(Truncated { busy: 0 }) => return,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err::<_, StoreError>(e) => {
+                    tracing::info!(error = %e, "the WAL was not emptied at close");
+                    return;
                 }
-                AnyConnection::Postgres(_) => Ok(Truncated::default()),
-            })
-            .await;
-        match emptied {
-            Ok(Truncated { busy: 0 }) => {}
-            Ok(_) => tracing::info!("the WAL was not emptied at close: another connection held it"),
-            Err::<_, StoreError>(e) => {
-                tracing::info!(error = %e, "the WAL was not emptied at close");
             }
         }
+        tracing::info!("the WAL was not emptied at close: another connection held it");
     }
 
     /// [`flush_database_file`] on a pool connection. A failure only leaves the pages to the
@@ -182,6 +188,9 @@ impl CatchUp {
         self.restarted
     }
 }
+
+/// Tries at emptying the WAL at close, 50 ms apart (see [`DbStore::empty_the_wal`]).
+const EMPTYING_TRIES: u32 = 40;
 
 /// Whether `PRAGMA wal_checkpoint(TRUNCATE)` found the WAL held by another connection (1).
 #[derive(diesel::QueryableByName, Debug, Clone, Copy, Default)]
