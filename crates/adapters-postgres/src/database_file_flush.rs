@@ -76,26 +76,7 @@ mod tests {
     use diesel::connection::SimpleConnection as _;
 
     use super::*;
-    use crate::testing::fresh_sqlite_url;
-
-    /// The POSIX locks this process holds on the file with `inode` (`/proc/locks` lines read
-    /// `N: POSIX ADVISORY READ PID MAJ:MIN:INODE START END`).
-    fn locks_held(inode: u64) -> usize {
-        let pid = std::process::id().to_string();
-        std::fs::read_to_string("/proc/locks")
-            .unwrap()
-            .lines()
-            .filter(|line| {
-                let fields: Vec<&str> = line.split_whitespace().filter(|f| *f != "->").collect();
-                fields.get(4) == Some(&pid.as_str())
-                    && fields
-                        .get(5)
-                        .and_then(|id| id.rsplit(':').next())
-                        .and_then(|i| i.parse::<u64>().ok())
-                        == Some(inode)
-            })
-            .count()
-    }
+    use crate::testing::{fresh_sqlite_url, posix_locks_held};
 
     /// This process's descriptors of the file at `path`.
     fn descriptors_of(path: &str) -> usize {
@@ -120,7 +101,7 @@ mod tests {
         let inode = std::fs::metadata(&path).unwrap().ino();
         // A connection in WAL mode holds a lock on the database file while it is open.
         assert!(
-            locks_held(inode) > 0,
+            posix_locks_held(std::process::id(), inode) > 0,
             "the open connection holds no lock: nothing to check"
         );
         let before = descriptors_of(&path);
@@ -130,7 +111,7 @@ mod tests {
 
         // Closing any descriptor of the file would release all of them at once.
         assert!(
-            locks_held(inode) > 0,
+            posix_locks_held(std::process::id(), inode) > 0,
             "flushing released SQLite's locks on the file"
         );
         assert_eq!(

@@ -201,6 +201,35 @@ pub async fn execute_sql(store: &crate::DbStore, sql: &str) -> usize {
         .expect("cannot run the test's SQL")
 }
 
+/// The POSIX locks `pid` holds on the file with `inode` (`/proc/locks` lines read
+/// `N: POSIX ADVISORY READ PID MAJ:MIN:INODE START END`; a waiter's has `->` after `N:`).
+/// The kernel writes the file anew at each `read` call's offset, a page at a time, so lines can
+/// shift between calls while other processes take or drop locks: a lock missed by one whole
+/// read is looked for twice more before it counts as not held. A server that lost its locks
+/// shows none in any read.
+pub fn posix_locks_held(pid: u32, inode: u64) -> usize {
+    (0..3)
+        .map(|_| locks_in_one_read(pid, inode))
+        .find(|&n| n > 0)
+        .unwrap_or(0)
+}
+
+fn locks_in_one_read(pid: u32, inode: u64) -> usize {
+    let locks = std::fs::read_to_string("/proc/locks").expect("cannot read /proc/locks");
+    locks
+        .lines()
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().filter(|f| *f != "->").collect();
+            fields.get(4) == Some(&pid.to_string().as_str())
+                && fields
+                    .get(5)
+                    .and_then(|id| id.rsplit(':').next())
+                    .and_then(|i| i.parse::<u64>().ok())
+                    == Some(inode)
+        })
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

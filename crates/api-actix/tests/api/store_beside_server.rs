@@ -18,6 +18,8 @@ use std::time::Duration;
 use reqwest::Client;
 use serde_json::{Value, json};
 
+use adapters_postgres::testing::posix_locks_held;
+
 use crate::helpers::{Backend, Database, binary, spawn_server_process, stdout_of, unique};
 
 const RENDER: &str = "/api/v1/public/documents";
@@ -79,7 +81,7 @@ impl Watcher {
                 let mut wal_inode = None;
                 while !stop.load(Ordering::Relaxed) {
                     seen.samples += 1;
-                    if locks_held(pid, inode) == 0 {
+                    if posix_locks_held(pid, inode) == 0 {
                         seen.unlocked += 1;
                     }
                     match (std::fs::metadata(&wal).map(|m| m.ino()), wal_inode) {
@@ -108,35 +110,6 @@ impl Watcher {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap()
     }
-}
-
-/// The POSIX locks `pid` holds on the file with `inode` (`/proc/locks` lines read
-/// `N: POSIX ADVISORY READ PID MAJ:MIN:INODE START END`; a waiter's has `->` after `N:`).
-/// The kernel writes the file anew at each `read` call's offset, a page at a time, so lines can
-/// shift between calls while other processes take or drop locks: a lock missed by one whole
-/// read is looked for twice more before it counts as not held. A server that lost its locks
-/// shows none in any read.
-fn locks_held(pid: u32, inode: u64) -> usize {
-    (0..3)
-        .map(|_| locks_in_one_read(pid, inode))
-        .find(|&n| n > 0)
-        .unwrap_or(0)
-}
-
-fn locks_in_one_read(pid: u32, inode: u64) -> usize {
-    let locks = std::fs::read_to_string("/proc/locks").unwrap();
-    locks
-        .lines()
-        .filter(|line| {
-            let fields: Vec<&str> = line.split_whitespace().filter(|f| *f != "->").collect();
-            fields.get(4) == Some(&pid.to_string().as_str())
-                && fields
-                    .get(5)
-                    .and_then(|id| id.rsplit(':').next())
-                    .and_then(|i| i.parse::<u64>().ok())
-                    == Some(inode)
-        })
-        .count()
 }
 
 /// The server's descriptors that point at a deleted file named after the database.
