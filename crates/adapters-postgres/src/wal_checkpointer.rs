@@ -82,14 +82,15 @@ impl DbStore {
     /// (`wal_checkpoint(TRUNCATE)`), for a store that stops: a busy WAL can hold hundreds of
     /// megabytes, which the next start would otherwise read back and copy before anything else.
     /// SQLite answers "busy" at once while another checkpoint runs (the checkpoint task's last
-    /// step may still be in flight), so it tries again for up to [`EMPTYING_TRIES`] times 50 ms;
-    /// each try waits for other processes' readers up to the busy timeout. A failure leaves the
-    /// WAL to the next start, which loses nothing.
+    /// step may still be in flight), so it tries again every 50 ms for [`EMPTYING_FOR`]; a try
+    /// also waits for other processes' readers, up to the busy timeout. A failure leaves the WAL
+    /// to the next start, which loses nothing.
     pub(crate) async fn empty_the_wal(&self) {
         if self.backend_name() != "sqlite" {
             return;
         }
-        for _ in 0..EMPTYING_TRIES {
+        let until = tokio::time::Instant::now() + EMPTYING_FOR;
+        while tokio::time::Instant::now() < until {
             let emptied = self
                 .run_write(|conn| match conn {
                     AnyConnection::Sqlite(lite) => {
@@ -135,8 +136,8 @@ impl DbStore {
 /// a busy ledger's writes. Each restart holds every paid request in flight for the last step
 /// and, in the ledger's next commit, a sync of the new WAL header; rare restarts keep those
 /// waits out of all but the slowest thousandth of requests. The WAL file keeps its largest size
-/// until the last connection closes. A light load skips the step: a PASSIVE step then copies
-/// every frame, and the next write restarts the WAL by itself.
+/// until the store closes ([`DbStore::empty_the_wal`]). A light load skips the step: a PASSIVE
+/// step then copies every frame, and the next write restarts the WAL by itself.
 const LAST_STEP_FRAMES: i64 = 131_072;
 
 /// Frames new to a step outside the turn that still let it be the last before the turn's: it
@@ -189,8 +190,8 @@ impl CatchUp {
     }
 }
 
-/// Tries at emptying the WAL at close, 50 ms apart (see [`DbStore::empty_the_wal`]).
-const EMPTYING_TRIES: u32 = 40;
+/// How long closing tries to empty the WAL (see [`DbStore::empty_the_wal`]).
+const EMPTYING_FOR: Duration = Duration::from_secs(2);
 
 /// Whether `PRAGMA wal_checkpoint(TRUNCATE)` found the WAL held by another connection (1).
 #[derive(diesel::QueryableByName, Debug, Clone, Copy, Default)]
