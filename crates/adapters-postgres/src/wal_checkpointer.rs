@@ -61,19 +61,24 @@ impl DbStore {
     /// before, until few frames are left (see [`CatchUp`]); then the file is flushed again.
     /// Answers what the first step found.
     async fn checkpoint(&self, last_step_frames: i64) -> Result<CheckpointResult, StoreError> {
-        let first = self.run(|conn| Ok(passive_checkpoint(conn)?)).await?;
+        let first = self
+            .run(|conn| Ok(wal_checkpoint(conn, Mode::Passive)?))
+            .await?;
         if first.log < last_step_frames {
             return Ok(first);
         }
         self.flush_database_file().await;
         let mut catch_up = CatchUp::after(first);
         while catch_up.goes_on() {
-            let step = self.run(|conn| Ok(passive_checkpoint(conn)?)).await?;
+            let step = self
+                .run(|conn| Ok(wal_checkpoint(conn, Mode::Passive)?))
+                .await?;
             catch_up.record(step);
         }
         if !catch_up.wal_restarted() {
             self.flush_database_file().await;
-            self.run_write(|conn| Ok(passive_checkpoint(conn)?)).await?;
+            self.run_write(|conn| Ok(wal_checkpoint(conn, Mode::Passive)?))
+                .await?;
         }
         Ok(first)
     }
@@ -92,16 +97,10 @@ impl DbStore {
         let until = tokio::time::Instant::now() + EMPTYING_FOR;
         while tokio::time::Instant::now() < until {
             let emptied = self
-                .run_write(|conn| match conn {
-                    AnyConnection::Sqlite(lite) => {
-                        Ok(diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)")
-                            .get_result::<Truncated>(lite)?)
-                    }
-                    AnyConnection::Postgres(_) => Ok(Truncated::default()),
-                })
+                .run_write(|conn| Ok(wal_checkpoint(conn, Mode::Truncate)?))
                 .await;
             match emptied {
-                Ok(Truncated { busy: 0 }) => return,
+                Ok(CheckpointResult { busy: 0, .. }) => return,
                 Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                 Err::<_, StoreError>(e) => {
                     tracing::info!(error = %e, "the WAL was not emptied at close");
@@ -122,11 +121,11 @@ impl DbStore {
                 ),
                 AnyConnection::Postgres(_) => Ok(Ok(())),
             })
-            .await;
-        match flushed {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::debug!(error = %e, "flushing the database file failed"),
-            Err(e) => tracing::debug!(error = %e, "flushing the database file failed"),
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|flushed| flushed);
+        if let Err(e) = flushed {
+            tracing::debug!(error = %e, "flushing the database file failed");
         }
     }
 }
@@ -193,16 +192,13 @@ impl CatchUp {
 /// How long closing tries to empty the WAL (see [`DbStore::empty_the_wal`]).
 const EMPTYING_FOR: Duration = Duration::from_secs(2);
 
-/// Whether `PRAGMA wal_checkpoint(TRUNCATE)` found the WAL held by another connection (1).
-#[derive(diesel::QueryableByName, Debug, Clone, Copy, Default)]
-struct Truncated {
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    busy: i32,
-}
-
 /// What `PRAGMA wal_checkpoint` answers.
 #[derive(diesel::QueryableByName, Debug, Clone, Copy, Default)]
 struct CheckpointResult {
+    /// 1 when another connection held what the mode waits for (another checkpoint, a writer, or
+    /// for TRUNCATE a reader) past the busy timeout; a PASSIVE step never waits.
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    busy: i32,
     /// Frames in the WAL (-1 when the checkpoint could not run).
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     log: i64,
@@ -211,12 +207,23 @@ struct CheckpointResult {
     checkpointed: i64,
 }
 
-/// One PASSIVE checkpoint on `conn` (nothing on PostgreSQL).
-fn passive_checkpoint(conn: &mut AnyConnection) -> diesel::QueryResult<CheckpointResult> {
+/// Which `PRAGMA wal_checkpoint` a step runs.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// Copies what it can without waiting for or blocking anyone.
+    Passive,
+    /// Copies the whole WAL, waiting for writers and readers, then empties the WAL file.
+    Truncate,
+}
+
+/// One checkpoint on `conn` (nothing on PostgreSQL).
+fn wal_checkpoint(conn: &mut AnyConnection, mode: Mode) -> diesel::QueryResult<CheckpointResult> {
+    let sql = match mode {
+        Mode::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
+        Mode::Truncate => "PRAGMA wal_checkpoint(TRUNCATE)",
+    };
     match conn {
-        AnyConnection::Sqlite(lite) => {
-            diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(lite)
-        }
+        AnyConnection::Sqlite(lite) => diesel::sql_query(sql).get_result(lite),
         AnyConnection::Postgres(_) => Ok(CheckpointResult::default()),
     }
 }
@@ -232,7 +239,11 @@ mod tests {
     use crate::testing::fresh_sqlite_url;
 
     fn frames(log: i64, checkpointed: i64) -> CheckpointResult {
-        CheckpointResult { log, checkpointed }
+        CheckpointResult {
+            busy: 0,
+            log,
+            checkpointed,
+        }
     }
 
     /// A catch-up after a first step that copied all of a large WAL.
@@ -300,18 +311,29 @@ mod tests {
             .unwrap();
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_closed_store_leaves_an_empty_wal_and_every_write_in_the_database_file() {
-        let (_dir, url) = fresh_sqlite_url();
+    /// A migrated store on a fresh SQLite file with a table of pages to write; its temp dir and
+    /// the file's path.
+    async fn store_with_pages() -> (tempfile::TempDir, String, DbStore) {
+        let (dir, url) = fresh_sqlite_url();
         let store = DbStore::connect(&url).unwrap();
         store.run_migrations().unwrap();
         write(
             &store,
-            "PRAGMA wal_autocheckpoint = 0; CREATE TABLE pages (id INTEGER PRIMARY KEY, body BLOB); \
-             INSERT INTO pages (body) VALUES (zeroblob(300000))",
+            "CREATE TABLE pages (id INTEGER PRIMARY KEY, body BLOB)",
         )
         .await;
         let path = url.trim_start_matches("sqlite://").to_owned();
+        (dir, path, store)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_closed_store_leaves_an_empty_wal_and_every_write_in_the_database_file() {
+        let (_dir, path, store) = store_with_pages().await;
+        write(
+            &store,
+            "PRAGMA wal_autocheckpoint = 0; INSERT INTO pages (body) VALUES (zeroblob(300000))",
+        )
+        .await;
         let wal = format!("{path}-wal");
         let before = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
         assert!(
@@ -340,14 +362,7 @@ mod tests {
     /// per commit. Each last step also flushes the database file first.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_writer_that_never_pauses_still_has_its_wal_restarted() {
-        let (_dir, url) = fresh_sqlite_url();
-        let store = DbStore::connect(&url).unwrap();
-        store.run_migrations().unwrap();
-        write(
-            &store,
-            "CREATE TABLE pages (id INTEGER PRIMARY KEY, body BLOB)",
-        )
-        .await;
+        let (_dir, _path, store) = store_with_pages().await;
         let stop = Arc::new(AtomicBool::new(false));
         let made = Arc::new(AtomicU32::new(0));
         let writer = {
