@@ -303,6 +303,12 @@ async fn kill_nine_during_renders_loses_nothing_acknowledged(backend: Backend) {
         "{} renders answered",
         acknowledged.len()
     );
+    // The kill landed while renders were in flight. A render may commit and lose its answer to
+    // the kill, so all 1,000 documents with fewer 201s is a legitimate outcome.
+    assert!(
+        acknowledged.len() < 1_000,
+        "the kill came after every render was answered"
+    );
     let after = wiring::open_store(&db.url).unwrap();
     let documents = assert_invariants(&after, &user.id).await;
     for id in &acknowledged {
@@ -311,7 +317,7 @@ async fn kill_nine_during_renders_loses_nothing_acknowledged(backend: Backend) {
             "an acknowledged render was lost: {id}"
         );
     }
-    assert!(documents.len() < 1_000 || acknowledged.len() == 1_000);
+    assert!(documents.len() <= 1_000, "{} documents", documents.len());
 }
 
 on_both_backends!(
