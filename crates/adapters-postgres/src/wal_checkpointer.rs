@@ -10,42 +10,88 @@
 //! [`DbStore::checkpoint`]). The connections' `wal_autocheckpoint` (see `ConnectionSetup`)
 //! stays as a bound on the WAL's size should this task fall behind.
 //!
-//! Every step goes through SQLite, syncs included, except one: the database file's pages are
-//! written to disk before the turn through a descriptor that is never closed
-//! (`database_file_flush.rs`; docs/storage.md, "Nothing but SQLite closes a descriptor of the
+//! Beside it the same task writes the WAL to disk every few milliseconds, so that no sync finds
+//! much of it dirty (`sqlite_file_flush.rs`).
+//!
+//! Every step goes through SQLite, syncs included, except two flushes: the database file's pages
+//! before the turn, and the WAL's, are written to disk through descriptors that are never closed
+//! (`sqlite_file_flush.rs`; docs/storage.md, "Nothing but SQLite closes a descriptor of the
 //! files").
 
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
 use diesel::RunQueryDsl as _;
 use keys_domain::ports::StoreError;
 use tokio::task::JoinHandle;
 
 use crate::connection::AnyConnection;
-use crate::database_file_flush::flush_database_file;
+use crate::sqlite_file_flush::{database_file, flush_database_file, flush_file, wal_file};
 use crate::store::DbStore;
 
 impl DbStore {
-    /// On SQLite, starts the checkpoint task (every `every`); `None` on PostgreSQL, which
-    /// checkpoints by itself in its own processes. The task runs until aborted.
+    /// On SQLite, starts the checkpoint task (every `every`), which also flushes the WAL every
+    /// [`WAL_FLUSH_EVERY`]; `None` on PostgreSQL, which checkpoints by itself in its own
+    /// processes. The task runs until aborted.
     #[must_use]
     pub fn spawn_wal_checkpointer(&self, every: Duration) -> Option<JoinHandle<()>> {
         if self.backend_name() != "sqlite" {
             return None;
         }
         let store = self.clone();
-        // `every` from the end of one checkpoint to the start of the next, not an interval: after
-        // a last step, a tick due at once would find the WAL not yet restarted (no write since)
-        // and take the whole last step again.
         Some(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                if let Err(e) = store.checkpoint(LAST_STEP_FRAMES).await {
-                    // The next one tries again; meanwhile SQLite's own threshold applies.
-                    tracing::debug!(error = %e, "WAL checkpoint failed");
+            tokio::join!(
+                store.checkpoint_every(every),
+                store.flush_wal_every(WAL_FLUSH_EVERY)
+            );
+        }))
+    }
+
+    /// Checkpoints `every` after the last one ended, not at an interval: after a last step, a
+    /// tick due at once would find the WAL not yet restarted (no write since) and take the whole
+    /// last step again.
+    async fn checkpoint_every(&self, every: Duration) {
+        loop {
+            tokio::time::sleep(every).await;
+            if let Err(e) = self.checkpoint(LAST_STEP_FRAMES).await {
+                // The next one tries again; meanwhile SQLite's own threshold applies.
+                tracing::debug!(error = %e, "WAL checkpoint failed");
+            }
+        }
+    }
+
+    /// Flushes the WAL `every` after the last flush ended, when it was written since the last
+    /// flush began (its modification time moved), so an idle store syncs nothing. A failure
+    /// leaves the frames to the checkpoint's own sync, so it is logged, not returned.
+    async fn flush_wal_every(&self, every: Duration) {
+        let mut wal: Option<PathBuf> = None;
+        let mut flushed_as_of: Option<SystemTime> = None;
+        loop {
+            tokio::time::sleep(every).await;
+            if wal.is_none() {
+                match self.database_file().await {
+                    Ok(Some(database)) => wal = Some(wal_file(&database)),
+                    // In memory: no WAL to flush.
+                    Ok(None) => return,
+                    Err(e) => tracing::debug!(error = %e, "the database file's name was not read"),
                 }
             }
-        }))
+            let Some(path) = wal.clone() else { continue };
+            let flushed = tokio::task::spawn_blocking(move || {
+                // Read before the sync: a frame written during it moves the time again.
+                let written = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+                if written.is_some() && written == flushed_as_of {
+                    return Ok(written);
+                }
+                flush_file(&path).map(|()| written)
+            })
+            .await;
+            match flushed {
+                Ok(Ok(written)) => flushed_as_of = written,
+                Ok(Err(e)) => tracing::debug!(error = %e, "flushing the WAL failed"),
+                Err(e) => tracing::debug!(error = %e, "flushing the WAL failed"),
+            }
+        }
     }
 
     /// A PASSIVE checkpoint; when the WAL held `last_step_frames` or more, a last one in the
@@ -115,20 +161,41 @@ impl DbStore {
     /// turn's own sync, so it is logged, not returned.
     async fn flush_database_file(&self) {
         let flushed = self
-            .run(|conn| match conn {
-                AnyConnection::Sqlite(lite) => Ok::<_, crate::failure::Failure<StoreError>>(
-                    flush_database_file(lite).map_err(|e| e.to_string()),
-                ),
-                AnyConnection::Postgres(_) => Ok(Ok(())),
-            })
+            .on_sqlite(|lite| flush_database_file(lite).map_err(|e| e.to_string()))
             .await
-            .map_err(|e| e.to_string())
-            .and_then(|flushed| flushed);
+            .and_then(|flushed| flushed.unwrap_or(Ok(())));
         if let Err(e) = flushed {
             tracing::debug!(error = %e, "flushing the database file failed");
         }
     }
+
+    /// [`database_file`] on a pool connection; `None` in memory and on PostgreSQL.
+    async fn database_file(&self) -> Result<Option<PathBuf>, String> {
+        self.on_sqlite(|lite| database_file(lite).map_err(|e| e.to_string()))
+            .await
+            .and_then(|file| file.unwrap_or(Ok(None)))
+    }
+
+    /// `work` on a pool connection if the store is SQLite; `None` on PostgreSQL.
+    async fn on_sqlite<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut diesel::SqliteConnection) -> T + Send + 'static,
+    ) -> Result<Option<T>, String> {
+        self.run(|conn| match conn {
+            AnyConnection::Sqlite(lite) => {
+                Ok::<_, crate::failure::Failure<StoreError>>(Some(work(lite)))
+            }
+            AnyConnection::Postgres(_) => Ok(None),
+        })
+        .await
+        .map_err(|e: StoreError| e.to_string())
+    }
 }
+
+/// How often the WAL is flushed outside SQLite (see `sqlite_file_flush.rs`): each sync then
+/// writes at most this long of the ledger's frames, and a commit that touches an OS page under
+/// that sync's I/O waits at most as long as that I/O.
+const WAL_FLUSH_EVERY: Duration = Duration::from_millis(10);
 
 /// WAL frames past which a checkpoint takes its last step in the writers' turn, and so how
 /// often a busy ledger's WAL restarts: 131,072 frames (512 MiB of pages) is about two seconds of
@@ -232,6 +299,8 @@ fn wal_checkpoint(conn: &mut AnyConnection, mode: Mode) -> diesel::QueryResult<C
 mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+    use std::path::Path;
 
     use diesel::connection::SimpleConnection as _;
 
@@ -351,6 +420,52 @@ mod tests {
             .unwrap_or_else(|e| panic!("cannot run sqlite3 ({e}): apt-get install sqlite3"))
             .stdout;
         assert_eq!(String::from_utf8_lossy(&body).trim(), "300000");
+    }
+
+    /// This process's read-only descriptors of the file at `path`. SQLite opens its files
+    /// read-write, so these are the flushes' own.
+    fn read_only_descriptors_of(path: &str) -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == Path::new(path)))
+            .filter(|fd| {
+                let info = std::fs::read_to_string(format!(
+                    "/proc/self/fdinfo/{}",
+                    fd.file_name().to_string_lossy()
+                ))
+                .unwrap_or_default();
+                // `flags:` is octal; its low two bits are the access mode, 0 for read-only.
+                info.lines()
+                    .find_map(|line| line.strip_prefix("flags:"))
+                    .and_then(|flags| u32::from_str_radix(flags.trim(), 8).ok())
+                    .is_some_and(|flags| flags & 0o3 == 0)
+            })
+            .count()
+    }
+
+    /// The task flushes the WAL on its own short period, long before its first checkpoint.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_checkpoint_task_flushes_the_wal_between_checkpoints() {
+        let (_dir, path, store) = store_with_pages().await;
+        write(&store, "INSERT INTO pages (body) VALUES (zeroblob(300000))").await;
+        let wal = format!("{path}-wal");
+        assert_eq!(read_only_descriptors_of(&wal), 0);
+
+        let task = store
+            .spawn_wal_checkpointer(Duration::from_secs(3600))
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while read_only_descriptors_of(&wal) == 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(WAL_FLUSH_EVERY).await;
+        }
+        task.abort();
+
+        assert_eq!(
+            read_only_descriptors_of(&wal),
+            1,
+            "the task did not flush the WAL through a descriptor of its own"
+        );
     }
 
     /// A threshold for the last step small enough for a test's writer to cross many times.
