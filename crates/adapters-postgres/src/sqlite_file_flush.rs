@@ -119,16 +119,11 @@ mod tests {
     use diesel::connection::SimpleConnection as _;
 
     use super::*;
-    use crate::testing::{fresh_sqlite_url, posix_locks_held};
+    use crate::testing::{fresh_sqlite_url, own_descriptors_of, posix_locks_held};
 
     /// This process's descriptors of the file at `path`.
     fn descriptors_of(path: &str) -> usize {
-        std::fs::read_dir("/proc/self/fd")
-            .unwrap()
-            .filter_map(Result::ok)
-            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
-            .filter(|target| target == std::path::Path::new(path))
-            .count()
+        own_descriptors_of(Path::new(path)).len()
     }
 
     #[test]

@@ -201,6 +201,28 @@ pub async fn execute_sql(store: &crate::DbStore, sql: &str) -> usize {
         .expect("cannot run the test's SQL")
 }
 
+/// This process's descriptors of the file at `path`, and whether each is open read-only
+/// (`/proc/self/fdinfo`'s `flags:` is octal; its low two bits are the access mode, 0 for
+/// read-only).
+pub fn own_descriptors_of(path: &std::path::Path) -> Vec<bool> {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("cannot read /proc/self/fd")
+        .filter_map(Result::ok)
+        .filter(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
+        .map(|fd| {
+            let info = std::fs::read_to_string(format!(
+                "/proc/self/fdinfo/{}",
+                fd.file_name().to_string_lossy()
+            ))
+            .unwrap_or_default();
+            info.lines()
+                .find_map(|line| line.strip_prefix("flags:"))
+                .and_then(|flags| u32::from_str_radix(flags.trim(), 8).ok())
+                .is_some_and(|flags| flags & 0o3 == 0)
+        })
+        .collect()
+}
+
 /// The POSIX locks `pid` holds on the file with `inode` (`/proc/locks` lines read
 /// `N: POSIX ADVISORY READ PID MAJ:MIN:INODE START END`; a waiter's has `->` after `N:`).
 /// The kernel writes the file anew at each `read` call's offset, a page at a time, so lines can

@@ -85,10 +85,11 @@ impl DbStore {
                 }
                 flush_file(&path).map(|()| written)
             })
-            .await;
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|flushed| flushed.map_err(|e| e.to_string()));
             match flushed {
-                Ok(Ok(written)) => flushed_as_of = written,
-                Ok(Err(e)) => tracing::debug!(error = %e, "flushing the WAL failed"),
+                Ok(written) => flushed_as_of = written,
                 Err(e) => tracing::debug!(error = %e, "flushing the WAL failed"),
             }
         }
@@ -297,15 +298,14 @@ fn wal_checkpoint(conn: &mut AnyConnection, mode: Mode) -> diesel::QueryResult<C
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-
-    use std::path::Path;
 
     use diesel::connection::SimpleConnection as _;
 
     use super::*;
-    use crate::testing::fresh_sqlite_url;
+    use crate::testing::{fresh_sqlite_url, own_descriptors_of};
 
     fn frames(log: i64, checkpointed: i64) -> CheckpointResult {
         CheckpointResult {
@@ -425,22 +425,9 @@ mod tests {
     /// This process's read-only descriptors of the file at `path`. SQLite opens its files
     /// read-write, so these are the flushes' own.
     fn read_only_descriptors_of(path: &str) -> usize {
-        std::fs::read_dir("/proc/self/fd")
-            .unwrap()
-            .filter_map(Result::ok)
-            .filter(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == Path::new(path)))
-            .filter(|fd| {
-                let info = std::fs::read_to_string(format!(
-                    "/proc/self/fdinfo/{}",
-                    fd.file_name().to_string_lossy()
-                ))
-                .unwrap_or_default();
-                // `flags:` is octal; its low two bits are the access mode, 0 for read-only.
-                info.lines()
-                    .find_map(|line| line.strip_prefix("flags:"))
-                    .and_then(|flags| u32::from_str_radix(flags.trim(), 8).ok())
-                    .is_some_and(|flags| flags & 0o3 == 0)
-            })
+        own_descriptors_of(Path::new(path))
+            .into_iter()
+            .filter(|&read_only| read_only)
             .count()
     }
 

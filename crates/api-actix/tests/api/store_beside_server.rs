@@ -1,8 +1,9 @@
 //! The embedded store shared by processes: the server under render load, with the operator CLI
 //! and a `sqlite3` reader opening the same file beside it. Nothing but SQLite closes a
-//! descriptor of the database's files (docs/storage.md), so SQLite's locks hold: the server holds a lock on the
-//! database file for as long as it serves, nobody deletes the WAL under it, every 201 is on disk
-//! after a clean stop and after `kill -9`, and the file passes `pragma integrity_check`.
+//! descriptor of the database's files (docs/storage.md), so SQLite's locks hold: the server
+//! holds a lock on the database file for as long as it serves, nobody deletes the WAL under it,
+//! every 201 is on disk after a clean stop and after `kill -9`, and the file passes
+//! `pragma integrity_check`.
 //!
 //! Only the server and the commands it runs beside open the file while it serves: a connection
 //! of this test process would hold a lock of its own and hide a server that lost its locks.
