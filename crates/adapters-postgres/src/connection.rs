@@ -216,8 +216,8 @@ impl r2d2::ManageConnection for Manager {
 /// - `wal_autocheckpoint`: at SQLite's default (every 1,000 pages, 4 MB) the ledger's commits
 ///   ran a checkpoint every few dozen batches, and half of a commit's CPU was checkpointing the
 ///   same hot pages (balances, index tails) again and again. A server checkpoints in the
-///   background instead (`wal_checkpointer.rs`), and lets a busy WAL reach 131,072 pages
-///   before restarting it; 262,144 pages (1 GiB) only bounds the WAL should that task fall
+///   background instead (`wal_checkpointer.rs`), and lets a busy WAL reach 262,144 pages
+///   before restarting it; 524,288 pages (2 GiB) only bounds the WAL should that task fall
 ///   behind, and serves one-shot commands.
 ///
 /// The ledger writer's connections also get settings of their own ([`ConnectionSetup::ledger`]).
@@ -255,7 +255,7 @@ impl ConnectionSetup {
 }
 
 /// Pages between automatic checkpoints (see [`ConnectionSetup`]).
-const WAL_AUTOCHECKPOINT_PAGES: u32 = 262_144;
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 524_288;
 /// The ledger writer's page cache, in KiB (see [`ConnectionSetup::ledger`]).
 const LEDGER_CACHE_KIB: u32 = 32 * 1024;
 /// Every other connection's page cache, in KiB (see [`ConnectionSetup`]).
