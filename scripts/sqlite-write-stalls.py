@@ -9,10 +9,10 @@ memory), and prints the distribution of the transactions' wall times:
   none: no checkpoint at all (the WAL only grows): the storage's own stalls;
   auto: SQLite's own checkpoints every 1,000 pages, in the committing transaction;
   service: as the service (wal_checkpointer.rs): a PASSIVE checkpoint every 100 ms on another
-    connection and, when it found 131,072 frames or more, the database file flushed (a
+    connection and, when it found 262,144 frames or more, the database file flushed (a
     descriptor kept open, as sqlite_file_flush.rs) and a second step in the writer's turn
     (counted in the next transaction, which waits for it); the WAL flushed 10 ms after its last
-    flush ended; 262,144-page autocheckpoint. The service's catch-up steps are left out.
+    flush ended; 524,288-page autocheckpoint. The service's catch-up steps are left out.
 No service, no HTTP: a render at 32 connections waits at least for the transaction it is in.
 
   target/release/examples/bench_seed sqlite:///tmp/s.db 4000 25 /tmp/k.txt
@@ -38,7 +38,7 @@ def run(src, mode, seconds):
     c = sqlite3.connect(db, isolation_level=None)
     c.executescript("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
                     "PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;")
-    c.execute("PRAGMA wal_autocheckpoint = %d" % {"none": 0, "auto": 1000, "service": 262144}[mode])
+    c.execute("PRAGMA wal_autocheckpoint = %d" % {"none": 0, "auto": 1000, "service": 524288}[mode])
     second_step, stop = threading.Event(), threading.Event()
 
     def checkpointer():
@@ -47,7 +47,7 @@ def run(src, mode, seconds):
         kept = os.open(db, os.O_RDONLY)
         while not stop.wait(0.1):
             _, log, _ = other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            if log >= 131072 and not second_step.is_set():
+            if log >= 262144 and not second_step.is_set():
                 os.fdatasync(kept)
                 second_step.set()
         other.close()
