@@ -230,7 +230,7 @@ impl ConnectionSetup {
     /// The ledger writer's connections.
     ///
     /// - SQLite: a 32 MB page cache instead of SQLite's 2 MB. With many users every charge lands
-    ///   on a random page of the users table and of two per-user indexes; once those outgrew
+    ///   on a random page of the users table and of the ledger's per-user index; once those outgrew
     ///   2 MB, `perf` showed the batch's B-tree inserts reading pages back from the OS and
     ///   spilling dirty ones to the WAL mid-transaction. Only this connection, so the process's
     ///   memory grows by at most this much. And `temp_store = MEMORY`: inside the batch's

@@ -2,11 +2,12 @@
 //!
 //! Each reads `limit + 1` rows (the extra one only says whether there is more; see
 //! [`Page::from_overfetch`]). A cursor becomes a position in the index, never an offset:
-//! `(created_at, id)` for keys and documents, `seq` for the ledger. The redundant
+//! `(created_at, id)` for keys, `seq` for the ledger and documents. The redundant
 //! `created_at <= cursor` term lets both planners start the index scan at the cursor instead of
 //! filtering every newer row (see `docs/storage.md`).
 
 use diesel::prelude::*;
+use keys_domain::credits::LedgerReason;
 use keys_domain::ports::KeyListQuery;
 use keys_domain::template::DocumentSummary;
 use keys_domain::{
@@ -113,30 +114,38 @@ pub(crate) fn key_page(
     Ok(Page::from_overfetch(rows, limit))
 }
 
-/// One page of the user's documents, without content.
+/// One page of the user's documents, without content, newest first: read through their ledger
+/// rows on the ledger's `(user_id, seq)` index (every render is charged, and its row's reason
+/// names the document), so that a render writes one per-user index entry, not two. The cursor
+/// document's row is found by its reason (`credit_ledger_reason`).
 pub(crate) fn document_page(
     conn: &mut AnyConnection,
     user: &UserId,
     page: &PageRequest<DocumentId>,
 ) -> Result<Page<DocumentSummary>, Failure<ListError>> {
     let user = user.as_str();
-    let mut rows = documents::table
-        .filter(documents::user_id.eq(user))
+    let prefix = LedgerReason::DOCUMENT_RENDER_PREFIX;
+    let mut rows = credit_ledger::table
+        .inner_join(
+            documents::table
+                .on(documents::id.eq(substr(credit_ledger::reason, document_id_start(prefix)))),
+        )
+        .filter(credit_ledger::user_id.eq(user))
+        .filter(credit_ledger::reason.like(format!("{prefix}%")))
         .into_boxed::<MultiBackend>();
     if let Some(after) = &page.after {
-        let (at, id): (i64, String) = documents::table
-            .filter(documents::user_id.eq(user))
-            .filter(documents::id.eq(after.as_str()))
-            .select((documents::created_at, documents::id))
+        let reason = LedgerReason::DocumentRender(after.as_str().to_owned()).to_stored();
+        let seq: i64 = credit_ledger::table
+            .filter(credit_ledger::reason.eq(reason))
+            .filter(credit_ledger::user_id.eq(user))
+            .select(credit_ledger::seq)
             .first(conn)
             .optional()?
             .ok_or(Failure::Port(ListError::UnknownCursor))?;
-        rows = rows
-            .filter(documents::created_at.le(at))
-            .filter(documents::created_at.lt(at).or(documents::id.lt(id)));
+        rows = rows.filter(credit_ledger::seq.lt(seq));
     }
     let rows = rows
-        .order((documents::created_at.desc(), documents::id.desc()))
+        .order(credit_ledger::seq.desc())
         .limit(page.limit.fetch())
         .select(DocumentSummaryRow::as_select())
         .load(conn)?;
@@ -149,6 +158,19 @@ pub(crate) fn document_page(
         })
         .collect();
     Ok(Page::from_overfetch(summaries, page.limit))
+}
+
+diesel::define_sql_function! {
+    /// `substr(text, start)`: the rest of `text` from the 1-based `start`, on both backends.
+    fn substr(
+        text: diesel::sql_types::Text,
+        start: diesel::sql_types::Integer,
+    ) -> diesel::sql_types::Text;
+}
+
+/// Where the document's id begins in a render's reason (SQL counts from 1).
+fn document_id_start(prefix: &str) -> i32 {
+    i32::try_from(prefix.len()).map_or(i32::MAX, |len| len + 1)
 }
 
 /// One page of the user's ledger, newest first, on the (user_id, seq) index.

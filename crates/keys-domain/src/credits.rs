@@ -67,8 +67,13 @@ pub fn credits_phrase(n: Credits) -> String {
 pub mod prices {
     use super::Credits;
 
-    /// Rendering one document.
+    /// Rendering one document. Never zero: only a charge writes a ledger row, and a user's
+    /// documents are listed through their renders' rows (`LedgerReason::DOCUMENT_RENDER_PREFIX`).
     pub const DOCUMENT_RENDER: Credits = Credits::new(1);
+    const _: () = assert!(
+        DOCUMENT_RENDER.get() > 0,
+        "a free render would be missing from lists"
+    );
 }
 
 /// The balance does not cover the cost.
@@ -91,13 +96,17 @@ pub enum LedgerReason {
 }
 
 impl LedgerReason {
+    /// How a [`LedgerReason::DocumentRender`]'s stored form begins; the document's id follows.
+    /// Every render is charged, so a user's documents are their ledger rows with this prefix.
+    pub const DOCUMENT_RENDER_PREFIX: &'static str = "document_render:";
+
     /// The stored form, e.g. `template_purchase:executive`.
     #[must_use]
     pub fn to_stored(&self) -> String {
         match self {
             Self::Grant => "grant".to_owned(),
             Self::TemplatePurchase(t) => format!("template_purchase:{t}"),
-            Self::DocumentRender(d) => format!("document_render:{d}"),
+            Self::DocumentRender(d) => format!("{}{d}", Self::DOCUMENT_RENDER_PREFIX),
         }
     }
 }

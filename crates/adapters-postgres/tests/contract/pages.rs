@@ -215,7 +215,9 @@ pub async fn document_pages_hold_every_document_once_without_content(store: impl
         docs.push(d);
     }
     super::render_paid(&store, document(&other, at(5))).await;
-    docs.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+    // Newest first: the order the ledger recorded them in, latest first, also between two
+    // documents of the same millisecond.
+    docs.reverse();
     let expected: Vec<_> = docs.iter().map(super::summary).collect();
 
     let mut seen = Vec::new();
