@@ -428,8 +428,8 @@ mod tests {
 
     /// This process's read-only descriptors of the file at `path`. SQLite opens its files
     /// read-write, so these are the flushes' own.
-    fn read_only_descriptors_of(path: &str) -> usize {
-        own_descriptors_of(Path::new(path))
+    fn read_only_descriptors_of(path: &Path) -> usize {
+        own_descriptors_of(path)
             .into_iter()
             .filter(|&read_only| read_only)
             .count()
@@ -440,7 +440,7 @@ mod tests {
     async fn the_checkpoint_task_flushes_the_wal_between_checkpoints() {
         let (_dir, path, store) = store_with_pages().await;
         write(&store, "INSERT INTO pages (body) VALUES (zeroblob(300000))").await;
-        let wal = format!("{path}-wal");
+        let wal = wal_file(Path::new(&path));
         assert_eq!(read_only_descriptors_of(&wal), 0);
 
         let task = store
