@@ -101,16 +101,20 @@ report() { # label, baseline name, candidate name, target ratio
     $2 == base { b[$1] = $3; bp[$1] = ms($5) }
     $2 == cand { c[$1] = $3; cp[$1] = ms($5); non += $6 }
     END {
-      n = 0; list = ""
+      n = 0; list = ""; plist = ""; blist = ""
       for (r in c) { n++ }
       for (r = 1; r <= n; r++) { ratio[r] = c[r] / b[r]; added[r] = cp[r] - bp[r]; brps[r] = b[r]; crps[r] = c[r]; bpp[r] = bp[r]; cpp[r] = cp[r]
-        list = list sprintf("%s%.2f", (r > 1 ? " " : ""), ratio[r]) }
+        list = list sprintf("%s%.2f", (r > 1 ? " " : ""), ratio[r])
+        plist = plist sprintf("%s%.1f", (r > 1 ? " " : ""), cp[r])
+        blist = blist sprintf("%s%.1f", (r > 1 ? " " : ""), b[r] / 1000) }
       mr = median(ratio, n); ma = median(added, n); mb = median(brps, n); mc = median(crps, n); mbp = median(bpp, n); mcp = median(cpp, n)
-      printf "| %s vs %s | %.0f | %.0f | %.3f (target >= %.2f) %s | %s | %.3f ms | %.3f ms | %+.3f ms | %d |\n", cand, base, mb, mc, mr, t, (mr >= t ? "PASS" : "MISS"), list, mbp, mcp, ma, non
+      printf "| %s vs %s | %.0f | %.0f | %.3f (target >= %.2f) %s | %s | %s | %.3f ms | %.3f ms | %s | %+.3f ms | %d |\n", cand, base, mb, mc, mr, t, (mr >= t ? "PASS" : "MISS"), list, blist, mbp, mcp, plist, ma, non
     }' "$WORK/$1.rounds"
 }
-HEADER="| comparison | baseline req/s (median) | candidate req/s (median) | median ratio | per-round ratios | baseline p99 | candidate p99 | added p99 at saturation (queueing; see the one-connection table) | candidate non-2xx |"
-RULE="|---|---|---|---|---|---|---|---|---|"
+# Per round, beside each ratio: the baseline's thousands of req/s (a round where the whole machine
+# slowed shows there) and the candidate's p99 in ms (so one slow round shows as one in the median).
+HEADER="| comparison | baseline req/s (median) | candidate req/s (median) | median ratio | per-round ratios | per-round baseline k req/s | baseline p99 | candidate p99 | per-round candidate p99 (ms) | added p99 at saturation (queueing; see the one-connection table) | candidate non-2xx |"
+RULE="|---|---|---|---|---|---|---|---|---|---|---|"
 
 echo "$ROUNDS rounds of $DURATION per endpoint, wrk -t1 -c$CONNS on the same cores as the server" >&2
 echo "$HEADER"

@@ -152,7 +152,7 @@ async fn postgres_unreachable_store_is_unavailable() {
 fn only_sqlite_asks_for_the_usage_flush_in_chunks() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = DbStore::connect(&format!("sqlite://{}/test.db", dir.path().display())).unwrap();
-    assert_eq!(sqlite.usage_flush_chunk(), Some(128));
+    assert_eq!(sqlite.usage_flush_chunk(), Some(32));
     let postgres = DbStore::connect("postgres://postgres@127.0.0.1:1/x").unwrap();
     assert_eq!(postgres.usage_flush_chunk(), None);
 }
