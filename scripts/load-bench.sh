@@ -69,10 +69,11 @@ run_wrk() { # name, then wrk args; prints "name rps p50 p99 non2xx"
   non2xx=$(awk '/Non-2xx/ {print $NF}' "$WORK/$name.txt")
   echo "$name $rps $p50 $p99 ${non2xx:-0}"
 }
-# wrk's latency figures ("850.00us", "1.20ms") in ms, and the median of a[1..n]; shared by the
-# two report functions below.
+# wrk's latency figures ("850.00us", "1.20ms") in ms, the median of a[1..n], and a list's next
+# per-round figure; shared by the two report functions below.
 AWK_LIB='
     function ms(v) { if (v ~ /us$/) { sub(/us/,"",v); return v/1000 } if (v ~ /ms$/) { sub(/ms/,"",v); return v+0 } sub(/s/,"",v); return v*1000 }
+    function more(list, fmt, v) { return list (list == "" ? "" : " ") sprintf(fmt, v) }
     function median(a, n,   i, j, x) { for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j+1] = a[j]; a[j+1] = x } return (n % 2) ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2 }
 '
 
@@ -104,9 +105,7 @@ report() { # label, baseline name, candidate name, target ratio
       n = 0; list = ""; plist = ""; blist = ""
       for (r in c) { n++ }
       for (r = 1; r <= n; r++) { ratio[r] = c[r] / b[r]; added[r] = cp[r] - bp[r]; brps[r] = b[r]; crps[r] = c[r]; bpp[r] = bp[r]; cpp[r] = cp[r]
-        list = list sprintf("%s%.2f", (r > 1 ? " " : ""), ratio[r])
-        plist = plist sprintf("%s%.1f", (r > 1 ? " " : ""), cp[r])
-        blist = blist sprintf("%s%.1f", (r > 1 ? " " : ""), b[r] / 1000) }
+        list = more(list, "%.2f", ratio[r]); plist = more(plist, "%.1f", cp[r]); blist = more(blist, "%.1f", b[r] / 1000) }
       mr = median(ratio, n); ma = median(added, n); mb = median(brps, n); mc = median(crps, n); mbp = median(bpp, n); mcp = median(cpp, n)
       printf "| %s vs %s | %.0f | %.0f | %.3f (target >= %.2f) %s | %s | %s | %.3f ms | %.3f ms | %s | %+.3f ms | %d |\n", cand, base, mb, mc, mr, t, (mr >= t ? "PASS" : "MISS"), list, blist, mbp, mcp, plist, ma, non
     }' "$WORK/$1.rounds"
@@ -147,7 +146,7 @@ report_latency() { # label, baseline name, candidate name, budget in ms
     END {
       n = 0; list = ""
       for (r in c99) { n++ }
-      for (r = 1; r <= n; r++) { added[r] = c99[r] - b99[r]; list = list sprintf("%s%+.2f", (r > 1 ? " " : ""), added[r]) }
+      for (r = 1; r <= n; r++) { added[r] = c99[r] - b99[r]; list = more(list, "%+.2f", added[r]) }
       ma = median(added, n)
       printf "| %s vs %s | %.3f ms | %.3f ms | %.3f ms | %.3f ms | %+.3f ms (budget <= %.1f ms) %s | %s |\n", cand, base, median(b50, n), median(c50, n), median(b99, n), median(c99, n), ma, t, (ma <= t ? "PASS" : "MISS"), list
     }' "$WORK/$1.rounds"
